@@ -1,0 +1,50 @@
+"""Exception types, each carrying the exit code the CLI turns it into.
+
+Everything below the CLI raises these; `cli.py` alone prints them and exits.
+Only the standard library is imported here, so the core may use it too.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    DATA = 3
+    DIVERGED = 4
+    MODEL_FILE = 5
+    SIGINT = 130
+    SIGTERM = 143
+
+
+class BptrainError(Exception):
+    """A problem the user can fix; its message is shown as `error: <message>`."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class ConfigError(BptrainError):
+    """The config file, an override or a command-line option is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DataError(BptrainError):
+    """A data file is missing or holds values that cannot be used."""
+
+    exit_code = ExitCode.DATA
+
+
+class DivergedError(BptrainError):
+    """Training produced a non-finite loss or weight."""
+
+    exit_code = ExitCode.DIVERGED
+
+
+class ModelFileError(BptrainError):
+    """A model or checkpoint file is corrupt, incompatible or not bptrain's."""
+
+    exit_code = ExitCode.MODEL_FILE
