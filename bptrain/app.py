@@ -1,0 +1,401 @@
+"""Services behind the commands: fit, evaluate, predict, check. Nothing here prints.
+
+Each service takes validated inputs, does one job, and reports progress through `on_event(kind,
+**payload)`, a callback the CLI supplies. Errors are raised as bptrain.errors types.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable
+
+import numpy as np
+
+import bptrain
+from bptrain import checkpoint, data as data_mod, report, runs
+from bptrain.config import Config, dump_yaml, load_config, resolved_dict
+from bptrain.errors import ConfigError, DataError, ModelFileError
+from bptrain.nn import LOSSES, OPTIMIZERS, SCHEDULES, build_mlp, loss_for_task
+from bptrain.registry import did_you_mean
+from bptrain.train import EarlyStopping, outputs, probabilities, resolve_mode, score, train, unscale
+
+Events = Callable[..., None]
+PREDICT_CHUNK = 4096
+
+
+def _quiet(kind: str, **payload: Any) -> None:
+    pass
+
+
+# --- building the pieces from a config -----------------------------------------------------------
+
+
+def choose_loss(config: Config, task: str, n_classes: int) -> str:
+    """The loss to train with; ConfigError when the configured one does not fit the task."""
+    name = config.loss
+    if name == "auto":
+        return loss_for_task(task, n_classes)
+    fits = {
+        "cross_entropy": task == "classification",
+        "binary_cross_entropy": task == "classification" and n_classes == 2,
+        "mse": task == "regression",
+    }
+    if not fits.get(name, True):
+        wanted = loss_for_task(task, n_classes)
+        raise ConfigError(
+            f"loss: {name} does not fit this {task} task"
+            + (f" with {n_classes} classes" if task == "classification" else "")
+            + f"; use {wanted} or auto"
+        )
+    return name
+
+
+def output_units(loss: str, task: str, n_classes: int) -> int:
+    if task == "classification" and loss != "binary_cross_entropy":
+        return n_classes
+    return 1
+
+
+def metric_columns(task: str, has_val: bool) -> list[str]:
+    from bptrain import metrics
+
+    columns = ["epoch", "step", "lr", "train_loss"]
+    if has_val:
+        columns += ["val_loss"] + [f"val_{m}" for m in metrics.names(task)]
+    return columns + ["seconds"]
+
+
+def _early_stopping(config: Config, columns: list[str]) -> tuple[EarlyStopping | None, bool]:
+    spec = config.stopping.early_stopping
+    if spec is None:
+        return None, False
+    logged = [c for c in columns if c not in ("epoch", "step", "lr", "seconds")]
+    if spec.monitor not in logged:
+        why = " (there is no validation split: set data.split.val or data.val)" if spec.monitor.startswith("val_") and "val_loss" not in logged else ""
+        raise ConfigError(
+            f"stopping.early_stopping.monitor: {spec.monitor!r} is not a logged metric{why}; "
+            f"choose from {', '.join(logged)}.{did_you_mean(spec.monitor, logged)}"
+        )
+    mode = resolve_mode(spec.monitor, spec.mode)
+    return EarlyStopping(spec.monitor, mode, spec.patience, spec.min_delta), spec.restore_best
+
+
+def _schedule(config: Config) -> Callable[[int], float]:
+    options = config.schedule.model_dump(exclude={"name"})
+    rule = SCHEDULES.get(config.schedule.name)
+    lr = config.optimizer.lr
+    return lambda step: float(rule(step, lr=lr, **options))
+
+
+def _optimizer(config: Config, params):
+    options = config.optimizer.model_dump(exclude={"name", "lr"})
+    if "betas" in options:
+        options["betas"] = tuple(options["betas"])
+    return OPTIMIZERS.get(config.optimizer.name)(params, **options)
+
+
+def draw_seed() -> int:
+    return int(np.random.SeedSequence().entropy % (2**63))
+
+
+def environment() -> dict[str, Any]:
+    """Versions and the BLAS set-up that results depend on."""
+    import pandas
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pandas.__version__,
+        "bptrain": bptrain.__version__,
+        "platform": platform.platform(),
+    }
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["blas"] = f"{blas.get('name')} {blas.get('version', '')}".strip()
+    except Exception:  # numpy's build information is best effort
+        info["blas"] = "unknown"
+    info["blas_threads"] = _blas_threads()
+    return info
+
+
+def _blas_threads() -> int | str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            if os.environ.get(var):
+                return os.environ[var]
+        return f"default (cpus: {os.cpu_count()})"
+    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    return pools[0]["num_threads"] if pools else "unknown"
+
+
+# --- fit --------------------------------------------------------------------------------------
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    report: dict[str, Any]
+
+
+def fit(
+    config: Config,
+    *,
+    runs_dir: Path = Path("runs"),
+    name: str | None = None,
+    on_event: Events = _quiet,
+) -> FitResult:
+    """Train the network `config` describes; write the run folder; return its report."""
+    if name is not None:
+        runs.check_name(name)
+    seed = config.seed if config.seed is not None else draw_seed()
+    config = config.model_copy(update={"seed": seed})
+    dtype = config.model.dtype
+
+    raw = data_mod.read_splits(config.data, seed)
+    prep = data_mod.fit_preprocessor(raw, config.data.target)
+    n_classes = len(prep.classes)
+    loss_name = choose_loss(config, raw.task, n_classes)
+    dataset = data_mod.transform(raw, prep, loss_name, dtype)
+    columns = metric_columns(raw.task, dataset.val is not None)
+    stopper, restore_best = _early_stopping(config, columns)
+
+    init_seed, shuffle_seed = np.random.SeedSequence(seed).spawn(3)[1:]
+    n_in, n_out = dataset.train.x.shape[1], output_units(loss_name, raw.task, n_classes)
+    hidden = [layer.model_dump() for layer in config.model.layers]
+    batch_size = min(config.training.batch_size, len(dataset.train.x))
+    model = build_mlp(hidden, n_in, n_out, dtype=dtype, seed_or_rng=np.random.default_rng(init_seed), batch_size=batch_size)
+    loss = LOSSES.get(loss_name)()
+    optimizer = _optimizer(config, model.params)
+
+    run_dir = runs.new_run_dir(runs_dir, name or config.name)
+    checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))
+    on_event(
+        "start",
+        run_dir=run_dir,
+        task=raw.task,
+        loss=loss_name,
+        rows={s.name: len(s.x) for s in dataset.splits()},
+        features=n_in,
+        classes=prep.classes,
+        epochs=config.training.epochs,
+    )
+    log = report.MetricsLog(run_dir, columns)
+    try:
+        outcome = train(
+            model,
+            loss,
+            optimizer,
+            _schedule(config),
+            prep,
+            dataset.train,
+            dataset.val,
+            epochs=config.training.epochs,
+            batch_size=batch_size,
+            shuffle=config.training.shuffle,
+            rng=np.random.default_rng(shuffle_seed),
+            early_stopping=stopper,
+            restore_best=restore_best,
+            on_epoch=lambda row: (log.write(row), on_event("epoch", row=row, epochs=config.training.epochs)),
+            on_batch=lambda epoch, b, batches: on_event("batch", epoch=epoch, batch=b, batches=batches),
+        )
+    finally:
+        log.close()
+
+    meta = {
+        "bptrain_version": bptrain.__version__,
+        "run": run_dir.name,
+        "hidden": hidden,
+        "n_in": n_in,
+        "n_out": n_out,
+        "loss": loss_name,
+        "dtype": dtype,
+    }
+    prep_arrays, prep_meta = prep.to_arrays()
+    checkpoint.save_model(run_dir / runs.MODEL_FILE, {**model.state_dict(), **prep_arrays}, {**meta, "preprocessing": prep_meta})
+
+    split_metrics = {s.name: score(model, loss, prep, s) for s in dataset.splits()}
+    summary = {
+        "bptrain_version": bptrain.__version__,
+        "run": run_dir.name,
+        "run_dir": str(run_dir),
+        "task": raw.task,
+        "seed": seed,
+        "loss": loss_name,
+        "stop_reason": outcome.stop_reason,
+        "best_epoch": outcome.best_epoch,
+        "epochs_run": outcome.epochs_run,
+        "steps": outcome.steps,
+        "seconds": round(outcome.seconds, 3),
+        "metrics": {k: split_metrics.get(k) for k in ("train", "val", "test")},
+        "classes": prep.classes,
+        **_class_details(model, loss, prep, dataset.test or dataset.val),
+        "data": dataset.files,
+        "environment": environment(),
+    }
+    report.write_json(run_dir / "report.json", summary)
+    checkpoint.atomic_write_text(run_dir / "report.md", report.markdown(summary))
+    main_metric = "accuracy" if raw.task == "classification" else "r2"
+    report.curves(run_dir / "curves.png", outcome.rows, outcome.best_epoch, main_metric if dataset.val else None)
+    on_event("done", run_dir=run_dir, report=summary)
+    return FitResult(run_dir, summary)
+
+
+def _class_details(model, loss, prep, split) -> dict[str, Any]:
+    """Per-class precision/recall/F1 and the confusion matrix on `split` (classification only)."""
+    from bptrain import metrics
+
+    if prep.task != "classification" or split is None:
+        return {"per_class": None, "confusion_matrix": None, "per_class_split": None}
+    pred = probabilities(outputs(model, loss, split.x)).argmax(axis=1)
+    cm = metrics.confusion_matrix(split.labels, pred, len(prep.classes))
+    stats = metrics.per_class(cm)
+    per_class = {
+        c: {"precision": float(stats["precision"][i]), "recall": float(stats["recall"][i]), "f1": float(stats["f1"][i]), "support": int(stats["support"][i])}
+        for i, c in enumerate(prep.classes)
+    }
+    return {"per_class": per_class, "confusion_matrix": cm.tolist(), "per_class_split": split.name}
+
+
+# --- using a trained model ---------------------------------------------------------------------
+
+
+@dataclass
+class Trained:
+    run_dir: Path
+    model_path: Path
+    model: Any
+    loss: Any
+    prep: data_mod.Preprocessor
+    meta: dict[str, Any]
+
+
+def load_trained(run: Path) -> Trained:
+    """The model, loss and preprocessing of RUN (a run folder or a model file)."""
+    run_dir, path = runs.find_model(run)
+    arrays, meta = checkpoint.load_model(path)
+    try:
+        prep = data_mod.Preprocessor.from_arrays(arrays, meta["preprocessing"])
+        model = build_mlp(
+            meta["hidden"], int(meta["n_in"]), int(meta["n_out"]), dtype=meta["dtype"], seed_or_rng=np.random.default_rng(0), batch_size=1
+        )
+        model.load_state_dict({p.name: arrays[p.name] for p in model.params})
+        loss = LOSSES.get(meta["loss"])()
+    except (KeyError, ValueError, TypeError, ConfigError) as e:
+        raise ModelFileError(f"{path}: incomplete or incompatible bptrain model file ({type(e).__name__}: {e})") from None
+    return Trained(run_dir, path, model, loss, prep, meta)
+
+
+def evaluate(run: Path, data: str | None = None, *, stdin: IO[bytes] | None = None, on_event: Events = _quiet) -> dict[str, Any]:
+    """Metrics of a saved model: on its own validation and test rows, or on the labelled CSV `data`."""
+    trained = load_trained(run)
+    prep, dtype, loss_name = trained.prep, trained.meta["dtype"], trained.meta["loss"]
+    if data is not None:
+        frame = data_mod.read_csv(data, stdin=stdin)
+        source = "<stdin>" if data == data_mod.STDIN else str(data)
+        if prep.target not in frame.columns:
+            raise DataError(
+                f"{source}: target column {prep.target!r} not found; evaluate needs labelled rows "
+                f"(use bptrain predict for unlabelled ones).{did_you_mean(prep.target, [str(c) for c in frame.columns])}"
+            )
+        split = data_mod.split_of("data", frame, source, prep, loss_name, dtype)
+        return {"data": score(trained.model, trained.loss, prep, split)}
+
+    config_path = trained.run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise ModelFileError(f"{trained.run_dir}: no config.yaml beside the model, so its validation and test rows are unknown; use --data FILE")
+    config = load_config(config_path)
+    raw = data_mod.read_splits(config.data, config.seed)
+    _warn_if_changed(trained.run_dir, raw.files, on_event)
+    dataset = data_mod.transform(raw, prep, loss_name, dtype)
+    return {s.name: score(trained.model, trained.loss, prep, s) for s in (dataset.val, dataset.test) if s is not None}
+
+
+def _warn_if_changed(run_dir: Path, files: list[dict], on_event: Events) -> None:
+    try:
+        import json
+
+        recorded = {f["split"]: f["sha256"] for f in json.loads((run_dir / "report.json").read_text())["data"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    for entry in files:
+        if entry["split"] in recorded and recorded[entry["split"]] != entry["sha256"]:
+            on_event("warning", message=f"{entry['path']}: the file changed since training (sha256 differs); the metrics are for its current rows")
+
+
+def _number(value: float, dtype: str) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.7g}" if dtype == "float32" else repr(float(value))
+
+
+def predict(
+    run: Path,
+    source: str,
+    out: IO[str],
+    *,
+    proba: bool = False,
+    keep: list[str] = (),  # type: ignore[assignment]
+    stdin: IO[bytes] | None = None,
+) -> int:
+    """Write predictions for the rows of CSV `source` to `out` as CSV; return the row count."""
+    trained = load_trained(run)
+    prep, dtype = trained.prep, trained.meta["dtype"]
+    frame = data_mod.read_csv(source, stdin=stdin)
+    frame.columns = [str(c) for c in frame.columns]
+    name = "<stdin>" if source == data_mod.STDIN else str(source)
+    absent = [c for c in keep if c not in frame.columns]
+    if absent:
+        raise DataError(f"{name}: --keep column {absent[0]!r} not found.{did_you_mean(absent[0], list(frame.columns))} Columns: {', '.join(frame.columns)}")
+    x = prep.features_of(frame, name, dtype)
+    header = list(keep) + ["prediction"]
+    if proba and prep.task == "classification":
+        header += [f"proba_{c}" for c in prep.classes]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    kept = frame[list(keep)].astype(object).where(frame[list(keep)].notna(), "").to_numpy() if keep else None
+
+    for start in range(0, len(x), PREDICT_CHUNK):
+        y = outputs(trained.model, trained.loss, x[start : start + PREDICT_CHUNK])
+        if prep.task == "classification":
+            p = probabilities(y)
+            labels = [prep.classes[i] for i in p.argmax(axis=1)]
+            cells = [[label] + ([_number(v, dtype) for v in row] if proba else []) for label, row in zip(labels, p)]
+        else:
+            cells = [[_number(v, dtype)] for v in unscale(prep, y)[:, 0]]
+        if kept is not None:
+            cells = [list(k) + c for k, c in zip(kept[start : start + PREDICT_CHUNK], cells)]
+        writer.writerows(cells)
+        out.flush()
+    return len(x)
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+def check(config: Config) -> dict[str, Any]:
+    """Validate the config against its data without training: task, splits, features, classes."""
+    seed = config.seed if config.seed is not None else 0
+    raw = data_mod.read_splits(config.data, seed)
+    prep = data_mod.fit_preprocessor(raw, config.data.target)
+    loss_name = choose_loss(config, raw.task, len(prep.classes))
+    columns = metric_columns(raw.task, raw.frames["val"] is not None)
+    _early_stopping(config, columns)
+    for layer in config.model.layers:
+        layer.activation  # validated by the schema
+    return {
+        "task": raw.task,
+        "target": config.data.target,
+        "features": raw.features,
+        "classes": prep.classes,
+        "loss": loss_name,
+        "rows": {k: (len(v) if v is not None else 0) for k, v in raw.frames.items()},
+        "metrics": [c for c in columns if c not in ("epoch", "step", "lr", "seconds")],
+    }

@@ -1,0 +1,223 @@
+"""The command line: parse, call one service in bptrain.app, render; errors become exit codes here only.
+
+Data goes to stdout; progress, warnings and errors go to stderr. Heavy modules (pandas,
+matplotlib) are imported inside the commands so `bptrain --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+
+from bptrain.errors import BptrainError, ExitCode
+
+app = typer.Typer(
+    name="bptrain",
+    help="Train neural networks on tabular data by backpropagation, from a YAML config.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"traceback": os.environ.get("BPTRAIN_TRACEBACK", "") not in ("", "0")}
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush stays silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+@contextlib.contextmanager
+def errors_to_exit_codes() -> Iterator[None]:
+    """The one place where exceptions become messages and exit codes."""
+    try:
+        yield
+    except BptrainError as e:
+        _err(f"error: {e}")
+        raise typer.Exit(int(e.exit_code)) from None
+    except BrokenPipeError:
+        _quiet_stdout()
+        raise typer.Exit(int(ExitCode.OK)) from None
+    except KeyboardInterrupt:
+        _err("interrupted")
+        raise typer.Exit(int(ExitCode.SIGINT)) from None
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as e:  # a bug: say so, show the traceback only when asked
+        if _state["traceback"]:
+            traceback.print_exc()
+        else:
+            _err(f"internal error: {type(e).__name__}: {e}")
+            _err("This is a bug in bptrain. Run again with --traceback (or BPTRAIN_TRACEBACK=1) to see where.")
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+@app.callback()
+def main_options(
+    show_traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the Python traceback of internal errors (or set BPTRAIN_TRACEBACK=1).")
+    ] = False,
+) -> None:
+    """Train neural networks on tabular data by backpropagation, from a YAML config."""
+    if show_traceback:
+        _state["traceback"] = True
+
+
+# --- fit --------------------------------------------------------------------------------------
+
+
+@app.command()
+def fit(
+    config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/iris.yaml", show_default=False)],
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. --set training.epochs=50 (repeatable).")
+    ] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Run-name prefix (default: the config's name).")] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Folder that receives the run folder.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Train the network that CONFIG describes; write a run folder and print a summary."""
+    with errors_to_exit_codes():
+        from bptrain import app as services
+        from bptrain.config import load_config, parse_overrides
+        from bptrain.progress import Progress
+
+        cfg = load_config(config, parse_overrides(set_ or []))
+        with Progress(enabled=not quiet) as progress:
+            result = services.fit(cfg, runs_dir=runs_dir, name=name, on_event=progress.handle)
+        _print_fit_summary(result.report)
+
+
+def _print_fit_summary(report: dict[str, Any]) -> None:
+    out = [
+        f"run        {report['run_dir']}",
+        f"stopped    {report['stop_reason']} after {report['epochs_run']} epochs, {report['seconds']:.1f} s; "
+        f"best epoch {report['best_epoch']}",
+    ]
+    for split in ("val", "test"):
+        values = report["metrics"].get(split)
+        if values:
+            out.append(f"{split:<10} {_metric_line(values)}")
+    print("\n".join(out), flush=True)
+
+
+def _metric_line(values: dict[str, Any]) -> str:
+    return "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run folder (or the model.npz inside one).", show_default=False)],
+    data: Annotated[
+        Optional[str], typer.Option("--data", help="Labelled CSV to evaluate on ('-' for stdin) instead of the run's own val/test rows.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
+) -> None:
+    """Metrics of a saved model, recomputed from the model file."""
+    with errors_to_exit_codes():
+        from bptrain import app as services
+        from bptrain.report import to_json
+
+        results = services.evaluate(run, data, on_event=_log_event)
+        if as_json:
+            print(to_json(results), flush=True)
+        else:
+            for split, values in results.items():
+                print(f"{split:<6} {_metric_line(values)}", flush=True)
+
+
+def _log_event(kind: str, **payload: Any) -> None:
+    if kind == "warning":
+        _err(f"warning: {payload['message']}")
+
+
+# --- predict ----------------------------------------------------------------------------------
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run folder (or the model.npz inside one).", show_default=False)],
+    input: Annotated[str, typer.Argument(help="CSV with the feature columns; '-' reads stdin.")] = "-",
+    output: Annotated[str, typer.Option("--output", "-o", help="Write the CSV here instead of stdout ('-').")] = "-",
+    proba: Annotated[bool, typer.Option("--proba", help="Add one proba_<class> column per class.")] = False,
+    keep: Annotated[
+        Optional[list[str]], typer.Option("--keep", help="Copy this input column into the output, first (repeatable).")
+    ] = None,
+) -> None:
+    """Predict for the rows of INPUT; write CSV: kept columns, prediction, probabilities."""
+    with errors_to_exit_codes():
+        from bptrain import app as services
+        from bptrain.checkpoint import atomic_write
+
+        kwargs = {"proba": proba, "keep": list(keep or [])}
+        if output == "-":
+            services.predict(run, input, sys.stdout, **kwargs)
+        else:
+            def write(f) -> None:
+                text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=True)
+                services.predict(run, input, text, **kwargs)
+                text.detach()
+
+            try:
+                atomic_write(Path(output), write)
+            except FileNotFoundError:
+                from bptrain.errors import ConfigError
+
+                raise ConfigError(f"--output {output}: the folder does not exist") from None
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    config: Annotated[Path, typer.Argument(help="YAML config to validate.", show_default=False)],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, as in fit.")] = None,
+) -> None:
+    """Validate CONFIG and read its data's header and target, without training."""
+    with errors_to_exit_codes():
+        from bptrain import app as services
+        from bptrain.config import load_config, parse_overrides
+
+        summary = services.check(load_config(config, parse_overrides(set_ or [])))
+        rows = ", ".join(f"{k} {v}" for k, v in summary["rows"].items())
+        lines = [
+            f"ok: {config}",
+            f"task       {summary['task']} (target {summary['target']!r}, loss {summary['loss']})",
+            f"features   {len(summary['features'])}: {', '.join(summary['features'][:8])}"
+            + (", ..." if len(summary["features"]) > 8 else ""),
+            f"rows       {rows}",
+        ]
+        if summary["classes"]:
+            lines.append(f"classes    {len(summary['classes'])}: {', '.join(summary['classes'][:10])}" + (", ..." if len(summary["classes"]) > 10 else ""))
+        lines.append(f"logged     {', '.join(summary['metrics'])}")
+        print("\n".join(lines), flush=True)
+
+
+def main() -> None:
+    """Entry point of the `bptrain` console script and `python -m bptrain`."""
+    try:
+        app()
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(int(ExitCode.OK))

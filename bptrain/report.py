@@ -1,0 +1,151 @@
+"""Reports: the metrics log (CSV + JSON lines), report.json, report.md and curves.png of a run.
+
+JSON is written with allow_nan=False: non-finite numbers become null. matplotlib is imported only
+when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from bptrain.checkpoint import atomic_write, atomic_write_text
+
+
+def finite_or_none(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def to_json(value: Any, indent: int | None = 2) -> str:
+    return json.dumps(finite_or_none(value), indent=indent, allow_nan=False)
+
+
+class MetricsLog:
+    """Appends one row per epoch to metrics.csv and metrics.jsonl, flushed as it goes."""
+
+    def __init__(self, folder: Path, columns: list[str]):
+        self.columns = columns
+        self._csv = open(Path(folder) / "metrics.csv", "w", newline="", encoding="utf-8")
+        self._jsonl = open(Path(folder) / "metrics.jsonl", "w", encoding="utf-8")
+        self._writer = csv.DictWriter(self._csv, fieldnames=columns, lineterminator="\n")
+        self._writer.writeheader()
+        self._csv.flush()
+
+    def write(self, row: dict) -> None:
+        clean = finite_or_none(row)
+        self._writer.writerow({k: ("" if clean.get(k) is None else _cell(clean[k])) for k in self.columns})
+        self._jsonl.write(json.dumps({k: clean.get(k) for k in self.columns}, allow_nan=False) + "\n")
+        self._csv.flush()
+        self._jsonl.flush()
+
+    def close(self) -> None:
+        self._csv.close()
+        self._jsonl.close()
+
+
+def _cell(value: Any) -> Any:
+    return repr(value) if isinstance(value, float) else value
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write_text(path, to_json(value) + "\n")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def markdown(report: dict) -> str:
+    """report.json for people."""
+    lines = [
+        f"# Run {report['run']}",
+        "",
+        f"- task: {report['task']}" + (f" ({len(report['classes'])} classes)" if report.get("classes") else ""),
+        f"- seed: {report['seed']}",
+        f"- stopped by: {report['stop_reason']} after {report['epochs_run']} epochs "
+        f"({report['seconds']:.1f} s); best epoch {report['best_epoch']}",
+        "",
+        "## Metrics",
+        "",
+    ]
+    splits = [s for s in ("train", "val", "test") if report["metrics"].get(s)]
+    names = list(next(iter(report["metrics"][s] for s in splits)).keys()) if splits else []
+    lines.append("| metric | " + " | ".join(splits) + " |")
+    lines.append("|---|" + "---:|" * len(splits))
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(_fmt(report["metrics"][s].get(name)) for s in splits) + " |")
+    if report.get("per_class"):
+        split = report.get("per_class_split", "test")
+        lines += ["", f"## Per class ({split})", "", "| class | precision | recall | f1 | support |", "|---|---:|---:|---:|---:|"]
+        for name, stats in report["per_class"].items():
+            lines.append(
+                f"| {_md_cell(name)} | {_fmt(stats['precision'])} | {_fmt(stats['recall'])} | {_fmt(stats['f1'])} | {stats['support']} |"
+            )
+    if report.get("confusion_matrix"):
+        classes = [_md_cell(c) for c in report["classes"]]
+        lines += ["", "## Confusion matrix (rows: true class, columns: predicted)", ""]
+        lines.append("| | " + " | ".join(classes) + " |")
+        lines.append("|---|" + "---:|" * len(classes))
+        for name, row in zip(classes, report["confusion_matrix"]):
+            lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    lines += ["", "## Data", "", "| split | path | rows | sha256 |", "|---|---|---:|---|"]
+    for entry in report["data"]:
+        lines.append(f"| {entry['split']} | {_md_cell(entry['path'])} | {entry['rows']} | `{entry['sha256'][:16]}…` |")
+    env = report["environment"]
+    lines += ["", "## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items()), ""]
+    return "\n".join(lines)
+
+
+def _md_cell(text: Any) -> str:
+    """A table cell: pipes escaped, and leading formula characters defused for spreadsheet imports."""
+    text = str(text).replace("|", "\\|")
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def curves(path: Path, rows: list[dict], best_epoch: int, task_metric: str | None) -> None:
+    """Learning curves: training and validation loss, and the main validation metric, by epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    panels = 2 if task_metric and f"val_{task_metric}" in rows[0] else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(epochs, [r["train_loss"] for r in rows], label="train loss")
+    if "val_loss" in rows[0]:
+        ax.plot(epochs, [r["val_loss"] for r in rows], label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss")
+    if panels == 2:
+        ax2 = axes[0][1]
+        ax2.plot(epochs, [r[f"val_{task_metric}"] for r in rows], color="tab:green", label=f"validation {task_metric}")
+        ax2.set_xlabel("epoch")
+        ax2.set_title(f"Validation {task_metric}")
+    for a in axes[0]:
+        if best_epoch:
+            a.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({best_epoch})")
+        a.grid(alpha=0.3)
+        a.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))

@@ -1,0 +1,197 @@
+"""Training: the one loop (forward, loss, backward, update, per mini-batch), and the stopping rules.
+
+`train()` runs epochs of shuffled mini-batches until a stopping rule fires, scores the validation
+split after every epoch, and hands each epoch's row of metrics to `on_epoch`. Batches are gathered
+into buffers allocated once, so the loop allocates nothing per batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from bptrain import metrics
+from bptrain.data import Preprocessor, Split
+from bptrain.errors import DivergedError
+
+EVAL_CHUNK = 4096
+
+
+# --- inference ------------------------------------------------------------------------------
+
+
+def outputs(model, loss, x: np.ndarray, chunk: int = EVAL_CHUNK) -> np.ndarray:
+    """The model's predictions for `x` in output space (probabilities or standardized values)."""
+    parts = [loss.link(model.forward(x[i : i + chunk], train=False)) for i in range(0, len(x), chunk)]
+    return np.concatenate(parts) if parts else np.empty((0, 1))
+
+
+def probabilities(out: np.ndarray) -> np.ndarray:
+    """One column per class: a single sigmoid column p becomes [1 - p, p]."""
+    return np.hstack([1.0 - out, out]) if out.shape[1] == 1 else out
+
+
+def loss_value(model, loss, x: np.ndarray, y: np.ndarray, chunk: int = EVAL_CHUNK) -> float:
+    """The mean loss over all rows, in evaluation mode."""
+    total = 0.0
+    for i in range(0, len(x), chunk):
+        value, _ = loss(model.forward(x[i : i + chunk], train=False), y[i : i + chunk])
+        total += value * len(x[i : i + chunk])
+    return total / len(x)
+
+
+def score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
+    """`loss` and the task's metrics of `model` on one split."""
+    out = outputs(model, loss, split.x)
+    result = {"loss": loss_value(model, loss, split.x, split.y)}
+    if prep.task == "classification":
+        result.update(metrics.classification(split.labels, probabilities(out)))
+    else:
+        result.update(metrics.regression(prep.target_values(split.frame), unscale(prep, out)))
+    return result
+
+
+def unscale(prep: Preprocessor, out: np.ndarray) -> np.ndarray:
+    """Regression outputs back in the target's original units."""
+    return out.astype(np.float64) * prep.target_scale + prep.target_mean
+
+
+# --- stopping -------------------------------------------------------------------------------
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs."""
+
+    monitor: str
+    mode: str  # "min" or "max"
+    patience: int
+    min_delta: float = 0.0
+    best: float | None = None
+    best_epoch: int = 0
+    wait: int = 0
+
+    def improved(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def update(self, epoch: int, value: float) -> bool:
+        """Record this epoch's monitored value; True when training should stop."""
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+
+def resolve_mode(monitor: str, mode: str) -> str:
+    if mode != "auto":
+        return mode
+    return "max" if metrics.higher_is_better(monitor) else "min"
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    rows: list[dict] = field(default_factory=list)
+    stop_reason: str = "max_epochs"
+    best_epoch: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.rows)
+
+
+def train(
+    model,
+    loss,
+    optimizer,
+    lr_at: Callable[[int], float],
+    prep: Preprocessor,
+    train_split: Split,
+    val_split: Split | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    shuffle: bool,
+    rng: np.random.Generator,
+    early_stopping: EarlyStopping | None = None,
+    restore_best: bool = True,
+    on_epoch: Callable[[dict], None] = lambda row: None,
+    on_batch: Callable[[int, int, int], None] = lambda epoch, batch, batches: None,
+) -> Outcome:
+    """Train `model` in place; return the per-epoch rows and why training stopped."""
+    x, y = train_split.x, train_split.y
+    n = len(x)
+    batch_size = min(batch_size, n)
+    xb = np.empty((batch_size, *x.shape[1:]), dtype=x.dtype)
+    yb = np.empty((batch_size, *y.shape[1:]), dtype=y.dtype)
+    order = np.arange(n)
+    batches = math.ceil(n / batch_size)
+    outcome = Outcome()
+    best_state = None
+    started = time.perf_counter()
+    step = 0
+    lr = lr_at(0)
+
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        if shuffle:
+            rng.shuffle(order)
+        total = 0.0
+        for b in range(batches):
+            rows = order[b * batch_size : (b + 1) * batch_size]
+            m = len(rows)
+            np.take(x, rows, axis=0, out=xb[:m])
+            np.take(y, rows, axis=0, out=yb[:m])
+            logits = model.forward(xb[:m], train=True)
+            value, grad = loss(logits, yb[:m])
+            if not math.isfinite(value):
+                raise DivergedError(
+                    f"training diverged at epoch {epoch}, step {step + 1}: loss became {value}. "
+                    f"Try a smaller optimizer.lr (now {lr:g})"
+                )
+            model.backward(grad)
+            lr = lr_at(step)
+            optimizer.step(lr)
+            step += 1
+            total += value * m
+            on_batch(epoch, b + 1, batches)
+
+        row = {"epoch": epoch, "step": step, "lr": lr, "train_loss": total / n}
+        if val_split is not None:
+            row.update({f"val_{k}": v for k, v in score(model, loss, prep, val_split).items()})
+        row["seconds"] = time.perf_counter() - epoch_start
+        outcome.rows.append(row)
+        on_epoch(row)
+
+        if early_stopping is None:
+            outcome.best_epoch = epoch
+            continue
+        stop = early_stopping.update(epoch, row[early_stopping.monitor])
+        if early_stopping.best_epoch == epoch:
+            best_state = model.state_dict() if restore_best else None
+        if stop:
+            outcome.stop_reason = "early_stopping"
+            break
+
+    if early_stopping is not None:
+        outcome.best_epoch = early_stopping.best_epoch or outcome.epochs_run
+        if restore_best and best_state is not None:
+            model.load_state_dict(best_state)
+    outcome.steps = step
+    outcome.seconds = time.perf_counter() - started
+    return outcome
