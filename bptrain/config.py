@@ -267,6 +267,7 @@ def set_dotted(raw: dict, key: str, value: Any) -> None:
     """Set `a.b.0.c` in nested dicts and lists, creating dicts on the way."""
     parts = key.split(".")
     node: Any = raw
+    models: list[type[BaseModel]] = [Config]
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         where = ".".join(parts[: i + 1])
@@ -280,13 +281,23 @@ def set_dotted(raw: dict, key: str, value: Any) -> None:
                 node = node[index]
             continue
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is a {_type_name(node)}, not a mapping")
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is {_type_name(node)}, not a mapping")
+        field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        models = _models_in(field.annotation) if field is not None else []
         if last:
             node[part] = value
         else:
             if node.get(part) is None:
-                node[part] = {}
+                node[part] = _default_list(field) if parts[i + 1].isdigit() else {}
             node = node[part]
+
+
+def _default_list(field) -> list | dict:
+    """A list field's default as plain data, so `--set model.layers.0.units=8` can index into it."""
+    default = field.get_default(call_default_factory=True) if field is not None else None
+    if not isinstance(default, list):
+        return {}
+    return [item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in default]
 
 
 def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Config:
@@ -379,7 +390,8 @@ def _message(error: dict, parent: type[BaseModel] | None, key: str) -> str:
         return f"must be one of {ctx['expected'].replace(' or ', ', ')}"
     if kind == "string_pattern_mismatch":
         return "may hold only letters, digits, '.', '_' and '-'"
-    return error["msg"][0].lower() + error["msg"][1:]
+    text = error["msg"].replace("Input should be", "must be").replace("Input", "value")
+    return text[0].lower() + text[1:]
 
 
 def format_errors(path: Path, exc: ValidationError) -> str:
@@ -395,7 +407,8 @@ def format_errors(path: Path, exc: ValidationError) -> str:
         key = str(loc[-1]) if loc else ""
         message = _message(error, parent, key)
         shown = error["type"] not in ("missing", "extra_forbidden", "unknown_name")
-        if shown and "(got" not in message:
+        named = isinstance(error["input"], (dict, list)) or (isinstance(error["input"], str) and repr(error["input"]) in message)
+        if shown and "(got" not in message and not named:
             message += f" (got {_got(error['input'])})"
         lines.append(f"  {where or '(top level)'}: {message}")
     lines = list(dict.fromkeys(lines))

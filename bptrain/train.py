@@ -115,7 +115,16 @@ class Outcome:
         return len(self.rows)
 
 
-def train(
+def train(*args, **kwargs) -> Outcome:
+    """Train `model` in place; return the per-epoch rows and why training stopped.
+
+    Overflow warnings are silenced: a non-finite loss or weight stops training with DivergedError.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _train(*args, **kwargs)
+
+
+def _train(
     model,
     loss,
     optimizer,
@@ -133,7 +142,6 @@ def train(
     on_epoch: Callable[[dict], None] = lambda row: None,
     on_batch: Callable[[int, int, int], None] = lambda epoch, batch, batches: None,
 ) -> Outcome:
-    """Train `model` in place; return the per-epoch rows and why training stopped."""
     x, y = train_split.x, train_split.y
     n = len(x)
     batch_size = min(batch_size, n)
@@ -171,6 +179,12 @@ def train(
             total += value * m
             on_batch(epoch, b + 1, batches)
 
+        bad = next((p.name for p in model.params if not np.isfinite(p.value).all()), None)
+        if bad is not None:
+            raise DivergedError(
+                f"training diverged at epoch {epoch}, step {step}: weights {bad} became non-finite. "
+                f"Try a smaller optimizer.lr (now {lr:g})"
+            )
         row = {"epoch": epoch, "step": step, "lr": lr, "train_loss": total / n}
         if val_split is not None:
             row.update({f"val_{k}": v for k, v in score(model, loss, prep, val_split).items()})

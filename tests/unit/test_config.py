@@ -1,0 +1,160 @@
+"""Config loading: defaults, relative paths, overrides, and the exact error texts."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bptrain.config import Config, dump_yaml, load_config, parse_overrides, resolved_dict
+from bptrain.errors import ConfigError
+
+MINIMAL = "data: {train: data/x.csv, target: y}\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str, overrides=None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), overrides)
+    head, *lines = str(info.value).splitlines()
+    assert head.startswith(str(tmp_path / "c.yaml") + ": ")
+    return [line.strip() for line in lines]
+
+
+def test_defaults_are_filled_in_and_paths_are_relative_to_the_config(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.data.train == tmp_path / "data" / "x.csv"
+    assert config.optimizer.name == "adam" and config.optimizer.lr == 0.001
+    assert config.optimizer.betas == (0.9, 0.999) and config.optimizer.eps == 1e-8
+    assert config.training.epochs == 200 and config.training.batch_size == 32
+    assert config.stopping.early_stopping.monitor == "val_loss"
+    assert config.schedule.name == "constant"
+    assert config.seed is None and config.loss == "auto"
+
+
+def test_overrides_are_merged_before_validation(tmp_path):
+    overrides = parse_overrides(["training.epochs=7", "optimizer={name: sgd, momentum: 0.9}", "model.layers.0.units=5"])
+    config = load_config(write(tmp_path, MINIMAL), overrides)
+    assert config.training.epochs == 7
+    assert config.optimizer.name == "sgd" and config.optimizer.momentum == 0.9 and config.optimizer.lr == 0.001
+    assert config.model.layers[0].units == 5
+
+
+def test_an_optimizer_may_be_named_by_a_string(tmp_path):
+    assert load_config(write(tmp_path, MINIMAL + "optimizer: sgd\n")).optimizer.name == "sgd"
+
+
+def test_every_problem_is_reported_at_once_with_its_path(tmp_path):
+    text = MINIMAL + (
+        "trainig: {epochs: 3}\n"
+        "model:\n  layers:\n    - {units: 0, activation: rleu}\n    - {units: 8, activaton: relu}\n"
+        "optimizer: {name: adamm}\n"
+        "training: {batch_size: x}\n"
+    )
+    assert problems(tmp_path, text) == [
+        "model.layers[0].units: must be greater than 0 (got 0)",
+        "model.layers[0].activation: unknown activation 'rleu'; choose from identity, relu, sigmoid, tanh. Did you mean 'relu'?",
+        "model.layers[1].activaton: unknown key. Did you mean 'activation'?",
+        "optimizer: unknown optimizer 'adamm'; choose from adam, sgd. Did you mean 'adam'?",
+        "training.batch_size: must be a valid integer, unable to parse string as an integer (got 'x')",
+        "trainig: unknown key. Did you mean 'training'?",
+    ]
+
+
+def test_options_of_another_optimizer_are_refused_naming_the_allowed_ones(tmp_path):
+    assert problems(tmp_path, MINIMAL + "optimizer: {name: sgd, betas: [0.9, 0.99]}\n") == [
+        "optimizer.betas: unknown key. Allowed: dampening, lr, momentum, name, nesterov, weight_decay"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("optimizer: {lr: -1}\n", "optimizer.lr: must be greater than 0 (got -1)"),
+        ("optimizer: {name: sgd, momentum: 1.0}\n", "optimizer.momentum: must be less than 1 (got 1.0)"),
+        ("optimizer: {name: sgd, nesterov: true}\n", "optimizer: nesterov needs momentum > 0 and dampening 0"),
+        ("model: {dtype: float16}\n", "model.dtype: must be one of 'float32', 'float64' (got 'float16')"),
+        ("loss: mse2\n", "loss: unknown loss 'mse2'; choose from auto, binary_cross_entropy, cross_entropy, mse. Did you mean 'mse'?"),
+        ("name: 'a b'\n", "name: may hold only letters, digits, '.', '_' and '-' (got 'a b')"),
+        ("stopping: {early_stopping: {mode: up}}\n", "stopping.early_stopping.mode: must be one of 'auto', 'min', 'max' (got 'up')"),
+        ("schedule: cosin\n", "schedule: unknown schedule 'cosin'; choose from constant."),
+    ],
+)
+def test_wrong_values_are_named_with_what_was_received(tmp_path, text, expected):
+    assert expected in problems(tmp_path, MINIMAL + text)
+
+
+def test_split_fractions_must_leave_training_rows(tmp_path):
+    assert problems(tmp_path, "data: {train: x.csv, target: y, split: {val: 0.6, test: 0.5}}\n") == [
+        "data.split: val + test must be below 1 to leave rows for training (got 0.6 + 0.5)"
+    ]
+
+
+def test_missing_required_keys(tmp_path):
+    assert problems(tmp_path, "data: {train: x.csv}\n") == ["data.target: required key is missing"]
+    assert problems(tmp_path, "name: x\n") == ["data: required key is missing"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: [1\nb: 2\n", "c.yaml: line 2, column 2: YAML syntax error: expected ',' or ']', but got ':'"),
+        ("- 1\n- 2\n", "c.yaml: the top level must be a mapping of keys (name, data, model, ...), got a list"),
+        ("", "c.yaml: the config file is empty; it needs at least a `data:` section"),
+    ],
+)
+def test_unreadable_files(tmp_path, text, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert str(info.value) == str(tmp_path / message)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found. Check the path, or start from one in configs/"):
+        load_config(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("training.epochs", "--set 'training.epochs': expected KEY=VALUE, e.g. --set training.epochs=50"),
+        ("=3", "--set '=3': expected KEY=VALUE, e.g. --set training.epochs=50"),
+    ],
+)
+def test_malformed_overrides(item, message):
+    with pytest.raises(ConfigError) as info:
+        parse_overrides([item])
+    assert str(info.value) == message
+
+
+def test_override_through_a_scalar_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL), parse_overrides(["data.train.x=1"]))
+    assert str(info.value) == "--set data.train.x: data.train is a string, not a mapping"
+
+
+def test_resolved_config_round_trips_from_another_folder(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL + "seed: 5\n"))
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_yaml(resolved_dict(config, run)))
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    assert raw["data"]["train"] == "../../data/x.csv"
+    again = load_config(run / "config.yaml")
+    assert again == config
+
+
+def test_config_models_are_strict_everywhere():
+    def walk(model):
+        assert model.model_config.get("extra") == "forbid", model
+        for field in model.model_fields.values():
+            from bptrain.config import _models_in
+
+            for inner in _models_in(field.annotation):
+                walk(inner)
+
+    walk(Config)

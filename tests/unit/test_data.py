@@ -1,0 +1,137 @@
+"""Reading, checking, splitting and preprocessing data."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bptrain.config import load_config
+from bptrain.data import Preprocessor, class_labels, fit_preprocessor, infer_task, read_csv, read_splits, split_indices, transform
+from bptrain.errors import DataError
+
+
+@pytest.mark.parametrize(
+    "values, task",
+    [
+        (["a", "b", "a"], "classification"),
+        ([True, False, True], "classification"),
+        ([0, 1, 2, 1], "classification"),
+        (list(range(21)), "regression"),  # more than 20 distinct integers
+        ([1.5, 2.0, 3.25], "regression"),
+        ([1.0, 2.0, 1.0], "regression"),  # floats are measurements, even when whole
+    ],
+)
+def test_task_inference_rule(values, task):
+    assert infer_task(pd.Series(values)) == task
+
+
+def test_class_labels_sort_numbers_numerically():
+    assert class_labels(pd.Series([10, 2, 1, 2])) == ["1", "2", "10"]
+    assert class_labels(pd.Series(["b", "a", "c"])) == ["a", "b", "c"]
+
+
+def test_stratified_split_is_seeded_disjoint_complete_and_keeps_class_shares():
+    strata = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    parts = split_indices(100, (0.2, 0.1), np.random.default_rng(3), strata)
+    again = split_indices(100, (0.2, 0.1), np.random.default_rng(3), strata)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again))
+    train, val, test = parts
+    assert sorted(np.concatenate(parts).tolist()) == list(range(100))
+    assert [np.bincount(strata[val], minlength=3).tolist(), np.bincount(strata[test], minlength=3).tolist()] == [[12, 6, 2], [6, 3, 1]]
+    other = split_indices(100, (0.2, 0.1), np.random.default_rng(4), strata)
+    assert not np.array_equal(other[1], val)
+
+
+def write_csv(tmp_path: Path, text: str, name="d.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def config_for(tmp_path: Path, csv: str, extra: str = ""):
+    write_csv(tmp_path, csv)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{train: d.csv, target: y{extra}}}\n")
+    return load_config(config)
+
+
+def frame_csv(n=40, seed=0) -> str:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.normal(5, 2, n), "b": rng.normal(-1, 3, n), "y": ["p", "q"] * (n // 2)})
+    return frame.to_csv(index=False)
+
+
+def test_standardization_uses_training_rows_only(tmp_path):
+    config = config_for(tmp_path, frame_csv())
+    raw = read_splits(config.data, seed=1)
+    prep = fit_preprocessor(raw, "y")
+    train = raw.frames["train"][["a", "b"]].to_numpy()
+    assert np.allclose(prep.mean, train.mean(axis=0)) and np.allclose(prep.scale, train.std(axis=0))
+    everything = pd.read_csv(tmp_path / "d.csv")[["a", "b"]].to_numpy()
+    assert not np.allclose(prep.mean, everything.mean(axis=0))
+    dataset = transform(raw, prep, "cross_entropy", "float32")
+    assert dataset.train.x.dtype == np.float32
+    assert np.allclose(dataset.train.x.mean(axis=0), 0, atol=1e-6)
+    assert len(dataset.train.x) + len(dataset.val.x) + len(dataset.test.x) == 40
+
+
+def test_regression_target_is_standardized_and_restored():
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": [10.0, 20.0, 30.0, 40.0]})
+    prep = Preprocessor.fit(frame, target="y", task="regression", features=["a"])
+    y = prep.target_of(frame, "d.csv", "float64")
+    assert y.shape == (4, 1) and abs(y.mean()) < 1e-12 and abs(y.std() - 1) < 1e-12
+    assert np.allclose(y[:, 0] * prep.target_scale + prep.target_mean, frame["y"])
+
+
+def test_preprocessor_survives_the_model_file_format():
+    frame = pd.DataFrame({"a": [1.0, 2.0, 4.0], "y": ["x", "z", "x"]})
+    prep = Preprocessor.fit(frame, target="y", task="classification", features=["a"])
+    arrays, meta = prep.to_arrays()
+    again = Preprocessor.from_arrays(arrays, meta)
+    assert again.classes == ["x", "z"] and np.array_equal(again.mean, prep.mean) and np.array_equal(again.scale, prep.scale)
+
+
+@pytest.mark.parametrize(
+    "csv, extra, message",
+    [
+        ("a,b,yy\n1,2,p\n", "", "d.csv: target column 'y' not found. Did you mean 'yy'? Columns: a, b, yy"),
+        ("a,b,y\n1,x,p\n2,z,q\n", "", "d.csv: feature columns are not numeric: b (e.g. 'x'). Convert them to numbers, or leave them out with data.exclude"),
+        ("a,b,y\n1,,p\n2,3,q\n,4,p\n", "", "d.csv: missing values in feature columns: a (1 row), b (1 row). Fill them in or remove those rows, or leave the columns out with data.exclude"),
+        ("a,y\n1,p\n2,\n", "", "d.csv: target column 'y' has 1 missing value; remove those rows"),
+        ("a,y\n1,p\n2,p\n3,p\n4,p\n", "", "d.csv: target column 'y' has only one class ('p') in the training rows; classification needs at least two"),
+        ("a,y\n", "", "d.csv: has a header but no rows"),
+        ("", "", "d.csv: the file is empty; a CSV file needs a header line and rows"),
+        ("a,a,y\n1,2,p\n", "", "d.csv: duplicate column names: a. Rename them so each is unique"),
+        ("a,b,y\n1,2,p\n", ", exclude: [c]", "d.csv: data.exclude names column 'c', which is not in the file. Columns: a, b, y"),
+        ("a,b,y\n1,2,p\n", ", features: [a, bb]", "d.csv: data.features names column 'bb', which is not in the file. Did you mean 'b'? Columns: a, b, y"),
+        ("a,y\n1,p\n2,q\n", ", task: regression", "d.csv: data.task is regression but target 'y' is not numeric (e.g. 'p'); use task: classification"),
+        ("a,y\ninf,1.5\n2,2.5\n", "", "d.csv: infinite values in feature columns: a"),
+    ],
+)
+def test_data_errors_name_file_column_and_remedy(tmp_path, csv, extra, message):
+    config = config_for(tmp_path, csv, extra)
+    with pytest.raises(DataError) as info:
+        raw = read_splits(config.data, seed=0)
+        fit_preprocessor(raw, "y")
+    assert str(info.value) == str(tmp_path / message)
+
+
+def test_missing_data_file(tmp_path):
+    with pytest.raises(DataError) as info:
+        read_csv(tmp_path / "none.csv")
+    assert str(info.value) == f"{tmp_path / 'none.csv'}: data file not found. Check the path (data paths are relative to the config file)"
+
+
+def test_predict_time_missing_columns_are_named():
+    prep = Preprocessor(target="y", task="classification", features=["a", "b"], mean=np.zeros(2), scale=np.ones(2), classes=["p", "q"])
+    with pytest.raises(DataError) as info:
+        prep.features_of(pd.DataFrame({"a": [1.0], "bb": [2.0]}), "new.csv")
+    assert str(info.value) == "new.csv: missing 1 feature column the model was trained with: b. Did you mean 'bb'? Columns: a, bb"
+
+
+def test_unseen_target_class_at_evaluation():
+    prep = Preprocessor(target="y", task="classification", features=["a"], mean=np.zeros(1), scale=np.ones(1), classes=["p", "q"])
+    with pytest.raises(DataError) as info:
+        prep.target_of(pd.DataFrame({"a": [1.0, 2.0], "y": ["p", "r"]}), "new.csv")
+    assert str(info.value) == "new.csv: target column 'y' has values the model never saw: 'r'; the model knows p, q"

@@ -1,0 +1,50 @@
+"""Metrics against values worked out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from bptrain import metrics
+
+
+def one_hot_proba(pred, k, p=0.8):
+    proba = np.full((len(pred), k), (1 - p) / (k - 1))
+    proba[np.arange(len(pred)), pred] = p
+    return proba
+
+
+def test_classification_metrics_by_hand():
+    y = np.array([0, 0, 1, 1, 2])
+    pred = np.array([0, 1, 1, 1, 0])
+    result = metrics.classification(y, one_hot_proba(pred, 3))
+    # precision: 1/2, 2/3, 0   recall: 1/2, 1, 0   f1: 1/2, 4/5, 0
+    assert result["accuracy"] == pytest.approx(3 / 5)
+    assert result["precision_macro"] == pytest.approx((1 / 2 + 2 / 3 + 0) / 3)
+    assert result["recall_macro"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert result["balanced_accuracy"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert result["f1_macro"] == pytest.approx((1 / 2 + 4 / 5 + 0) / 3)
+    # the true class gets 0.8 in rows 0, 2, 3 and 0.1 in rows 1, 4
+    assert result["log_loss"] == pytest.approx(-(3 * math.log(0.8) + 2 * math.log(0.1)) / 5)
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    cm = metrics.confusion_matrix(np.array([0, 0, 1, 2]), np.array([1, 0, 1, 1]), 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+
+
+def test_balanced_accuracy_ignores_classes_absent_from_the_labels():
+    y = np.array([0, 0, 1])
+    pred = np.array([0, 2, 1])
+    assert metrics.classification(y, one_hot_proba(pred, 3))["balanced_accuracy"] == pytest.approx((1 / 2 + 1) / 2)
+
+
+def test_regression_metrics_by_hand():
+    result = metrics.regression(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0, 5.0]))
+    assert result == pytest.approx({"mse": 0.25, "rmse": 0.5, "mae": 0.25, "r2": 1 - 1 / 5})
+
+
+def test_direction_of_improvement():
+    assert metrics.higher_is_better("val_accuracy") and metrics.higher_is_better("val_r2")
+    assert not metrics.higher_is_better("val_loss") and not metrics.higher_is_better("train_loss")
+    assert not metrics.higher_is_better("val_log_loss") and not metrics.higher_is_better("val_mae")

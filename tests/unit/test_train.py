@@ -1,0 +1,108 @@
+"""The training loop and early stopping."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bptrain.data import Preprocessor, Split
+from bptrain.errors import DivergedError
+from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp
+from bptrain.train import EarlyStopping, resolve_mode, train
+
+
+@pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
+def test_early_stopping_on_a_scripted_loss_sequence(patience, stops_at):
+    losses = [1.0, 0.5, 0.6, 0.55, 0.7, 0.8, 0.9, 1.0]
+    rule = EarlyStopping("val_loss", "min", patience)
+    stopped = next(epoch for epoch, value in enumerate(losses, 1) if rule.update(epoch, value))
+    assert stopped == stops_at
+    assert rule.best == 0.5 and rule.best_epoch == 2
+
+
+def test_min_delta_and_max_mode():
+    rule = EarlyStopping("val_accuracy", "max", patience=2, min_delta=0.05)
+    assert [rule.update(e, v) for e, v in enumerate([0.5, 0.54, 0.56, 0.6], 1)] == [False, False, False, False]
+    assert (rule.best, rule.best_epoch) == (0.56, 3)
+    assert rule.update(5, 0.61) is True  # 0.6 and 0.61 are both within min_delta of 0.56
+
+
+def test_non_finite_values_never_improve():
+    rule = EarlyStopping("val_loss", "min", patience=5)
+    rule.update(1, 1.0)
+    rule.update(2, float("nan"))
+    assert rule.best == 1.0 and rule.wait == 1
+
+
+def test_auto_mode_follows_the_metric():
+    assert resolve_mode("val_accuracy", "auto") == "max"
+    assert resolve_mode("val_loss", "auto") == "min"
+    assert resolve_mode("val_r2", "min") == "min"
+
+
+def toy_problem(n=64, seed=0, dtype="float64"):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(dtype)
+    labels = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": labels})
+    prep = Preprocessor(target="y", task="classification", features=["a", "b", "c"], mean=np.zeros(3), scale=np.ones(3), classes=["0", "1"])
+    return prep, Split("train", x, labels, frame, labels)
+
+
+def run(epochs=5, stopper=None, restore_best=True, lr=0.05, seed=0, val=True, activation="tanh"):
+    prep, split = toy_problem()
+    model = build_mlp([{"units": 8, "activation": activation, "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(seed), batch_size=10)
+    optimizer = OPTIMIZERS["sgd"](model.params, momentum=0.9)
+    outcome = train(
+        model, LOSSES["cross_entropy"](), optimizer, lambda step: lr, prep, split, split if val else None,
+        epochs=epochs, batch_size=10, shuffle=True, rng=np.random.default_rng(seed), early_stopping=stopper, restore_best=restore_best,
+    )
+    return model, outcome
+
+
+def test_training_lowers_the_loss_and_logs_one_row_per_epoch():
+    _, outcome = run(epochs=20)
+    assert [r["epoch"] for r in outcome.rows] == list(range(1, 21))
+    assert [r["step"] for r in outcome.rows] == [7 * e for e in range(1, 21)]  # ceil(64 / 10) batches
+    assert outcome.rows[-1]["train_loss"] < 0.5 * outcome.rows[0]["train_loss"]
+    assert outcome.rows[-1]["val_accuracy"] > 0.9
+    assert outcome.stop_reason == "max_epochs"
+
+
+def test_same_seed_same_weights_bit_for_bit():
+    a, _ = run(epochs=3, seed=4)
+    b, _ = run(epochs=3, seed=4)
+    c, _ = run(epochs=3, seed=5)
+    for key, value in a.state_dict().items():
+        assert np.array_equal(value, b.state_dict()[key])
+    assert not all(np.array_equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_restore_best_puts_back_the_best_epochs_weights():
+    class Scripted(EarlyStopping):
+        """Monitors a scripted sequence instead of the real metric; remembers weights per epoch."""
+
+    values = iter([3.0, 1.0, 2.0, 2.5, 2.7])
+    seen = {}
+    stopper = EarlyStopping("val_loss", "min", patience=3)
+    original = stopper.update
+
+    def update(epoch, value):
+        return original(epoch, next(values))
+
+    stopper.update = update
+    prep, split = toy_problem()
+    model = build_mlp([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(0), batch_size=10)
+    optimizer = OPTIMIZERS["sgd"](model.params)
+    outcome = train(
+        model, LOSSES["cross_entropy"](), optimizer, lambda step: 0.1, prep, split, split,
+        epochs=10, batch_size=10, shuffle=False, rng=np.random.default_rng(0), early_stopping=stopper,
+        on_epoch=lambda row: seen.__setitem__(row["epoch"], model.state_dict()),
+    )
+    assert outcome.stop_reason == "early_stopping" and outcome.epochs_run == 5 and outcome.best_epoch == 2
+    for key, value in model.state_dict().items():
+        assert np.array_equal(value, seen[2][key])
+
+
+def test_a_non_finite_loss_stops_training_with_the_epoch_and_step():
+    with pytest.raises(DivergedError, match=r"training diverged at epoch \d+, step \d+: (loss became (nan|inf)|weights layers\.\d\.[Wb] became non-finite)\. Try a smaller optimizer.lr \(now 1e\+300\)"):
+        run(epochs=50, lr=1e300, activation="relu")
