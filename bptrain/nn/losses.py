@@ -2,15 +2,22 @@
 
 dL/dlogits lives in a buffer the loss owns, reused by the next call (grown for a bigger batch).
 Every formula is stable for any finite logits. link(logits) returns new predictions in output space.
+Targets: class indices of shape (n,) for cross_entropy, floats of the logits' shape otherwise.
+Each class has `task` ("classification" or "regression") and `options`, its keyword options with
+PyTorch's defaults: LOSSES.get(name)(**options); an unknown option or bad value raises ConfigError.
 """
 
 from __future__ import annotations
 
+import math
+from types import MappingProxyType
+from typing import ClassVar
+
 import numpy as np
 
 from bptrain.errors import ConfigError, DataError
-from bptrain.nn.activations import sigmoid
-from bptrain.nn.buffers import reserve
+from bptrain.nn.activations import Options, sigmoid
+from bptrain.nn.buffers import reserve, rows_like
 from bptrain.registry import Registry
 
 LOSSES = Registry("loss")
@@ -21,35 +28,110 @@ def _check_shape(y: np.ndarray, shape: tuple[int, ...], loss: str) -> None:
         raise ValueError(f"{loss}: targets of shape {y.shape} for predictions needing {shape}")
 
 
-@LOSSES.register("cross_entropy")
-class CrossEntropy:
-    """Softmax cross-entropy, mean over rows; y holds class indices, shape (n,)."""
+class Loss(Options):
+    registry = LOSSES
+    task: ClassVar[str]
 
-    def __init__(self):
-        self._grad = self._max = self._lse = self._rows = None
+    def _weights(self, key: str, scalar_ok: bool) -> float | tuple[float, ...] | None:
+        """Option `key` as None, a Python float >= 0 (if scalar_ok) or a tuple of them; else ConfigError."""
+        value = getattr(self, key)
+        if value is None:
+            return None
+        if scalar_ok and np.ndim(value) == 0:
+            return self._float(key, lambda v: v >= 0.0, " >= 0")
+        try:
+            numbers = tuple(float(v) for v in value if not isinstance(v, (bool, str)))
+            ok = np.ndim(value) == 1 and len(numbers) == len(value) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise self.error(f"{key} must be {'a number or ' if scalar_ok else ''}a list of numbers (got {value!r})")
+        if not all(math.isfinite(v) and v >= 0.0 for v in numbers):
+            raise self.error(f"{key} must hold finite numbers >= 0 (got {list(numbers)})")
+        return numbers
+
+    def _per_output(self, key: str, k: int, dtype) -> np.ndarray | None:
+        """Option `key` (a tuple) as a (k,) array of dtype, made once and remade only if k or dtype change."""
+        values, cached = getattr(self, key), getattr(self, f"_{key}")
+        if not isinstance(values, tuple):
+            return None
+        if cached is None or cached.dtype != dtype or cached.shape != (k,):
+            if len(values) != k:
+                raise self.error(f"{key} has {len(values)} entries, but the model has {k} outputs")
+            cached = np.array(values, dtype)
+            setattr(self, f"_{key}", cached)
+        return cached
+
+
+@LOSSES.register("cross_entropy")
+class CrossEntropy(Loss):
+    """Softmax cross-entropy as torch.nn.CrossEntropyLoss, y holding class indices of shape (n,).
+
+    With class weights w and label smoothing ε over k classes, and W = Σ_i w[y_i]:
+    loss = [(1 - ε) Σ_i w[y_i]·(-log p_i[y_i]) + (ε/k) Σ_i Σ_c w_c·(-log p_i[c])] / W
+    (without weights w = 1 and W = n), so dL/dz_i = [((1 - ε) w[y_i] + ε Σw/k) p_i - (1 - ε) w[y_i] e_{y_i} - (ε/k) w] / W.
+    """
+
+    task = "classification"
+    options = MappingProxyType({"label_smoothing": 0.0, "weight": None})
+
+    def __init__(self, **given):
+        super().__init__(**given)
+        self._float("label_smoothing", lambda v: 0.0 <= v <= 1.0, " in [0, 1]")
+        self.weight = self._weights("weight", scalar_ok=False)
+        self._weight = self._ones = None  # the weights (or ones) as an array of the logits' dtype
+        self._grad = self._max = self._lse = self._wy = self._dot = self._wk = self._rows = None
+
+    def _class_weights(self, k: int, dtype) -> np.ndarray:
+        w = self._per_output("weight", k, dtype)
+        if w is None:
+            if self._ones is None or self._ones.dtype != dtype or self._ones.shape != (k,):
+                self._ones = np.ones(k, dtype)
+            w = self._ones
+        return w
 
     def __call__(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        n = logits.shape[0]
+        n, k = logits.shape
         _check_shape(y, (n,), "cross_entropy")
-        self._grad = reserve(self._grad, logits.shape, logits.dtype)
+        w, eps = self._class_weights(k, logits.dtype), self.label_smoothing
+        self._grad, p = rows_like(self._grad, logits)
         self._max = reserve(self._max, (n, 1), logits.dtype)
         self._lse = reserve(self._lse, (n, 1), logits.dtype)
+        self._wy = reserve(self._wy, (n,), logits.dtype)
+        self._dot = reserve(self._dot, (n,), logits.dtype)
+        self._wk = reserve(self._wk, (k,), logits.dtype)
         if self._rows is None or len(self._rows) < n:
             self._rows = np.arange(n)
-        rows, top, lse, p = self._rows[:n], self._max[:n], self._lse[:n], self._grad[:n]
+        rows, top, lse, wy, dot = self._rows[:n], self._max[:n], self._lse[:n], self._wy[:n], self._dot[:n]
 
         np.max(logits, axis=1, keepdims=True, out=top)
-        np.subtract(logits, top, out=p)
+        np.subtract(logits, top, out=p)  # shifted logits, each <= 0
+        if eps:
+            np.matmul(p, w, out=dot)  # Σ_c w_c (z_ic - max_i) <= 0
         np.exp(p, out=p)  # each row's largest entry is exp(0) = 1, so nothing overflows
         np.sum(p, axis=1, keepdims=True, out=lse)
         p /= lse  # softmax
-        np.log(lse, out=lse)
-        lse += top  # log-sum-exp of each row
-        lse[:, 0] -= logits[rows, y]  # -log softmax(z)[y] = logsumexp(z) - z[y]
-        loss = float(np.sum(lse)) / n
+        np.log(lse, out=lse)  # logsumexp - max >= 0
+        np.take(w, y, out=wy)
+        total = float(np.sum(wy))  # the weighted mean's denominator, as in PyTorch
+        if not total > 0.0:
+            raise self.error("every target in this batch has class weight 0, so the weighted mean is undefined")
+        if eps:
+            smoothed = float(np.sum(w)) * float(np.sum(lse)) - float(np.sum(dot))  # a sum of terms >= 0
+        lse += top
+        lse[:, 0] -= logits[rows, y]  # -log p_i[y_i] = logsumexp(z_i) - z_i[y_i]
+        loss = (1.0 - eps) * float(np.vdot(wy, lse[:, 0]))
+        if eps:
+            loss += eps / k * smoothed
+        loss /= total
 
-        p[rows, y] -= 1.0
-        p *= 1.0 / n
+        wy *= 1.0 - eps
+        np.add(wy, eps * float(np.sum(w)) / k, out=dot)
+        p *= dot[:, None]
+        p[rows, y] -= wy
+        if eps:
+            p -= np.multiply(w, eps / k, out=self._wk)
+        p *= 1.0 / total
         return loss, p
 
     def link(self, logits: np.ndarray) -> np.ndarray:
@@ -61,54 +143,119 @@ class CrossEntropy:
 
 
 @LOSSES.register("binary_cross_entropy")
-class BinaryCrossEntropy:
-    """Sigmoid cross-entropy on logits, mean over all entries; y holds 0/1 of the logits' shape."""
+class BinaryCrossEntropy(Loss):
+    """Sigmoid cross-entropy on logits as torch.nn.BCEWithLogitsLoss, mean over all entries.
 
-    def __init__(self):
-        self._grad = self._softplus = None
+    y holds 0/1 (or soft labels) of the logits' shape; pos_weight (a number, or one per output)
+    weighs the positive term: loss = -[pw·y·log σ(z) + (1 - y)·log(1 - σ(z))]. With
+    m = 1 + (pw - 1)·y that is m·softplus(z) - pw·y·z, and its gradient m·σ(z) - pw·y.
+    """
+
+    task = "classification"
+    options = MappingProxyType({"pos_weight": None})
+
+    def __init__(self, **given):
+        super().__init__(**given)
+        self.pos_weight = self._weights("pos_weight", scalar_ok=True)
+        self._pos_weight = None
+        self._grad = self._softplus = self._py = self._m = None
 
     def __call__(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        n = logits.shape[0]
         _check_shape(y, logits.shape, "binary_cross_entropy")
-        self._grad = reserve(self._grad, logits.shape, logits.dtype)
-        self._softplus = reserve(self._softplus, logits.shape, logits.dtype)
-        g, softplus = self._grad[:n], self._softplus[:n]
+        pw = self._per_output("pos_weight", logits.shape[-1], logits.dtype)
+        if pw is None:
+            pw = 1.0 if self.pos_weight is None else self.pos_weight
+        self._grad, g = rows_like(self._grad, logits)
+        self._softplus, softplus = rows_like(self._softplus, logits)
+        self._py, py = rows_like(self._py, logits)
+        self._m, m = rows_like(self._m, logits)
 
         np.logaddexp(0.0, logits, out=softplus)  # max(z, 0) + log1p(exp(-|z|))
-        np.multiply(logits, y, out=g)
-        np.subtract(softplus, g, out=g)  # -[y log p + (1 - y) log(1 - p)] = softplus(z) - z y
-        loss = float(np.sum(g)) / g.size
-
-        np.subtract(logits, softplus, out=g)  # log p
+        np.multiply(y, pw, out=py)
+        np.subtract(py, y, out=m)
+        m += 1.0
+        np.subtract(logits, softplus, out=g)  # log σ(z)
         np.exp(g, out=g)
-        g -= y
+        g *= m
+        g -= py
         g *= 1.0 / g.size
-        return loss, g
+
+        softplus *= m
+        softplus -= np.multiply(py, logits, out=m)  # each entry's loss, computed apart so none cancels
+        return float(np.sum(softplus)) / g.size, g
 
     def link(self, logits: np.ndarray) -> np.ndarray:
         """Sigmoid probabilities."""
         return sigmoid(logits, np.empty_like(logits))
 
 
-@LOSSES.register("mse")
-class MeanSquaredError:
-    """Mean squared error over all entries; y has the predictions' shape."""
-
-    def __init__(self):
-        self._grad = None
-
-    def __call__(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        n = logits.shape[0]
-        _check_shape(y, logits.shape, "mse")
-        self._grad = reserve(self._grad, logits.shape, logits.dtype)
-        g = np.subtract(logits, y, out=self._grad[:n])
-        loss = float(np.vdot(g, g)) / g.size
-        g *= 2.0 / g.size
-        return loss, g
+class Regression(Loss):
+    task = "regression"
 
     def link(self, logits: np.ndarray) -> np.ndarray:
         """The predictions themselves, copied."""
         return logits.copy()
+
+
+@LOSSES.register("mse")
+class MeanSquaredError(Regression):
+    """Mean squared error over all entries; y has the predictions' shape."""
+
+    def __init__(self, **given):
+        super().__init__(**given)
+        self._grad = None
+
+    def __call__(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        _check_shape(y, logits.shape, "mse")
+        self._grad, g = rows_like(self._grad, logits)
+        np.subtract(logits, y, out=g)
+        loss = float(np.vdot(g, g)) / g.size
+        g *= 2.0 / g.size
+        return loss, g
+
+
+@LOSSES.register("mae")
+class MeanAbsoluteError(Regression):
+    """Mean absolute error (torch.nn.L1Loss); the gradient is sign(z - y)/N, 0 where z = y."""
+
+    def __init__(self, **given):
+        super().__init__(**given)
+        self._grad = self._diff = None
+
+    def __call__(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        _check_shape(y, logits.shape, "mae")
+        self._grad, g = rows_like(self._grad, logits)
+        self._diff, d = rows_like(self._diff, logits)
+        np.subtract(logits, y, out=d)
+        np.sign(d, out=g)
+        loss = float(np.vdot(g, d)) / g.size  # Σ sign(d)·d = Σ|d|
+        g *= 1.0 / g.size
+        return loss, g
+
+
+@LOSSES.register("huber")
+class Huber(Regression):
+    """torch.nn.HuberLoss: d²/2 where |d| < delta, else delta·(|d| - delta/2), mean over entries.
+
+    With c = clip(d, -delta, delta) each entry's loss is c·d - c²/2 and its gradient c.
+    """
+
+    options = MappingProxyType({"delta": 1.0})
+
+    def __init__(self, **given):
+        super().__init__(**given)
+        self._float("delta", lambda v: v > 0.0, " > 0")
+        self._grad = self._diff = None
+
+    def __call__(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        _check_shape(y, logits.shape, "huber")
+        self._grad, c = rows_like(self._grad, logits)
+        self._diff, d = rows_like(self._diff, logits)
+        np.subtract(logits, y, out=d)
+        np.clip(d, -self.delta, self.delta, out=c)
+        loss = (float(np.vdot(c, d)) - 0.5 * float(np.vdot(c, c))) / c.size
+        c *= 1.0 / c.size
+        return loss, c
 
 
 def loss_for_task(task: str, n_classes: int) -> str:

@@ -4,10 +4,11 @@ import pytest
 from bptrain.errors import ConfigError
 from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.gradcheck import gradcheck
-from bptrain.nn.layers import Activation, Dense
+from bptrain.nn.layers import LAYERS, Activation, Dense
 from bptrain.nn.losses import LOSSES
-from bptrain.nn.model import Sequential, build_mlp
+from bptrain.nn.model import Sequential, build_mlp, build_model
 from bptrain.nn.optimizers import OPTIMIZERS
+from bptrain.nn.regularizers import Regularizer
 
 N_IN, N_OUT, BATCH = 4, 3, 8
 
@@ -81,37 +82,70 @@ def test_build_refuses_other_dtypes():
         mlp(dtype="float16")
 
 
-def arrays_in(obj) -> list[np.ndarray]:
-    """Every array held in obj, a list or a dict of them, at any depth."""
+def arrays_in(obj, seen=None) -> list[np.ndarray]:
+    """Every array that obj holds: itself, in lists, tuples and dicts, and in the attributes of
+    bptrain objects (layers, their activation functions, losses, optimizers), at any depth."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
     if isinstance(obj, np.ndarray):
         return [obj]
     if isinstance(obj, dict):
-        obj = list(obj.values())
-    return [a for item in obj for a in arrays_in(item)] if isinstance(obj, (list, tuple)) else []
+        return [a for value in obj.values() for a in arrays_in(value, seen)]
+    if isinstance(obj, (list, tuple)):
+        return [a for item in obj for a in arrays_in(item, seen)]
+    if type(obj).__module__.startswith("bptrain."):
+        attrs = vars(obj) if hasattr(obj, "__dict__") else {k: getattr(obj, k) for k in obj.__slots__}
+        return arrays_in(attrs, seen)
+    return []
+
+
+EVERY_LAYER = [  # every layer type, every activation, dropout both ways
+    *[{"units": 5, "activation": name} for name in sorted(ACTIVATIONS)],
+    {"type": "dense", "units": 6, "activation": "gelu", "activation_options": {"approximate": "tanh"},
+     "init": "orthogonal", "bias_init": 0.1, "dropout": 0.2},
+    {"type": "batch_norm", "momentum": 0.2},
+    {"type": "activation", "activation": "leaky_relu", "activation_options": {"negative_slope": 0.1}},
+    {"type": "layer_norm", "eps": 1e-4},
+    {"type": "dropout", "p": 0.3},
+    {"type": "dense", "units": 5, "activation": "softplus", "activation_options": {"beta": 2.0}},
+]
+
+
+def every_layer_model(dtype="float64", seed=0, batch_size=BATCH):
+    return build_model(EVERY_LAYER, N_IN, N_OUT, dtype=dtype, rng=np.random.default_rng(seed),
+                       noise_rng=np.random.default_rng(seed + 1), batch_size=batch_size)
+
+
+def test_the_every_layer_model_has_every_layer_type():
+    assert {type(layer) for layer in every_layer_model().layers} == set(LAYERS.values())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
 def test_training_keeps_every_array_in_the_model_dtype(dtype, loss_name):
-    model, loss = mlp("sigmoid", dtype=dtype), LOSSES.get(loss_name)()
-    optimizers = [
-        OPTIMIZERS.get("adam")(model.params, weight_decay=0.01, amsgrad=True),
-        OPTIMIZERS.get("sgd")(model.params, momentum=0.9, nesterov=True, weight_decay=0.01),
-    ]
+    model, loss = every_layer_model(dtype), LOSSES.get(loss_name)()
+    regularizer = Regularizer(model.params, l1=1e-3, l2=1e-2, include_bias=True)
+    optimizers = [OPTIMIZERS.get(name)(model.params) for name in sorted(OPTIMIZERS)]
     x, y = data(loss_name, dtype=np.dtype(dtype))
     for opt in optimizers:
         for _ in range(3):
             _, grad = loss(model.forward(x), y)
             model.backward(grad)
+            regularizer.add_grad()
             opt.step(0.01)
+    model.forward(x, train=False)
+    assert type(regularizer.value()) is float
 
-    checked = [a for p in model.params for a in (p.value, p.grad)]
-    for owner in (*model.layers, loss, *optimizers):
-        checked += arrays_in(vars(owner))
-    for opt in optimizers:
-        checked += [a for key, a in opt.state_dict().items() if key != "t"]
-    assert len(checked) > 40
+    checked = [a for p in model.params for a in (p.value, p.grad)] + list(model.buffers.values())
+    for owner in (*model.layers, loss, regularizer, *optimizers):
+        checked += arrays_in(owner)
+    for opt in optimizers:  # 0-d entries are step counters and scalar products, not per-param state
+        checked += [a for a in opt.state_dict().values() if a.ndim > 0]
+    assert len(checked) > 300
     assert {str(a.dtype) for a in checked if a.dtype.kind == "f"} == {dtype}
+    assert any(a.dtype.kind == "f" for a in arrays_in(model.layers[1].fn))  # activation scratch is walked
 
 
 def test_forward_returns_views_of_owned_buffers():
@@ -163,3 +197,136 @@ def test_sequential_runs_layers_forward_then_backward_in_reverse():
     np.testing.assert_allclose(model.forward(x), np.maximum(z, 0) @ W2 + b2, rtol=1e-13)
     g = np.ones((5, 2))
     np.testing.assert_allclose(model.backward(g.copy()), ((g @ W2.T) * (z > 0)) @ W0.T, rtol=1e-13)
+
+
+# --- build_model, buffers, noise ----------------------------------------------------------------
+
+
+def test_build_model_expands_dense_dicts_and_names_layers_in_order():
+    specs = [
+        {"type": "dense", "units": 6, "activation": "selu", "dropout": 0.5},
+        {"type": "batch_norm"},
+        {"units": 5, "activation": "tanh", "init": "he_normal", "bias_init": 0.25},
+        {"type": "layer_norm", "eps": 1e-3},
+        {"type": "dropout", "p": 0.1},
+        {"type": "activation", "activation": "elu", "activation_options": {"alpha": 0.5}},
+    ]
+    noise = np.random.default_rng(1)
+    model = build_model(specs, N_IN, N_OUT, rng=np.random.default_rng(0), noise_rng=noise, batch_size=BATCH,
+                        output_init="zeros")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Dense", "Activation", "Dropout", "BatchNorm", "Dense", "Activation", "LayerNorm",
+                     "Dropout", "Activation", "Dense"]
+    assert model.dtype == np.float32 and model.noise_rng is noise
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    assert [layer.init for layer in dense] == ["lecun_normal", "he_normal", "zeros"]
+    assert np.all(dense[1].b.value == 0.25) and not dense[2].W.value.any()
+    assert (model.layers[2].p, model.layers[7].p) == (0.5, 0.1)
+    assert (model.layers[3].momentum, model.layers[3].eps, model.layers[6].eps) == (0.1, 1e-5, 1e-3)
+    assert model.layers[8].fn.alpha == 0.5
+    assert [p.name for p in model.params] == [
+        "layers.0.W", "layers.0.b", "layers.3.gamma", "layers.3.beta", "layers.4.W", "layers.4.b",
+        "layers.6.gamma", "layers.6.beta", "layers.9.W", "layers.9.b",
+    ]
+    assert [p.kind for p in model.params] == ["weight", "bias", "scale", "shift"] * 2 + ["weight", "bias"]
+    assert list(model.buffers) == ["layers.3.running_mean", "layers.3.running_var"]
+    assert model.forward(data("mse")[0]).shape == (BATCH, N_OUT)
+
+
+def test_build_mlp_is_build_model_of_dense_layers_without_noise():
+    hidden = [{"units": 6, "activation": "relu", "init": "auto"}, {"units": 5, "activation": "tanh"}]
+    a = build_mlp(hidden, N_IN, N_OUT, dtype="float64", seed_or_rng=4, batch_size=BATCH)
+    b = build_model(hidden, N_IN, N_OUT, dtype="float64", rng=np.random.default_rng(4), batch_size=BATCH)
+    assert a.noise_rng is None
+    assert a.state_dict().keys() == b.state_dict().keys()
+    for name, value in a.state_dict().items():
+        assert value.tobytes() == b.state_dict()[name].tobytes()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"type": "conv", "units": 3}, "layers[0]: unknown layer type 'conv'; choose from dense, activation, dropout"),
+    ({"units": 3, "activaton": "relu"}, "layers[0]: unknown key 'activaton' for a dense layer; allowed: units, activation"),
+    ({"activation": "relu"}, "layers[0]: a dense layer needs units"),
+    ({"type": "dropout"}, "layers[0]: a dropout layer needs p"),
+    ({"units": 3, "activation": "relu", "activation_options": {"alpha": 1.0}}, "activation 'relu': unknown option 'alpha'"),
+])
+def test_build_model_refuses_bad_layer_dicts(spec, message):
+    with pytest.raises(ConfigError) as caught:
+        build_model([spec], N_IN, N_OUT, rng=np.random.default_rng(0), batch_size=BATCH)
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_every_layer_model_with_a_regularizer_matches_finite_differences(loss_name):
+    model = every_layer_model()
+    rng = np.random.default_rng(5)
+    for p in model.params:  # leave the initial gamma = 1, beta = 0 of the norm layers
+        if p.kind in ("scale", "shift"):
+            p.value[...] = rng.uniform(0.5, 1.5, p.value.shape)
+    model.forward(data(loss_name, seed=9)[0])  # running statistics that are not 0 and 1
+    regularizer = Regularizer(model.params, l1=0.01, l2=0.05, include_bias=True)
+    before, noise = model.state_dict(), model.noise_rng.bit_generator.state
+
+    errors = gradcheck(model, LOSSES.get(loss_name)(), *data(loss_name), regularizer=regularizer)
+
+    assert set(errors) == {p.name for p in model.params}
+    assert max(errors.values()) < 1e-6, errors
+    after = model.state_dict()
+    assert after.keys() == before.keys() and any(".running_" in key for key in after)
+    for name, value in after.items():
+        assert value.tobytes() == before[name].tobytes(), name  # params and running statistics restored
+    assert model.noise_rng.bit_generator.state == noise
+    assert not any(getattr(layer, "freeze_mask", False) for layer in model.layers)
+
+
+def test_gradcheck_counts_the_regularizer_in_the_objective():
+    model, (x, y) = mlp(), data("mse")
+    loss, regularizer = LOSSES.get("mse")(), Regularizer(model.params, l2=10.0)
+    _, grad = loss(model.forward(x), y)
+    model.backward(grad)
+    plain = {p.name: p.grad.copy() for p in model.params}
+
+    errors = gradcheck(model, loss, x, y, regularizer=regularizer)
+
+    assert max(errors.values()) < 1e-6
+    for p in model.params:  # the grads left behind hold the penalty's part, 2·l2·W, on weights only
+        expected = plain[p.name] + (20.0 * p.value if p.kind == "weight" else 0.0)
+        np.testing.assert_allclose(p.grad, expected, rtol=1e-12)
+
+
+def test_state_dict_holds_params_and_buffers_and_round_trips_them():
+    model, other = every_layer_model(seed=0), every_layer_model(seed=1)
+    model.forward(data("mse")[0])  # move the running statistics
+    state = model.state_dict()
+    assert set(state) == {p.name for p in model.params} | set(model.buffers)
+    other.load_state_dict(state)
+    for name, value in other.state_dict().items():
+        assert value.tobytes() == state[name].tobytes()
+    x = data("mse", seed=3)[0]
+    np.testing.assert_array_equal(other.forward(x, train=False), model.forward(x, train=False).copy())
+    with pytest.raises(ValueError, match="missing key 'layers.23.running_var'"):
+        other.load_state_dict({k: v for k, v in state.items() if k != "layers.23.running_var"})
+
+
+def test_evaluation_is_deterministic_and_draws_no_noise():
+    model, (x, _) = every_layer_model(), data("mse")
+    model.forward(x)
+    state = model.noise_rng.bit_generator.state
+    first = model.forward(x, train=False).copy()
+    np.testing.assert_array_equal(model.forward(x, train=False), first)
+    assert model.noise_rng.bit_generator.state == state
+
+
+def test_same_seeds_give_the_same_training_forward_with_dropout():
+    x = data("mse")[0]
+    a, b, c = every_layer_model(seed=2), every_layer_model(seed=2), every_layer_model(seed=3)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+    assert not np.array_equal(a.forward(x), c.forward(x))
+
+
+def test_keys_given_as_none_take_their_defaults():
+    flat = {"type": "dense", "units": 3, "activation": "tanh", "activation_options": None, "init": None,
+            "bias_init": None, "dropout": None, "p": None, "momentum": None, "eps": None}
+    model = build_model([flat], N_IN, N_OUT, rng=np.random.default_rng(0), batch_size=BATCH)
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Activation", "Dense"]
+    assert model.layers[0].init == "glorot_uniform" and not model.layers[0].b.value.any()
