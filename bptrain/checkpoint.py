@@ -71,8 +71,7 @@ def load_model(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, json.JSONDecodeError, KeyError) as e:
         raise ModelFileError(
-            f"{path}: not a bptrain model file, or a damaged one ({type(e).__name__}: {e}); "
-            "was it written by bptrain fit?"
+            f"{path}: not a bptrain model file, or a damaged one ({_why(e)}); was it written by bptrain fit?"
         ) from None
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if version is None:
@@ -83,3 +82,16 @@ def load_model(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             f"(reads version {FORMAT_VERSION}); use the bptrain version that wrote it"
         )
     return arrays, meta
+
+
+def _why(exc: Exception) -> str:
+    """What was wrong with a file that failed to load, in bptrain's words."""
+    if isinstance(exc, zipfile.BadZipFile):
+        return "not an .npz archive"
+    if isinstance(exc, ValueError) and "pickle" in str(exc):
+        return "it is not a NumPy archive, or it holds Python objects, which bptrain never loads"
+    if isinstance(exc, EOFError):
+        return "the file ends early"
+    if isinstance(exc, json.JSONDecodeError):
+        return "its metadata is not valid JSON"
+    return type(exc).__name__

@@ -29,30 +29,55 @@ STDIN = "-"
 
 def read_csv(source: Path | str, *, stdin: IO[bytes] | None = None) -> pd.DataFrame:
     """A whole CSV file (or `-` for standard input) as a DataFrame; DataError on anything unusable."""
-    name = "<stdin>" if str(source) == STDIN else str(source)
+    name, data = _read_bytes(source, stdin)
+    return _parse(name, data)
+
+
+def read_csv_keeping(source: Path | str, columns: list[str], *, stdin: IO[bytes] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The frame, and `columns` as the exact text of the file (for copying through untouched)."""
+    name, data = _read_bytes(source, stdin)
+    frame = _parse(name, data)
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        names = [str(c) for c in frame.columns]
+        raise DataError(f"{name}: --keep column {absent[0]!r} not found.{did_you_mean(absent[0], names)} Columns: {', '.join(names)}")
+    text = pd.read_csv(io.BytesIO(data), usecols=columns, dtype=str, keep_default_na=False) if columns else frame[[]]
+    return frame, text
+
+
+def source_name(source: Path | str) -> str:
+    return "<stdin>" if str(source) == STDIN else str(source)
+
+
+def _read_bytes(source: Path | str, stdin: IO[bytes] | None) -> tuple[str, bytes]:
+    name = source_name(source)
     try:
         if str(source) == STDIN:
-            handle = stdin if stdin is not None else sys.stdin.buffer
-            frame = pd.read_csv(io.BytesIO(handle.read()))
-        else:
-            frame = pd.read_csv(source)
+            return name, (stdin if stdin is not None else sys.stdin.buffer).read()
+        return name, Path(source).read_bytes()
     except FileNotFoundError:
         raise DataError(f"{name}: data file not found. Check the path (data paths are relative to the config file)") from None
     except IsADirectoryError:
         raise DataError(f"{name}: is a folder, not a CSV file") from None
+    except OSError as e:
+        raise DataError(f"{name}: cannot read ({e.strerror})") from None
+
+
+def _parse(name: str, data: bytes) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(io.BytesIO(data))
     except pd.errors.EmptyDataError:
         raise DataError(f"{name}: the file is empty; a CSV file needs a header line and rows") from None
     except pd.errors.ParserError as e:
         raise DataError(f"{name}: cannot parse as CSV: {_first_line(e)}") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise DataError(f"{name}: cannot read ({e.strerror})") from None
     if len(frame) == 0:
         raise DataError(f"{name}: has a header but no rows")
     duplicated = sorted({str(c).rsplit(".", 1)[0] for c in frame.columns if _is_mangled_duplicate(c, frame.columns)})
     if duplicated:
         raise DataError(f"{name}: duplicate column names: {', '.join(duplicated)}. Rename them so each is unique")
+    frame.columns = [str(c) for c in frame.columns]
     return frame
 
 
@@ -137,7 +162,8 @@ class Preprocessor:
         """The standardized feature matrix of `frame`; DataError naming missing or bad columns."""
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
-            hint = did_you_mean(missing[0], [str(c) for c in frame.columns])
+            unused = [str(c) for c in frame.columns if str(c) not in self.features]
+            hint = did_you_mean(missing[0], unused)
             shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
             raise DataError(
                 f"{source}: missing {len(missing)} feature column{'s' if len(missing) > 1 else ''} "

@@ -22,6 +22,8 @@ def new_run_dir(runs_dir: Path, name: str, now: float | None = None) -> Path:
     """Create and return a fresh run folder; a second run in the same second gets a `-N` suffix."""
     check_name(name)
     runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise ConfigError(f"{runs_dir}: the runs folder is a file, not a folder; choose another --runs-dir")
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -52,4 +54,4 @@ def find_model(run: Path) -> tuple[Path, Path]:
         return run, model
     if run.is_file():
         return run.parent, run
-    raise ConfigError(f"{run}: no such run folder or model file; runs are in runs/ (see ls runs/)")
+    raise ConfigError(f"{run}: no such run folder or model file; give a folder written by bptrain fit, e.g. runs/iris-20261128-101500")

@@ -148,12 +148,6 @@ def test_missing_seed_is_drawn_recorded_and_reusable(tmp_path):
     assert yaml.safe_load((second / "config.yaml").read_text())["seed"] != seed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: config.yaml data paths are made relative to the *resolved* run folder but read back "
-    "relative to the unresolved one, so a runs dir reached through a symlink breaks evaluate and refit",
-)
 def test_run_reached_through_a_symlink_still_evaluates(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "real").mkdir()

@@ -415,12 +415,6 @@ def test_predict_output_file_gets_the_same_bytes_and_stdout_stays_empty(fitted, 
     assert dash.stdout == predicted.keep.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: --keep re-renders the column through pandas type inference instead of copying it: "
-    "'007' becomes '7', and an integer column with a gap becomes '1.0', '', '3.0'",
-)
 def test_predict_keep_copies_values_verbatim(fitted, tmp_path):
     write_rows = "sepal_length,sepal_width,petal_length,petal_width,id\n5.1,3.5,1.4,0.2,007\n5.1,3.5,1.4,0.2,\n6.3,3.3,6.0,2.5,3\n"
     (tmp_path / "ids.csv").write_text(write_rows, encoding="utf-8")
