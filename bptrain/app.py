@@ -19,11 +19,11 @@ import numpy as np
 
 import bptrain
 from bptrain import checkpoint, data as data_mod, report, runs
+from bptrain import build
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, ModelFileError
-from bptrain.nn import LOSSES, OPTIMIZERS, SCHEDULES, build_mlp, loss_for_task
 from bptrain.registry import did_you_mean
-from bptrain.train import EarlyStopping, outputs, probabilities, resolve_mode, score, train, unscale
+from bptrain.train import outputs, probabilities, score, train, unscale
 
 Events = Callable[..., None]
 PREDICT_CHUNK = 4096
@@ -33,71 +33,7 @@ def _quiet(kind: str, **payload: Any) -> None:
     pass
 
 
-# --- building the pieces from a config -----------------------------------------------------------
-
-
-def choose_loss(config: Config, task: str, n_classes: int) -> str:
-    """The loss to train with; ConfigError when the configured one does not fit the task."""
-    name = config.loss
-    if name == "auto":
-        return loss_for_task(task, n_classes)
-    fits = {
-        "cross_entropy": task == "classification",
-        "binary_cross_entropy": task == "classification" and n_classes == 2,
-        "mse": task == "regression",
-    }
-    if not fits.get(name, True):
-        wanted = loss_for_task(task, n_classes)
-        raise ConfigError(
-            f"loss: {name} does not fit this {task} task"
-            + (f" with {n_classes} classes" if task == "classification" else "")
-            + f"; use {wanted} or auto"
-        )
-    return name
-
-
-def output_units(loss: str, task: str, n_classes: int) -> int:
-    if task == "classification" and loss != "binary_cross_entropy":
-        return n_classes
-    return 1
-
-
-def metric_columns(task: str, has_val: bool) -> list[str]:
-    from bptrain import metrics
-
-    columns = ["epoch", "step", "lr", "train_loss"]
-    if has_val:
-        columns += ["val_loss"] + [f"val_{m}" for m in metrics.names(task)]
-    return columns + ["seconds"]
-
-
-def _early_stopping(config: Config, columns: list[str]) -> tuple[EarlyStopping | None, bool]:
-    spec = config.stopping.early_stopping
-    if spec is None:
-        return None, False
-    logged = [c for c in columns if c not in ("epoch", "step", "lr", "seconds")]
-    if spec.monitor not in logged:
-        why = " (there is no validation split: set data.split.val or data.val)" if spec.monitor.startswith("val_") and "val_loss" not in logged else ""
-        raise ConfigError(
-            f"stopping.early_stopping.monitor: {spec.monitor!r} is not a logged metric{why}; "
-            f"choose from {', '.join(logged)}.{did_you_mean(spec.monitor, logged)}"
-        )
-    mode = resolve_mode(spec.monitor, spec.mode)
-    return EarlyStopping(spec.monitor, mode, spec.patience, spec.min_delta), spec.restore_best
-
-
-def _schedule(config: Config) -> Callable[[int], float]:
-    options = config.schedule.model_dump(exclude={"name"})
-    rule = SCHEDULES.get(config.schedule.name)
-    lr = config.optimizer.lr
-    return lambda step: float(rule(step, lr=lr, **options))
-
-
-def _optimizer(config: Config, params):
-    options = config.optimizer.model_dump(exclude={"name", "lr"})
-    if "betas" in options:
-        options["betas"] = tuple(options["betas"])
-    return OPTIMIZERS.get(config.optimizer.name)(params, **options)
+# --- the run's environment ---------------------------------------------------------------------
 
 
 def draw_seed() -> int:
@@ -161,19 +97,22 @@ def fit(
 
     raw = data_mod.read_splits(config.data, seed)
     prep = data_mod.fit_preprocessor(raw, config.data.target)
-    n_classes = len(prep.classes)
-    loss_name = choose_loss(config, raw.task, n_classes)
+    train_labels = prep.target_of(raw.frames["train"], raw.sources["train"]) if raw.task == "classification" else None
+    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, train_labels)
     dataset = data_mod.transform(raw, prep, loss_name, dtype)
-    columns = metric_columns(raw.task, dataset.val is not None)
-    stopper, restore_best = _early_stopping(config, columns)
+    columns = build.metric_columns(config, raw.task, dataset.val is not None)
+    logged = build.logged_metrics(columns)
+    stopper, restore_best = build.make_early_stopping(config, logged)
 
-    init_seed, shuffle_seed = np.random.SeedSequence(seed).spawn(3)[1:]
-    n_in, n_out = dataset.train.x.shape[1], output_units(loss_name, raw.task, n_classes)
-    hidden = [layer.model_dump() for layer in config.model.layers]
+    _, init_rng, shuffle_rng, noise_rng = build.streams(seed)
+    n_in = dataset.train.x.shape[1]
+    spec = build.model_spec(config, n_in, build.output_units(loss_name, raw.task, len(prep.classes)))
     batch_size = min(config.training.batch_size, len(dataset.train.x))
-    model = build_mlp(hidden, n_in, n_out, dtype=dtype, seed_or_rng=np.random.default_rng(init_seed), batch_size=batch_size)
-    loss = LOSSES.get(loss_name)()
-    optimizer = _optimizer(config, model.params)
+    model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=batch_size)
+    loss = build.make_loss(loss_name, loss_options, dtype)
+    optimizer = build.make_optimizer(config, model.params)
+    rate = build.make_rate(config, math.ceil(len(dataset.train.x) / batch_size), logged)
+    regularizer = build.make_regularizer(config, model.params)
 
     run_dir = runs.new_run_dir(runs_dir, name or config.name)
     checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))
@@ -193,16 +132,18 @@ def fit(
             model,
             loss,
             optimizer,
-            _schedule(config),
+            rate,
             prep,
             dataset.train,
             dataset.val,
             epochs=config.training.epochs,
             batch_size=batch_size,
             shuffle=config.training.shuffle,
-            rng=np.random.default_rng(shuffle_seed),
+            rng=shuffle_rng,
             early_stopping=stopper,
             restore_best=restore_best,
+            regularizer=regularizer,
+            clip=build.make_clip(config),
             on_epoch=lambda row: (log.write(row), on_event("epoch", row=row, epochs=config.training.epochs)),
             on_batch=lambda epoch, b, batches: on_event("batch", epoch=epoch, batch=b, batches=batches),
         )
@@ -212,11 +153,8 @@ def fit(
     meta = {
         "bptrain_version": bptrain.__version__,
         "run": run_dir.name,
-        "hidden": hidden,
-        "n_in": n_in,
-        "n_out": n_out,
-        "loss": loss_name,
-        "dtype": dtype,
+        "model": spec,
+        "loss": {"name": loss_name, "options": loss_options},
     }
     prep_arrays, prep_meta = prep.to_arrays()
     checkpoint.save_model(run_dir / runs.MODEL_FILE, {**model.state_dict(), **prep_arrays}, {**meta, "preprocessing": prep_meta})
@@ -283,11 +221,10 @@ def load_trained(run: Path) -> Trained:
     arrays, meta = checkpoint.load_model(path)
     try:
         prep = data_mod.Preprocessor.from_arrays(arrays, meta["preprocessing"])
-        model = build_mlp(
-            meta["hidden"], int(meta["n_in"]), int(meta["n_out"]), dtype=meta["dtype"], seed_or_rng=np.random.default_rng(0), batch_size=1
-        )
-        model.load_state_dict({p.name: arrays[p.name] for p in model.params})
-        loss = LOSSES.get(meta["loss"])()
+        spec = meta["model"]
+        model = build.make_model(spec, rng=np.random.default_rng(0), noise_rng=None, batch_size=1)
+        model.load_state_dict({name: arrays[name] for name in model.state_dict()})
+        loss = build.make_loss(meta["loss"]["name"], meta["loss"]["options"], spec["dtype"])
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise ModelFileError(f"{path}: incomplete or incompatible bptrain model file ({type(e).__name__}: {e})") from None
     return Trained(run_dir, path, model, loss, prep, meta)
@@ -296,14 +233,14 @@ def load_trained(run: Path) -> Trained:
 def evaluate(run: Path, data: str | None = None, *, stdin: IO[bytes] | None = None, on_event: Events = _quiet) -> dict[str, Any]:
     """Metrics of a saved model: on its own validation and test rows, or on the labelled CSV `data`."""
     trained = load_trained(run)
-    prep, dtype, loss_name = trained.prep, trained.meta["dtype"], trained.meta["loss"]
+    prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
     if data is not None:
         frame = data_mod.read_csv(data, stdin=stdin)
-        source = "<stdin>" if data == data_mod.STDIN else str(data)
+        source = data_mod.source_name(data)
         if prep.target not in frame.columns:
             raise DataError(
                 f"{source}: target column {prep.target!r} not found; evaluate needs labelled rows "
-                f"(use bptrain predict for unlabelled ones).{did_you_mean(prep.target, [str(c) for c in frame.columns])}"
+                f"(use bptrain predict for unlabelled ones).{did_you_mean(prep.target, list(frame.columns))}"
             )
         split = data_mod.split_of("data", frame, source, prep, loss_name, dtype)
         return {"data": score(trained.model, trained.loss, prep, split)}
@@ -347,20 +284,16 @@ def predict(
 ) -> int:
     """Write predictions for the rows of CSV `source` to `out` as CSV; return the row count."""
     trained = load_trained(run)
-    prep, dtype = trained.prep, trained.meta["dtype"]
-    frame = data_mod.read_csv(source, stdin=stdin)
-    frame.columns = [str(c) for c in frame.columns]
-    name = "<stdin>" if source == data_mod.STDIN else str(source)
-    absent = [c for c in keep if c not in frame.columns]
-    if absent:
-        raise DataError(f"{name}: --keep column {absent[0]!r} not found.{did_you_mean(absent[0], list(frame.columns))} Columns: {', '.join(frame.columns)}")
-    x = prep.features_of(frame, name, dtype)
-    header = list(keep) + ["prediction"]
-    if proba and prep.task == "classification":
-        header += [f"proba_{c}" for c in prep.classes]
+    prep, dtype = trained.prep, trained.meta["model"]["dtype"]
+    if proba and prep.task != "classification":
+        raise ConfigError("--proba: this model does regression; there are no class probabilities to add")
+    keep = list(dict.fromkeys(keep))
+    frame, kept_text = data_mod.read_csv_keeping(source, keep, stdin=stdin)
+    x = prep.features_of(frame, data_mod.source_name(source), dtype)
+    header = keep + ["prediction"] + ([f"proba_{c}" for c in prep.classes] if proba else [])
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    kept = frame[list(keep)].astype(object).where(frame[list(keep)].notna(), "").to_numpy() if keep else None
+    kept = kept_text.to_numpy() if keep else None
 
     for start in range(0, len(x), PREDICT_CHUNK):
         y = outputs(trained.model, trained.loss, x[start : start + PREDICT_CHUNK])
@@ -385,11 +318,13 @@ def check(config: Config) -> dict[str, Any]:
     seed = config.seed if config.seed is not None else 0
     raw = data_mod.read_splits(config.data, seed)
     prep = data_mod.fit_preprocessor(raw, config.data.target)
-    loss_name = choose_loss(config, raw.task, len(prep.classes))
-    columns = metric_columns(raw.task, raw.frames["val"] is not None)
-    _early_stopping(config, columns)
-    for layer in config.model.layers:
-        layer.activation  # validated by the schema
+    labels = prep.target_of(raw.frames["train"], raw.sources["train"]) if raw.task == "classification" else None
+    loss_name, _ = build.loss_spec(config, raw.task, prep.classes, labels)
+    columns = build.metric_columns(config, raw.task, raw.frames["val"] is not None)
+    logged = build.logged_metrics(columns)
+    build.make_early_stopping(config, logged)
+    rows = len(raw.frames["train"])
+    build.make_rate(config, math.ceil(rows / min(config.training.batch_size, rows)), logged)
     return {
         "task": raw.task,
         "target": config.data.target,
@@ -397,5 +332,31 @@ def check(config: Config) -> dict[str, Any]:
         "classes": prep.classes,
         "loss": loss_name,
         "rows": {k: (len(v) if v is not None else 0) for k, v in raw.frames.items()},
-        "metrics": [c for c in columns if c not in ("epoch", "step", "lr", "seconds")],
+        "metrics": logged,
     }
+
+
+# --- gradcheck --------------------------------------------------------------------------------
+
+GRADCHECK_TOLERANCE = 1e-6
+
+
+def gradcheck(config: Config, *, rows: int = 16, tolerance: float = GRADCHECK_TOLERANCE) -> dict[str, Any]:
+    """Finite differences against backprop for the configured network, on `rows` training rows, in float64."""
+    from bptrain.nn import gradcheck as check_gradients
+
+    seed = config.seed if config.seed is not None else 0
+    raw = data_mod.read_splits(config.data, seed)
+    prep = data_mod.fit_preprocessor(raw, config.data.target)
+    labels = prep.target_of(raw.frames["train"], raw.sources["train"]) if raw.task == "classification" else None
+    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, labels)
+    sample = raw.frames["train"].iloc[:rows]
+    split = data_mod.split_of("train", sample, raw.sources["train"], prep, loss_name, "float64")
+    _, init_rng, _, noise_rng = build.streams(seed)
+    spec = {**build.model_spec(config, split.x.shape[1], build.output_units(loss_name, raw.task, len(prep.classes))), "dtype": "float64"}
+    model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=len(split.x))
+    loss = build.make_loss(loss_name, loss_options, "float64")
+    errors = check_gradients(model, loss, split.x, split.y, regularizer=build.make_regularizer(config, model.params))
+    shapes = {p.name: p.value.shape for p in model.params}
+    params = [{"name": name, "shape": list(shapes[name]), "max_rel_error": float(err), "ok": bool(err < tolerance)} for name, err in errors.items()]
+    return {"rows": len(split.x), "loss": loss_name, "tolerance": tolerance, "params": params, "passed": all(p["ok"] for p in params)}

@@ -178,12 +178,15 @@ def predict(
                 services.predict(run, input, text, **kwargs)
                 text.detach()
 
-            try:
-                atomic_write(Path(output), write)
-            except FileNotFoundError:
-                from bptrain.errors import ConfigError
+            from bptrain.errors import ConfigError
 
-                raise ConfigError(f"--output {output}: the folder does not exist") from None
+            target = Path(output)
+            if target.is_dir():
+                raise ConfigError(f"--output {output}: is a folder; give a file name, e.g. {target / 'predictions.csv'}")
+            try:
+                atomic_write(target, write)
+            except (FileNotFoundError, NotADirectoryError):
+                raise ConfigError(f"--output {output}: the folder {target.parent} does not exist") from None
 
 
 # --- check ------------------------------------------------------------------------------------
@@ -212,6 +215,34 @@ def check(
             lines.append(f"classes    {len(summary['classes'])}: {', '.join(summary['classes'][:10])}" + (", ..." if len(summary["classes"]) > 10 else ""))
         lines.append(f"logged     {', '.join(summary['metrics'])}")
         print("\n".join(lines), flush=True)
+
+
+@app.command()
+def gradcheck(
+    config: Annotated[Path, typer.Argument(help="YAML config whose network to check.", show_default=False)],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, as in fit.")] = None,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Training rows in the batch checked.")] = 16,
+) -> None:
+    """Check backprop against finite differences on CONFIG's network and data, in float64."""
+    with errors_to_exit_codes():
+        from bptrain import app as services
+        from bptrain.config import load_config, parse_overrides
+
+        result = services.gradcheck(load_config(config, parse_overrides(set_ or [])), rows=rows)
+        width = max(len(p["name"]) for p in result["params"])
+        lines = [f"{'parameter':<{width}}  {'shape':<12}  max rel error"]
+        for p in result["params"]:
+            shape = "x".join(map(str, p["shape"]))
+            lines.append(f"{p['name']:<{width}}  {shape:<12}  {p['max_rel_error']:.2e}  {'ok' if p['ok'] else 'FAIL'}")
+        worst = max(p["max_rel_error"] for p in result["params"])
+        verdict = "passed" if result["passed"] else "FAILED"
+        lines.append(
+            f"{verdict}: {len(result['params'])} parameters, {result['rows']} rows, loss {result['loss']}, "
+            f"largest relative error {worst:.2e} (tolerance {result['tolerance']:.0e})"
+        )
+        print("\n".join(lines), flush=True)
+        if not result["passed"]:
+            raise typer.Exit(int(ExitCode.INTERNAL))
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from bptrain import metrics
 from bptrain.data import Preprocessor, Split
 from bptrain.errors import DivergedError
+from bptrain.nn.layers import BatchNorm
 
 EVAL_CHUNK = 4096
 
@@ -99,6 +100,53 @@ def resolve_mode(monitor: str, mode: str) -> str:
     return "max" if metrics.higher_is_better(monitor) else "min"
 
 
+# --- the learning rate -----------------------------------------------------------------------
+
+
+class LearningRate:
+    """The learning rate of every step, from a schedule of steps or of epochs, or reduce-on-plateau.
+
+    `interval: epoch` schedules are functions of the epoch number (0, 1, ...), so the rate is
+    constant within an epoch; `interval: step` schedules are functions of the optimizer step.
+    `total`, when a schedule needs one and none is given, is the whole run: training.epochs
+    epochs, or that many epochs of steps.
+    """
+
+    def __init__(self, name: str, lr: float, options: dict, *, epochs: int, steps_per_epoch: int):
+        from bptrain.nn import SCHEDULES
+
+        options = dict(options)
+        self.interval = options.pop("interval", "epoch")
+        self.monitor = options.pop("monitor", None)
+        mode = options.pop("mode", None)
+        rule = SCHEDULES.get(name)
+        self.plateau = None
+        if getattr(rule, "stateful", False):
+            self.plateau = rule(lr, mode=resolve_mode(self.monitor, mode or "auto"), **options)
+            self.interval = "epoch"
+            self._lr = lambda t: self.plateau.lr
+        else:
+            if "total" in options and options["total"] is None:
+                options["total"] = epochs if self.interval == "epoch" else epochs * steps_per_epoch
+            self._lr = lambda t: float(rule(t, lr=lr, **options))
+        self._lr(0)  # options that do not fit together fail here, before training starts
+
+    def at(self, step: int, epoch: int) -> float:
+        """The rate for optimizer step `step` (0-based) in epoch `epoch` (0-based)."""
+        return self._lr(step if self.interval == "step" else epoch)
+
+    def end_epoch(self, row: dict) -> None:
+        if self.plateau is not None:
+            self.plateau.step(row[self.monitor])
+
+    def state_dict(self) -> dict:
+        return self.plateau.state_dict() if self.plateau is not None else {}
+
+
+def constant_rate(lr: float) -> LearningRate:
+    return LearningRate("constant", lr, {}, epochs=1, steps_per_epoch=1)
+
+
 # --- the loop -------------------------------------------------------------------------------
 
 
@@ -128,7 +176,7 @@ def _train(
     model,
     loss,
     optimizer,
-    lr_at: Callable[[int], float],
+    rate: LearningRate,
     prep: Preprocessor,
     train_split: Split,
     val_split: Split | None,
@@ -139,6 +187,8 @@ def _train(
     rng: np.random.Generator,
     early_stopping: EarlyStopping | None = None,
     restore_best: bool = True,
+    regularizer=None,
+    clip: Callable[[list], object] | None = None,
     on_epoch: Callable[[dict], None] = lambda row: None,
     on_batch: Callable[[int, int, int], None] = lambda epoch, batch, batches: None,
 ) -> Outcome:
@@ -149,11 +199,15 @@ def _train(
     yb = np.empty((batch_size, *y.shape[1:]), dtype=y.dtype)
     order = np.arange(n)
     batches = math.ceil(n / batch_size)
+    if n % batch_size == 1 and any(isinstance(layer, BatchNorm) for layer in model.layers):
+        batches -= 1  # batch norm cannot train on a lone row: it sits this epoch out (a different row each epoch)
+    used = min(n, batches * batch_size)
+    params = model.params
     outcome = Outcome()
     best_state = None
     started = time.perf_counter()
     step = 0
-    lr = lr_at(0)
+    lr = rate.at(0, 0)
 
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
@@ -165,32 +219,39 @@ def _train(
             m = len(rows)
             np.take(x, rows, axis=0, out=xb[:m])
             np.take(y, rows, axis=0, out=yb[:m])
-            logits = model.forward(xb[:m], train=True)
-            value, grad = loss(logits, yb[:m])
+            logits = model.forward(xb[:m], train=True)  # forward pass
+            value, grad = loss(logits, yb[:m])  # loss and dL/dlogits
             if not math.isfinite(value):
                 raise DivergedError(
                     f"training diverged at epoch {epoch}, step {step + 1}: loss became {value}. "
                     f"Try a smaller optimizer.lr (now {lr:g})"
                 )
-            model.backward(grad)
-            lr = lr_at(step)
-            optimizer.step(lr)
+            model.backward(grad)  # chain rule, layer by layer: every param.grad
+            if regularizer is not None:
+                regularizer.add_grad()
+            if clip is not None:
+                clip(params)
+            lr = rate.at(step, epoch - 1)
+            optimizer.step(lr)  # the update
             step += 1
             total += value * m
             on_batch(epoch, b + 1, batches)
 
-        bad = next((p.name for p in model.params if not np.isfinite(p.value).all()), None)
+        bad = next((p.name for p in params if not np.isfinite(p.value).all()), None)
         if bad is not None:
             raise DivergedError(
                 f"training diverged at epoch {epoch}, step {step}: weights {bad} became non-finite. "
                 f"Try a smaller optimizer.lr (now {lr:g})"
             )
-        row = {"epoch": epoch, "step": step, "lr": lr, "train_loss": total / n}
+        row = {"epoch": epoch, "step": step, "lr": lr, "train_loss": total / used}
+        if regularizer is not None:
+            row["penalty"] = regularizer.value()
         if val_split is not None:
             row.update({f"val_{k}": v for k, v in score(model, loss, prep, val_split).items()})
         row["seconds"] = time.perf_counter() - epoch_start
         outcome.rows.append(row)
         on_epoch(row)
+        rate.end_epoch(row)
 
         if early_stopping is None:
             outcome.best_epoch = epoch

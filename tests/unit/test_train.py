@@ -7,7 +7,7 @@ import pytest
 from bptrain.data import Preprocessor, Split
 from bptrain.errors import DivergedError
 from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp
-from bptrain.train import EarlyStopping, resolve_mode, train
+from bptrain.train import EarlyStopping, constant_rate, resolve_mode, train
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
@@ -53,7 +53,7 @@ def run(epochs=5, stopper=None, restore_best=True, lr=0.05, seed=0, val=True, ac
     model = build_mlp([{"units": 8, "activation": activation, "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(seed), batch_size=10)
     optimizer = OPTIMIZERS["sgd"](model.params, momentum=0.9)
     outcome = train(
-        model, LOSSES["cross_entropy"](), optimizer, lambda step: lr, prep, split, split if val else None,
+        model, LOSSES["cross_entropy"](), optimizer, constant_rate(lr), prep, split, split if val else None,
         epochs=epochs, batch_size=10, shuffle=True, rng=np.random.default_rng(seed), early_stopping=stopper, restore_best=restore_best,
     )
     return model, outcome
@@ -94,7 +94,7 @@ def test_restore_best_puts_back_the_best_epochs_weights():
     model = build_mlp([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(0), batch_size=10)
     optimizer = OPTIMIZERS["sgd"](model.params)
     outcome = train(
-        model, LOSSES["cross_entropy"](), optimizer, lambda step: 0.1, prep, split, split,
+        model, LOSSES["cross_entropy"](), optimizer, constant_rate(0.1), prep, split, split,
         epochs=10, batch_size=10, shuffle=False, rng=np.random.default_rng(0), early_stopping=stopper,
         on_epoch=lambda row: seen.__setitem__(row["epoch"], model.state_dict()),
     )

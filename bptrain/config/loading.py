@@ -1,8 +1,8 @@
-"""Config: the YAML file as strict pydantic models, loaded, overridden and validated once.
+"""Loading a config: YAML read safely, `--set` overrides merged, validated once, errors formatted.
 
-Unknown keys are errors; every problem is reported at once as `dotted.path[i]: message (got x)`;
-data paths are relative to the config file; `--set key=value` overrides are merged into the raw
-YAML before validation, so they are checked like everything else.
+Every problem is reported at once as `dotted.path[i]: message (got x)`; data paths are relative
+to the config file; overrides are merged into the raw YAML before validation, so they are
+checked like everything else.
 """
 
 from __future__ import annotations
@@ -11,213 +11,14 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ValidationError
 
+from bptrain.config.schema import Config
 from bptrain.errors import ConfigError
-from bptrain.nn import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, SCHEDULES
-from bptrain.registry import Registry, did_you_mean
-
-NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _registered(registry: Registry, extra: tuple[str, ...] = ()):
-    """A field validator accepting the names in `registry` (and `extra`)."""
-
-    def check(value: str) -> str:
-        if value in extra or value in registry:
-            return value
-        names = sorted([*registry, *extra])
-        hint = did_you_mean(value, names)
-        raise ValueError(f"unknown {registry.kind} {value!r}; choose from {', '.join(names)}.{hint}")
-
-    return check
-
-
-# --- data -------------------------------------------------------------------------------------
-
-
-class SplitConfig(Strict):
-    val: float = Field(0.15, ge=0.0, lt=1.0, description="fraction of rows held out for validation")
-    test: float = Field(0.15, ge=0.0, lt=1.0, description="fraction of rows held out for testing")
-    stratify: bool = True
-
-    @model_validator(mode="after")
-    def _leaves_training_rows(self) -> "SplitConfig":
-        if self.val + self.test >= 1.0:
-            raise ValueError(f"val + test must be below 1 to leave rows for training (got {self.val} + {self.test})")
-        return self
-
-
-class DataConfig(Strict):
-    train: Path
-    val: Path | None = None
-    test: Path | None = None
-    target: str
-    features: list[str] | None = None
-    exclude: list[str] = []
-    task: Literal["auto", "classification", "regression"] = "auto"
-    split: SplitConfig = SplitConfig()
-
-    @field_validator("train", "val", "test", mode="after")
-    @classmethod
-    def _relative_to_config(cls, value: Path | None, info) -> Path | None:
-        base = (info.context or {}).get("base")
-        if value is None or base is None or value.is_absolute():
-            return value
-        return Path(os.path.normpath(Path(base) / value))
-
-
-# --- model --------------------------------------------------------------------------------------
-
-
-class LayerConfig(Strict):
-    units: int = Field(gt=0)
-    activation: str = "relu"
-    init: str = "auto"
-
-    _activation = field_validator("activation")(_registered(ACTIVATIONS))
-    _init = field_validator("init")(_registered(INITIALIZERS, ("auto",)))
-
-
-class ModelConfig(Strict):
-    layers: list[LayerConfig] = [LayerConfig(units=16), LayerConfig(units=16)]
-    dtype: Literal["float32", "float64"] = "float32"
-
-
-# --- optimizers and schedules: one model per name, chosen by `name` ---------------------------
-
-
-class SGDConfig(Strict):
-    name: Literal["sgd"]
-    lr: float = Field(0.001, gt=0.0)
-    momentum: float = Field(0.0, ge=0.0, lt=1.0)
-    dampening: float = Field(0.0, ge=0.0, le=1.0)
-    nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0.0)
-
-    @model_validator(mode="after")
-    def _nesterov_needs_momentum(self) -> "SGDConfig":
-        if self.nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
-            raise ValueError("nesterov needs momentum > 0 and dampening 0")
-        return self
-
-
-class AdamConfig(Strict):
-    name: Literal["adam"]
-    lr: float = Field(0.001, gt=0.0)
-    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    amsgrad: bool = False
-
-
-class ConstantSchedule(Strict):
-    name: Literal["constant"]
-
-
-def _by_name(kind: str, registry: Registry, default: str):
-    """Choose the member of a tagged union by its `name` key (a missing name means `default`)."""
-
-    def tag(value: Any) -> str | None:
-        if isinstance(value, BaseModel):
-            return value.name  # type: ignore[attr-defined]
-        if isinstance(value, Mapping):
-            return str(value.get("name", default))
-        return None
-
-    return Discriminator(
-        tag,
-        custom_error_type="unknown_name",
-        custom_error_message=f"unknown {kind}",
-        custom_error_context={"kind": kind, "choices": ", ".join(sorted(registry))},
-    )
-
-
-def _with_default_name(default: str):
-    def fill(value: Any) -> Any:
-        if isinstance(value, str):
-            return {"name": value}
-        if isinstance(value, Mapping) and "name" not in value:
-            return {"name": default, **value}
-        return value
-
-    return fill
-
-
-OptimizerConfig = Annotated[
-    Union[Annotated[SGDConfig, Tag("sgd")], Annotated[AdamConfig, Tag("adam")]],
-    _by_name("optimizer", OPTIMIZERS, "adam"),
-]
-ScheduleConfig = Annotated[
-    Union[Annotated[ConstantSchedule, Tag("constant")]],
-    _by_name("schedule", SCHEDULES, "constant"),
-]
-
-
-# --- training and stopping -------------------------------------------------------------------
-
-
-class TrainingConfig(Strict):
-    epochs: int = Field(200, gt=0, description="the most epochs to train (the max_epochs stop)")
-    batch_size: int = Field(32, gt=0)
-    shuffle: bool = True
-
-
-class EarlyStoppingConfig(Strict):
-    monitor: str = "val_loss"
-    mode: Literal["auto", "min", "max"] = "auto"
-    patience: int = Field(20, ge=1)
-    min_delta: float = Field(0.0, ge=0.0)
-    restore_best: bool = True
-
-    @field_validator("monitor")
-    @classmethod
-    def _metric_name(cls, value: str) -> str:
-        if not re.fullmatch(r"(train|val)_[a-z0-9_]+", value):
-            raise ValueError("must name a logged metric such as val_loss, val_accuracy or train_loss")
-        return value
-
-
-class StoppingConfig(Strict):
-    early_stopping: EarlyStoppingConfig | None = EarlyStoppingConfig()
-
-
-# --- the whole file -------------------------------------------------------------------------
-
-
-class Config(Strict):
-    name: str = Field("run", pattern=NAME_PATTERN, max_length=100)
-    seed: int | None = Field(None, ge=0, lt=2**63)
-    data: DataConfig
-    model: ModelConfig = ModelConfig()
-    loss: str = "auto"
-    optimizer: OptimizerConfig = AdamConfig(name="adam")
-    schedule: ScheduleConfig = ConstantSchedule(name="constant")
-    training: TrainingConfig = TrainingConfig()
-    stopping: StoppingConfig = StoppingConfig()
-
-    _loss = field_validator("loss")(_registered(LOSSES, ("auto",)))
-    _optimizer_name = field_validator("optimizer", mode="before")(_with_default_name("adam"))
-    _schedule_name = field_validator("schedule", mode="before")(_with_default_name("constant"))
-
-
-# --- loading -------------------------------------------------------------------------------
+from bptrain.registry import did_you_mean
 
 
 def read_yaml_mapping(path: Path) -> dict:
@@ -306,14 +107,14 @@ def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Confi
     raw = read_yaml_mapping(path)
     for key, value in (overrides or {}).items():
         set_dotted(raw, key, value)
-    return validate_config(raw, path)
+    return validate_config(raw, path, list(overrides or {}))
 
 
-def validate_config(raw: dict, path: Path) -> Config:
+def validate_config(raw: dict, path: Path, overridden: list[str] = []) -> Config:  # noqa: B006 (read only)
     try:
         return Config.model_validate(raw, context={"base": Path(path).parent})
     except ValidationError as e:
-        raise ConfigError(format_errors(path, e)) from None
+        raise ConfigError(format_errors(path, e, overridden)) from None
 
 
 # --- error messages --------------------------------------------------------------------------------
@@ -357,10 +158,12 @@ def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:
-    field = model.model_fields.get("name")
-    if field is None or typing.get_origin(field.annotation) is not Literal:
-        return None
-    return typing.get_args(field.annotation)[0]
+    """The Literal value of a union member's `name` or `type` field."""
+    for key in ("name", "type"):
+        field = model.model_fields.get(key)
+        if field is not None and typing.get_origin(field.annotation) is Literal:
+            return typing.get_args(field.annotation)[0]
+    return None
 
 
 def _got(value: Any) -> str:
@@ -377,11 +180,17 @@ def _message(error: dict, parent: type[BaseModel] | None, key: str) -> str:
     if kind == "extra_forbidden":
         allowed = sorted(parent.model_fields) if parent is not None else []
         hint = did_you_mean(key, allowed)
+        tag = _tag_of(parent) if parent is not None else None
+        if tag is not None and not hint:
+            options = [k for k in allowed if k not in ("name", "type")]
+            takes = f"{tag} takes {', '.join(options)}" if options else f"{tag} takes no options"
+            return f"unknown key; {takes}"
         return f"unknown key.{hint}" + (f" Allowed: {', '.join(allowed)}" if allowed and not hint else "")
     if kind == "missing":
         return "required key is missing"
     if kind == "unknown_name":
-        tag = error["input"].get("name") if isinstance(error["input"], Mapping) else error["input"]
+        value = error["input"]
+        tag = value.get(ctx["key"]) if isinstance(value, Mapping) else value
         choices = ctx["choices"].split(", ")
         return f"unknown {ctx['kind']} {tag!r}; choose from {ctx['choices']}.{did_you_mean(str(tag), choices)}"
     if kind == "value_error":
@@ -394,8 +203,14 @@ def _message(error: dict, parent: type[BaseModel] | None, key: str) -> str:
     return text[0].lower() + text[1:]
 
 
-def format_errors(path: Path, exc: ValidationError) -> str:
-    """One line per problem: `dotted.path: message (got value)`, under a count."""
+def _display(key: str) -> str:
+    """`model.layers.0.units` as the error paths show it: `model.layers[0].units`."""
+    return re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
+
+
+def format_errors(path: Path, exc: ValidationError, overridden: list[str] = []) -> str:  # noqa: B006 (read only)
+    """One line per problem: `dotted.path: message (got value)`, under a count; `(from --set)` marks overrides."""
+    shown_keys = [_display(k) for k in overridden]
     lines = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
@@ -410,6 +225,8 @@ def format_errors(path: Path, exc: ValidationError) -> str:
         named = isinstance(error["input"], (dict, list)) or (isinstance(error["input"], str) and repr(error["input"]) in message)
         if shown and "(got" not in message and not named:
             message += f" (got {_got(error['input'])})"
+        if any(where == k or where.startswith((k + ".", k + "[")) for k in shown_keys):
+            message += " (from --set)"
         lines.append(f"  {where or '(top level)'}: {message}")
     lines = list(dict.fromkeys(lines))
     count = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
@@ -426,17 +243,15 @@ def resolved_dict(config: Config, folder: Path) -> dict:
         value = getattr(config.data, key)
         if value is not None:
             raw["data"][key] = _relative(Path(value), folder)
-    raw["optimizer"] = dict(raw["optimizer"])
-    if "betas" in raw["optimizer"]:
-        raw["optimizer"]["betas"] = list(raw["optimizer"]["betas"])
     return raw
 
 
 def _relative(path: Path, folder: Path) -> str:
+    """`path` relative to `folder`, lexically (symlinks kept), as it is read back; absolute across drives."""
     try:
-        return os.path.relpath(Path(path).resolve(), Path(folder).resolve())
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
     except ValueError:
-        return str(Path(path).resolve())
+        return os.path.abspath(path)
 
 
 def dump_yaml(raw: dict) -> str:

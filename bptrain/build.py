@@ -1,0 +1,167 @@
+"""Building the training pieces from a validated config: loss, model, optimizer, rate, regularizer, clipping.
+
+Everything that depends on both the config and the data (the task, the classes, the training
+labels) is decided here, once, with a ConfigError naming the key when the two do not fit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from bptrain import metrics
+from bptrain.config import Config
+from bptrain.config.schema import layer_specs, optimizer_options
+from bptrain.errors import ConfigError
+from bptrain.nn import LOSSES, OPTIMIZERS, build_model, loss_for_task
+from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
+from bptrain.nn.regularizers import Regularizer
+from bptrain.registry import did_you_mean
+from bptrain.train import EarlyStopping, LearningRate, resolve_mode
+
+# The seed is split into independent streams, so that e.g. a change of architecture keeps the split.
+SPLIT, INIT, SHUFFLE, NOISE = range(4)
+
+
+def streams(seed: int) -> list[np.random.Generator]:
+    """One generator per purpose (split, initialization, shuffling, dropout), from one seed."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
+
+
+# --- the loss ------------------------------------------------------------------------------
+
+
+def loss_spec(config: Config, task: str, classes: list[str], labels: np.ndarray | None) -> tuple[str, dict[str, Any]]:
+    """(loss name, constructor options) for this task; `balanced` weights come from the training labels."""
+    name = config.loss.name
+    n_classes = len(classes)
+    if name == "auto":
+        return loss_for_task(task, n_classes), {}
+    wanted = LOSSES.get(name).task
+    if wanted != task or (name == "binary_cross_entropy" and n_classes != 2):
+        suggestion = loss_for_task(task, n_classes)
+        classes_note = f" with {n_classes} classes" if task == "classification" else ""
+        raise ConfigError(f"loss: {name} does not fit this {task} task{classes_note}; use {suggestion} or auto")
+    options = config.loss.model_dump(exclude={"name"})
+    if name == "cross_entropy":
+        weights = options.pop("class_weights")
+        if weights == "balanced":
+            counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+            weights = (len(labels) / (n_classes * np.maximum(counts, 1.0))).tolist()
+        elif weights is not None and len(weights) != n_classes:
+            raise ConfigError(
+                f"loss.class_weights: {len(weights)} weights for {n_classes} classes ({', '.join(classes)}); give one per class, in this order"
+            )
+        options["weight"] = weights
+    if name == "binary_cross_entropy" and options.get("pos_weight") == "balanced":
+        positives = float(np.sum(labels == 1))
+        options["pos_weight"] = (len(labels) - positives) / max(positives, 1.0)
+    return name, options
+
+
+def make_loss(name: str, options: dict[str, Any], dtype: str):
+    options = dict(options)
+    if options.get("weight") is not None:
+        options["weight"] = np.asarray(options["weight"], dtype=dtype)
+    return LOSSES.get(name)(**options)
+
+
+def output_units(loss: str, task: str, n_classes: int) -> int:
+    return n_classes if task == "classification" and loss != "binary_cross_entropy" else 1
+
+
+# --- the model and its optimization -----------------------------------------------------------
+
+
+def model_spec(config: Config, n_in: int, n_out: int) -> dict[str, Any]:
+    """Everything needed to rebuild the network: stored in the model file."""
+    return {
+        "layers": layer_specs(config.model),
+        "output_init": config.model.output_init,
+        "n_in": n_in,
+        "n_out": n_out,
+        "dtype": config.model.dtype,
+    }
+
+
+def make_model(spec: dict[str, Any], *, rng: np.random.Generator, noise_rng: np.random.Generator | None, batch_size: int):
+    return build_model(
+        spec["layers"],
+        int(spec["n_in"]),
+        int(spec["n_out"]),
+        dtype=spec["dtype"],
+        rng=rng,
+        noise_rng=noise_rng,
+        batch_size=batch_size,
+        output_init=spec["output_init"],
+    )
+
+
+def make_optimizer(config: Config, params):
+    return OPTIMIZERS.get(config.optimizer.name)(params, **optimizer_options(config.optimizer))
+
+
+def make_rate(config: Config, steps_per_epoch: int, logged: list[str]) -> LearningRate:
+    options = config.schedule.model_dump(exclude={"name"})
+    monitor = options.get("monitor")
+    if monitor is not None:
+        check_monitor("schedule.monitor", monitor, logged)
+    return LearningRate(
+        config.schedule.name, config.optimizer.lr, options, epochs=config.training.epochs, steps_per_epoch=steps_per_epoch
+    )
+
+
+def make_regularizer(config: Config, params) -> Regularizer | None:
+    reg = config.regularization
+    if reg.l1 == 0.0 and reg.l2 == 0.0:
+        return None
+    return Regularizer(params, l1=reg.l1, l2=reg.l2, include_bias=reg.include_bias)
+
+
+def make_clip(config: Config) -> Callable[[list], object] | None:
+    clip = config.training.clip
+    if clip is None:
+        return None
+    if clip.global_norm is not None:
+        return lambda params: clip_global_norm(params, clip.global_norm)
+    if clip.norm is not None:
+        return lambda params: clip_norm_per_param(params, clip.norm)
+    return lambda params: clip_value(params, clip.value)
+
+
+# --- what is logged and watched ----------------------------------------------------------------
+
+
+def metric_columns(config: Config, task: str, has_val: bool) -> list[str]:
+    """The metrics.csv header: epoch, step, lr, train_loss, [penalty], val_loss, val_<metric>..., seconds."""
+    columns = ["epoch", "step", "lr", "train_loss"]
+    if config.regularization.l1 or config.regularization.l2:
+        columns.append("penalty")
+    if has_val:
+        columns += ["val_loss"] + [f"val_{m}" for m in metrics.names(task)]
+    return columns + ["seconds"]
+
+
+def logged_metrics(columns: list[str]) -> list[str]:
+    return [c for c in columns if c not in ("epoch", "step", "lr", "seconds")]
+
+
+def check_monitor(key: str, monitor: str, logged: list[str]) -> None:
+    if monitor in logged:
+        return
+    why = ""
+    if monitor.startswith("val_") and "val_loss" not in logged:
+        why = " (there is no validation split: set data.split.val or data.val)"
+    raise ConfigError(
+        f"{key}: {monitor!r} is not a logged metric{why}; choose from {', '.join(logged)}.{did_you_mean(monitor, logged)}"
+    )
+
+
+def make_early_stopping(config: Config, logged: list[str]) -> tuple[EarlyStopping | None, bool]:
+    spec = config.stopping.early_stopping
+    if spec is None:
+        return None, False
+    check_monitor("stopping.early_stopping.monitor", spec.monitor, logged)
+    mode = resolve_mode(spec.monitor, spec.mode)
+    return EarlyStopping(spec.monitor, mode, spec.patience, spec.min_delta), spec.restore_best

@@ -1,0 +1,39 @@
+"""`bptrain gradcheck`: every shipped config passes; the table and verdict are printed on stdout."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_shipped_config_passes(config):
+    result = run_cli("gradcheck", config)
+    assert result.returncode == 0, result.stderr
+    *table, verdict = result.stdout.strip().splitlines()
+    assert table[0].split() == ["parameter", "shape", "max", "rel", "error"]
+    assert all(line.endswith("  ok") for line in table[1:])
+    assert re.fullmatch(r"passed: \d+ parameters, 16 rows, loss \w+, largest relative error \S+ \(tolerance 1e-06\)", verdict)
+
+
+def test_dropout_norms_and_penalties_are_checked_too():
+    result = run_cli(
+        "gradcheck", ROOT / "configs" / "iris.yaml", "--rows", "8",
+        "--set", "model.layers=[{units: 6, activation: selu, dropout: 0.5}, {type: batch_norm}, {type: layer_norm}, {units: 5, activation: {name: gelu, approximate: tanh}}]",
+        "--set", "regularization={l1: 0.01, l2: 0.01, include_bias: true}",
+    )
+    assert result.returncode == 0, result.stderr
+    names = [line.split()[0] for line in result.stdout.splitlines()[1:-1]]
+    assert names == ["layers.0.W", "layers.0.b", "layers.3.gamma", "layers.3.beta", "layers.4.gamma", "layers.4.beta", "layers.5.W", "layers.5.b", "layers.7.W", "layers.7.b"]
+    assert result.stdout.splitlines()[-1].startswith("passed: 10 parameters, 8 rows")
+
+
+def test_a_bad_config_is_a_usage_error():
+    result = run_cli("gradcheck", ROOT / "configs" / "iris.yaml", "--set", "model.layers.0.activation=rleu")
+    assert result.returncode == 2
+    assert "model.layers[0].activation: unknown activation 'rleu';" in result.stderr
+    assert "(from --set)" in result.stderr and "Traceback" not in result.stderr

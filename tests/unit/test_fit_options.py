@@ -1,0 +1,105 @@
+"""Schedules, regularization, clipping and the new layers, seen through a real fit on iris."""
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bptrain import app, build
+from bptrain.checkpoint import load_model
+from bptrain.config import load_config, parse_overrides
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fit(tmp_path, *settings, epochs=6):
+    overrides = parse_overrides(["training.epochs=%d" % epochs, "stopping.early_stopping=null", *settings])
+    config = load_config(ROOT / "configs" / "iris.yaml", overrides)
+    result = app.fit(config, runs_dir=tmp_path)
+    with open(result.run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    return config, result, rows
+
+
+def test_an_epoch_schedule_sets_the_rate_of_each_epoch(tmp_path):
+    _, _, rows = fit(tmp_path, "schedule={name: step, step_size: 2, gamma: 0.5}")
+    assert [float(r["lr"]) for r in rows] == [0.01 * 0.5 ** ((e - 1) // 2) for e in range(1, 7)]
+
+
+def test_a_step_schedule_logs_the_rate_of_the_epochs_last_step(tmp_path):
+    _, _, rows = fit(tmp_path, "schedule={name: cosine, interval: step}")
+    total = 6 * 7  # epochs * batches per epoch (102 training rows, batch 16)
+    expected = [0.5 * 0.01 * (1 + math.cos(math.pi * (7 * e - 1) / total)) for e in range(1, 7)]
+    assert [float(r["lr"]) for r in rows] == pytest.approx(expected, rel=1e-12)
+
+
+def test_reduce_on_plateau_follows_the_monitored_metric(tmp_path):
+    _, _, rows = fit(tmp_path, "schedule={name: reduce_on_plateau, monitor: train_loss, mode: max, patience: 0, factor: 0.5}")
+    # train_loss falls every epoch, so in mode max it never improves after the first epoch
+    assert [float(r["lr"]) for r in rows] == [0.01, 0.01, 0.005, 0.0025, 0.00125, 0.000625]
+
+
+def test_the_penalty_is_logged_and_computed_from_the_weights(tmp_path):
+    _, result, rows = fit(tmp_path, "regularization={l1: 0.001, l2: 0.01}")
+    arrays, _ = load_model(result.run_dir / "model.npz")
+    weights = [v.astype(np.float64) for k, v in arrays.items() if k.endswith(".W")]
+    expected = 0.001 * sum(np.abs(w).sum() for w in weights) + 0.01 * sum((w * w).sum() for w in weights)
+    assert float(rows[-1]["penalty"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_clipping_by_value_bounds_every_update(tmp_path):
+    config, result, _ = fit(tmp_path, "optimizer={name: sgd, lr: 0.1}", "training.clip={value: 1.0e-9}", epochs=2)
+    arrays, _ = load_model(result.run_dir / "model.npz")
+    _, init_rng, _, noise_rng = build.streams(config.seed)
+    start = build.make_model(build.model_spec(config, 4, 3), rng=init_rng, noise_rng=noise_rng, batch_size=16).state_dict()
+    steps = 2 * 7
+    for name, value in start.items():
+        assert np.abs(arrays[name] - value).max() <= 0.1 * 1e-9 * steps * 1.001 + 1e-7, name
+
+
+def test_dropout_and_batch_norm_runs_evaluate_like_the_report(tmp_path):
+    _, result, _ = fit(tmp_path, "model.layers=[{units: 16, dropout: 0.2}, {type: batch_norm}, {type: layer_norm}, {units: 8, activation: elu}]")
+    arrays, _ = load_model(result.run_dir / "model.npz")
+    assert {"layers.3.running_mean", "layers.3.running_var"} <= set(arrays)
+    again = app.evaluate(result.run_dir)
+    for split in ("val", "test"):
+        assert again[split] == pytest.approx(result.report["metrics"][split], rel=1e-12)
+
+
+def test_balanced_class_weights_are_computed_from_the_training_labels(tmp_path):
+    config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides(["loss={name: cross_entropy, class_weights: balanced}"]))
+    labels = np.array([0] * 10 + [1] * 30 + [2] * 20)
+    name, options = build.loss_spec(config, "classification", ["a", "b", "c"], labels)
+    assert name == "cross_entropy" and options["weight"] == pytest.approx([2.0, 2 / 3, 1.0])
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("loss=mse", "loss: mse does not fit this classification task with 3 classes; use cross_entropy or auto"),
+        ("loss=binary_cross_entropy", "loss: binary_cross_entropy does not fit this classification task with 3 classes; use cross_entropy or auto"),
+        ("loss={name: cross_entropy, class_weights: [1, 2]}", "loss.class_weights: 2 weights for 3 classes (setosa, versicolor, virginica); give one per class, in this order"),
+        ("schedule={name: reduce_on_plateau, monitor: val_acc}", "schedule.monitor: 'val_acc' is not a logged metric; choose from train_loss, val_loss, val_accuracy, val_balanced_accuracy, val_precision_macro, val_recall_macro, val_f1_macro, val_log_loss. Did you mean 'val_accuracy'?"),
+    ],
+)
+def test_config_that_does_not_fit_the_data(tmp_path, setting, message):
+    from bptrain.errors import ConfigError
+
+    config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides([setting]))
+    with pytest.raises(ConfigError) as info:
+        app.check(config)
+    assert str(info.value) == message
+
+
+def test_gradcheck_catches_a_wrong_derivative(monkeypatch):
+    from bptrain.nn import ACTIVATIONS
+
+    config = load_config(ROOT / "configs" / "wine.yaml")  # tanh hidden layer
+    assert app.gradcheck(config)["passed"]
+    wrong = lambda self, grad, z, a, tmp=None: grad  # noqa: E731  (derivative 1 instead of 1 - a^2)
+    monkeypatch.setattr(ACTIVATIONS["tanh"], "backward", wrong)
+    result = app.gradcheck(config)
+    assert not result["passed"]
+    assert {p["name"] for p in result["params"] if not p["ok"]} == {"layers.0.W", "layers.0.b"}
