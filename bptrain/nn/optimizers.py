@@ -58,6 +58,24 @@ def _betas(optimizer: str, betas: Any) -> tuple[float, float]:
     return float(betas[0]), float(betas[1])
 
 
+# --- running averages, in place ------------------------------------------------------------------
+
+
+def _average(avg: np.ndarray, x: np.ndarray, beta: float, tmp: np.ndarray) -> None:
+    """avg = beta avg + (1 - beta) x, in place; tmp is scratch."""
+    avg *= beta
+    np.multiply(x, 1.0 - beta, out=tmp)
+    avg += tmp
+
+
+def _average_square(avg: np.ndarray, x: np.ndarray, beta: float, tmp: np.ndarray) -> None:
+    """avg = beta avg + (1 - beta) x², in place; tmp is scratch."""
+    avg *= beta
+    np.multiply(x, x, out=tmp)
+    tmp *= 1.0 - beta
+    avg += tmp
+
+
 # --- the base class -------------------------------------------------------------------------------
 
 
@@ -229,13 +247,8 @@ class Adam(Optimizer):
             if decay is not None:
                 p.value *= decay
             g = self._grad(i)
-            m *= b1
-            np.multiply(g, 1.0 - b1, out=tmp)
-            m += tmp
-            v *= b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - b2
-            v += tmp
+            _average(m, g, b1, tmp)
+            _average_square(v, g, b2, tmp)
             if self.amsgrad:
                 np.maximum(v_max, v, out=v_max)
             denom = np.sqrt(v_max, out=tmp)
@@ -317,13 +330,8 @@ class NAdam(Optimizer):
             if decay is not None:
                 p.value *= decay
             g = self._grad(i)
-            m *= b1
-            np.multiply(g, 1.0 - b1, out=tmp)
-            m += tmp
-            v *= b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - b2
-            v += tmp
+            _average(m, g, b1, tmp)
+            _average_square(v, g, b2, tmp)
             np.divide(v, bc2, out=denom)
             np.sqrt(denom, out=denom)
             denom += self.eps
@@ -366,9 +374,7 @@ class Adamax(Optimizer):
         step_size = float(lr) / (1.0 - b1**self.t)
         for i, (p, m, u, tmp) in enumerate(zip(self.params, self._m, self._u, self._tmp)):
             g = self._grad(i)
-            m *= b1
-            np.multiply(g, 1.0 - b1, out=tmp)
-            m += tmp
+            _average(m, g, b1, tmp)
             u *= self.beta2
             np.abs(g, out=tmp)
             tmp += self.eps
@@ -415,15 +421,10 @@ class RMSprop(Optimizer):
         self.t += 1
         for i, (p, v, tmp) in enumerate(zip(self.params, self._v, self._tmp)):
             g = self._grad(i)
-            v *= a
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - a
-            v += tmp
+            _average_square(v, g, a, tmp)
             if self.centered:
                 g_avg = self._g_avg[i]
-                g_avg *= a
-                np.multiply(g, 1.0 - a, out=tmp)
-                g_avg += tmp
+                _average(g_avg, g, a, tmp)
                 np.multiply(g_avg, g_avg, out=tmp)
                 np.subtract(v, tmp, out=tmp)
                 denom = np.sqrt(tmp, out=tmp)
@@ -512,19 +513,13 @@ class Adadelta(Optimizer):
         self.t += 1
         for i, (p, v, u, tmp, delta) in enumerate(zip(self.params, self._v, self._u, self._tmp, self._delta)):
             g = self._grad(i)
-            v *= rho
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - rho
-            v += tmp
+            _average_square(v, g, rho, tmp)
             np.add(v, self.eps, out=tmp)
             std = np.sqrt(tmp, out=tmp)
             np.add(u, self.eps, out=delta)
             np.sqrt(delta, out=delta)
             delta /= std
             delta *= g
-            u *= rho
-            np.multiply(delta, delta, out=tmp)
-            tmp *= 1.0 - rho
-            u += tmp
+            _average_square(u, delta, rho, tmp)
             delta *= -lr
             p.value += delta
