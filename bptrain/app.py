@@ -19,11 +19,11 @@ import numpy as np
 
 import bptrain
 from bptrain import checkpoint, data as data_mod, report, runs
-from bptrain import build
+from bptrain import build, resuming
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
-from bptrain.errors import ConfigError, DataError, ModelFileError
+from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted
 from bptrain.registry import did_you_mean
-from bptrain.train import outputs, probabilities, score, train, unscale
+from bptrain.train import StopRequest, Trainer, outputs, probabilities, score, unscale
 
 Events = Callable[..., None]
 PREDICT_CHUNK = 4096
@@ -86,16 +86,30 @@ def fit(
     *,
     runs_dir: Path = Path("runs"),
     name: str | None = None,
+    resume: Path | None = None,
+    stop_request: StopRequest | None = None,
     on_event: Events = _quiet,
 ) -> FitResult:
-    """Train the network `config` describes; write the run folder; return its report."""
+    """Train the network `config` describes into a new run folder, or continue the run `resume`.
+
+    Returns the report of a run that ended normally; raises DivergedError or RunInterrupted after
+    writing the model, the checkpoint and a partial report of one that did not.
+    """
     if name is not None:
         runs.check_name(name)
+    checkpoint_state = None
+    if resume is not None:
+        run_dir = Path(resume)
+        config = resuming.merge(config, run_dir)
+        checkpoint.remove_stray_temp_files(run_dir)
+        checkpoint_state = checkpoint.load_checkpoint(run_dir / "checkpoints", warn=lambda m: on_event("warning", message=m))
     seed = config.seed if config.seed is not None else draw_seed()
     config = config.model_copy(update={"seed": seed})
     dtype = config.model.dtype
 
     raw = data_mod.read_splits(config.data, seed)
+    if checkpoint_state is not None:
+        resuming.check_data(raw.files, checkpoint_state[1].get("data"), run_dir)
     prep = data_mod.fit_preprocessor(raw, config.data.target)
     train_labels = prep.target_of(raw.frames["train"], raw.sources["train"]) if raw.task == "classification" else None
     loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, train_labels)
@@ -103,19 +117,67 @@ def fit(
     columns = build.metric_columns(config, raw.task, dataset.val is not None)
     logged = build.logged_metrics(columns)
     stopper, restore_best = build.make_early_stopping(config, logged)
+    targets, divergence = build.make_conditions(config, logged)
 
     _, init_rng, shuffle_rng, noise_rng = build.streams(seed)
     n_in = dataset.train.x.shape[1]
     spec = build.model_spec(config, n_in, build.output_units(loss_name, raw.task, len(prep.classes)))
     batch_size = min(config.training.batch_size, len(dataset.train.x))
+    config = build.with_schedule_total(config, math.ceil(len(dataset.train.x) / batch_size))
     model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=batch_size)
     loss = build.make_loss(loss_name, loss_options, dtype)
     optimizer = build.make_optimizer(config, model.params)
-    rate = build.make_rate(config, math.ceil(len(dataset.train.x) / batch_size), logged)
+    rate = build.make_rate(config, logged)
     regularizer = build.make_regularizer(config, model.params)
 
-    run_dir = runs.new_run_dir(runs_dir, name or config.name)
+    if resume is None:
+        run_dir = runs.new_run_dir(runs_dir, name or config.name)
     checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))
+    max_epochs = config.stopping.max_epochs
+    log = report.MetricsLog(run_dir, columns)
+    meta = {
+        "bptrain_version": bptrain.__version__,
+        "run": run_dir.name,
+        "model": spec,
+        "loss": {"name": loss_name, "options": loss_options},
+    }
+    prep_arrays, prep_meta = prep.to_arrays()
+
+    def save(trainer: Trainer) -> None:
+        """The training state into checkpoints/, and the best weights so far into model.npz."""
+        arrays, state = trainer.state()
+        checkpoint.save_checkpoint(run_dir / "checkpoints", arrays, {**state, "data": raw.files})
+        weights = trainer.best_state if trainer.best_state is not None else model.state_dict()
+        checkpoint.save_model(run_dir / runs.MODEL_FILE, {**weights, **prep_arrays}, {**meta, "preprocessing": prep_meta})
+
+    trainer = Trainer(
+        model,
+        loss,
+        optimizer,
+        rate,
+        prep,
+        dataset.train,
+        dataset.val,
+        batch_size=batch_size,
+        shuffle=config.training.shuffle,
+        rng=shuffle_rng,
+        budget=build.make_budget(config),
+        early_stopping=stopper,
+        restore_best=restore_best,
+        targets=targets,
+        divergence=divergence,
+        regularizer=regularizer,
+        clip=build.make_clip(config),
+        detect_anomaly=config.training.detect_anomaly,
+        cadence=build.make_cadence(config),
+        stop_request=stop_request,
+        on_epoch=lambda row: (log.write(row), on_event("epoch", row=row, epochs=max_epochs)),
+        on_batch=lambda epoch, b, batches: on_event("batch", epoch=epoch, batch=b, batches=batches),
+        on_checkpoint=save,
+    )
+    if checkpoint_state is not None:
+        trainer.restore(*checkpoint_state)
+        log.rewrite(trainer.position.rows)
     on_event(
         "start",
         run_dir=run_dir,
@@ -124,51 +186,42 @@ def fit(
         rows={s.name: len(s.x) for s in dataset.splits()},
         features=n_in,
         classes=prep.classes,
-        epochs=config.training.epochs,
+        epochs=max_epochs,
+        resumed_at=(trainer.position.epoch, trainer.position.step) if checkpoint_state else None,
     )
-    log = report.MetricsLog(run_dir, columns)
     try:
-        outcome = train(
-            model,
-            loss,
-            optimizer,
-            rate,
-            prep,
-            dataset.train,
-            dataset.val,
-            epochs=config.training.epochs,
-            batch_size=batch_size,
-            shuffle=config.training.shuffle,
-            rng=shuffle_rng,
-            early_stopping=stopper,
-            restore_best=restore_best,
-            regularizer=regularizer,
-            clip=build.make_clip(config),
-            on_epoch=lambda row: (log.write(row), on_event("epoch", row=row, epochs=config.training.epochs)),
-            on_batch=lambda epoch, b, batches: on_event("batch", epoch=epoch, batch=b, batches=batches),
-        )
+        outcome = trainer.run()
     finally:
         log.close()
+    if outcome.stop_reason != "diverged" or trainer.best_state is not None:
+        checkpoint.save_model(run_dir / runs.MODEL_FILE, {**model.state_dict(), **prep_arrays}, {**meta, "preprocessing": prep_meta})
+    elif (run_dir / runs.MODEL_FILE).exists():  # diverged with no best epoch: report on the last good model
+        good, _ = checkpoint.load_model(run_dir / runs.MODEL_FILE)
+        model.load_state_dict({k: good[k] for k in model.state_dict()})
 
-    meta = {
-        "bptrain_version": bptrain.__version__,
-        "run": run_dir.name,
-        "model": spec,
-        "loss": {"name": loss_name, "options": loss_options},
-    }
-    prep_arrays, prep_meta = prep.to_arrays()
-    checkpoint.save_model(run_dir / runs.MODEL_FILE, {**model.state_dict(), **prep_arrays}, {**meta, "preprocessing": prep_meta})
+    summary = _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome)
+    on_event("done", run_dir=run_dir, report=summary)
+    if outcome.stop_reason == "diverged":
+        kept = f"; the best model so far is in {run_dir / runs.MODEL_FILE}" if (run_dir / runs.MODEL_FILE).exists() else ""
+        raise DivergedError(outcome.message + kept)
+    if outcome.stop_reason in ("interrupted", "terminated"):
+        raise RunInterrupted(outcome.stop_reason, run_dir)
+    return FitResult(run_dir, summary)
 
+
+def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome) -> dict[str, Any]:
+    """Write report.json, report.md and curves.png for the model as it ends; return the report."""
+    has_rows = bool(outcome.rows)
     split_metrics = {s.name: score(model, loss, prep, s) for s in dataset.splits()}
     summary = {
         "bptrain_version": bptrain.__version__,
         "run": run_dir.name,
         "run_dir": str(run_dir),
         "task": raw.task,
-        "seed": seed,
+        "seed": config.seed,
         "loss": loss_name,
         "stop_reason": outcome.stop_reason,
-        "best_epoch": outcome.best_epoch,
+        "best_epoch": outcome.best_epoch if has_rows else 0,
         "epochs_run": outcome.epochs_run,
         "steps": outcome.steps,
         "seconds": round(outcome.seconds, 3),
@@ -180,10 +233,10 @@ def fit(
     }
     report.write_json(run_dir / "report.json", summary)
     checkpoint.atomic_write_text(run_dir / "report.md", report.markdown(summary))
-    main_metric = "accuracy" if raw.task == "classification" else "r2"
-    report.curves(run_dir / "curves.png", outcome.rows, outcome.best_epoch, main_metric if dataset.val else None)
-    on_event("done", run_dir=run_dir, report=summary)
-    return FitResult(run_dir, summary)
+    if has_rows:
+        main_metric = "accuracy" if raw.task == "classification" else "r2"
+        report.curves(run_dir / "curves.png", outcome.rows, summary["best_epoch"], main_metric if dataset.val else None)
+    return summary
 
 
 def _class_details(model, loss, prep, split) -> dict[str, Any]:
@@ -324,7 +377,8 @@ def check(config: Config) -> dict[str, Any]:
     logged = build.logged_metrics(columns)
     build.make_early_stopping(config, logged)
     rows = len(raw.frames["train"])
-    build.make_rate(config, math.ceil(rows / min(config.training.batch_size, rows)), logged)
+    build.make_rate(build.with_schedule_total(config, math.ceil(rows / min(config.training.batch_size, rows))), logged)
+    build.make_conditions(config, logged)
     return {
         "task": raw.task,
         "target": config.data.target,

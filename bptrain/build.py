@@ -18,7 +18,8 @@ from bptrain.nn import LOSSES, OPTIMIZERS, build_model, loss_for_task
 from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
 from bptrain.nn.regularizers import Regularizer
 from bptrain.registry import did_you_mean
-from bptrain.train import EarlyStopping, LearningRate, resolve_mode
+from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration
+from bptrain.train import Cadence, LearningRate, resolve_mode
 
 # The seed is split into independent streams, so that e.g. a change of architecture keeps the split.
 SPLIT, INIT, SHUFFLE, NOISE = range(4)
@@ -102,14 +103,23 @@ def make_optimizer(config: Config, params):
     return OPTIMIZERS.get(config.optimizer.name)(params, **optimizer_options(config.optimizer))
 
 
-def make_rate(config: Config, steps_per_epoch: int, logged: list[str]) -> LearningRate:
+def with_schedule_total(config: Config, steps_per_epoch: int) -> Config:
+    """Fix a schedule's `total` (default: the whole run, stopping.max_epochs) in the config itself,
+    so that a resumed run with a larger budget keeps the schedule it started with."""
+    schedule = config.schedule
+    if getattr(schedule, "total", 0) is not None:
+        return config
+    epochs = config.stopping.max_epochs
+    total = epochs if schedule.interval == "epoch" else epochs * steps_per_epoch
+    return config.model_copy(update={"schedule": schedule.model_copy(update={"total": total})})
+
+
+def make_rate(config: Config, logged: list[str]) -> LearningRate:
     options = config.schedule.model_dump(exclude={"name"})
     monitor = options.get("monitor")
     if monitor is not None:
         check_monitor("schedule.monitor", monitor, logged)
-    return LearningRate(
-        config.schedule.name, config.optimizer.lr, options, epochs=config.training.epochs, steps_per_epoch=steps_per_epoch
-    )
+    return LearningRate(config.schedule.name, config.optimizer.lr, options)
 
 
 def make_regularizer(config: Config, params) -> Regularizer | None:
@@ -164,4 +174,26 @@ def make_early_stopping(config: Config, logged: list[str]) -> tuple[EarlyStoppin
         return None, False
     check_monitor("stopping.early_stopping.monitor", spec.monitor, logged)
     mode = resolve_mode(spec.monitor, spec.mode)
-    return EarlyStopping(spec.monitor, mode, spec.patience, spec.min_delta), spec.restore_best
+    return EarlyStopping(spec.monitor, mode, spec.patience, spec.min_delta, spec.start_from_epoch), spec.restore_best
+
+
+def make_conditions(config: Config, logged: list[str]) -> tuple[tuple[Condition, ...], tuple[Condition, ...]]:
+    """The stopping.target and stopping.divergence rules, their metrics checked against the log."""
+    rules = []
+    for key in ("target", "divergence"):
+        spec = getattr(config.stopping, key) or {}
+        for metric in spec:
+            check_monitor(f"stopping.{key}", metric, logged)
+        rules.append(tuple(Condition.parse(metric, text) for metric, text in spec.items()))
+    return rules[0], rules[1]
+
+
+def make_budget(config: Config) -> Budget:
+    stopping = config.stopping
+    max_time = parse_duration(stopping.max_time) if stopping.max_time is not None else None
+    return Budget(stopping.max_epochs, stopping.max_steps, max_time)
+
+
+def make_cadence(config: Config) -> Cadence:
+    spec = config.training.checkpoint
+    return Cadence(spec.every_epochs, spec.every_steps, spec.every_seconds)

@@ -1,11 +1,14 @@
-"""Model files: plain arrays plus JSON metadata in one .npz, written atomically, loaded without pickle.
+"""Model and checkpoint files: plain arrays plus JSON metadata in one .npz, atomic, hashed, never unpickled.
 
-A model file holds `__meta__` (a JSON string with `format_version`, the layer spec, the loss and
-the preprocessing facts) and one array per parameter and preprocessing statistic.
+A file holds `__meta__` (a JSON string with `format_version`, `kind` and a `sha256` of all the
+other content) and one named array per parameter, statistic or state. A checkpoint folder keeps
+the newest training state in `last.npz` and the one before in `previous.npz`; a damaged newest
+file falls back to the previous one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -21,8 +24,11 @@ FORMAT_VERSION = 1
 META_KEY = "__meta__"
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through `write(f)` into a temp file beside `path`, fsync it, then rename it over `path`."""
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None) -> None:
+    """Write through `write(f)` into a temp file beside `path`, fsync it, then rename it over `path`.
+
+    With `keep_previous`, the file being replaced is first renamed to that name.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -30,7 +36,10 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -43,17 +52,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def save_model(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Save `arrays` and `meta` (JSON-able) as a bptrain model file."""
+def content_hash(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
+    """SHA-256 over the metadata (without its hash) and every array's name, dtype, shape and bytes."""
+    digest = hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def save_model(
+    path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], kind: str = "model", keep_previous: Path | None = None
+) -> None:
+    """Save `arrays` and `meta` (JSON-able) as a bptrain file of `kind` ("model" or "checkpoint")."""
     if META_KEY in arrays:
         raise ValueError(f"array name {META_KEY!r} is reserved")
-    record = {"format_version": FORMAT_VERSION, **meta}
+    record = {"format_version": FORMAT_VERSION, "kind": kind, **meta}
+    record["sha256"] = content_hash(arrays, record)
     payload = {META_KEY: np.array(json.dumps(record, sort_keys=True)), **arrays}
-    atomic_write(path, lambda f: np.savez(f, **payload))
+    atomic_write(path, lambda f: np.savez(f, **payload), keep_previous)
 
 
 def load_model(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and metadata of a model file; ModelFileError when it is not a usable one."""
+    """The arrays and metadata of a model or checkpoint file; ModelFileError when it is not a usable one."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -81,7 +103,69 @@ def load_model(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             f"{path}: model file format_version {version} is not supported by this bptrain "
             f"(reads version {FORMAT_VERSION}); use the bptrain version that wrote it"
         )
+    if "sha256" in meta and content_hash(arrays, meta) != meta["sha256"]:
+        raise ModelFileError(f"{path}: the file is damaged (its content does not match its sha256)")
     return arrays, meta
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+LAST, PREVIOUS = "last.npz", "previous.npz"
+
+
+def save_checkpoint(folder: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write `folder/last.npz`, keeping the one it replaces as `previous.npz`."""
+    folder = Path(folder)
+    folder.mkdir(exist_ok=True)
+    save_model(folder / LAST, arrays, meta, kind="checkpoint", keep_previous=folder / PREVIOUS)
+
+
+def load_checkpoint(folder: Path, warn=lambda message: None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The newest usable checkpoint in `folder`: last.npz, else previous.npz (with a warning)."""
+    folder = Path(folder)
+    problems = []
+    for name in (LAST, PREVIOUS):
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            arrays, meta = load_model(path)
+        except ModelFileError as e:
+            problems.append(str(e))
+            continue
+        if meta.get("kind") != "checkpoint":
+            problems.append(f"{path}: not a checkpoint (kind {meta.get('kind')!r})")
+            continue
+        for problem in problems:
+            warn(f"{problem}; using {path} instead")
+        return arrays, meta
+    if problems:
+        raise ModelFileError(f"{folder}: no usable checkpoint: " + "; ".join(problems))
+    raise ModelFileError(f"{folder}: no checkpoint to resume from (was the run started by this bptrain version?)")
+
+
+def remove_stray_temp_files(folder: Path) -> list[Path]:
+    """Delete the `.*.tmp` files an interrupted atomic write left in `folder` (and checkpoints/)."""
+    removed = []
+    for pattern in (".*.tmp", "checkpoints/.*.tmp"):
+        for path in Path(folder).glob(pattern):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _why(exc: Exception) -> str:

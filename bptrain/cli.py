@@ -85,24 +85,54 @@ def main_options(
 
 @app.command()
 def fit(
-    config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/iris.yaml", show_default=False)],
+    config: Annotated[
+        Optional[Path], typer.Argument(help="YAML config, e.g. configs/iris.yaml (optional with --resume).", show_default=False)
+    ] = None,
     set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. --set training.epochs=50 (repeatable).")
+        Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. --set stopping.max_epochs=50 (repeatable).")
     ] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Run-name prefix (default: the config's name).")] = None,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Folder that receives the run folder.")] = Path("runs"),
+    resume: Annotated[
+        Optional[Path], typer.Option("--resume", help="Continue this run folder from its last checkpoint.", show_default=False)
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Train the network that CONFIG describes; write a run folder and print a summary."""
     with errors_to_exit_codes():
         from bptrain import app as services
         from bptrain.config import load_config, parse_overrides
+        from bptrain.errors import ConfigError
         from bptrain.progress import Progress
+        from bptrain.train import StopRequest
 
-        cfg = load_config(config, parse_overrides(set_ or []))
-        with Progress(enabled=not quiet) as progress:
-            result = services.fit(cfg, runs_dir=runs_dir, name=name, on_event=progress.handle)
+        if config is None and resume is None:
+            raise ConfigError("fit needs a CONFIG file, or --resume RUN to continue a run")
+        if resume is not None and not (resume / "config.yaml").is_file():
+            raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
+        cfg = load_config(config if config is not None else resume / "config.yaml", parse_overrides(set_ or []))
+        stop = StopRequest()
+        with Progress(enabled=not quiet) as progress, stop_on_signals(stop):
+            result = services.fit(cfg, runs_dir=runs_dir, name=name, resume=resume, stop_request=stop, on_event=progress.handle)
         _print_fit_summary(result.report)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop) -> Iterator[None]:
+    """First SIGINT/SIGTERM: ask training to stop after the current step. A second SIGINT stops at once."""
+    import signal
+
+    def first(signum, frame) -> None:
+        stop.set("interrupted" if signum == signal.SIGINT else "terminated")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    previous = {s: signal.signal(s, first) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _print_fit_summary(report: dict[str, Any]) -> None:

@@ -48,3 +48,14 @@ class ModelFileError(BptrainError):
     """A model or checkpoint file is corrupt, incompatible or not bptrain's."""
 
     exit_code = ExitCode.MODEL_FILE
+
+
+class RunInterrupted(BptrainError):
+    """Training stopped on SIGINT or SIGTERM after saving its state; exits 130 or 143."""
+
+    def __init__(self, reason: str, run_dir):
+        self.exit_code = ExitCode.SIGINT if reason == "interrupted" else ExitCode.SIGTERM
+        signal = "SIGINT" if reason == "interrupted" else "SIGTERM"
+        super().__init__(
+            f"{reason} by {signal}: the training state is saved; continue with: bptrain fit --resume {run_dir}"
+        )

@@ -42,6 +42,15 @@ class MetricsLog:
         self._writer.writeheader()
         self._csv.flush()
 
+    def rewrite(self, rows: list[dict]) -> None:
+        """Start both logs again with `rows` (the rows a resumed checkpoint holds)."""
+        for stream in (self._csv, self._jsonl):
+            stream.seek(0)
+            stream.truncate()
+        self._writer.writeheader()
+        for row in rows:
+            self.write(row)
+
     def write(self, row: dict) -> None:
         clean = finite_or_none(row)
         self._writer.writerow({k: ("" if clean.get(k) is None else _cell(clean[k])) for k in self.columns})

@@ -1,8 +1,9 @@
-"""Training: the one loop (forward, loss, backward, update, per mini-batch), and the stopping rules.
+"""Training: the one loop (forward, loss, backward, update, per mini-batch), resumable between any two steps.
 
-`train()` runs epochs of shuffled mini-batches until a stopping rule fires, scores the validation
-split after every epoch, and hands each epoch's row of metrics to `on_epoch`. Batches are gathered
-into buffers allocated once, so the loop allocates nothing per batch.
+`Trainer.run()` runs epochs of shuffled mini-batches until a stopping rule fires, scores the
+validation split after every epoch, and hands each epoch's row of metrics to `on_epoch` and its
+state to `on_checkpoint` at the configured cadence. Batches are gathered into buffers allocated
+once, so the loop allocates nothing per batch.
 """
 
 from __future__ import annotations
@@ -64,36 +65,6 @@ def unscale(prep: Preprocessor, out: np.ndarray) -> np.ndarray:
 # --- stopping -------------------------------------------------------------------------------
 
 
-@dataclass
-class EarlyStopping:
-    """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs."""
-
-    monitor: str
-    mode: str  # "min" or "max"
-    patience: int
-    min_delta: float = 0.0
-    best: float | None = None
-    best_epoch: int = 0
-    wait: int = 0
-
-    def improved(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
-    def update(self, epoch: int, value: float) -> bool:
-        """Record this epoch's monitored value; True when training should stop."""
-        if self.improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            return False
-        self.wait += 1
-        return self.wait >= self.patience
-
-
 def resolve_mode(monitor: str, mode: str) -> str:
     if mode != "auto":
         return mode
@@ -108,11 +79,9 @@ class LearningRate:
 
     `interval: epoch` schedules are functions of the epoch number (0, 1, ...), so the rate is
     constant within an epoch; `interval: step` schedules are functions of the optimizer step.
-    `total`, when a schedule needs one and none is given, is the whole run: training.epochs
-    epochs, or that many epochs of steps.
     """
 
-    def __init__(self, name: str, lr: float, options: dict, *, epochs: int, steps_per_epoch: int):
+    def __init__(self, name: str, lr: float, options: dict):
         from bptrain.nn import SCHEDULES
 
         options = dict(options)
@@ -126,8 +95,6 @@ class LearningRate:
             self.interval = "epoch"
             self._lr = lambda t: self.plateau.lr
         else:
-            if "total" in options and options["total"] is None:
-                options["total"] = epochs if self.interval == "epoch" else epochs * steps_per_epoch
             self._lr = lambda t: float(rule(t, lr=lr, **options))
         self._lr(0)  # options that do not fit together fail here, before training starts
 
@@ -142,131 +109,305 @@ class LearningRate:
     def state_dict(self) -> dict:
         return self.plateau.state_dict() if self.plateau is not None else {}
 
+    def load_state_dict(self, state: dict) -> None:
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state)
+
 
 def constant_rate(lr: float) -> LearningRate:
-    return LearningRate("constant", lr, {}, epochs=1, steps_per_epoch=1)
+    return LearningRate("constant", lr, {})
 
 
 # --- the loop -------------------------------------------------------------------------------
 
 
+class StopRequest:
+    """Set by a signal handler (an assignment, nothing more); the loop stops after the current step."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When to write a checkpoint: every N epochs, every N steps, every T seconds (any that are set)."""
+
+    every_epochs: int | None = 1
+    every_steps: int | None = None
+    every_seconds: float | None = None
+
+
+@dataclass
+class Position:
+    """Where training is: everything besides arrays that a resumed run needs to continue exactly."""
+
+    epoch: int = 1  # the epoch in progress, from 1
+    batch: int = 0  # batches of it done
+    step: int = 0  # optimizer steps done in all
+    total: float = 0.0  # loss summed over this epoch's rows so far
+    lr: float = 0.0
+    seconds: float = 0.0  # training time so far, over all processes
+    rows: list[dict] = field(default_factory=list)
+
+
 @dataclass
 class Outcome:
-    rows: list[dict] = field(default_factory=list)
-    stop_reason: str = "max_epochs"
-    best_epoch: int = 0
-    steps: int = 0
-    seconds: float = 0.0
+    rows: list[dict]
+    stop_reason: str
+    best_epoch: int
+    steps: int
+    seconds: float
+    message: str = ""
 
     @property
     def epochs_run(self) -> int:
         return len(self.rows)
 
 
-def train(*args, **kwargs) -> Outcome:
-    """Train `model` in place; return the per-epoch rows and why training stopped.
+class Trainer:
+    """Runs the loop of one training run; its state can be saved and restored between any two steps."""
 
-    Overflow warnings are silenced: a non-finite loss or weight stops training with DivergedError.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        return _train(*args, **kwargs)
+    def __init__(
+        self,
+        model,
+        loss,
+        optimizer,
+        rate: LearningRate,
+        prep: Preprocessor,
+        train_split: Split,
+        val_split: Split | None,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        rng: np.random.Generator,
+        budget,
+        early_stopping=None,
+        restore_best: bool = True,
+        targets: tuple = (),
+        divergence: tuple = (),
+        regularizer=None,
+        clip: Callable[[list], object] | None = None,
+        detect_anomaly: bool = False,
+        cadence: Cadence = Cadence(),
+        stop_request: StopRequest | None = None,
+        on_epoch: Callable[[dict], None] = lambda row: None,
+        on_batch: Callable[[int, int, int], None] = lambda epoch, batch, batches: None,
+        on_checkpoint: Callable[["Trainer"], None] = lambda trainer: None,
+    ):
+        self.model, self.loss, self.optimizer, self.rate, self.prep = model, loss, optimizer, rate, prep
+        self.train_split, self.val_split = train_split, val_split
+        self.shuffle, self.rng, self.budget = shuffle, rng, budget
+        self.early_stopping, self.restore_best = early_stopping, restore_best
+        self.targets, self.divergence = tuple(targets), tuple(divergence)
+        self.regularizer, self.clip, self.detect_anomaly = regularizer, clip, detect_anomaly
+        self.cadence, self.stop_request = cadence, stop_request or StopRequest()
+        self.on_epoch, self.on_batch, self.on_checkpoint = on_epoch, on_batch, on_checkpoint
 
+        n = len(train_split.x)
+        self.batch_size = min(batch_size, n)
+        self.batches = math.ceil(n / self.batch_size)
+        if n % self.batch_size == 1 and any(isinstance(layer, BatchNorm) for layer in model.layers):
+            self.batches -= 1  # batch norm cannot train on a lone row: it sits the epoch out (a different row each time)
+        self.rows_per_epoch = min(n, self.batches * self.batch_size)
+        self.order = np.arange(n)
+        self.best_state: dict[str, np.ndarray] | None = None
+        self.position = Position(lr=rate.at(0, 0))
 
-def _train(
-    model,
-    loss,
-    optimizer,
-    rate: LearningRate,
-    prep: Preprocessor,
-    train_split: Split,
-    val_split: Split | None,
-    *,
-    epochs: int,
-    batch_size: int,
-    shuffle: bool,
-    rng: np.random.Generator,
-    early_stopping: EarlyStopping | None = None,
-    restore_best: bool = True,
-    regularizer=None,
-    clip: Callable[[list], object] | None = None,
-    on_epoch: Callable[[dict], None] = lambda row: None,
-    on_batch: Callable[[int, int, int], None] = lambda epoch, batch, batches: None,
-) -> Outcome:
-    x, y = train_split.x, train_split.y
-    n = len(x)
-    batch_size = min(batch_size, n)
-    xb = np.empty((batch_size, *x.shape[1:]), dtype=x.dtype)
-    yb = np.empty((batch_size, *y.shape[1:]), dtype=y.dtype)
-    order = np.arange(n)
-    batches = math.ceil(n / batch_size)
-    if n % batch_size == 1 and any(isinstance(layer, BatchNorm) for layer in model.layers):
-        batches -= 1  # batch norm cannot train on a lone row: it sits this epoch out (a different row each epoch)
-    used = min(n, batches * batch_size)
-    params = model.params
-    outcome = Outcome()
-    best_state = None
-    started = time.perf_counter()
-    step = 0
-    lr = rate.at(0, 0)
+    # --- saving and restoring ----------------------------------------------------------------
 
-    for epoch in range(1, epochs + 1):
-        epoch_start = time.perf_counter()
-        if shuffle:
-            rng.shuffle(order)
-        total = 0.0
-        for b in range(batches):
-            rows = order[b * batch_size : (b + 1) * batch_size]
-            m = len(rows)
-            np.take(x, rows, axis=0, out=xb[:m])
-            np.take(y, rows, axis=0, out=yb[:m])
-            logits = model.forward(xb[:m], train=True)  # forward pass
-            value, grad = loss(logits, yb[:m])  # loss and dL/dlogits
-            if not math.isfinite(value):
-                raise DivergedError(
-                    f"training diverged at epoch {epoch}, step {step + 1}: loss became {value}. "
-                    f"Try a smaller optimizer.lr (now {lr:g})"
-                )
-            model.backward(grad)  # chain rule, layer by layer: every param.grad
-            if regularizer is not None:
-                regularizer.add_grad()
-            if clip is not None:
-                clip(params)
-            lr = rate.at(step, epoch - 1)
-            optimizer.step(lr)  # the update
-            step += 1
-            total += value * m
-            on_batch(epoch, b + 1, batches)
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays and JSON-able metadata holding everything needed to continue exactly."""
+        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        arrays.update({f"optim/{k}": v for k, v in self.optimizer.state_dict().items()})
+        if self.best_state is not None:
+            arrays.update({f"best/{k}": v for k, v in self.best_state.items()})
+        arrays["order"] = self.order
+        noise = getattr(self.model, "noise_rng", None)
+        meta = {
+            "position": self.position.__dict__,
+            "early_stopping": self.early_stopping.state_dict() if self.early_stopping else None,
+            "rate": self.rate.state_dict(),
+            "shuffle_rng": self.rng.bit_generator.state,
+            "noise_rng": noise.bit_generator.state if noise is not None else None,
+        }
+        return arrays, meta
 
+    def restore(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        def part(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+        self.model.load_state_dict(part("model/"))
+        self.optimizer.load_state_dict(part("optim/"))
+        self.best_state = part("best/") or None
+        np.copyto(self.order, arrays["order"])
+        self.position = Position(**meta["position"])
+        if self.early_stopping is not None and meta["early_stopping"] is not None:
+            self.early_stopping.load_state_dict(meta["early_stopping"])
+        self.rate.load_state_dict(meta["rate"])
+        self.rng.bit_generator.state = meta["shuffle_rng"]
+        noise = getattr(self.model, "noise_rng", None)
+        if noise is not None and meta["noise_rng"] is not None:
+            noise.bit_generator.state = meta["noise_rng"]
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        """Train until a stopping rule fires; the final state is checkpointed (before restoring the best weights)."""
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are caught and reported
+            reason, message = self._loop()
+        if reason != "diverged":
+            self.checkpoint()
+        best_epoch = self.early_stopping.best_epoch if self.early_stopping else len(self.position.rows)
+        if self.restore_best and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return Outcome(self.position.rows, reason, best_epoch or len(self.position.rows), self.position.step, self.position.seconds, message)
+
+    def checkpoint(self) -> None:
+        """Hand the state to on_checkpoint, unless a weight is non-finite: the last good checkpoint stays."""
+        if not all(np.isfinite(p.value).all() for p in self.model.params):
+            return
+        self._sync_time()
+        self._last_checkpoint = time.perf_counter()
+        self.on_checkpoint(self)
+
+    def _sync_time(self) -> None:
+        now = time.perf_counter()
+        self.position.seconds += now - self._clock
+        self._clock = now
+
+    def _loop(self) -> tuple[str, str]:
+        pos, cadence = self.position, self.cadence
+        x, y = self.train_split.x, self.train_split.y
+        xb = np.empty((self.batch_size, *x.shape[1:]), dtype=x.dtype)
+        yb = np.empty((self.batch_size, *y.shape[1:]), dtype=y.dtype)
+        params = self.model.params
+        self._clock = self._last_checkpoint = self._epoch_start = time.perf_counter()
+        if pos.rows and pos.batch == 0:
+            stop = self._after_epoch(pos.rows[-1], resumed=True)
+            if stop:
+                return stop
+        while True:
+            if pos.batch == 0 and self.shuffle:
+                self.rng.shuffle(self.order)
+            while pos.batch < self.batches:
+                rows = self.order[pos.batch * self.batch_size : (pos.batch + 1) * self.batch_size]
+                m = len(rows)
+                np.take(x, rows, axis=0, out=xb[:m])
+                np.take(y, rows, axis=0, out=yb[:m])
+                value = self._step(xb[:m], yb[:m], params)
+                if not math.isfinite(value):
+                    return "diverged", (
+                        f"training diverged at epoch {pos.epoch}, step {pos.step + 1}: loss became {value}. "
+                        f"Try a smaller optimizer.lr (now {pos.lr:g})"
+                    )
+                pos.step += 1
+                pos.batch += 1
+                pos.total += value * m
+                self.on_batch(pos.epoch, pos.batch, self.batches)
+                self._sync_time()
+                if self.stop_request.reason is not None:
+                    return self.stop_request.reason, ""
+                over = self.budget.after_step(pos.step, pos.seconds)
+                if over and pos.batch < self.batches:
+                    return over, ""
+                if (cadence.every_steps and pos.step % cadence.every_steps == 0) or (
+                    cadence.every_seconds and time.perf_counter() - self._last_checkpoint >= cadence.every_seconds
+                ):
+                    self.checkpoint()
+            stop = self._close_epoch(params)
+            if stop:
+                return stop
+
+    def _step(self, xb: np.ndarray, yb: np.ndarray, params) -> float:
+        """Forward, loss, backward, update for one mini-batch; returns the batch's loss."""
+        if self.detect_anomaly:
+            return self._checked_step(xb, yb, params)
+        logits = self.model.forward(xb, train=True)  # forward pass
+        value, grad = self.loss(logits, yb)  # mean loss and dL/dlogits
+        if not math.isfinite(value):
+            return value
+        self.model.backward(grad)  # the chain rule, layer by layer: every param.grad
+        self._update(params)
+        return value
+
+    def _update(self, params) -> None:
+        if self.regularizer is not None:
+            self.regularizer.add_grad()
+        if self.clip is not None:
+            self.clip(params)
+        self.position.lr = self.rate.at(self.position.step, self.position.epoch - 1)
+        self.optimizer.step(self.position.lr)  # the update: only the optimizer changes weights
+
+    def _checked_step(self, xb: np.ndarray, yb: np.ndarray, params) -> float:
+        """The same step, layer by layer, stopping at the first non-finite value (training.detect_anomaly)."""
+        pos = self.position
+        where = f"at epoch {pos.epoch}, step {pos.step + 1}"
+        out = xb
+        for i, layer in enumerate(self.model.layers):
+            out = layer.forward(out, train=True)
+            if not np.isfinite(out).all():
+                raise DivergedError(f"non-finite value in the forward pass of layers.{i} ({type(layer).__name__}) {where}")
+        value, grad = self.loss(out, yb)
+        if not math.isfinite(value):
+            raise DivergedError(f"non-finite loss {value} {where}, from finite logits")
+        for i in reversed(range(len(self.model.layers))):
+            layer = self.model.layers[i]
+            grad = layer.backward(grad)
+            bad = [p.name for p in layer.params if not np.isfinite(p.grad).all()]
+            if bad or not np.isfinite(grad).all():
+                what = f"the gradient of {bad[0]}" if bad else "the gradient it passes down"
+                raise DivergedError(f"non-finite value in the backward pass of layers.{i} ({type(layer).__name__}): {what} {where}")
+        self._update(params)
+        return value
+
+    def _close_epoch(self, params) -> tuple[str, str] | None:
+        pos = self.position
         bad = next((p.name for p in params if not np.isfinite(p.value).all()), None)
         if bad is not None:
-            raise DivergedError(
-                f"training diverged at epoch {epoch}, step {step}: weights {bad} became non-finite. "
-                f"Try a smaller optimizer.lr (now {lr:g})"
+            return "diverged", (
+                f"training diverged at epoch {pos.epoch}, step {pos.step}: weights {bad} became non-finite. "
+                f"Try a smaller optimizer.lr (now {pos.lr:g})"
             )
-        row = {"epoch": epoch, "step": step, "lr": lr, "train_loss": total / used}
-        if regularizer is not None:
-            row["penalty"] = regularizer.value()
-        if val_split is not None:
-            row.update({f"val_{k}": v for k, v in score(model, loss, prep, val_split).items()})
-        row["seconds"] = time.perf_counter() - epoch_start
-        outcome.rows.append(row)
-        on_epoch(row)
-        rate.end_epoch(row)
+        row = {"epoch": pos.epoch, "step": pos.step, "lr": pos.lr, "train_loss": pos.total / self.rows_per_epoch}
+        if self.regularizer is not None:
+            row["penalty"] = self.regularizer.value()
+        if self.val_split is not None:
+            row.update({f"val_{k}": v for k, v in score(self.model, self.loss, self.prep, self.val_split).items()})
+        now = time.perf_counter()
+        row["seconds"] = now - self._epoch_start
+        self._epoch_start = now
+        pos.rows.append(row)
+        pos.epoch += 1
+        pos.batch = 0
+        pos.total = 0.0
+        self.on_epoch(row)
+        self.rate.end_epoch(row)
+        if self.early_stopping is not None:
+            stop = self.early_stopping.update(row["epoch"], row[self.early_stopping.monitor])
+            if self.early_stopping.best_epoch == row["epoch"] and self.restore_best:
+                self.best_state = self.model.state_dict()
+        else:
+            stop = False
+        if self.cadence.every_epochs and row["epoch"] % self.cadence.every_epochs == 0:
+            self.checkpoint()
+        return self._after_epoch(row, early=stop)
 
-        if early_stopping is None:
-            outcome.best_epoch = epoch
-            continue
-        stop = early_stopping.update(epoch, row[early_stopping.monitor])
-        if early_stopping.best_epoch == epoch:
-            best_state = model.state_dict() if restore_best else None
-        if stop:
-            outcome.stop_reason = "early_stopping"
-            break
-
-    if early_stopping is not None:
-        outcome.best_epoch = early_stopping.best_epoch or outcome.epochs_run
-        if restore_best and best_state is not None:
-            model.load_state_dict(best_state)
-    outcome.steps = step
-    outcome.seconds = time.perf_counter() - started
-    return outcome
+    def _after_epoch(self, row: dict, early: bool = False, resumed: bool = False) -> tuple[str, str] | None:
+        """The stopping rules asked at the end of an epoch (also on resuming at an epoch's end)."""
+        pos = self.position
+        for rule in self.divergence:
+            if rule.holds(row):
+                return "diverged", f"training diverged at epoch {row['epoch']}: {rule.metric} = {row[rule.metric]:g} met the divergence rule {rule}"
+        if self.stop_request.reason is not None:
+            return self.stop_request.reason, ""
+        if any(rule.holds(row) for rule in self.targets):
+            return "target", ""
+        if early or (resumed and self.early_stopping and self.early_stopping.wait >= self.early_stopping.patience):
+            return "early_stopping", ""
+        if row["epoch"] >= self.budget.max_epochs:
+            return "max_epochs", ""
+        over = self.budget.after_step(pos.step, pos.seconds)
+        return (over, "") if over else None

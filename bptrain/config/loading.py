@@ -50,12 +50,12 @@ def read_yaml_mapping(path: Path) -> dict:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`["training.epochs=50"]` -> {"training.epochs": 50}; values are parsed as YAML."""
+    """`["stopping.max_epochs=50"]` -> {"stopping.max_epochs": 50}; values are parsed as YAML."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.epochs=50")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set stopping.max_epochs=50")
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:

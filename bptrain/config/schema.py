@@ -8,6 +8,7 @@ so an option of another optimizer or schedule is reported as an unknown key.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Union
 
@@ -24,6 +25,7 @@ from pydantic import (
 
 from bptrain.nn import INITIALIZERS
 from bptrain.registry import did_you_mean
+from bptrain.stopping import Condition, parse_duration
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 METRIC_PATTERN = r"^(train|val)_[a-z0-9_]+$"
@@ -487,11 +489,20 @@ class ClipConfig(Strict):
         return self
 
 
+class CheckpointConfig(Strict):
+    """When to save the training state (any that are set); it is always saved when training stops."""
+
+    every_epochs: Annotated[int, Field(ge=1)] | None = 1
+    every_steps: Annotated[int, Field(ge=1)] | None = None
+    every_seconds: Positive | None = None
+
+
 class TrainingConfig(Strict):
-    epochs: int = Field(200, gt=0)
     batch_size: int = Field(32, gt=0)
     shuffle: bool = True
     clip: ClipConfig | None = None
+    detect_anomaly: bool = False
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
 
 class EarlyStoppingConfig(Strict):
@@ -499,11 +510,41 @@ class EarlyStoppingConfig(Strict):
     mode: Literal["auto", "min", "max"] = "auto"
     patience: int = Field(20, ge=1)
     min_delta: NonNegative = 0.0
+    start_from_epoch: Annotated[int, Field(ge=0)] = 0
     restore_best: bool = True
 
 
+def _conditions(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    for metric, text in value.items():
+        if not re.fullmatch(METRIC_PATTERN, metric):
+            raise ValueError(f"{metric!r} is not a metric name such as val_accuracy or train_loss")
+        try:
+            Condition.parse(metric, text)
+        except ValueError as e:
+            raise ValueError(f"{metric}: {e}") from None
+    return value
+
+
+def _duration(value: float | str | None) -> float | str | None:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
 class StoppingConfig(Strict):
+    """Any rule that fires ends the run; report.json's stop_reason says which."""
+
+    max_epochs: int = Field(200, gt=0)
+    max_steps: Annotated[int, Field(ge=1)] | None = None
+    max_time: float | str | None = None
     early_stopping: EarlyStoppingConfig | None = EarlyStoppingConfig()
+    target: dict[str, str | float] | None = None
+    divergence: dict[str, str | float] | None = None
+
+    _max_time = field_validator("max_time")(_duration)
+    _rules = field_validator("target", "divergence")(_conditions)
 
 
 class Config(Strict):

@@ -39,7 +39,7 @@ def assert_no_run(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
-    result = run_cli("fit", "configs/iris.yaml", "--set", "training.epochs=1", "-q", "--runs-dir", runs)
+    result = run_cli("fit", "configs/iris.yaml", "--set", "stopping.max_epochs=1", "-q", "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
     (folder,) = runs.iterdir()
     return folder
@@ -85,26 +85,26 @@ def test_every_problem_is_reported_at_once(tmp_path):
     write(
         tmp_path,
         f"name: a\ndata: {{train: {IRIS}, target: species}}\n"
-        "optimizer: {name: adam, lrr: 0.1}\ntraining: {epochs: -1, batsh_size: 3}\n",
+        "optimizer: {name: adam, lrr: 0.1}\ntraining: {batsh_size: 3}\nstopping: {max_epochs: -1}\n",
     )
     expect(
         run_cli("check", "config.yaml", cwd=tmp_path),
         USAGE,
         "error: config.yaml: 3 problems",
         "  optimizer.lrr: unknown key. Did you mean 'lr'?",
-        "  training.epochs: must be greater than 0 (got -1)",
         "  training.batsh_size: unknown key. Did you mean 'batch_size'?",
+        "  stopping.max_epochs: must be greater than 0 (got -1)",
     )
 
 
 @pytest.mark.parametrize(
     "item, lines",
     [
-        ("training.epochs", ["error: --set 'training.epochs': expected KEY=VALUE, e.g. --set training.epochs=50"]),
+        ("stopping.max_epochs", ["error: --set 'stopping.max_epochs': expected KEY=VALUE, e.g. --set stopping.max_epochs=50"]),
         ("model.layers.5.units=3", ["error: --set model.layers.5.units: model.layers.5: no list item 5 (the list has 2)"]),
         (
-            "training.epochs=abc",
-            ["error: {config}: 1 problem", "  training.epochs: must be a valid integer, unable to parse string as an integer (got 'abc') (from --set)"],
+            "stopping.max_epochs=abc",
+            ["error: {config}: 1 problem", "  stopping.max_epochs: must be a valid integer, unable to parse string as an integer (got 'abc') (from --set)"],
         ),
         ("trainig.epochs=3", ["error: {config}: 1 problem", "  trainig: unknown key. Did you mean 'training'?"]),
     ],
@@ -127,7 +127,7 @@ def test_bad_run_name(tmp_path):
 def test_missing_command_argument_and_unknown_command(tmp_path):
     missing = run_cli("fit", cwd=tmp_path)
     assert missing.returncode == USAGE
-    assert "Missing argument 'config'" in missing.stderr
+    assert missing.stderr == "error: fit needs a CONFIG file, or --resume RUN to continue a run\n"
     assert "Traceback" not in missing.stderr
     unknown = run_cli("frobnicate", cwd=tmp_path)
     assert unknown.returncode == USAGE

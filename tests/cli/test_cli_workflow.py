@@ -41,7 +41,7 @@ def no_traceback(result) -> None:
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    result = run_cli("fit", "configs/iris.yaml", "--set", f"training.epochs={EPOCHS}", "--runs-dir", runs)
+    result = run_cli("fit", "configs/iris.yaml", "--set", f"stopping.max_epochs={EPOCHS}", "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
     folders = list(runs.iterdir())
     assert len(folders) == 1, folders

@@ -30,16 +30,16 @@ def test_defaults_are_filled_in_and_paths_are_relative_to_the_config(tmp_path):
     assert config.data.train == tmp_path / "data" / "x.csv"
     assert config.optimizer.name == "adam" and config.optimizer.lr == 0.001
     assert config.optimizer.betas == (0.9, 0.999) and config.optimizer.eps == 1e-8
-    assert config.training.epochs == 200 and config.training.batch_size == 32
+    assert config.stopping.max_epochs == 200 and config.training.batch_size == 32
     assert config.stopping.early_stopping.monitor == "val_loss"
     assert config.schedule.name == "constant"
     assert config.seed is None and config.loss.name == "auto"
 
 
 def test_overrides_are_merged_before_validation(tmp_path):
-    overrides = parse_overrides(["training.epochs=7", "optimizer={name: sgd, momentum: 0.9}", "model.layers.0.units=5"])
+    overrides = parse_overrides(["stopping.max_epochs=7", "optimizer={name: sgd, momentum: 0.9}", "model.layers.0.units=5"])
     config = load_config(write(tmp_path, MINIMAL), overrides)
-    assert config.training.epochs == 7
+    assert config.stopping.max_epochs == 7
     assert config.optimizer.name == "sgd" and config.optimizer.momentum == 0.9 and config.optimizer.lr == 0.001
     assert config.model.layers[0].units == 5
 
@@ -121,8 +121,8 @@ def test_missing_config_file(tmp_path):
 @pytest.mark.parametrize(
     "item, message",
     [
-        ("training.epochs", "--set 'training.epochs': expected KEY=VALUE, e.g. --set training.epochs=50"),
-        ("=3", "--set '=3': expected KEY=VALUE, e.g. --set training.epochs=50"),
+        ("stopping.max_epochs", "--set 'stopping.max_epochs': expected KEY=VALUE, e.g. --set stopping.max_epochs=50"),
+        ("=3", "--set '=3': expected KEY=VALUE, e.g. --set stopping.max_epochs=50"),
     ],
 )
 def test_malformed_overrides(item, message):

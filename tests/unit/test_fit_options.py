@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def fit(tmp_path, *settings, epochs=6):
-    overrides = parse_overrides(["training.epochs=%d" % epochs, "stopping.early_stopping=null", *settings])
+    overrides = parse_overrides(["stopping.max_epochs=%d" % epochs, "stopping.early_stopping=null", *settings])
     config = load_config(ROOT / "configs" / "iris.yaml", overrides)
     result = app.fit(config, runs_dir=tmp_path)
     with open(result.run_dir / "metrics.csv") as f:

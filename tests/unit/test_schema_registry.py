@@ -66,7 +66,7 @@ def test_schedules():
         wanted = {k: p.default for k, p in parameters.items() if k not in ("t", "lr")}
         found = {k: v for k, v in options(model).items() if k not in ("interval", "monitor")}
         if "total" in found:
-            assert found.pop("total") is None  # filled in from training.epochs
+            assert found.pop("total") is None  # filled in from stopping.max_epochs
             wanted.pop("total")
         if name == "reduce_on_plateau":
             assert found.pop("mode") == "auto"  # resolved from the monitored metric

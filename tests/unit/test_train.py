@@ -1,13 +1,15 @@
 """The training loop and early stopping."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from bptrain.data import Preprocessor, Split
-from bptrain.errors import DivergedError
 from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp
-from bptrain.train import EarlyStopping, constant_rate, resolve_mode, train
+from bptrain.stopping import Budget, EarlyStopping
+from bptrain.train import Trainer, constant_rate, resolve_mode
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
@@ -52,10 +54,10 @@ def run(epochs=5, stopper=None, restore_best=True, lr=0.05, seed=0, val=True, ac
     prep, split = toy_problem()
     model = build_mlp([{"units": 8, "activation": activation, "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(seed), batch_size=10)
     optimizer = OPTIMIZERS["sgd"](model.params, momentum=0.9)
-    outcome = train(
+    outcome = Trainer(
         model, LOSSES["cross_entropy"](), optimizer, constant_rate(lr), prep, split, split if val else None,
-        epochs=epochs, batch_size=10, shuffle=True, rng=np.random.default_rng(seed), early_stopping=stopper, restore_best=restore_best,
-    )
+        budget=Budget(epochs), batch_size=10, shuffle=True, rng=np.random.default_rng(seed), early_stopping=stopper, restore_best=restore_best,
+    ).run()
     return model, outcome
 
 
@@ -78,9 +80,6 @@ def test_same_seed_same_weights_bit_for_bit():
 
 
 def test_restore_best_puts_back_the_best_epochs_weights():
-    class Scripted(EarlyStopping):
-        """Monitors a scripted sequence instead of the real metric; remembers weights per epoch."""
-
     values = iter([3.0, 1.0, 2.0, 2.5, 2.7])
     seen = {}
     stopper = EarlyStopping("val_loss", "min", patience=3)
@@ -93,16 +92,21 @@ def test_restore_best_puts_back_the_best_epochs_weights():
     prep, split = toy_problem()
     model = build_mlp([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(0), batch_size=10)
     optimizer = OPTIMIZERS["sgd"](model.params)
-    outcome = train(
+    outcome = Trainer(
         model, LOSSES["cross_entropy"](), optimizer, constant_rate(0.1), prep, split, split,
-        epochs=10, batch_size=10, shuffle=False, rng=np.random.default_rng(0), early_stopping=stopper,
+        budget=Budget(10), batch_size=10, shuffle=False, rng=np.random.default_rng(0), early_stopping=stopper,
         on_epoch=lambda row: seen.__setitem__(row["epoch"], model.state_dict()),
-    )
+    ).run()
     assert outcome.stop_reason == "early_stopping" and outcome.epochs_run == 5 and outcome.best_epoch == 2
     for key, value in model.state_dict().items():
         assert np.array_equal(value, seen[2][key])
 
 
 def test_a_non_finite_loss_stops_training_with_the_epoch_and_step():
-    with pytest.raises(DivergedError, match=r"training diverged at epoch \d+, step \d+: (loss became (nan|inf)|weights layers\.\d\.[Wb] became non-finite)\. Try a smaller optimizer.lr \(now 1e\+300\)"):
-        run(epochs=50, lr=1e300, activation="relu")
+    _, outcome = run(epochs=50, lr=1e300, activation="relu")
+    assert outcome.stop_reason == "diverged"
+    assert re.fullmatch(
+        r"training diverged at epoch \d+, step \d+: (loss became (nan|inf)|weights layers\.\d\.[Wb] became non-finite)\. "
+        r"Try a smaller optimizer.lr \(now 1e\+300\)",
+        outcome.message,
+    )
