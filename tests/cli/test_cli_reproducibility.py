@@ -113,7 +113,7 @@ def test_resolved_config_holds_the_seed_and_refits_identically(twins, tmp_path):
     resolved = yaml.safe_load((twins.a / "config.yaml").read_text(encoding="utf-8"))
     assert resolved["seed"] == 42
     assert resolved["name"] == "iris"
-    assert resolved["training"]["epochs"] == EPOCHS
+    assert resolved["stopping"]["max_epochs"] == EPOCHS
     assert resolved["training"]["batch_size"] == 16
     assert resolved["optimizer"]["name"] == "adam" and resolved["optimizer"]["lr"] == 0.01
     assert resolved["stopping"]["early_stopping"]["patience"] == 30
