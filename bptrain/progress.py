@@ -52,6 +52,9 @@ class Progress:
                 f"{payload['run_dir']}: {payload['task']} ({what}), {payload['features']} features, "
                 f"{rows} rows ({'/'.join(payload['rows'])}), loss {payload['loss']}"
             )
+            if payload.get("resumed_at"):
+                epoch, step = payload["resumed_at"]
+                self._write(f"resuming from the checkpoint at epoch {epoch}, step {step}")
             if self.live:
                 self._start_bar(payload["epochs"])
         elif kind == "epoch":
