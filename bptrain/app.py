@@ -26,7 +26,6 @@ from bptrain.registry import did_you_mean
 from bptrain.train import StopRequest, Trainer, outputs, probabilities, score, unscale
 
 Events = Callable[..., None]
-PREDICT_CHUNK = 4096
 
 
 def _quiet(kind: str, **payload: Any) -> None:
@@ -320,12 +319,6 @@ def _warn_if_changed(run_dir: Path, files: list[dict], on_event: Events) -> None
             on_event("warning", message=f"{entry['path']}: the file changed since training (sha256 differs); the metrics are for its current rows")
 
 
-def _number(value: float, dtype: str) -> str:
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.7g}" if dtype == "float32" else repr(float(value))
-
-
 def predict(
     run: Path,
     source: str,
@@ -333,34 +326,36 @@ def predict(
     *,
     proba: bool = False,
     keep: list[str] = (),  # type: ignore[assignment]
+    fmt: str = "csv",
+    escape: bool = False,
     stdin: IO[bytes] | None = None,
 ) -> int:
-    """Write predictions for the rows of CSV `source` to `out` as CSV; return the row count."""
+    """Write predictions for the rows of CSV `source` to `out`, chunk by chunk; return the row count."""
+    from bptrain import streaming
+
     trained = load_trained(run)
     prep, dtype = trained.prep, trained.meta["model"]["dtype"]
     if proba and prep.task != "classification":
         raise ConfigError("--proba: this model does regression; there are no class probabilities to add")
     keep = list(dict.fromkeys(keep))
-    frame, kept_text = data_mod.read_csv_keeping(source, keep, stdin=stdin)
-    x = prep.features_of(frame, data_mod.source_name(source), dtype)
     header = keep + ["prediction"] + ([f"proba_{c}" for c in prep.classes] if proba else [])
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    kept = kept_text.to_numpy() if keep else None
-
-    for start in range(0, len(x), PREDICT_CHUNK):
-        y = outputs(trained.model, trained.loss, x[start : start + PREDICT_CHUNK])
+    writer = streaming.Writer(out, header, fmt, escape)
+    classes = np.array(prep.classes, dtype=object)
+    name = data_mod.source_name(source)
+    rows = 0
+    for first, frame, kept in streaming.frame_chunks(source, prep.features, keep, stdin=stdin):
+        y = outputs(trained.model, trained.loss, prep.features_of(frame, name, dtype, first_row=first))
+        columns = [kept[c].to_numpy(dtype=object) for c in keep]
         if prep.task == "classification":
             p = probabilities(y)
-            labels = [prep.classes[i] for i in p.argmax(axis=1)]
-            cells = [[label] + ([_number(v, dtype) for v in row] if proba else []) for label, row in zip(labels, p)]
+            columns.append(classes[p.argmax(axis=1)])
+            if proba:
+                columns += [p[:, i] for i in range(p.shape[1])]
         else:
-            cells = [[_number(v, dtype)] for v in unscale(prep, y)[:, 0]]
-        if kept is not None:
-            cells = [list(k) + c for k, c in zip(kept[start : start + PREDICT_CHUNK], cells)]
-        writer.writerows(cells)
-        out.flush()
-    return len(x)
+            columns.append(unscale(prep, y)[:, 0].astype(dtype))
+        writer.write(columns)
+        rows += len(frame)
+    return rows
 
 
 # --- check ------------------------------------------------------------------------------------

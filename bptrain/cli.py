@@ -193,13 +193,20 @@ def predict(
     keep: Annotated[
         Optional[list[str]], typer.Option("--keep", help="Copy this input column into the output, first (repeatable).")
     ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Output format: csv or jsonl.")] = "csv",
+    escape_formulas: Annotated[
+        bool, typer.Option("--escape-formulas", help="Prefix text cells starting with = + - @ with ' (for spreadsheets).")
+    ] = False,
 ) -> None:
-    """Predict for the rows of INPUT; write CSV: kept columns, prediction, probabilities."""
+    """Predict for the rows of INPUT, streaming; write kept columns, prediction, probabilities."""
     with errors_to_exit_codes():
         from bptrain import app as services
         from bptrain.checkpoint import atomic_write
+        from bptrain.errors import ConfigError
 
-        kwargs = {"proba": proba, "keep": list(keep or [])}
+        if fmt not in ("csv", "jsonl"):
+            raise ConfigError(f"--format {fmt}: choose csv or jsonl")
+        kwargs = {"proba": proba, "keep": list(keep or []), "fmt": fmt, "escape": escape_formulas}
         if output == "-":
             services.predict(run, input, sys.stdout, **kwargs)
         else:
@@ -207,8 +214,6 @@ def predict(
                 text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=True)
                 services.predict(run, input, text, **kwargs)
                 text.detach()
-
-            from bptrain.errors import ConfigError
 
             target = Path(output)
             if target.is_dir():

@@ -63,9 +63,21 @@ def _read_bytes(source: Path | str, stdin: IO[bytes] | None) -> tuple[str, bytes
         raise DataError(f"{name}: cannot read ({e.strerror})") from None
 
 
-def _parse(name: str, data: bytes) -> pd.DataFrame:
+def parse_csv_block(name: str, data: bytes, header_only: bool = False, usecols: list[str] | None = None):
+    """A header line plus records (bytes) as a DataFrame, or just the column names with `header_only`."""
+    if header_only:
+        try:
+            return [str(c) for c in pd.read_csv(io.BytesIO(data), nrows=0).columns]
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{name}: the file is empty; a CSV file needs a header line and rows") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise DataError(f"{name}: cannot parse the header line: {_first_line(e)}") from None
+    return _parse(name, data, usecols)
+
+
+def _parse(name: str, data: bytes, usecols: list[str] | None = None) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(io.BytesIO(data))
+        frame = pd.read_csv(io.BytesIO(data), usecols=usecols)
     except pd.errors.EmptyDataError:
         raise DataError(f"{name}: the file is empty; a CSV file needs a header line and rows") from None
     except pd.errors.ParserError as e:
@@ -158,8 +170,8 @@ class Preprocessor:
             prep.target_scale = float(y.std()) or 1.0
         return prep
 
-    def features_of(self, frame: pd.DataFrame, source: str, dtype: str = "float32") -> np.ndarray:
-        """The standardized feature matrix of `frame`; DataError naming missing or bad columns."""
+    def features_of(self, frame: pd.DataFrame, source: str, dtype: str = "float32", first_row: int = 0) -> np.ndarray:
+        """The standardized feature matrix of `frame` (rows from `first_row` of `source`); DataError naming bad columns."""
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             unused = [str(c) for c in frame.columns if str(c) not in self.features]

@@ -1,0 +1,78 @@
+"""`bptrain predict` streams: 2 GiB through a pipe with flat memory, and the same output as a small file."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+GIB = 1 << 30
+PEAK_RSS_BOUND_MB = 400  # measured about 135 MB (README: "Streaming predict")
+
+GENERATE = textwrap.dedent(
+    """
+    import sys
+    rows = open(sys.argv[1]).read().splitlines()
+    note = "x" * 900  # an extra text column, ignored by the model
+    block = "".join(f"{r},{note}\\n" for r in rows[1:]).encode() * 200
+    out = sys.stdout.buffer
+    out.write((rows[0] + ",note\\n").encode())
+    written = 0
+    while written < int(sys.argv[2]):
+        out.write(block)
+        written += len(block)
+    """
+)
+
+MEASURE = textwrap.dedent(
+    """
+    import resource, subprocess, sys
+    generate = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2], sys.argv[3]], stdout=subprocess.PIPE)
+    predict = subprocess.Popen([sys.executable, "-m", "bptrain", "predict", sys.argv[4], "-"],
+                               stdin=generate.stdout, stdout=subprocess.PIPE)
+    generate.stdout.close()
+    lines = 0
+    for block in iter(lambda: predict.stdout.read(1 << 20), b""):
+        lines += block.count(b"\\n")
+    print(predict.wait(), generate.wait(), lines, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    result = run_cli("fit", ROOT / "configs" / "iris.yaml", "--runs-dir", runs, "-q", "--set", "stopping.max_epochs=3")
+    assert result.returncode == 0, result.stderr
+    (folder,) = runs.iterdir()
+    return folder
+
+
+def test_two_gib_through_a_pipe_with_flat_memory(run):
+    iris = ROOT / "datasets" / "iris.csv"
+    env_root = {"PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, GENERATE, str(iris), str(2 * GIB), str(run)],
+        capture_output=True, text=True, timeout=900, env={**__import__("os").environ, **env_root},
+    )
+    assert done.returncode == 0, done.stderr
+    predict_code, generate_code, lines, peak_mb = map(int, done.stdout.split())
+    assert (predict_code, generate_code) == (0, 0), done.stderr
+    row_bytes = sum(len(r) + 1 + 901 for r in iris.read_text().splitlines()[1:]) * 200
+    blocks = -(-2 * GIB // row_bytes)
+    assert lines == 1 + blocks * 150 * 200  # the header and one prediction per input row
+    assert peak_mb < PEAK_RSS_BOUND_MB, f"peak RSS {peak_mb} MB"
+
+
+def test_streamed_output_equals_the_output_for_each_part(run, tmp_path):
+    """Predictions do not depend on where the chunks fall: a big file equals its parts concatenated."""
+    rows = (ROOT / "datasets" / "iris.csv").read_text().splitlines()
+    big = tmp_path / "big.csv"
+    big.write_text(rows[0] + "\n" + "\n".join(rows[1:] * 2000) + "\n")  # about 8 MB: several 4 MB blocks
+    whole = run_cli("predict", run, big, "--proba", "--keep", "species")
+    small = run_cli("predict", run, ROOT / "datasets" / "iris.csv", "--proba", "--keep", "species")
+    assert whole.returncode == small.returncode == 0
+    header, *body = small.stdout.splitlines()
+    assert whole.stdout.splitlines() == [header] + body * 2000
