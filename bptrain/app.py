@@ -131,6 +131,8 @@ def fit(
 
     if resume is None:
         run_dir = runs.new_run_dir(runs_dir, name or config.name)
+    if stop_request is not None:
+        stop_request.run_dir = run_dir
     checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))
     max_epochs = config.stopping.max_epochs
     log = report.MetricsLog(run_dir, columns)
@@ -244,7 +246,8 @@ def _class_details(model, loss, prep, split) -> dict[str, Any]:
 
     if prep.task != "classification" or split is None:
         return {"per_class": None, "confusion_matrix": None, "per_class_split": None}
-    pred = probabilities(outputs(model, loss, split.x)).argmax(axis=1)
+    with np.errstate(all="ignore"):
+        pred = probabilities(outputs(model, loss, split.x)).argmax(axis=1)
     cm = metrics.confusion_matrix(split.labels, pred, len(prep.classes))
     stats = metrics.per_class(cm)
     per_class = {
@@ -344,7 +347,8 @@ def predict(
     name = data_mod.source_name(source)
     rows = 0
     for first, frame, kept in streaming.frame_chunks(source, prep.features, keep, stdin=stdin):
-        y = outputs(trained.model, trained.loss, prep.features_of(frame, name, dtype, first_row=first))
+        with np.errstate(all="ignore"):
+            y = outputs(trained.model, trained.loss, prep.features_of(frame, name, dtype, first_row=first))
         columns = [kept[c].to_numpy(dtype=object) for c in keep]
         if prep.task == "classification":
             p = probabilities(y)

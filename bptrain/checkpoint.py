@@ -92,9 +92,13 @@ def load_model(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     except ModelFileError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, json.JSONDecodeError, KeyError) as e:
-        raise ModelFileError(
+        if _damaged(e):
+            raise _damage(path, _why(e)) from None
+        error = ModelFileError(
             f"{path}: not a bptrain model file, or a damaged one ({_why(e)}); was it written by bptrain fit?"
-        ) from None
+        )
+        error.damage = f"the file is damaged ({_why(e)})"  # what a file bptrain wrote itself has
+        raise error from None
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if version is None:
         raise ModelFileError(f"{path}: not a bptrain model file (format_version missing); was it written by bptrain fit?")
@@ -104,7 +108,7 @@ def load_model(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             f"(reads version {FORMAT_VERSION}); use the bptrain version that wrote it"
         )
     if "sha256" in meta and content_hash(arrays, meta) != meta["sha256"]:
-        raise ModelFileError(f"{path}: the file is damaged (its content does not match its sha256)")
+        raise _damage(path, "its content does not match its sha256")
     return arrays, meta
 
 
@@ -131,7 +135,7 @@ def load_checkpoint(folder: Path, warn=lambda message: None) -> tuple[dict[str, 
         try:
             arrays, meta = load_model(path)
         except ModelFileError as e:
-            problems.append(str(e))
+            problems.append(f"{path}: {getattr(e, 'damage', None) or 'the file is damaged'}")
             continue
         if meta.get("kind") != "checkpoint":
             problems.append(f"{path}: not a checkpoint (kind {meta.get('kind')!r})")
@@ -141,7 +145,7 @@ def load_checkpoint(folder: Path, warn=lambda message: None) -> tuple[dict[str, 
         return arrays, meta
     if problems:
         raise ModelFileError(f"{folder}: no usable checkpoint: " + "; ".join(problems))
-    raise ModelFileError(f"{folder}: no checkpoint to resume from (was the run started by this bptrain version?)")
+    raise ModelFileError(f"{folder}: no checkpoint to resume from; the run stopped before saving one, so start it again")
 
 
 def remove_stray_temp_files(folder: Path) -> list[Path]:
@@ -168,10 +172,24 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _damage(path: Path, why: str) -> ModelFileError:
+    error = ModelFileError(f"{path}: the file is damaged ({why})")
+    error.damage = f"the file is damaged ({why})"
+    return error
+
+
+def _damaged(exc: Exception) -> bool:
+    """True when the file is an archive whose content is cut short or corrupted."""
+    text = str(exc)
+    return isinstance(exc, EOFError) or "CRC" in text or "truncated" in text.lower() or "Truncated" in text
+
+
 def _why(exc: Exception) -> str:
     """What was wrong with a file that failed to load, in bptrain's words."""
+    if "CRC" in str(exc):
+        return "a checksum inside the archive does not match"
     if isinstance(exc, zipfile.BadZipFile):
-        return "not an .npz archive"
+        return "no archive directory: cut short, or not an .npz file"
     if isinstance(exc, ValueError) and "pickle" in str(exc):
         return "it is not a NumPy archive, or it holds Python objects, which bptrain never loads"
     if isinstance(exc, EOFError):

@@ -56,7 +56,7 @@ def errors_to_exit_codes() -> Iterator[None]:
         _quiet_stdout()
         raise typer.Exit(int(ExitCode.OK)) from None
     except KeyboardInterrupt:
-        _err("interrupted")
+        _err("error: interrupted by SIGINT before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN")
         raise typer.Exit(int(ExitCode.SIGINT)) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
@@ -112,8 +112,15 @@ def fit(
             raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
         cfg = load_config(config if config is not None else resume / "config.yaml", parse_overrides(set_ or []))
         stop = StopRequest()
-        with Progress(enabled=not quiet) as progress, stop_on_signals(stop):
-            result = services.fit(cfg, runs_dir=runs_dir, name=name, resume=resume, stop_request=stop, on_event=progress.handle)
+        try:
+            with Progress(enabled=not quiet) as progress, stop_on_signals(stop):
+                result = services.fit(cfg, runs_dir=runs_dir, name=name, resume=resume, stop_request=stop, on_event=progress.handle)
+        except KeyboardInterrupt:
+            if stop.run_dir is None:
+                raise
+            from bptrain.errors import RunInterrupted
+
+            raise RunInterrupted("interrupted", stop.run_dir, saved=False) from None
         _print_fit_summary(result.report)
 
 

@@ -53,9 +53,8 @@ class ModelFileError(BptrainError):
 class RunInterrupted(BptrainError):
     """Training stopped on SIGINT or SIGTERM after saving its state; exits 130 or 143."""
 
-    def __init__(self, reason: str, run_dir):
+    def __init__(self, reason: str, run_dir, saved: bool = True):
         self.exit_code = ExitCode.SIGINT if reason == "interrupted" else ExitCode.SIGTERM
         signal = "SIGINT" if reason == "interrupted" else "SIGTERM"
-        super().__init__(
-            f"{reason} by {signal}: the training state is saved; continue with: bptrain fit --resume {run_dir}"
-        )
+        state = "the training state is saved" if saved else "stopped at once; the last checkpoint is kept"
+        super().__init__(f"{reason} by {signal}: {state}; continue with: bptrain fit --resume {run_dir}")

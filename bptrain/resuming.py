@@ -33,6 +33,12 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
         for key, item in value.items():
             out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
         return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_flat(item, f"{prefix}[{i}]"))
+        out[f"{prefix}.length"] = len(value)
+        return out
     return {prefix: value}
 
 

@@ -29,8 +29,8 @@ _OPERATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": opera
 def parse_duration(value: float | int | str) -> float:
     """Seconds from 90, "90s", "10m", "2h" or "1h30m"; ValueError otherwise."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value <= 0:
-            raise ValueError(f"must be positive (got {value})")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"must be a positive number of seconds (got {value})")
         return float(value)
     text = str(value).strip().lower()
     parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", text)
@@ -63,7 +63,7 @@ class Condition:
 
     def holds(self, row: dict) -> bool:
         value = row.get(self.metric)
-        return value is not None and math.isfinite(value) and _OPERATORS[self.op](value, self.value)
+        return value is not None and not math.isnan(value) and _OPERATORS[self.op](value, self.value)
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.value:g}"

@@ -47,7 +47,12 @@ def loss_value(model, loss, x: np.ndarray, y: np.ndarray, chunk: int = EVAL_CHUN
 
 
 def score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
-    """`loss` and the task's metrics of `model` on one split."""
+    """`loss` and the task's metrics of `model` on one split (non-finite values are reported, not warned about)."""
+    with np.errstate(all="ignore"):
+        return _score(model, loss, prep, split)
+
+
+def _score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
     out = outputs(model, loss, split.x)
     result = {"loss": loss_value(model, loss, split.x, split.y)}
     if prep.task == "classification":
@@ -126,6 +131,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.run_dir = None  # set once the run has a folder, for the message of a second Ctrl-C
 
     def set(self, reason: str) -> None:
         self.reason = reason
@@ -289,6 +295,8 @@ class Trainer:
             stop = self._after_epoch(pos.rows[-1], resumed=True)
             if stop:
                 return stop
+        if pos.step == 0:
+            self.checkpoint()  # so that a good checkpoint and model exist even if the first steps diverge
         while True:
             if pos.batch == 0 and self.shuffle:
                 self.rng.shuffle(self.order)
@@ -297,7 +305,10 @@ class Trainer:
                 m = len(rows)
                 np.take(x, rows, axis=0, out=xb[:m])
                 np.take(y, rows, axis=0, out=yb[:m])
-                value = self._step(xb[:m], yb[:m], params)
+                try:
+                    value = self._step(xb[:m], yb[:m], params)
+                except DivergedError as e:  # from training.detect_anomaly
+                    return "diverged", str(e)
                 if not math.isfinite(value):
                     return "diverged", (
                         f"training diverged at epoch {pos.epoch}, step {pos.step + 1}: loss became {value}. "
