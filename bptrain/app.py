@@ -6,11 +6,9 @@ Each service takes validated inputs, does one job, and reports progress through 
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import platform
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable

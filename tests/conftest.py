@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,3 +41,26 @@ def write(folder: Path, text: str, name: str = "config.yaml") -> Path:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def model_digests(run: Path) -> dict[str, str]:
+    """SHA-256 of every array in model.npz (name, dtype, shape and bytes), plus its metadata minus the run name."""
+    with np.load(run / "model.npz", allow_pickle=False) as archive:
+        digests = {
+            name: hashlib.sha256(f"{archive[name].dtype.str}|{archive[name].shape}|".encode() + archive[name].tobytes()).hexdigest()
+            for name in archive.files
+            if name != "__meta__"
+        }
+        meta = json.loads(str(archive["__meta__"]))
+    assert len(digests) > 6
+    for key in ("run", "sha256"):
+        meta.pop(key)
+    digests["__meta__"] = json.dumps(meta, sort_keys=True)
+    return digests
+
+
+def metrics_rows(run: Path) -> list[list[str]]:
+    """metrics.csv without its `seconds` column, the header first."""
+    rows = list(csv.reader(io.StringIO((run / "metrics.csv").read_text(encoding="utf-8"))))
+    assert rows[0][-1] == "seconds"
+    return [row[:-1] for row in rows]

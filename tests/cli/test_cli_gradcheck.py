@@ -1,7 +1,6 @@
 """`bptrain gradcheck`: every shipped config passes; the table and verdict are printed on stdout."""
 
 import re
-from pathlib import Path
 
 import pytest
 

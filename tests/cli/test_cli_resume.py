@@ -8,9 +8,7 @@ uninterrupted run. Resuming refuses changes that would alter the training, and a
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import platform
@@ -30,7 +28,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli, write
+from conftest import ROOT, metrics_rows, model_digests, run_cli, write
 
 IRIS = "configs/iris.yaml"  # seed 42, adam lr 0.01, batch_size 16 over 102 training rows: 7 steps per epoch
 STEPS_PER_EPOCH = 7
@@ -101,27 +99,8 @@ def resume(run: Path, *args: str):
     return run_cli("fit", "--resume", run, *args, "-q")
 
 
-def model_digests(run: Path) -> dict[str, str]:
-    """SHA-256 of every array in model.npz (name, dtype, shape and bytes), plus its metadata minus the run name."""
-    with np.load(run / "model.npz", allow_pickle=False) as archive:
-        digests = {
-            name: hashlib.sha256(f"{archive[name].dtype.str}|{archive[name].shape}|".encode() + archive[name].tobytes()).hexdigest()
-            for name in archive.files
-            if name != "__meta__"
-        }
-        meta = json.loads(str(archive["__meta__"]))
-    assert len(digests) > 6
-    for key in ("run", "sha256"):
-        meta.pop(key)
-    digests["__meta__"] = json.dumps(meta, sort_keys=True)
-    return digests
 
 
-def metrics_rows(run: Path) -> list[list[str]]:
-    """metrics.csv without its `seconds` column, the header first."""
-    rows = list(csv.reader(io.StringIO((run / "metrics.csv").read_text(encoding="utf-8"))))
-    assert rows[0][-1] == "seconds"
-    return [row[:-1] for row in rows]
 
 
 def metrics_records(run: Path) -> list[dict]:

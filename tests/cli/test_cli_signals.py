@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import os
 import re
@@ -19,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, metrics_rows, model_digests, run_cli
 
 IRIS = "configs/iris.yaml"  # 7 steps per epoch
 EPOCHS = 60
@@ -78,21 +75,8 @@ def mid_training(runs: Path, proc: subprocess.Popen, epochs: int = 3) -> Path:
     return run
 
 
-def model_digests(run: Path) -> dict[str, str]:
-    with np.load(run / "model.npz", allow_pickle=False) as archive:
-        digests = {
-            name: hashlib.sha256(f"{archive[name].dtype.str}|{archive[name].shape}|".encode() + archive[name].tobytes()).hexdigest()
-            for name in archive.files
-            if name != "__meta__"
-        }
-    assert len(digests) > 6
-    return digests
 
 
-def metrics_rows(run: Path) -> list[list[str]]:
-    rows = list(csv.reader(io.StringIO((run / "metrics.csv").read_text(encoding="utf-8"))))
-    assert rows[0][-1] == "seconds"
-    return [row[:-1] for row in rows]
 
 
 def report(run: Path) -> dict:

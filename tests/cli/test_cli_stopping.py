@@ -11,7 +11,6 @@ The runs are independent; a module fixture starts them two at a time to halve th
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import model_digests, run_cli
 
 IRIS = "configs/iris.yaml"  # batch_size 16 over 102 training rows: 7 steps per epoch
 STEPS_PER_EPOCH = 7
@@ -82,13 +81,6 @@ def rows(run: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def model_digests(run: Path) -> dict[str, str]:
-    with np.load(run / "model.npz", allow_pickle=False) as archive:
-        return {
-            name: hashlib.sha256(f"{archive[name].dtype.str}|{archive[name].shape}|".encode() + archive[name].tobytes()).hexdigest()
-            for name in archive.files
-            if name != "__meta__"
-        }
 
 
 def checkpoint_meta(run: Path) -> dict:
