@@ -9,7 +9,7 @@ import pytest
 from bptrain.data import Preprocessor, Split
 from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp
 from bptrain.stopping import Budget, EarlyStopping
-from bptrain.train import Trainer, constant_rate, resolve_mode
+from bptrain.train import Cadence, Trainer, constant_rate, resolve_mode
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
@@ -110,3 +110,31 @@ def test_a_non_finite_loss_stops_training_with_the_epoch_and_step():
         r"Try a smaller optimizer.lr \(now 1e\+300\)",
         outcome.message,
     )
+
+
+def checkpoints_taken(cadence, epochs=4):
+    """(epoch, batch, step) of every checkpoint of a run of 7 batches per epoch."""
+    prep, split = toy_problem()
+    model = build_mlp([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(0), batch_size=10)
+    seen = []
+    Trainer(
+        model, LOSSES["cross_entropy"](), OPTIMIZERS["sgd"](model.params), constant_rate(0.1), prep, split, None,
+        budget=Budget(epochs), batch_size=10, shuffle=True, rng=np.random.default_rng(0), cadence=cadence,
+        on_checkpoint=lambda t: seen.append((t.position.epoch, t.position.batch, t.position.step)),
+    ).run()
+    return seen
+
+
+def test_checkpoint_cadence_by_epochs_and_steps():
+    # at the start, after epochs 2 and 4 (epoch counts the next epoch), and at the stop
+    assert checkpoints_taken(Cadence(every_epochs=2)) == [(1, 0, 0), (3, 0, 14), (5, 0, 28), (5, 0, 28)]
+    assert checkpoints_taken(Cadence(every_epochs=None, every_steps=10)) == [
+        (1, 0, 0), (2, 3, 10), (3, 6, 20), (5, 0, 28)
+    ]
+    assert checkpoints_taken(Cadence(every_epochs=None)) == [(1, 0, 0), (5, 0, 28)]
+
+
+def test_checkpoint_cadence_by_seconds():
+    every_step = checkpoints_taken(Cadence(every_epochs=None, every_seconds=1e-9), epochs=1)
+    assert [c[2] for c in every_step] == [0, 1, 2, 3, 4, 5, 6, 7, 7]
+    assert checkpoints_taken(Cadence(every_epochs=None, every_seconds=3600), epochs=1) == [(1, 0, 0), (2, 0, 7)]
