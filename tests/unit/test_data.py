@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from bptrain.config import load_config
-from bptrain.data import Preprocessor, class_labels, fit_preprocessor, infer_task, read_csv, read_splits, split_indices, transform
+from bptrain.data import Preprocessor, class_labels, fit_preprocessor, infer_task, read_splits, read_table, split_indices, transform
 from bptrain.errors import DataError
+from bptrain.preprocess import numeric_column
 
 
 @pytest.mark.parametrize(
@@ -65,11 +66,11 @@ def frame_csv(n=40, seed=0) -> str:
 def test_standardization_uses_training_rows_only(tmp_path):
     config = config_for(tmp_path, frame_csv())
     raw = read_splits(config.data, seed=1)
-    prep = fit_preprocessor(raw, "y")
+    prep = fit_preprocessor(raw)
     train = raw.frames["train"][["a", "b"]].to_numpy()
-    assert np.allclose(prep.mean, train.mean(axis=0)) and np.allclose(prep.scale, train.std(axis=0))
+    assert np.allclose(prep.center, train.mean(axis=0)) and np.allclose(prep.scale, train.std(axis=0))
     everything = pd.read_csv(tmp_path / "d.csv")[["a", "b"]].to_numpy()
-    assert not np.allclose(prep.mean, everything.mean(axis=0))
+    assert not np.allclose(prep.center, everything.mean(axis=0))
     dataset = transform(raw, prep, "cross_entropy", "float32")
     assert dataset.train.x.dtype == np.float32
     assert np.allclose(dataset.train.x.mean(axis=0), 0, atol=1e-6)
@@ -78,26 +79,33 @@ def test_standardization_uses_training_rows_only(tmp_path):
 
 def test_regression_target_is_standardized_and_restored():
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": [10.0, 20.0, 30.0, 40.0]})
-    prep = Preprocessor.fit(frame, target="y", task="regression", features=["a"])
+    prep = Preprocessor.fit(frame, targets=["y"], task="regression", columns=[numeric_column("a")])
     y = prep.target_of(frame, "d.csv", "float64")
     assert y.shape == (4, 1) and abs(y.mean()) < 1e-12 and abs(y.std() - 1) < 1e-12
-    assert np.allclose(y[:, 0] * prep.target_scale + prep.target_mean, frame["y"])
+    assert np.allclose(y[:, 0] * prep.target_scale + prep.target_center, frame["y"])
 
 
 def test_preprocessor_survives_the_model_file_format():
     frame = pd.DataFrame({"a": [1.0, 2.0, 4.0], "y": ["x", "z", "x"]})
-    prep = Preprocessor.fit(frame, target="y", task="classification", features=["a"])
+    prep = Preprocessor.fit(frame, targets=["y"], task="classification", columns=[numeric_column("a")])
     arrays, meta = prep.to_arrays()
     again = Preprocessor.from_arrays(arrays, meta)
-    assert again.classes == ["x", "z"] and np.array_equal(again.mean, prep.mean) and np.array_equal(again.scale, prep.scale)
+    assert again.classes == ["x", "z"] and np.array_equal(again.center, prep.center) and np.array_equal(again.scale, prep.scale)
 
 
 @pytest.mark.parametrize(
     "csv, extra, message",
     [
         ("a,b,yy\n1,2,p\n", "", "d.csv: target column 'y' not found. Did you mean 'yy'? Columns: a, b, yy"),
-        ("a,b,y\n1,x,p\n2,z,q\n", "", "d.csv: feature columns are not numeric: b (e.g. 'x'). Convert them to numbers, or leave them out with data.exclude"),
-        ("a,b,y\n1,,p\n2,3,q\n,4,p\n", "", "d.csv: missing values in feature columns: a (1 row), b (1 row). Fill them in or remove those rows, or leave the columns out with data.exclude"),
+        (
+            "a,b,y\n1,x,p\n2,z,q\n", ", columns: {b: {kind: numeric}}",
+            "d.csv: column 'b' must be numeric, but rows 1, 2 hold text: 'x', 'z'. Leave missing values as empty cells, or set data.columns.b.kind: categorical",
+        ),
+        (
+            "a,b,y\n1,,p\n2,3,q\n,4,p\n", "",
+            "d.csv: missing values in feature columns: a (1 row), b (1 row). Choose how to handle them with data.numeric.missing, "
+            "data.categorical.missing or data.columns.<name>.missing (drop, mean, median, most_frequent, constant), or leave the columns out with data.exclude",
+        ),
         ("a,y\n1,p\n2,\n", "", "d.csv: target column 'y' has 1 missing value; remove those rows"),
         ("a,y\n1,p\n2,p\n3,p\n4,p\n", "", "d.csv: target column 'y' has only one class ('p') in the training rows; classification needs at least two"),
         ("a,y\n", "", "d.csv: has a header but no rows"),
@@ -106,32 +114,35 @@ def test_preprocessor_survives_the_model_file_format():
         ("a,b,y\n1,2,p\n", ", exclude: [c]", "d.csv: data.exclude names column 'c', which is not in the file. Columns: a, b, y"),
         ("a,b,y\n1,2,p\n", ", features: [a, bb]", "d.csv: data.features names column 'bb', which is not in the file. Did you mean 'b'? Columns: a, b, y"),
         ("a,y\n1,p\n2,q\n", ", task: regression", "d.csv: data.task is regression but target 'y' is not numeric (e.g. 'p'); use task: classification"),
-        ("a,y\ninf,1.5\n2,2.5\n", "", "d.csv: infinite values in feature columns: a"),
+        (
+            "a,y\ninf,1.5\n2,2.5\n", "",
+            "d.csv: column 'a' holds infinite values in row 1; replace them with numbers, or leave the cells empty to treat them as missing",
+        ),
     ],
 )
 def test_data_errors_name_file_column_and_remedy(tmp_path, csv, extra, message):
     config = config_for(tmp_path, csv, extra)
     with pytest.raises(DataError) as info:
         raw = read_splits(config.data, seed=0)
-        fit_preprocessor(raw, "y")
+        fit_preprocessor(raw)
     assert str(info.value) == str(tmp_path / message)
 
 
 def test_missing_data_file(tmp_path):
     with pytest.raises(DataError) as info:
-        read_csv(tmp_path / "none.csv")
+        read_table(tmp_path / "none.csv")
     assert str(info.value) == f"{tmp_path / 'none.csv'}: data file not found. Check the path (data paths are relative to the config file)"
 
 
 def test_predict_time_missing_columns_are_named():
-    prep = Preprocessor(target="y", task="classification", features=["a", "b"], mean=np.zeros(2), scale=np.ones(2), classes=["p", "q"])
+    prep = Preprocessor(["y"], "classification", [numeric_column("a"), numeric_column("b")], np.zeros(2), np.ones(2), ["p", "q"])
     with pytest.raises(DataError) as info:
         prep.features_of(pd.DataFrame({"a": [1.0], "bb": [2.0]}), "new.csv")
     assert str(info.value) == "new.csv: missing 1 feature column the model was trained with: b. Did you mean 'bb'? Columns: a, bb"
 
 
 def test_unseen_target_class_at_evaluation():
-    prep = Preprocessor(target="y", task="classification", features=["a"], mean=np.zeros(1), scale=np.ones(1), classes=["p", "q"])
+    prep = Preprocessor(["y"], "classification", [numeric_column("a")], np.zeros(1), np.ones(1), ["p", "q"])
     with pytest.raises(DataError) as info:
         prep.target_of(pd.DataFrame({"a": [1.0, 2.0], "y": ["p", "r"]}), "new.csv")
     assert str(info.value) == "new.csv: target column 'y' has values the model never saw: 'r'; the model knows p, q"
