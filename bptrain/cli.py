@@ -274,7 +274,7 @@ def check(
         inputs = f" ({summary['inputs']} network inputs)" if summary["inputs"] != len(summary["features"]) else ""
         lines = [
             f"ok: {config}",
-            f"task       {summary['task']} (target {summary['target']!r}, loss {summary['loss']})",
+            f"task       {summary['task']} ({_targets(summary['target'])}, loss {summary['loss']})",
             f"features   {len(summary['features'])}{inputs}: {', '.join(summary['features'][:8])}"
             + (", ..." if len(summary["features"]) > 8 else ""),
         ]
@@ -284,9 +284,16 @@ def check(
             lines.append("missing    " + ", ".join(f"{k} {n} ({how})" for k, (n, how) in summary["missing"].items()))
         lines.append(f"rows       {rows}")
         if summary["classes"]:
-            lines.append(f"classes    {len(summary['classes'])}: {', '.join(summary['classes'][:10])}" + (", ..." if len(summary["classes"]) > 10 else ""))
+            kind = "labels    " if summary["task"] == "multilabel" else "classes   "
+            lines.append(f"{kind} {len(summary['classes'])}: {', '.join(summary['classes'][:10])}" + (", ..." if len(summary["classes"]) > 10 else ""))
         lines.append(f"logged     {', '.join(summary['metrics'])}")
         print("\n".join(lines), flush=True)
+
+
+def _targets(target: str | list[str]) -> str:
+    if isinstance(target, str):
+        return f"target {target!r}"
+    return "targets " + ", ".join(repr(t) for t in target)
 
 
 @app.command()

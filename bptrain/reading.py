@@ -116,7 +116,23 @@ def _frame_of(name: str, data: bytes, options: ReadOptions) -> pd.DataFrame:
         frame = pd.read_csv(io.BytesIO(data), sep=delimiter, encoding=_codec(options), decimal=options.decimal)
     except Exception as e:  # pandas' parser errors are many types; each becomes one line
         raise _read_error(name, e, options) from None
-    return _checked(name, frame, _header(data, delimiter, options), rows=True)
+    header = _header(data, delimiter, options)
+    if len(frame.columns) > 1 and frame.iloc[:, -1].isna().any():
+        _check_short_rows(name, data, delimiter, options)  # pandas fills a short row with missing values
+    return _checked(name, frame, header, rows=True)
+
+
+def _check_short_rows(name: str, data: bytes, delimiter: str, options: ReadOptions) -> None:
+    """DataError naming the first line with fewer fields than the header."""
+    lines = io.StringIO(data.decode(_codec(options)), newline="")
+    reader = csv.reader(lines, delimiter=delimiter)
+    width = len(next(reader, []))
+    for row in reader:
+        if row and len(row) < width:
+            raise DataError(
+                f"{name}: line {reader.line_num} has {len(row)} field{'s' if len(row) != 1 else ''}, but the header has {width}; "
+                "check the delimiter and the quoting on that line"
+            )
 
 
 def _check_decodes(name: str, data: bytes, encoding: str) -> None:
