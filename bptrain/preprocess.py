@@ -406,7 +406,8 @@ class Preprocessor:
             column = frame[name]
             values = column.to_numpy(dtype=np.float64) if _binary(column) else None
             if values is None:
-                shown = ", ".join(repr(v) for v in pd.unique(column.dropna())[:5] if label(v) not in ("0", "1"))
+                odd = [v for v in pd.unique(column.dropna()) if label(v) not in ("0", "1")][:5]
+                shown = ", ".join(repr(v) if isinstance(v, str) else label(v) for v in odd)
                 raise DataError(f"{source}: multilabel target column {name!r} must hold only 0 and 1 (or true/false); found {shown}")
             columns.append(values.astype(np.int64))
         return np.column_stack(columns)

@@ -75,9 +75,24 @@ def test_balanced_class_weights_are_computed_from_the_training_labels(tmp_path):
     assert name == "cross_entropy" and options["weight"] == pytest.approx([2.0, 2 / 3, 1.0])
 
 
+def test_class_weights_by_name_default_to_one_for_the_classes_not_named():
+    config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides(["loss={name: cross_entropy, class_weights: {virginica: 3, setosa: 0.5}}"]))
+    _, options = build.loss_spec(config, "classification", ["setosa", "versicolor", "virginica"], None)
+    assert options["weight"] == [0.5, 1.0, 3.0]
+
+
+def test_balanced_pos_weight_is_counted_per_label_for_multilabel():
+    config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides(["loss={name: binary_cross_entropy, pos_weight: balanced}"]))
+    labels = np.array([[1, 0], [1, 0], [0, 0], [1, 1]])
+    name, options = build.loss_spec(config, "multilabel", ["l1", "l2"], labels)
+    assert name == "binary_cross_entropy" and options["pos_weight"] == [1 / 3, 3.0]
+    assert build.output_units(name, "multilabel", 2) == 2 and build.output_units("mse", "regression", 0, 3) == 3
+
+
 @pytest.mark.parametrize(
     "setting, message",
     [
+        ("loss={name: cross_entropy, class_weights: {virginca: 2}}", "loss.class_weights: 'virginca' is not a class; the classes are setosa, versicolor, virginica. Did you mean 'virginica'?"),
         ("loss=mse", "loss: mse does not fit this classification task with 3 classes; use cross_entropy or auto"),
         ("loss=binary_cross_entropy", "loss: binary_cross_entropy does not fit this classification task with 3 classes; use cross_entropy or auto"),
         ("loss={name: cross_entropy, class_weights: [1, 2]}", "loss.class_weights: 2 weights for 3 classes (setosa, versicolor, virginica); give one per class, in this order"),
