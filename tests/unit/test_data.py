@@ -146,3 +146,39 @@ def test_unseen_target_class_at_evaluation():
     with pytest.raises(DataError) as info:
         prep.target_of(pd.DataFrame({"a": [1.0, 2.0], "y": ["p", "r"]}), "new.csv")
     assert str(info.value) == "new.csv: target column 'y' has values the model never saw: 'r'; the model knows p, q"
+
+
+def test_folds_partition_the_rows_that_are_not_held_out_for_testing(tmp_path):
+    write_csv(tmp_path, frame_csv(n=60))
+    (tmp_path / "c.yaml").write_text("data: {train: d.csv, target: y, split: {test: 0.2, folds: 4}}\n")
+    base = load_config(tmp_path / "c.yaml")
+    parts = []
+    for fold in (1, 2, 3, 4):
+        data = base.data.model_copy(update={"split": base.data.split.model_copy(update={"fold": fold})})
+        raw = read_splits(data, seed=5)
+        parts.append({name: set(frame["a"]) for name, frame in raw.frames.items()})
+        assert raw.frames["val"]["y"].value_counts().to_dict() == {"p": 6, "q": 6}  # stratified: 24 of each class, 6 per fold
+    tests = [p["test"] for p in parts]
+    assert all(t == tests[0] for t in tests) and len(tests[0]) == 12
+    vals = [p["val"] for p in parts]
+    assert sum(len(v) for v in vals) == 48 and set().union(*vals) | tests[0] == set(pd.read_csv(tmp_path / "d.csv")["a"])
+    for p in parts:
+        assert p["train"] | p["val"] | p["test"] == set(pd.read_csv(tmp_path / "d.csv")["a"]) and not p["train"] & p["val"]
+
+
+def test_a_split_column_says_which_rows_go_where_and_is_not_a_feature(tmp_path):
+    text = "a,part,y\n" + "".join(f"{i},{['train', 'train', 'val', 'test'][i % 4]},{'pq'[i % 2]}\n" for i in range(16))
+    config = config_for(tmp_path, text, ", split: {column: part}")
+    raw = read_splits(config.data, seed=0)
+    assert raw.features == ["a"]
+    assert {name: frame["a"].tolist() for name, frame in raw.frames.items()} == {
+        "train": [0, 1, 4, 5, 8, 9, 12, 13], "val": [2, 6, 10, 14], "test": [3, 7, 11, 15]
+    }
+
+
+def test_rows_missing_a_value_where_the_rule_is_drop_leave_every_split(tmp_path):
+    text = "a,b,y\n" + "".join(f"{i},{'' if i % 5 == 0 else i},{'pq'[i % 2]}\n" for i in range(40))
+    config = config_for(tmp_path, text, ", numeric: {missing: drop}")
+    raw = read_splits(config.data, seed=0)
+    assert sum(len(f) for f in raw.frames.values()) == 32 and all(f["b"].notna().all() for f in raw.frames.values())
+    assert len(raw.notes) == 1 and raw.notes[0].startswith("dropped rows with missing values in a, b (missing: drop): ")
