@@ -583,7 +583,9 @@ def _unseen(column: Column, labels: pd.Series, new: np.ndarray, source: str, fir
 
 
 def _scaling(raw: np.ndarray, scales: list[str], names: list[str], source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and scale of each input from its training values; a zero spread becomes 1."""
+    """Centre and scale of each input from its training values: standard (mean, standard deviation),
+    minmax (minimum, range), robust (median, interquartile range, or when that is 0 the root mean
+    square distance from the median), none (0, 1). A zero spread becomes 1."""
     center = np.zeros(raw.shape[1])
     spread = np.ones(raw.shape[1])
     with np.errstate(over="ignore", invalid="ignore"):
@@ -596,6 +598,8 @@ def _scaling(raw: np.ndarray, scales: list[str], names: list[str], source: str) 
             elif how == "robust":
                 q1, median, q3 = np.percentile(v, [25, 50, 75])
                 center[j], spread[j] = median, q3 - q1
+                if spread[j] == 0.0:  # over half the values are equal: the IQR says nothing about the others
+                    spread[j] = np.sqrt(np.mean((v - median) ** 2))
     bad = np.flatnonzero(~(np.isfinite(center) & np.isfinite(spread)))
     if len(bad):
         raise DataError(

@@ -254,3 +254,9 @@ def test_multilabel_targets_must_be_zero_or_one():
     with pytest.raises(DataError) as info:
         prep.target_of(frame, "t.csv")
     assert str(info.value) == "t.csv: multilabel target column 'l2' must hold only 0 and 1 (or true/false); found 2"
+
+
+def test_robust_scaling_falls_back_when_most_values_are_equal():
+    frame = pd.DataFrame({"n": [0.0] * 7 + [-3.0, 4.0], "y": ["p", "q", "p", "q", "p", "q", "p", "q", "p"]})
+    prep = fit(frame, numeric={"scale": "robust"})
+    assert (prep.center[0], prep.scale[0]) == (0.0, pytest.approx(np.sqrt(25.0 / 9)))
