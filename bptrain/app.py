@@ -116,7 +116,9 @@ def fit(
     for note in raw.notes:
         on_event("warning", message=f"{raw.sources['train']}: {note}")
     loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
-    dataset = data_mod.transform(raw, prep, loss_name, dtype)
+    unseen = data_mod.Unseen()
+    dataset = data_mod.transform(raw, prep, loss_name, dtype, unseen)
+    _warn_unseen(unseen, f"{raw.sources['train']} (validation and test rows)", on_event, hint="")
     columns = build.metric_columns(config, raw.task, dataset.val is not None)
     logged = build.logged_metrics(columns)
     stopper, restore_best = build.make_early_stopping(config, logged)
@@ -351,8 +353,8 @@ def _warn_dropped(source: str, dropped: int, on_event: Events) -> None:
         on_event("warning", message=f"{source}: left out {dropped} row{'s' if dropped > 1 else ''} with missing values where the model drops them (missing: drop)")
 
 
-def _warn_unseen(unseen: data_mod.Unseen, source: str, on_event: Events) -> None:
-    message = unseen.message(source)
+def _warn_unseen(unseen: data_mod.Unseen, source: str, on_event: Events, **hint: str) -> None:
+    message = unseen.message(source, **hint)
     if message:
         on_event("warning", message=message)
 

@@ -329,9 +329,10 @@ def split_of(name: str, frame: pd.DataFrame, source: str, prep: Preprocessor, lo
     return Split(name, x, loss_target(target, loss, dtype), frame, labels)
 
 
-def transform(raw: Frames, prep: Preprocessor, loss: str, dtype: str = "float32") -> Dataset:
-    """Arrays for every split of `raw`, through `prep`."""
+def transform(raw: Frames, prep: Preprocessor, loss: str, dtype: str = "float32", unseen: Unseen | None = None) -> Dataset:
+    """Arrays for every split of `raw`, through `prep`; categories of the validation and test rows
+    that the training rows lack are counted in `unseen`."""
     splits: dict[str, Split | None] = {}
     for name, part in raw.frames.items():
-        splits[name] = None if part is None else split_of(name, part, raw.sources[name], prep, loss, dtype)
+        splits[name] = None if part is None else split_of(name, part, raw.sources[name], prep, loss, dtype, unseen=unseen)
     return Dataset(prep, splits["train"], splits["val"], splits["test"], raw.files)

@@ -235,7 +235,7 @@ class Unseen:
     def add(self, column: str, values: pd.Series) -> None:
         self.counts.setdefault(column, Counter()).update(values.tolist())
 
-    def message(self, source: str) -> str | None:
+    def message(self, source: str, hint: str = ". Use --strict to make this an error") -> str | None:
         if not self.counts:
             return None
         parts = []
@@ -246,7 +246,7 @@ class Unseen:
         rows = sum(sum(c.values()) for c in self.counts.values())
         return (
             f"{source}: {rows} value{'s' if rows > 1 else ''} in categorical columns the model never saw, "
-            f"encoded as unknown (no category): {'; '.join(parts)}. Use --strict to make this an error"
+            f"encoded as unknown (no category): {'; '.join(parts)}{hint}"
         )
 
 

