@@ -281,7 +281,7 @@ def check(
         if summary["categorical"]:
             lines.append("categories " + "; ".join(f"{k} {len(v)}: {', '.join(v[:6])}" + (", ..." if len(v) > 6 else "") for k, v in summary["categorical"].items()))
         if summary["missing"]:
-            lines.append("missing    " + ", ".join(f"{k} {n} ({how})" for k, (n, how) in summary["missing"].items()))
+            lines.append("missing    in training rows: " + ", ".join(f"{k} {n} ({how})" for k, (n, how) in summary["missing"].items()))
         lines.append(f"rows       {rows}")
         if summary["classes"]:
             kind = "labels    " if summary["task"] == "multilabel" else "classes   "

@@ -142,7 +142,7 @@ def resolve_columns(frame: pd.DataFrame, features: list[str], data) -> list[Colu
         settings = {k: getattr(base, k) for k in ("missing", "fill_value", "scale", "indicator")}
         settings["max_categories"] = getattr(base, "max_categories", 0)
         if own is not None:
-            _check_override(name, kind, own, frame[name])
+            _check_override(name, kind, own)
             settings.update({k: v for k, v in own.model_dump(exclude={"kind"}).items() if v is not None})
         if kind == "numeric":
             settings["fill_value"] = float(settings["fill_value"])
@@ -152,7 +152,7 @@ def resolve_columns(frame: pd.DataFrame, features: list[str], data) -> list[Colu
     return columns
 
 
-def _check_override(name: str, kind: str, own, column: pd.Series) -> None:
+def _check_override(name: str, kind: str, own) -> None:
     """ConfigError when an override does not fit the kind the column was found to be."""
     key = f"data.columns.{name}"
     why = f"{name!r} is {kind}" + (" (set kind: categorical to change that)" if kind == "numeric" else " (set kind: numeric to change that)")
@@ -186,7 +186,7 @@ def numbers_of(column: pd.Series, name: str, source: str, first_row: int, hint: 
     else:
         present = column.notna().to_numpy()
         parsed = pd.to_numeric(column.where(column.notna(), None).astype(object), errors="coerce")
-        values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = parsed.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
         bad = np.flatnonzero(present & np.isnan(values))
         if len(bad):
             shown = ", ".join(repr(str(column.iloc[i])) for i in bad[:3])

@@ -222,3 +222,17 @@ def test_several_regression_targets_with_a_split_column(table, tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert json.loads(evaluated.stdout)["test"] == pytest.approx(report["metrics"]["test"], rel=1e-12)
     assert re.fullmatch(r"-?\d+(\.\d+)?(e[+-]\d+)?", out[1][0])
+
+
+def test_check_shows_kinds_categories_and_missing_values(tmp_path):
+    result = run_cli("check", ROOT / "configs" / "penguins.yaml", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (OK, "")
+    assert result.stdout.splitlines()[1:7] == [
+        "task       classification (target 'species', loss cross_entropy)",
+        "features   7 (12 network inputs): island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex, year",
+        "categories island 3: Biscoe, Dream, Torgersen; sex 2: female, male; year 3: 2007, 2008, 2009",
+        "missing    in training rows: bill_length_mm 1 (median), bill_depth_mm 1 (median), flipper_length_mm 1 (median), "
+        "body_mass_g 1 (median), sex 8 (most_frequent)",
+        "rows       train 206, val 69, test 69",
+        "classes    3: Adelie, Chinstrap, Gentoo",
+    ]
