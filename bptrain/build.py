@@ -17,7 +17,7 @@ from bptrain.errors import ConfigError
 from bptrain.nn import LOSSES, OPTIMIZERS, build_model, loss_for_task
 from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
 from bptrain.nn.regularizers import Regularizer
-from bptrain.preprocess import label
+from bptrain.columns import label
 from bptrain.registry import did_you_mean
 from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration
 from bptrain.train import Cadence, LearningRate, resolve_mode

@@ -124,7 +124,9 @@ def fit(
         cross_validation = cfg.data.split.folds is not None and cfg.data.split.fold is None and resume is None
         with Progress(enabled=not quiet) as progress, stop_on_signals(stop):
             if cross_validation:
-                cv = services.cross_validate(cfg, runs_dir=runs_dir, name=name, stop_request=stop, on_event=progress.handle)
+                from bptrain.crossval import cross_validate
+
+                cv = cross_validate(cfg, runs_dir=runs_dir, name=name, stop_request=stop, on_event=progress.handle)
             else:
                 result = services.fit(cfg, runs_dir=runs_dir, name=name, resume=resume, stop_request=stop, on_event=progress.handle)
         if cross_validation:

@@ -17,19 +17,8 @@ import numpy as np
 import pandas as pd
 
 from bptrain.errors import ConfigError, DataError
-from bptrain.preprocess import (  # noqa: F401  (some are used through this module)
-    OTHER,
-    Column,
-    Preprocessor,
-    Unseen,
-    check_values,
-    class_labels,
-    column_list,
-    infer_task,
-    label,
-    labels_of,
-    resolve_columns,
-)
+from bptrain.columns import OTHER, Column, Unseen, check_values, label, labels_of, resolve_columns  # noqa: F401
+from bptrain.preprocess import Preprocessor, class_labels, column_list, infer_task  # noqa: F401
 from bptrain.reading import (  # noqa: F401
     ReadOptions,
     delimiter_hint,

@@ -9,7 +9,7 @@ import pytest
 from bptrain.config import load_config
 from bptrain.data import Preprocessor, class_labels, fit_preprocessor, infer_task, read_splits, read_table, split_indices, transform
 from bptrain.errors import DataError
-from bptrain.preprocess import numeric_column
+from bptrain.columns import numeric_column
 
 
 @pytest.mark.parametrize(

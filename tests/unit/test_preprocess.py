@@ -1,4 +1,5 @@
-"""Preprocessing: kinds, fill values, scaling, one-hot encoding, the schema contract of features_of."""
+"""Preprocessing (bptrain.columns, bptrain.preprocess): kinds, fill values, scaling, one-hot encoding,
+the schema contract of features_of."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from bptrain.config.data_schema import DataConfig
 from bptrain.errors import ConfigError, DataError
-from bptrain.preprocess import Preprocessor, Unseen, infer_kind, infer_task, numeric_column, resolve_columns
+from bptrain.columns import Unseen, infer_kind, numeric_column, resolve_columns
+from bptrain.preprocess import Preprocessor, infer_task
 
 
 @pytest.mark.parametrize(

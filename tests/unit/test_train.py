@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bptrain.data import Preprocessor, Split
-from bptrain.preprocess import numeric_column
+from bptrain.columns import numeric_column
 from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp
 from bptrain.stopping import Budget, EarlyStopping
 from bptrain.train import Trainer, constant_rate, resolve_mode
