@@ -162,10 +162,17 @@ def test_evaluate_a_fold_repeats_its_report(folds):
         assert json.loads(result.stdout)[split] == pytest.approx(report["metrics"][split], rel=1e-12)
 
 
+def test_the_cross_validation_folder_points_to_its_folds(folds):
+    result = run_cli("predict", folds.parent, PENGUINS)
+    assert (result.returncode, result.stdout) == (USAGE, "")
+    assert result.stderr == f"error: {folds.parent}: a cross-validation folder, with one run per fold; give one of them, e.g. {folds.parent / 'fold-1'}\n"
+
+
 def test_folds_cannot_be_resumed_as_a_whole(tmp_path):
+    (tmp_path / "config.yaml").write_text("data: {train: x.csv, target: y}\n")
     result = run_cli("fit", "--resume", tmp_path, "--folds", "3")
     assert (result.returncode, result.stdout) == (USAGE, "")
-    assert result.stderr.startswith("error: ")
+    assert result.stderr == "error: --folds cannot be combined with --resume; resume one fold's run folder, e.g. --resume RUN/fold-2\n"
 
 
 # --- several targets and a split column ------------------------------------------------------------
