@@ -16,12 +16,12 @@ from typing import IO, Any, Callable
 import numpy as np
 
 import bptrain
-from bptrain import checkpoint, data as data_mod, report, runs
+from bptrain import checkpoint, data as data_mod, predictions, report, runs
 from bptrain import build, resuming
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted
 from bptrain.registry import did_you_mean
-from bptrain.train import StopRequest, Trainer, outputs, probabilities, score, unscale
+from bptrain.train import StopRequest, Trainer, outputs, probabilities, score
 
 Events = Callable[..., None]
 
@@ -84,10 +84,12 @@ def fit(
     runs_dir: Path = Path("runs"),
     name: str | None = None,
     resume: Path | None = None,
+    folder: Path | None = None,
     stop_request: StopRequest | None = None,
     on_event: Events = _quiet,
 ) -> FitResult:
-    """Train the network `config` describes into a new run folder, or continue the run `resume`.
+    """Train the network `config` describes into a new run folder (or the new, empty `folder`), or
+    continue the run `resume`.
 
     Returns the report of a run that ended normally; raises DivergedError or RunInterrupted after
     writing the model, the checkpoint and a partial report of one that did not.
@@ -107,10 +109,13 @@ def fit(
     raw = data_mod.read_splits(config.data, seed)
     if checkpoint_state is not None:
         resuming.check_data(raw.files, checkpoint_state[1].get("data"), run_dir)
-    prep = data_mod.fit_preprocessor(raw, config.data.target)
-    train_labels = prep.target_of(raw.frames["train"], raw.sources["train"]) if raw.task == "classification" else None
-    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, train_labels)
-    dataset = data_mod.transform(raw, prep, loss_name, dtype)
+    prep = data_mod.fit_preprocessor(raw)
+    for note in raw.notes:
+        on_event("warning", message=f"{raw.sources['train']}: {note}")
+    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
+    unseen = data_mod.Unseen()
+    dataset = data_mod.transform(raw, prep, loss_name, dtype, unseen)
+    _warn_unseen(unseen, f"{raw.sources['train']} (validation and test rows)", on_event, hint="")
     columns = build.metric_columns(config, raw.task, dataset.val is not None)
     logged = build.logged_metrics(columns)
     stopper, restore_best = build.make_early_stopping(config, logged)
@@ -118,7 +123,7 @@ def fit(
 
     _, init_rng, shuffle_rng, noise_rng = build.streams(seed)
     n_in = dataset.train.x.shape[1]
-    spec = build.model_spec(config, n_in, build.output_units(loss_name, raw.task, len(prep.classes)))
+    spec = build.model_spec(config, n_in, build.output_units(loss_name, raw.task, len(prep.classes), len(prep.targets)))
     batch_size = min(config.training.batch_size, len(dataset.train.x))
     config = build.with_schedule_total(config, math.ceil(len(dataset.train.x) / batch_size))
     model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=batch_size)
@@ -128,7 +133,7 @@ def fit(
     regularizer = build.make_regularizer(config, model.params)
 
     if resume is None:
-        run_dir = runs.new_run_dir(runs_dir, name or config.name)
+        run_dir = folder if folder is not None else runs.new_run_dir(runs_dir, name or config.name)
     if stop_request is not None:
         stop_request.run_dir = run_dir
     checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))
@@ -183,7 +188,8 @@ def fit(
         task=raw.task,
         loss=loss_name,
         rows={s.name: len(s.x) for s in dataset.splits()},
-        features=n_in,
+        features=len(prep.features),
+        inputs=n_in,
         classes=prep.classes,
         epochs=max_epochs,
         resumed_at=(trainer.position.epoch, trainer.position.step) if checkpoint_state else None,
@@ -225,7 +231,9 @@ def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome
         "steps": outcome.steps,
         "seconds": round(outcome.seconds, 3),
         "metrics": {k: split_metrics.get(k) for k in ("train", "val", "test")},
+        "targets": prep.targets,
         "classes": prep.classes,
+        "features": _schema(prep),
         **_class_details(model, loss, prep, dataset.test or dataset.val),
         "data": dataset.files,
         "environment": environment(),
@@ -233,26 +241,52 @@ def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome
     report.write_json(run_dir / "report.json", summary)
     checkpoint.atomic_write_text(run_dir / "report.md", report.markdown(summary))
     if has_rows:
-        main_metric = "accuracy" if raw.task == "classification" else "r2"
+        main_metric = "r2" if raw.task == "regression" else "accuracy"
         report.curves(run_dir / "curves.png", outcome.rows, summary["best_epoch"], main_metric if dataset.val else None)
     return summary
 
 
+def _schema(prep) -> dict[str, Any]:
+    """Each feature column as the model reads it: kind, missing-value rule and fill, scaling, categories."""
+    out = {}
+    for c in prep.columns:
+        entry = {"kind": c.kind, "dtype": c.dtype, "missing": c.missing, "fill": c.fill, "scale": c.scale}
+        if c.kind == "categorical":
+            entry.update({"categories": c.categories, "other": c.other})
+        if c.indicator:
+            entry["indicator"] = True
+        out[c.name] = entry
+    return out
+
+
+def _training_labels(raw, prep) -> np.ndarray | None:
+    """What `balanced` weights are counted from: class indices, or the 0/1 label matrix."""
+    train, source = raw.frames["train"], raw.sources["train"]
+    if prep.task == "classification":
+        return prep.target_of(train, source)
+    if prep.task == "multilabel":
+        return prep.label_matrix(train, source)
+    return None
+
+
 def _class_details(model, loss, prep, split) -> dict[str, Any]:
-    """Per-class precision/recall/F1 and the confusion matrix on `split` (classification only)."""
+    """Per-class (per-label) precision/recall/F1 on `split`, and the confusion matrix (classification)."""
     from bptrain import metrics
 
-    if prep.task != "classification" or split is None:
+    if prep.task == "regression" or split is None:
         return {"per_class": None, "confusion_matrix": None, "per_class_split": None}
     with np.errstate(all="ignore"):
-        pred = probabilities(outputs(model, loss, split.x)).argmax(axis=1)
-    cm = metrics.confusion_matrix(split.labels, pred, len(prep.classes))
-    stats = metrics.per_class(cm)
+        out = outputs(model, loss, split.x)
+    if prep.task == "multilabel":
+        stats, cm = metrics.per_label(split.labels, (out >= 0.5).astype(np.int64)), None
+    else:
+        cm = metrics.confusion_matrix(split.labels, probabilities(out).argmax(axis=1), len(prep.classes))
+        stats = metrics.per_class(cm)
     per_class = {
         c: {"precision": float(stats["precision"][i]), "recall": float(stats["recall"][i]), "f1": float(stats["f1"][i]), "support": int(stats["support"][i])}
         for i, c in enumerate(prep.classes)
     }
-    return {"per_class": per_class, "confusion_matrix": cm.tolist(), "per_class_split": split.name}
+    return {"per_class": per_class, "confusion_matrix": None if cm is None else cm.tolist(), "per_class_split": split.name}
 
 
 # --- using a trained model ---------------------------------------------------------------------
@@ -283,19 +317,25 @@ def load_trained(run: Path) -> Trained:
     return Trained(run_dir, path, model, loss, prep, meta)
 
 
-def evaluate(run: Path, data: str | None = None, *, stdin: IO[bytes] | None = None, on_event: Events = _quiet) -> dict[str, Any]:
+def evaluate(
+    run: Path, data: str | None = None, *, strict: bool = False, stdin: IO[bytes] | None = None, on_event: Events = _quiet
+) -> dict[str, Any]:
     """Metrics of a saved model: on its own validation and test rows, or on the labelled CSV `data`."""
     trained = load_trained(run)
     prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
     if data is not None:
-        frame = data_mod.read_csv(data, stdin=stdin)
+        frame = data_mod.read_table(data, stdin=stdin, options=prep.read)
         source = data_mod.source_name(data)
-        if prep.target not in frame.columns:
+        absent = [t for t in prep.targets if t not in frame.columns]
+        if absent:
             raise DataError(
-                f"{source}: target column {prep.target!r} not found; evaluate needs labelled rows "
-                f"(use bptrain predict for unlabelled ones).{did_you_mean(prep.target, list(frame.columns))}"
+                f"{source}: target column {absent[0]!r} not found; evaluate needs labelled rows "
+                f"(use bptrain predict for unlabelled ones).{did_you_mean(absent[0], list(frame.columns))}"
             )
-        split = data_mod.split_of("data", frame, source, prep, loss_name, dtype)
+        unseen = data_mod.Unseen()
+        split = data_mod.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
+        _warn_dropped(source, len(frame) - len(split.frame), on_event)
+        _warn_unseen(unseen, source, on_event)
         return {"data": score(trained.model, trained.loss, prep, split)}
 
     config_path = trained.run_dir / "config.yaml"
@@ -306,6 +346,17 @@ def evaluate(run: Path, data: str | None = None, *, stdin: IO[bytes] | None = No
     _warn_if_changed(trained.run_dir, raw.files, on_event)
     dataset = data_mod.transform(raw, prep, loss_name, dtype)
     return {s.name: score(trained.model, trained.loss, prep, s) for s in (dataset.val, dataset.test) if s is not None}
+
+
+def _warn_dropped(source: str, dropped: int, on_event: Events) -> None:
+    if dropped:
+        on_event("warning", message=f"{source}: left out {dropped} row{'s' if dropped > 1 else ''} with missing values where the model drops them (missing: drop)")
+
+
+def _warn_unseen(unseen: data_mod.Unseen, source: str, on_event: Events, **hint: str) -> None:
+    message = unseen.message(source, **hint)
+    if message:
+        on_event("warning", message=message)
 
 
 def _warn_if_changed(run_dir: Path, files: list[dict], on_event: Events) -> None:
@@ -329,34 +380,33 @@ def predict(
     keep: list[str] = (),  # type: ignore[assignment]
     fmt: str = "csv",
     escape: bool = False,
+    strict: bool = False,
     stdin: IO[bytes] | None = None,
+    on_event: Events = _quiet,
 ) -> int:
-    """Write predictions for the rows of CSV `source` to `out`, chunk by chunk; return the row count."""
+    """Write predictions for the rows of `source` to `out`, block by block as it reads; return the row count.
+
+    Categories the model never saw are encoded as unknown and reported in one warning at the end
+    (with `strict`, they are an error naming the column and rows).
+    """
     from bptrain import streaming
 
     trained = load_trained(run)
     prep, dtype = trained.prep, trained.meta["model"]["dtype"]
-    if proba and prep.task != "classification":
+    if proba and prep.task == "regression":
         raise ConfigError("--proba: this model does regression; there are no class probabilities to add")
     keep = list(dict.fromkeys(keep))
-    header = keep + ["prediction"] + ([f"proba_{c}" for c in prep.classes] if proba else [])
-    writer = streaming.Writer(out, header, fmt, escape)
-    classes = np.array(prep.classes, dtype=object)
+    writer = streaming.Writer(out, keep + predictions.header(prep, proba), fmt, escape)
     name = data_mod.source_name(source)
+    unseen = data_mod.Unseen()
     rows = 0
-    for first, frame, kept in streaming.frame_chunks(source, prep.features, keep, stdin=stdin):
+    for first, frame, kept in streaming.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
+        x = prep.features_of(frame, name, dtype, first_row=first, strict=strict, unseen=unseen)
         with np.errstate(all="ignore"):
-            y = outputs(trained.model, trained.loss, prep.features_of(frame, name, dtype, first_row=first))
-        columns = [kept[c].to_numpy(dtype=object) for c in keep]
-        if prep.task == "classification":
-            p = probabilities(y)
-            columns.append(classes[p.argmax(axis=1)])
-            if proba:
-                columns += [p[:, i] for i in range(p.shape[1])]
-        else:
-            columns.append(unscale(prep, y)[:, 0].astype(dtype))
-        writer.write(columns)
+            y = outputs(trained.model, trained.loss, x)
+        writer.write([kept[c].to_numpy(dtype=object) for c in keep] + predictions.columns(prep, y, proba, dtype))
         rows += len(frame)
+    _warn_unseen(unseen, name, on_event)
     return rows
 
 
@@ -367,23 +417,27 @@ def check(config: Config) -> dict[str, Any]:
     """Validate the config against its data without training: task, splits, features, classes."""
     seed = config.seed if config.seed is not None else 0
     raw = data_mod.read_splits(config.data, seed)
-    prep = data_mod.fit_preprocessor(raw, config.data.target)
-    labels = prep.target_of(raw.frames["train"], raw.sources["train"]) if raw.task == "classification" else None
-    loss_name, _ = build.loss_spec(config, raw.task, prep.classes, labels)
+    prep = data_mod.fit_preprocessor(raw)
+    loss_name, _ = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
     columns = build.metric_columns(config, raw.task, raw.frames["val"] is not None)
     logged = build.logged_metrics(columns)
     build.make_early_stopping(config, logged)
     rows = len(raw.frames["train"])
     build.make_rate(build.with_schedule_total(config, math.ceil(rows / min(config.training.batch_size, rows))), logged)
     build.make_conditions(config, logged)
+    train = raw.frames["train"]
     return {
         "task": raw.task,
         "target": config.data.target,
         "features": raw.features,
+        "inputs": len(prep.inputs),
+        "categorical": {c.name: c.categories + ([data_mod.OTHER] if c.other else []) for c in prep.columns if c.kind == "categorical"},
+        "missing": {c.name: (int(train[c.name].isna().sum()), c.missing) for c in prep.columns if train[c.name].isna().any()},
         "classes": prep.classes,
         "loss": loss_name,
         "rows": {k: (len(v) if v is not None else 0) for k, v in raw.frames.items()},
         "metrics": logged,
+        "warnings": [f"{raw.sources['train']}: {note}" for note in raw.notes],
     }
 
 
@@ -398,13 +452,13 @@ def gradcheck(config: Config, *, rows: int = 16, tolerance: float = GRADCHECK_TO
 
     seed = config.seed if config.seed is not None else 0
     raw = data_mod.read_splits(config.data, seed)
-    prep = data_mod.fit_preprocessor(raw, config.data.target)
-    labels = prep.target_of(raw.frames["train"], raw.sources["train"]) if raw.task == "classification" else None
-    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, labels)
+    prep = data_mod.fit_preprocessor(raw)
+    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
     sample = raw.frames["train"].iloc[:rows]
     split = data_mod.split_of("train", sample, raw.sources["train"], prep, loss_name, "float64")
     _, init_rng, _, noise_rng = build.streams(seed)
-    spec = {**build.model_spec(config, split.x.shape[1], build.output_units(loss_name, raw.task, len(prep.classes))), "dtype": "float64"}
+    n_out = build.output_units(loss_name, raw.task, len(prep.classes), len(prep.targets))
+    spec = {**build.model_spec(config, split.x.shape[1], n_out), "dtype": "float64"}
     model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=len(split.x))
     loss = build.make_loss(loss_name, loss_options, "float64")
     errors = check_gradients(model, loss, split.x, split.y, regularizer=build.make_regularizer(config, model.params))

@@ -17,6 +17,7 @@ from bptrain.errors import ConfigError
 from bptrain.nn import LOSSES, OPTIMIZERS, build_model, loss_for_task
 from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
 from bptrain.nn.regularizers import Regularizer
+from bptrain.columns import label
 from bptrain.registry import did_you_mean
 from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration
 from bptrain.train import Cadence, LearningRate, resolve_mode
@@ -34,9 +35,15 @@ def streams(seed: int) -> list[np.random.Generator]:
 
 
 def loss_spec(config: Config, task: str, classes: list[str], labels: np.ndarray | None) -> tuple[str, dict[str, Any]]:
-    """(loss name, constructor options) for this task; `balanced` weights come from the training labels."""
+    """(loss name, constructor options) for this task; `balanced` weights come from the training labels
+    (class indices, or the 0/1 label matrix for multilabel)."""
     name = config.loss.name
     n_classes = len(classes)
+    if task == "multilabel":
+        if name not in ("auto", "binary_cross_entropy"):
+            raise ConfigError(f"loss: {name} does not fit this multilabel task; use binary_cross_entropy or auto")
+        options = config.loss.model_dump(exclude={"name"}) if name != "auto" else {}
+        return "binary_cross_entropy", _pos_weight(options, labels, classes)
     if name == "auto":
         return loss_for_task(task, n_classes), {}
     wanted = LOSSES.get(name).task
@@ -46,19 +53,48 @@ def loss_spec(config: Config, task: str, classes: list[str], labels: np.ndarray 
         raise ConfigError(f"loss: {name} does not fit this {task} task{classes_note}; use {suggestion} or auto")
     options = config.loss.model_dump(exclude={"name"})
     if name == "cross_entropy":
-        weights = options.pop("class_weights")
-        if weights == "balanced":
-            counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-            weights = (len(labels) / (n_classes * np.maximum(counts, 1.0))).tolist()
-        elif weights is not None and len(weights) != n_classes:
-            raise ConfigError(
-                f"loss.class_weights: {len(weights)} weights for {n_classes} classes ({', '.join(classes)}); give one per class, in this order"
-            )
-        options["weight"] = weights
-    if name == "binary_cross_entropy" and options.get("pos_weight") == "balanced":
-        positives = float(np.sum(labels == 1))
-        options["pos_weight"] = (len(labels) - positives) / max(positives, 1.0)
+        options["weight"] = _class_weights(options.pop("class_weights"), labels, classes)
+    if name == "binary_cross_entropy":
+        options = _pos_weight(options, None if labels is None else labels.reshape(-1, 1), ["positive class"])
     return name, options
+
+
+def _class_weights(weights: Any, labels: np.ndarray | None, classes: list[str]) -> list[float] | None:
+    """One weight per class, in class order, from `balanced`, a list, or a mapping {class: weight}."""
+    n_classes = len(classes)
+    if weights == "balanced":
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        return (len(labels) / (n_classes * np.maximum(counts, 1.0))).tolist()
+    if isinstance(weights, dict):
+        named = {label(k): float(v) for k, v in weights.items()}
+        unknown = [k for k in named if k not in classes]
+        if unknown:
+            raise ConfigError(
+                f"loss.class_weights: {unknown[0]!r} is not a class; the classes are {', '.join(classes)}.{did_you_mean(unknown[0], classes)}"
+            )
+        return [named.get(c, 1.0) for c in classes]
+    if weights is not None and len(weights) != n_classes:
+        raise ConfigError(
+            f"loss.class_weights: {len(weights)} weights for {n_classes} classes ({', '.join(classes)}); give one per class, in this order"
+        )
+    return weights
+
+
+def _pos_weight(options: dict[str, Any], labels: np.ndarray | None, outputs: list[str]) -> dict[str, Any]:
+    """pos_weight as a number or one per output; `balanced`: negatives / positives of each output."""
+    weight = options.get("pos_weight")
+    if weight == "balanced":
+        positives = np.sum(labels == 1, axis=0).astype(np.float64)
+        per_output = ((len(labels) - positives) / np.maximum(positives, 1.0)).tolist()
+        options["pos_weight"] = per_output[0] if len(per_output) == 1 else per_output
+    elif isinstance(weight, list):
+        if len(weight) != len(outputs):
+            raise ConfigError(
+                f"loss.pos_weight: {len(weight)} weights for {len(outputs)} output{'s' if len(outputs) > 1 else ''} "
+                f"({', '.join(outputs)}); give one per output, in this order, or a single number"
+            )
+        options["pos_weight"] = weight[0] if len(weight) == 1 else weight
+    return options
 
 
 def make_loss(name: str, options: dict[str, Any], dtype: str):
@@ -68,8 +104,11 @@ def make_loss(name: str, options: dict[str, Any], dtype: str):
     return LOSSES.get(name)(**options)
 
 
-def output_units(loss: str, task: str, n_classes: int) -> int:
-    return n_classes if task == "classification" and loss != "binary_cross_entropy" else 1
+def output_units(loss: str, task: str, n_classes: int, n_targets: int = 1) -> int:
+    """Output units: one per class (softmax), one (binary), one per label (multilabel) or per target."""
+    if task == "classification":
+        return 1 if loss == "binary_cross_entropy" else n_classes
+    return n_classes if task == "multilabel" else n_targets
 
 
 # --- the model and its optimization -----------------------------------------------------------

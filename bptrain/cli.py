@@ -96,6 +96,10 @@ def fit(
     resume: Annotated[
         Optional[Path], typer.Option("--resume", help="Continue this run folder from its last checkpoint.", show_default=False)
     ] = None,
+    folds: Annotated[
+        Optional[int],
+        typer.Option("--folds", min=2, help="k-fold cross-validation: one run per fold in one folder, and a summary (sets data.split.folds).", show_default=False),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Train the network that CONFIG describes; write a run folder and print a summary."""
@@ -110,18 +114,32 @@ def fit(
             raise ConfigError("fit needs a CONFIG file, or --resume RUN to continue a run")
         if resume is not None and not (resume / "config.yaml").is_file():
             raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
-        cfg = load_config(config if config is not None else resume / "config.yaml", parse_overrides(set_ or []))
+        if folds is not None and resume is not None:
+            raise ConfigError("--folds cannot be combined with --resume; resume one fold's run folder, e.g. --resume RUN/fold-2")
+        overrides = parse_overrides(set_ or [])
+        if folds is not None:
+            overrides["data.split.folds"] = folds
+        cfg = load_config(config if config is not None else resume / "config.yaml", overrides)
         stop = StopRequest()
+        cross_validation = cfg.data.split.folds is not None and cfg.data.split.fold is None and resume is None
         try:
             with Progress(enabled=not quiet) as progress, stop_on_signals(stop):
-                result = services.fit(cfg, runs_dir=runs_dir, name=name, resume=resume, stop_request=stop, on_event=progress.handle)
+                if cross_validation:
+                    from bptrain.crossval import cross_validate
+
+                    cv = cross_validate(cfg, runs_dir=runs_dir, name=name, stop_request=stop, on_event=progress.handle)
+                else:
+                    result = services.fit(cfg, runs_dir=runs_dir, name=name, resume=resume, stop_request=stop, on_event=progress.handle)
         except KeyboardInterrupt:
             if stop.run_dir is None:
                 raise
             from bptrain.errors import RunInterrupted
 
             raise RunInterrupted("interrupted", stop.run_dir, saved=False) from None
-        _print_fit_summary(result.report)
+        if cross_validation:
+            _print_cv_summary(cv.summary)
+        else:
+            _print_fit_summary(result.report)
 
 
 @contextlib.contextmanager
@@ -155,6 +173,23 @@ def _print_fit_summary(report: dict[str, Any]) -> None:
     print("\n".join(out), flush=True)
 
 
+def _print_cv_summary(summary: dict[str, Any]) -> None:
+    """The folds' metrics as a table per split, then their mean and sample standard deviation."""
+    out = [f"run        {summary['run_dir']} ({summary['folds']} folds)"]
+    for split in ("val", "test"):
+        table = summary.get(split)
+        if not table:
+            continue
+        names = list(table["mean"])
+        widths = [max(len(n), 7) for n in names]
+        out.append(f"{split:<10} " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths)))
+        rows = [(f"fold {i}", values) for i, values in enumerate(table["folds"], start=1)]
+        for label, values in rows + [("mean", table["mean"]), ("std", table["std"])]:
+            cells = ["-" if values[n] is None else f"{values[n]:.4f}" for n in names]
+            out.append(f"  {label:<8} " + "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
+    print("\n".join(out), flush=True)
+
+
 def _metric_line(values: dict[str, Any]) -> str:
     return "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
 
@@ -169,13 +204,14 @@ def evaluate(
         Optional[str], typer.Option("--data", help="Labelled CSV to evaluate on ('-' for stdin) instead of the run's own val/test rows.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Make a category the model never saw an error (default: a warning).")] = False,
 ) -> None:
     """Metrics of a saved model, recomputed from the model file."""
     with errors_to_exit_codes():
         from bptrain import app as services
         from bptrain.report import to_json
 
-        results = services.evaluate(run, data, on_event=_log_event)
+        results = services.evaluate(run, data, strict=strict, on_event=_log_event)
         if as_json:
             print(to_json(results), flush=True)
         else:
@@ -204,6 +240,7 @@ def predict(
     escape_formulas: Annotated[
         bool, typer.Option("--escape-formulas", help="Prefix text cells starting with = + - @ with ' (for spreadsheets).")
     ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Make a category the model never saw an error (default: a warning).")] = False,
 ) -> None:
     """Predict for the rows of INPUT, streaming; write kept columns, prediction, probabilities."""
     with errors_to_exit_codes():
@@ -213,7 +250,7 @@ def predict(
 
         if fmt not in ("csv", "jsonl"):
             raise ConfigError(f"--format {fmt}: choose csv or jsonl")
-        kwargs = {"proba": proba, "keep": list(keep or []), "fmt": fmt, "escape": escape_formulas}
+        kwargs = {"proba": proba, "keep": list(keep or []), "fmt": fmt, "escape": escape_formulas, "strict": strict, "on_event": _log_event}
         if output == "-":
             services.predict(run, input, sys.stdout, **kwargs)
         else:
@@ -245,18 +282,32 @@ def check(
         from bptrain.config import load_config, parse_overrides
 
         summary = services.check(load_config(config, parse_overrides(set_ or [])))
+        for warning in summary["warnings"]:
+            _err(f"warning: {warning}")
         rows = ", ".join(f"{k} {v}" for k, v in summary["rows"].items())
+        inputs = f" ({summary['inputs']} network inputs)" if summary["inputs"] != len(summary["features"]) else ""
         lines = [
             f"ok: {config}",
-            f"task       {summary['task']} (target {summary['target']!r}, loss {summary['loss']})",
-            f"features   {len(summary['features'])}: {', '.join(summary['features'][:8])}"
+            f"task       {summary['task']} ({_targets(summary['target'])}, loss {summary['loss']})",
+            f"features   {len(summary['features'])}{inputs}: {', '.join(summary['features'][:8])}"
             + (", ..." if len(summary["features"]) > 8 else ""),
-            f"rows       {rows}",
         ]
+        if summary["categorical"]:
+            lines.append("categories " + "; ".join(f"{k} {len(v)}: {', '.join(v[:6])}" + (", ..." if len(v) > 6 else "") for k, v in summary["categorical"].items()))
+        if summary["missing"]:
+            lines.append("missing    in training rows: " + ", ".join(f"{k} {n} ({how})" for k, (n, how) in summary["missing"].items()))
+        lines.append(f"rows       {rows}")
         if summary["classes"]:
-            lines.append(f"classes    {len(summary['classes'])}: {', '.join(summary['classes'][:10])}" + (", ..." if len(summary["classes"]) > 10 else ""))
+            kind = "labels    " if summary["task"] == "multilabel" else "classes   "
+            lines.append(f"{kind} {len(summary['classes'])}: {', '.join(summary['classes'][:10])}" + (", ..." if len(summary["classes"]) > 10 else ""))
         lines.append(f"logged     {', '.join(summary['metrics'])}")
         print("\n".join(lines), flush=True)
+
+
+def _targets(target: str | list[str]) -> str:
+    if isinstance(target, str):
+        return f"target {target!r}"
+    return "targets " + ", ".join(repr(t) for t in target)
 
 
 @app.command()

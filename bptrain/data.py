@@ -1,279 +1,103 @@
-"""Data: CSV files in through pandas, float arrays out; preprocessing fitted on the training rows only.
+"""Data for a fit: the files a config names, checked, split into train/val/test, turned into arrays.
 
-`load(config.data, seed)` reads the files, infers the task, splits train/val/test, fits the
-`Preprocessor` on the training rows and returns arrays for every split. The same `Preprocessor`
-is stored in the model file, so `evaluate` and `predict` transform new rows exactly as in training.
+`read_splits(config.data, seed)` reads and checks the files, infers the task and each column's
+kind, and splits the rows (fractions, a split column, separate files, or one fold of k);
+`fit_preprocessor` fits the `Preprocessor` (bptrain.preprocess) on the training rows only;
+`transform` gives the arrays of every split. The same `Preprocessor` is stored in the model file,
+so `evaluate` and `predict` transform new rows exactly as in training.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import sys
+import copy
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bptrain.errors import ConfigError, DataError
+from bptrain.columns import OTHER, Column, Unseen, check_values, label, labels_of, resolve_columns  # noqa: F401
+from bptrain.preprocess import Preprocessor, class_labels, column_list, infer_task  # noqa: F401
+from bptrain.reading import (  # noqa: F401
+    ReadOptions,
+    delimiter_hint,
+    read_csv_chunks,
+    read_table,
+    read_table_keeping,
+    sha256_file,
+    source_name,
+)
 from bptrain.registry import did_you_mean
 
-MAX_CLASSES_FOR_INTEGER_TARGET = 20
-STDIN = "-"
+SPLIT_VALUES = ("train", "val", "test")
 
 
-# --- reading -------------------------------------------------------------------------------
+def read_options(data) -> ReadOptions:
+    return ReadOptions(delimiter=data.read.delimiter, encoding=data.read.encoding, decimal=data.read.decimal)
 
 
-def read_csv(source: Path | str, *, stdin: IO[bytes] | None = None) -> pd.DataFrame:
-    """A whole CSV file (or `-` for standard input) as a DataFrame; DataError on anything unusable."""
-    name, data = _read_bytes(source, stdin)
-    return _parse(name, data)
+# --- columns ---------------------------------------------------------------------------------------
 
 
-def read_csv_keeping(source: Path | str, columns: list[str], *, stdin: IO[bytes] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The frame, and `columns` as the exact text of the file (for copying through untouched)."""
-    name, data = _read_bytes(source, stdin)
-    frame = _parse(name, data)
-    absent = [c for c in columns if c not in frame.columns]
-    if absent:
-        names = [str(c) for c in frame.columns]
-        raise DataError(f"{name}: --keep column {absent[0]!r} not found.{did_you_mean(absent[0], names)} Columns: {', '.join(names)}")
-    text = pd.read_csv(io.BytesIO(data), usecols=columns, dtype=str, keep_default_na=False) if columns else frame[[]]
-    return frame, text
-
-
-def source_name(source: Path | str) -> str:
-    return "<stdin>" if str(source) == STDIN else str(source)
-
-
-def _read_bytes(source: Path | str, stdin: IO[bytes] | None) -> tuple[str, bytes]:
-    name = source_name(source)
-    try:
-        if str(source) == STDIN:
-            return name, (stdin if stdin is not None else sys.stdin.buffer).read()
-        return name, Path(source).read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{name}: data file not found. Check the path (data paths are relative to the config file)") from None
-    except IsADirectoryError:
-        raise DataError(f"{name}: is a folder, not a CSV file") from None
-    except OSError as e:
-        raise DataError(f"{name}: cannot read ({e.strerror})") from None
-
-
-def parse_csv_block(name: str, data: bytes, header_only: bool = False, usecols: list[str] | None = None):
-    """A header line plus records (bytes) as a DataFrame, or just the column names with `header_only`."""
-    if header_only:
-        try:
-            return [str(c) for c in pd.read_csv(io.BytesIO(data), nrows=0).columns]
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{name}: the file is empty; a CSV file needs a header line and rows") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as e:
-            raise DataError(f"{name}: cannot parse the header line: {_first_line(e)}") from None
-    return _parse(name, data, usecols)
-
-
-def _parse(name: str, data: bytes, usecols: list[str] | None = None) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(io.BytesIO(data), usecols=usecols)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{name}: the file is empty; a CSV file needs a header line and rows") from None
-    except pd.errors.ParserError as e:
-        raise DataError(f"{name}: cannot parse as CSV: {_first_line(e)}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    if len(frame) == 0:
-        raise DataError(f"{name}: has a header but no rows")
-    duplicated = sorted({str(c).rsplit(".", 1)[0] for c in frame.columns if _is_mangled_duplicate(c, frame.columns)})
-    if duplicated:
-        raise DataError(f"{name}: duplicate column names: {', '.join(duplicated)}. Rename them so each is unique")
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
-
-
-def _is_mangled_duplicate(column: Any, columns: pd.Index) -> bool:
-    head, dot, tail = str(column).rpartition(".")
-    return bool(dot) and tail.isdigit() and head in columns
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# --- the task -------------------------------------------------------------------------------
-
-
-def infer_task(target: pd.Series) -> str:
-    """classification for text or bool targets, or integers with few distinct values; else regression."""
-    values = target.dropna()
-    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
-        return "classification"
-    if pd.api.types.is_integer_dtype(values) and values.nunique() <= MAX_CLASSES_FOR_INTEGER_TARGET:
-        return "classification"
-    return "regression"
-
-
-def class_labels(values: pd.Series) -> list[str]:
-    """The distinct target values as strings, numbers in numeric order, text in text order."""
-    distinct = pd.unique(values.dropna())
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        distinct = sorted(distinct)
+def choose_features(frame: pd.DataFrame, data, source: str) -> list[str]:
+    """The feature columns the config names (all but the targets, the split column and exclude)."""
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    for target in data.targets:
+        if target not in columns:
+            raise DataError(
+                f"{source}: target column {target!r} not found.{did_you_mean(target, columns)} "
+                f"Columns: {column_list(frame)}{delimiter_hint(frame)}"
+            )
+    split_column = data.split.column
+    named = [("data.features", c) for c in data.features or []] + [("data.exclude", c) for c in data.exclude]
+    named += [("data.columns", c) for c in data.columns] + ([("data.split.column", split_column)] if split_column else [])
+    for key, name in named:
+        if name not in columns:
+            raise DataError(
+                f"{source}: {key} names column {name!r}, which is not in the file.{did_you_mean(name, columns)} "
+                f"Columns: {column_list(frame)}"
+            )
+    left_out = set(data.targets) | set(data.exclude) | ({split_column} if split_column else set())
+    if data.features is not None:
+        for name in data.features:
+            if name in data.targets or name == split_column:
+                what = "the target column" if name in data.targets else "the split column"
+                raise ConfigError(f"data.features: lists {what} {name!r}; remove it")
+        features = [c for c in data.features if c not in left_out]
     else:
-        distinct = sorted(distinct, key=str)
-    return [_label(v) for v in distinct]
+        features = [c for c in columns if c not in left_out]
+    if not features:
+        raise DataError(f"{source}: no feature columns left after removing the target and data.exclude")
+    return features
 
 
-def _label(value: Any) -> str:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
-# --- the preprocessor ---------------------------------------------------------------------------
-
-
-@dataclass
-class Preprocessor:
-    """What the model needs to turn a raw frame into arrays: columns, scaling, classes."""
-
-    target: str
-    task: str
-    features: list[str]
-    mean: np.ndarray
-    scale: np.ndarray
-    classes: list[str] = field(default_factory=list)
-    target_mean: float = 0.0
-    target_scale: float = 1.0
-
-    @classmethod
-    def fit(cls, frame: pd.DataFrame, *, target: str, task: str, features: list[str]) -> "Preprocessor":
-        values = frame[features].to_numpy(dtype=np.float64)
-        mean = values.mean(axis=0)
-        scale = values.std(axis=0)
-        scale[scale == 0.0] = 1.0
-        prep = cls(target=target, task=task, features=list(features), mean=mean, scale=scale)
-        if task == "classification":
-            prep.classes = class_labels(frame[target])
-        else:
-            y = frame[target].to_numpy(dtype=np.float64)
-            prep.target_mean = float(y.mean())
-            prep.target_scale = float(y.std()) or 1.0
-        return prep
-
-    def features_of(self, frame: pd.DataFrame, source: str, dtype: str = "float32", first_row: int = 0) -> np.ndarray:
-        """The standardized feature matrix of `frame` (rows from `first_row` of `source`); DataError naming bad columns."""
-        missing = [c for c in self.features if c not in frame.columns]
-        if missing:
-            unused = [str(c) for c in frame.columns if str(c) not in self.features]
-            hint = did_you_mean(missing[0], unused)
-            shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
-            raise DataError(
-                f"{source}: missing {len(missing)} feature column{'s' if len(missing) > 1 else ''} "
-                f"the model was trained with: {shown}.{hint} Columns: {_column_list(frame)}"
-            )
-        check_features(frame, self.features, source)
-        x = frame[self.features].to_numpy(dtype=np.float64)
-        x -= self.mean
-        x /= self.scale
-        return x.astype(dtype, copy=False)
-
-    def target_of(self, frame: pd.DataFrame, source: str, dtype: str = "float32") -> np.ndarray:
-        """Class indices (int64) for classification, standardized values (n, 1) for regression."""
-        column = frame[self.target]
-        missing = int(column.isna().sum())
-        if missing:
-            raise DataError(
-                f"{source}: target column {self.target!r} has {missing} missing value{'s' if missing > 1 else ''}; "
-                "remove those rows"
-            )
-        if self.task == "classification":
-            labels = column.map(_label)
-            index = {c: i for i, c in enumerate(self.classes)}
-            unknown = sorted(set(labels) - set(index))
-            if unknown:
-                raise DataError(
-                    f"{source}: target column {self.target!r} has values the model never saw: "
-                    f"{', '.join(map(repr, unknown[:5]))}; the model knows {', '.join(self.classes)}"
-                )
-            return labels.map(index).to_numpy(dtype=np.int64)
-        if not pd.api.types.is_numeric_dtype(column):
-            raise DataError(f"{source}: regression target {self.target!r} is not numeric (e.g. {column.iloc[0]!r})")
-        y = column.to_numpy(dtype=np.float64).reshape(-1, 1)
-        return ((y - self.target_mean) / self.target_scale).astype(dtype)
-
-    def target_values(self, frame: pd.DataFrame) -> np.ndarray:
-        """Regression targets in their original units (float64, shape (n,))."""
-        return frame[self.target].to_numpy(dtype=np.float64)
-
-    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Arrays and JSON-able metadata for the model file."""
-        meta = {
-            "target": self.target,
-            "task": self.task,
-            "features": self.features,
-            "classes": self.classes,
-            "target_mean": self.target_mean,
-            "target_scale": self.target_scale,
-        }
-        return {"prep.mean": self.mean, "prep.scale": self.scale}, meta
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> "Preprocessor":
-        return cls(
-            target=meta["target"],
-            task=meta["task"],
-            features=list(meta["features"]),
-            mean=np.asarray(arrays["prep.mean"], dtype=np.float64),
-            scale=np.asarray(arrays["prep.scale"], dtype=np.float64),
-            classes=list(meta["classes"]),
-            target_mean=float(meta["target_mean"]),
-            target_scale=float(meta["target_scale"]),
-        )
-
-
-def _column_list(frame: pd.DataFrame, limit: int = 20) -> str:
-    names = [str(c) for c in frame.columns]
-    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def check_features(frame: pd.DataFrame, features: list[str], source: str) -> None:
-    """DataError when a feature column is not numeric or has missing values."""
-    text = []
-    for name in features:
+def _check_targets(frame: pd.DataFrame, data, source: str) -> str:
+    """The task, after checking that the target columns are complete and fit it."""
+    for name in data.targets:
+        n = int(frame[name].isna().sum())
+        if n:
+            raise DataError(f"{source}: target column {name!r} has {n} missing value{'s' if n > 1 else ''}; remove those rows")
+    if data.task != "auto":
+        task = data.task
+    elif len(data.targets) == 1:
+        task = infer_task(frame[data.targets[0]])
+    else:
+        try:
+            task = infer_task(frame[data.targets])
+        except DataError as e:
+            raise DataError(f"{source}: {e}") from None
+    for name in data.targets:
         column = frame[name]
-        if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
-            example = column.dropna().iloc[0] if column.notna().any() else ""
-            text.append(f"{name} (e.g. {str(example)!r})")
-    if text:
-        raise DataError(
-            f"{source}: feature columns are not numeric: {', '.join(text)}. "
-            "Convert them to numbers, or leave them out with data.exclude"
-        )
-    counts = frame[features].isna().sum()
-    gaps = [f"{name} ({int(n)} row{'s' if n > 1 else ''})" for name, n in counts.items() if n]
-    if gaps:
-        raise DataError(
-            f"{source}: missing values in feature columns: {', '.join(gaps)}. "
-            "Fill them in or remove those rows, or leave the columns out with data.exclude"
-        )
-    values = frame[features].to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        bad = [name for name, ok in zip(features, np.isfinite(values).all(axis=0)) if not ok]
-        raise DataError(f"{source}: infinite values in feature columns: {', '.join(bad)}")
+        if task == "regression" and not (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)):
+            example = column.dropna().iloc[0]
+            fix = "use task: classification" if len(data.targets) == 1 else "several targets must all be numeric"
+            raise DataError(f"{source}: data.task is regression but target {name!r} is not numeric (e.g. {example!r}); {fix}")
+    return task
 
 
-# --- splits ---------------------------------------------------------------------------------
+# --- splits -------------------------------------------------------------------------------------
 
 
 def split_indices(
@@ -293,14 +117,165 @@ def split_indices(
     return tuple(np.sort(np.concatenate(part)) for part in (train, val, test))  # type: ignore[return-value]
 
 
-# --- everything a fit needs -------------------------------------------------------------------
+def fold_ids(n: int, k: int, rng: np.random.Generator, strata: np.ndarray | None = None) -> np.ndarray:
+    """The fold (0..k-1) of each of n rows: shuffled, and dealt round-robin within each stratum so
+    every fold gets its share of every class."""
+    ids = np.empty(n, dtype=np.int64)
+    groups = [np.arange(n)] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    dealt = 0
+    for group in groups:
+        group = group[rng.permutation(len(group))]
+        ids[group] = (np.arange(len(group)) + dealt) % k  # continue the deal, so small classes do not all land in fold 0
+        dealt += len(group)
+    return ids
+
+
+def _by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str, np.ndarray]:
+    values = frame[column]
+    text = values.map(label, na_action="ignore")
+    bad = np.flatnonzero(~text.isin(SPLIT_VALUES).to_numpy())
+    if len(bad):
+        shown = ", ".join(sorted({repr(v) for v in text.iloc[bad].fillna("(empty)")})[:5])
+        rows = ", ".join(str(i + 1) for i in bad[:5]) + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise DataError(
+            f"{source}: split column {column!r} must hold train, val or test; found {shown} in row{'s' if len(bad) > 1 else ''} {rows}"
+        )
+    return {name: np.flatnonzero((text == name).to_numpy()) for name in SPLIT_VALUES}
+
+
+def _split(frame: pd.DataFrame, data, seed: int, task: str, source: str) -> dict[str, np.ndarray]:
+    """Row indices of each split of data.train (empty where another file or nothing provides it)."""
+    split = data.split
+    n = len(frame)
+    if split.column is not None:
+        return _by_column(frame, split.column, source)
+    strata = None
+    if task == "classification" and split.stratify:
+        strata = labels_of(frame[data.targets[0]]).to_numpy()
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    test_frac = 0.0 if data.test else split.test
+    if split.folds is not None:
+        rest, _, test = split_indices(n, (0.0, test_frac), rng, strata)
+        ids = fold_ids(len(rest), split.folds, rng, strata[rest] if strata is not None else None)
+        fold = (split.fold or 1) - 1
+        return {"train": rest[ids != fold], "val": rest[ids == fold], "test": test}
+    held_out = (0.0 if data.val else split.val, test_frac)
+    if not any(held_out):
+        return {"train": np.arange(n), "val": np.arange(0), "test": np.arange(0)}
+    train, val, test = split_indices(n, held_out, rng, strata)
+    return {"train": train, "val": val, "test": test}
+
+
+# --- reading a config's data -----------------------------------------------------------------------
+
+
+@dataclass
+class Frames:
+    """The raw train/val/test frames of a config, before any preprocessing, and what was found out."""
+
+    frames: dict[str, pd.DataFrame | None]
+    sources: dict[str, str]
+    files: list[dict[str, Any]]
+    features: list[str]
+    task: str
+    columns: list[Column] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    read: ReadOptions = ReadOptions()
+    notes: list[str] = field(default_factory=list)  # warnings for the user: dropped rows, constant columns
+
+
+def read_splits(data, seed: int) -> Frames:
+    """Read and check the files that `data` (a DataConfig) names, and split them, seeded."""
+    if data.split.column is not None and (data.val is not None or data.test is not None):
+        raise ConfigError("data.split.column: cannot be combined with separate data.val or data.test files")
+    if data.split.folds is not None and data.val is not None:
+        raise ConfigError("data.split.folds: cross-validation takes its validation rows from data.train; remove data.val")
+    options = read_options(data)
+    source = str(data.train)
+    frame = read_table(data.train, options=options)
+    features = choose_features(frame, data, source)
+    task = _check_targets(frame, data, source)
+    columns = resolve_columns(frame, features, data)
+    check_values(frame, columns, source)
+
+    frames: dict[str, pd.DataFrame | None] = {"train": frame, "val": None, "test": None}
+    sources = {"train": source, "val": source, "test": source}
+    files = [{"split": "train", "path": source, "rows": len(frame), "sha256": sha256_file(data.train)}]
+    for name in ("val", "test"):
+        path = getattr(data, name)
+        if path is not None:
+            other = read_table(path, options=options)
+            choose_features(other, data, str(path))
+            _check_targets(other, data, str(path))
+            check_values(other, columns, str(path))
+            frames[name], sources[name] = other, str(path)
+            files.append({"split": name, "path": str(path), "rows": len(other), "sha256": sha256_file(path)})
+
+    parts = _split(frame, data, seed, task, source)
+    frames["train"] = frame.iloc[parts["train"]].reset_index(drop=True)
+    for name in ("val", "test"):
+        if len(parts[name]):
+            frames[name] = frame.iloc[parts[name]].reset_index(drop=True)
+    raw = Frames(frames, sources, files, features, task, columns, list(data.targets), options)
+    _drop_rows(raw)
+    if len(raw.frames["train"]) < 2:
+        raise DataError(f"{source}: only {len(raw.frames['train'])} training row(s) left after the split; need more data")
+    for name, part in raw.frames.items():
+        if part is not None and len(part) == 0:
+            raw.frames[name] = None
+    return raw
+
+
+def _drop_rows(raw: Frames) -> None:
+    """Remove, from every split, the rows missing a value in a column whose rule is `drop`."""
+    dropping = [c.name for c in raw.columns if c.missing == "drop"]
+    if not dropping:
+        return
+    counts = {}
+    for name, part in raw.frames.items():
+        if part is None:
+            continue
+        gone = part[dropping].isna().any(axis=1).to_numpy()
+        if gone.any():
+            raw.frames[name] = part[~gone].reset_index(drop=True)
+            counts[name] = int(gone.sum())
+    if counts:
+        shown = ", ".join(f"{n} {name}" for name, n in counts.items())
+        raw.notes.append(f"dropped rows with missing values in {', '.join(dropping)} (missing: drop): {shown}")
+
+
+def fit_preprocessor(raw: Frames, target: str | list[str] | None = None) -> Preprocessor:
+    """Fit the preprocessor on the training rows of `raw`."""
+    train, source = raw.frames["train"], raw.sources["train"]
+    prep = Preprocessor.fit(
+        train, targets=raw.targets, task=raw.task, columns=copy.deepcopy(raw.columns), source=source, read=raw.read
+    )
+    if raw.task == "classification" and len(prep.classes) < 2:
+        only = prep.classes[0] if prep.classes else "none"
+        raise DataError(
+            f"{source}: target column {raw.targets[0]!r} has only one class ({only!r}) in the training rows; "
+            "classification needs at least two"
+        )
+    if raw.task == "multilabel":
+        labels = prep.label_matrix(train, source)
+        constant = [name for name, column in zip(prep.targets, labels.T) if column.min() == column.max()]
+        for name in constant:
+            raw.notes.append(f"target column {name!r} holds only {labels[0, prep.targets.index(name)]} in the training rows")
+    for column in prep.columns:
+        if train[column.name].nunique(dropna=True) <= 1:
+            raw.notes.append(f"column {column.name!r} has a single value in the training rows; it gives the network nothing to learn from")
+    return prep
+
+
+# --- arrays -------------------------------------------------------------------------------------
 
 
 @dataclass
 class Split:
     """One split's arrays and where they came from.
 
-    `y` is what the loss consumes; `labels` holds class indices for classification metrics.
+    `y` is what the loss consumes; `labels` holds class indices (classification) or the 0/1 label
+    matrix (multilabel) for the metrics; `frame` the raw rows.
     """
 
     name: str
@@ -329,114 +304,24 @@ class Dataset:
         return [s for s in (self.train, self.val, self.test) if s is not None]
 
 
-def choose_features(frame: pd.DataFrame, data, source: str) -> list[str]:
-    """The feature columns the config names (all but target and exclude by default)."""
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
-    if data.target not in columns:
-        raise DataError(
-            f"{source}: target column {data.target!r} not found.{did_you_mean(data.target, columns)} "
-            f"Columns: {_column_list(frame)}"
-        )
-    named = list(data.features or []) + list(data.exclude)
-    unknown = [c for c in named if c not in columns]
-    if unknown:
-        key = "data.features" if data.features and unknown[0] in data.features else "data.exclude"
-        raise DataError(
-            f"{source}: {key} names column {unknown[0]!r}, which is not in the file.{did_you_mean(unknown[0], columns)} "
-            f"Columns: {_column_list(frame)}"
-        )
-    if data.features is not None:
-        if data.target in data.features:
-            raise ConfigError(f"data.features: lists the target column {data.target!r}; remove it")
-        features = [c for c in data.features if c not in data.exclude]
-    else:
-        features = [c for c in columns if c != data.target and c not in data.exclude]
-    if not features:
-        raise DataError(f"{source}: no feature columns left after removing the target and data.exclude")
-    return features
-
-
-@dataclass
-class Frames:
-    """The raw train/val/test frames of a config, before any preprocessing."""
-
-    frames: dict[str, pd.DataFrame | None]
-    sources: dict[str, str]
-    files: list[dict[str, Any]]
-    features: list[str]
-    task: str
-
-
-def read_splits(data, seed: int) -> Frames:
-    """Read and check the files that `data` (a DataConfig) names, and split them, seeded."""
-    source = str(data.train)
-    frame = read_csv(data.train)
-    features = choose_features(frame, data, source)
-    check_features(frame, features, source)
-    if frame[data.target].isna().any():
-        n = int(frame[data.target].isna().sum())
-        raise DataError(f"{source}: target column {data.target!r} has {n} missing value{'s' if n > 1 else ''}; remove those rows")
-    task = infer_task(frame[data.target]) if data.task == "auto" else data.task
-    if task == "regression" and not pd.api.types.is_numeric_dtype(frame[data.target]):
-        raise DataError(
-            f"{source}: data.task is regression but target {data.target!r} is not numeric "
-            f"(e.g. {frame[data.target].iloc[0]!r}); use task: classification"
-        )
-
-    frames: dict[str, pd.DataFrame | None] = {"train": frame, "val": None, "test": None}
-    sources = {"train": source, "val": source, "test": source}
-    files = [{"split": "train", "path": source, "rows": len(frame), "sha256": sha256_file(data.train)}]
-    for name in ("val", "test"):
-        path = getattr(data, name)
-        if path is not None:
-            other = read_csv(path)
-            choose_features(other, data, str(path))
-            frames[name], sources[name] = other, str(path)
-            files.append({"split": name, "path": str(path), "rows": len(other), "sha256": sha256_file(path)})
-
-    held_out = (0.0 if data.val else data.split.val, 0.0 if data.test else data.split.test)
-    if any(held_out):
-        strata = None
-        if task == "classification" and data.split.stratify:
-            strata = frame[data.target].map(_label).to_numpy()
-        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-        train_idx, val_idx, test_idx = split_indices(len(frame), held_out, rng, strata)
-        frames["train"] = frame.iloc[train_idx].reset_index(drop=True)
-        if held_out[0]:
-            frames["val"] = frame.iloc[val_idx].reset_index(drop=True)
-        if held_out[1]:
-            frames["test"] = frame.iloc[test_idx].reset_index(drop=True)
-    if len(frames["train"]) < 2:
-        raise DataError(f"{source}: only {len(frames['train'])} training row(s) left after the split; need more data")
-    for name, part in frames.items():
-        if part is not None and len(part) == 0:
-            frames[name] = None
-    return Frames(frames, sources, files, features, task)
-
-
-def split_of(name: str, frame: pd.DataFrame, source: str, prep: Preprocessor, loss: str, dtype: str) -> Split:
-    """The arrays of one labelled frame, through `prep`, with the target encoded for `loss`."""
+def split_of(name: str, frame: pd.DataFrame, source: str, prep: Preprocessor, loss: str, dtype: str, *, strict: bool = False,
+             unseen: Unseen | None = None) -> Split:
+    """The arrays of one labelled frame, through `prep`, with the target encoded for `loss`.
+    Rows that `prep` drops (a missing value where the rule is `drop`) are left out."""
+    prep.check_targets(frame, source)
+    x = prep.features_of(frame, source, dtype, strict=strict, unseen=unseen, allow_dropped=True)
+    dropped = prep.dropped_rows(frame)
+    if dropped.any():
+        x, frame = x[~dropped], frame[~dropped].reset_index(drop=True)
     target = prep.target_of(frame, source, dtype)
-    labels = target if prep.task == "classification" else None
-    return Split(name, prep.features_of(frame, source, dtype), loss_target(target, loss, dtype), frame, labels)
+    labels = target.astype(np.int64) if prep.task != "regression" else None
+    return Split(name, x, loss_target(target, loss, dtype), frame, labels)
 
 
-def transform(raw: Frames, prep: Preprocessor, loss: str, dtype: str = "float32") -> Dataset:
-    """Arrays for every split of `raw`, through `prep`."""
+def transform(raw: Frames, prep: Preprocessor, loss: str, dtype: str = "float32", unseen: Unseen | None = None) -> Dataset:
+    """Arrays for every split of `raw`, through `prep`; categories of the validation and test rows
+    that the training rows lack are counted in `unseen`."""
     splits: dict[str, Split | None] = {}
     for name, part in raw.frames.items():
-        splits[name] = None if part is None else split_of(name, part, raw.sources[name], prep, loss, dtype)
+        splits[name] = None if part is None else split_of(name, part, raw.sources[name], prep, loss, dtype, unseen=unseen)
     return Dataset(prep, splits["train"], splits["val"], splits["test"], raw.files)
-
-
-def fit_preprocessor(raw: Frames, target: str) -> Preprocessor:
-    """Fit the preprocessor on the training rows of `raw`."""
-    prep = Preprocessor.fit(raw.frames["train"], target=target, task=raw.task, features=raw.features)
-    if raw.task == "classification" and len(prep.classes) < 2:
-        only = prep.classes[0] if prep.classes else "none"
-        raise DataError(
-            f"{raw.sources['train']}: target column {target!r} has only one class ({only!r}) in the training rows; "
-            "classification needs at least two"
-        )
-    return prep

@@ -1,7 +1,8 @@
 """Metrics: pure functions of true values and predictions, returning Python floats.
 
-Classification takes class indices and a probability matrix (n, k); regression takes values in
-the target's original units. Names are those of report.json and metrics.csv.
+Classification takes class indices and a probability matrix (n, k); multilabel a 0/1 matrix
+(n, k) and one probability per label; regression values in the targets' original units, one column
+per target (metrics averaged over the targets). Names are those of report.json and metrics.csv.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import math
 import numpy as np
 
 CLASSIFICATION = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss")
+MULTILABEL = ("accuracy", "hamming_loss", "precision_macro", "recall_macro", "f1_macro", "log_loss")
 REGRESSION = ("mse", "rmse", "mae", "r2")
 HIGHER_IS_BETTER = {"accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro", "r2"}
 
 
 def names(task: str) -> tuple[str, ...]:
-    return CLASSIFICATION if task == "classification" else REGRESSION
+    return {"classification": CLASSIFICATION, "multilabel": MULTILABEL}.get(task, REGRESSION)
 
 
 def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
@@ -59,16 +61,52 @@ def classification(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     }
 
 
+def per_label(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support (positives) of each label of 0/1 matrices y and pred."""
+    tp = np.sum((pred == 1) & (y == 1), axis=0).astype(np.float64)
+    predicted = np.sum(pred == 1, axis=0).astype(np.float64)
+    actual = np.sum(y == 1, axis=0).astype(np.float64)
+    precision = _ratio(tp, predicted)
+    recall = _ratio(tp, actual)
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+
+
+def multilabel(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Subset accuracy (every label right), Hamming loss (share of wrong labels), macro precision,
+    recall and F1 over the labels, and the mean binary log loss, from label probabilities `proba`."""
+    y = np.asarray(y)
+    pred = (proba >= 0.5).astype(y.dtype)
+    stats = per_label(y, pred)
+    p = np.clip(proba.astype(np.float64), 1e-15, 1.0 - 1e-15)
+    return {
+        "accuracy": float(np.mean(np.all(pred == y, axis=1))),
+        "hamming_loss": float(np.mean(pred != y)),
+        "precision_macro": float(stats["precision"].mean()),
+        "recall_macro": float(stats["recall"].mean()),
+        "f1_macro": float(stats["f1"].mean()),
+        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1.0 - p))),
+    }
+
+
 def regression(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MSE, RMSE, MAE and R² (1 - SSE/SST; 0 when the target is constant and fitted exactly)."""
-    y = np.asarray(y, dtype=np.float64).ravel()
-    pred = np.asarray(pred, dtype=np.float64).ravel()
+    """MSE, RMSE, MAE and R² (1 - SSE/SST; 0 when the target is constant and fitted exactly); with
+    several targets (columns), each is computed per target and averaged, as scikit-learn's
+    multioutput="uniform_average"."""
+    y = np.asarray(y, dtype=np.float64)
+    y = y.reshape(len(y), -1)
+    pred = np.asarray(pred, dtype=np.float64).reshape(y.shape)
     err = pred - y
-    mse = float(np.mean(err * err))
-    sst = float(np.sum((y - y.mean()) ** 2))
-    sse = float(np.sum(err * err))
-    r2 = 1.0 - sse / sst if sst > 0 else (0.0 if sse == 0 else -math.inf)
-    return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(err))), "r2": r2}
+    mse = np.mean(err * err, axis=0)
+    sst = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+    sse = np.sum(err * err, axis=0)
+    r2 = [1.0 - e / t if t > 0 else (0.0 if e == 0 else -math.inf) for e, t in zip(sse, sst)]
+    return {
+        "mse": float(np.mean(mse)),
+        "rmse": float(np.mean(np.sqrt(mse))),
+        "mae": float(np.mean(np.abs(err))),
+        "r2": float(np.mean(r2)),
+    }
 
 
 def higher_is_better(metric: str) -> bool:

@@ -45,11 +45,17 @@ class Progress:
             return
         if not self.enabled:
             return
-        if kind == "start":
+        if kind == "fold":
+            self._write(f"fold {payload['fold']}/{payload['folds']}")
+        elif kind == "start":
             rows = "/".join(str(v) for v in payload["rows"].values())
-            what = f"{len(payload['classes'])} classes" if payload["classes"] else "regression"
+            what = {"classification": f"{len(payload['classes'])} classes", "multilabel": f"{len(payload['classes'])} labels"}.get(
+                payload["task"], "regression"
+            )
+            inputs = payload.get("inputs", payload["features"])
+            shown = f"{payload['features']} features" + (f" ({inputs} inputs)" if inputs != payload["features"] else "")
             self._write(
-                f"{payload['run_dir']}: {payload['task']} ({what}), {payload['features']} features, "
+                f"{payload['run_dir']}: {payload['task']} ({what}), {shown}, "
                 f"{rows} rows ({'/'.join(payload['rows'])}), loss {payload['loss']}"
             )
             if payload.get("resumed_at"):

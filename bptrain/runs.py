@@ -50,6 +50,8 @@ def find_model(run: Path) -> tuple[Path, Path]:
     if run.is_dir():
         model = run / MODEL_FILE
         if not model.is_file():
+            if (run / "cv.json").is_file():
+                raise ConfigError(f"{run}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
             raise ModelFileError(f"{run}: no {MODEL_FILE} in this folder; is it a run folder written by bptrain fit?")
         return run, model
     if run.is_file():

@@ -1,8 +1,9 @@
-"""Streaming CSV: input read in chunks of records, output written as it goes, so memory stays flat.
+"""Streaming predict: input read in blocks of whole records, output written as it goes, so memory stays flat.
 
 `record_chunks` splits a byte stream into the header and blocks of whole records (a quoted field
-may span lines); each block is parsed on its own by pandas, and the raw text of `--keep` columns
-is taken from the same block, so kept values are copied exactly as they were written.
+may span lines); each block is parsed on its own by pandas with the file's delimiter and
+encoding, and the raw text of `--keep` columns is taken from the same block, so kept values are
+copied exactly as they were written.
 """
 
 from __future__ import annotations
@@ -10,39 +11,19 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
 import numpy as np
 import pandas as pd
 
-from bptrain.data import STDIN, parse_csv_block, source_name
+from bptrain import reading
 from bptrain.errors import DataError
+from bptrain.reading import DEFAULT, ReadOptions, source_name
 from bptrain.registry import did_you_mean
 
 BLOCK_BYTES = 1 << 22  # about 4 MB of input per chunk
 BOM = b"\xef\xbb\xbf"
-
-
-@contextmanager
-def open_input(source: Path | str, stdin: IO[bytes] | None = None) -> Iterator[IO[bytes]]:
-    """The bytes of a CSV file, a .csv.gz file, or standard input (`-`)."""
-    name = source_name(source)
-    if str(source) == STDIN:
-        yield stdin if stdin is not None else sys.stdin.buffer
-        return
-    try:
-        handle = gzip.open(source, "rb") if str(source).endswith(".gz") else open(source, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{name}: data file not found. Check the path") from None
-    except IsADirectoryError:
-        raise DataError(f"{name}: is a folder, not a CSV file") from None
-    except OSError as e:
-        raise DataError(f"{name}: cannot read ({e.strerror})") from None
-    with handle:
-        yield handle
 
 
 def record_chunks(handle: IO[bytes], block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[bytes, bytes]]:
@@ -83,40 +64,64 @@ def record_chunks(handle: IO[bytes], block_bytes: int = BLOCK_BYTES) -> Iterator
 
 
 def frame_chunks(
-    source: Path | str, columns: list[str], keep: list[str], *, stdin: IO[bytes] | None = None
+    source: Path | str, columns: list[str], keep: list[str], *, stdin: IO[bytes] | None = None, options: ReadOptions = DEFAULT
 ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame | None]]:
-    """(index of the chunk's first data row, the chunk's `columns` as a frame, the `keep` columns' raw text).
+    """(index of the chunk's first data row, the chunk as a frame, the `keep` columns' raw text).
 
-    Only `columns` are converted (the others are skipped by the parser) when the file has them
-    all; otherwise every column is, so the caller can name what is missing and what is there.
+    CSV (any delimiter and encoding reading.py handles, gzip too) is read in blocks; only
+    `columns` are converted when the file has them all (otherwise every column is, so the caller
+    can name what is missing). Parquet, a binary format, is read whole.
     """
     name = source_name(source)
-    with open_input(source, stdin) as handle:
-        started = False
-        first = 0
-        try:
-            for header, body in record_chunks(handle):
-                if not started:
-                    started = True
-                    present = parse_csv_block(name, header, header_only=True)
-                    absent = [c for c in keep if c not in present]
-                    if absent:
-                        raise DataError(
-                            f"{name}: --keep column {absent[0]!r} not found.{did_you_mean(absent[0], present)} "
-                            f"Columns: {', '.join(present)}"
-                        )
-                    wanted = columns if set(columns) <= set(present) else None  # else all, for the error message
-                    continue
-                frame = parse_csv_block(name, header + body, usecols=wanted)
-                kept = pd.read_csv(io.BytesIO(header + body), usecols=keep, dtype=str, keep_default_na=False) if keep else None
-                yield first, frame, kept
-                first += len(frame)
-        except (EOFError, gzip.BadGzipFile, OSError) as e:
-            raise DataError(f"{name}: cannot read ({e})") from None
-        if not started:
+    raw = stream = reading._open(name, source, stdin)
+    try:
+        head = stream.read(reading.SAMPLE_BYTES)
+        if head[:2] == reading.GZIP_MAGIC:
+            stream = gzip.GzipFile(fileobj=reading._prefixed(head, stream))
+            head = reading._guarded(name, lambda: stream.read(reading.SAMPLE_BYTES))
+        if not head.strip():
             raise DataError(f"{name}: the file is empty; a CSV file needs a header line and rows")
+        if head[:4] == reading.PARQUET_MAGIC:
+            frame = reading._checked(name, reading._parquet(name, io.BytesIO(head + stream.read())), None, rows=True)
+            _check_keep(name, keep, list(frame.columns))
+            text = frame[keep].astype(object).where(frame[keep].notna(), "").astype(str) if keep else None
+            yield 0, frame, text
+            return
+        delimiter = reading._delimiter(name, head, options)
+        names = reading._header(head, delimiter, options) or []
+        _check_keep(name, keep, names)
+        wanted = columns if set(columns) <= set(names) else None
+        first = 0
+        for header, body in record_chunks(reading._prefixed(head, stream)):
+            if not body:
+                continue
+            block = io.BytesIO(header + body)
+            try:
+                frame = pd.read_csv(block, sep=delimiter, encoding=reading._codec(options), decimal=options.decimal, usecols=wanted)
+                kept = None
+                if keep:
+                    block.seek(0)
+                    kept = pd.read_csv(block, sep=delimiter, encoding=reading._codec(options), usecols=keep, dtype=str, keep_default_na=False)
+            except DataError:
+                raise
+            except Exception as e:
+                raise reading._read_error(name, e, options) from None
+            frame.index = pd.RangeIndex(first, first + len(frame))
+            yield first, reading._checked(name, frame, names if wanted is None else None, rows=False), kept
+            first += len(frame)
         if first == 0:
             raise DataError(f"{name}: has a header but no rows")
+    finally:
+        stream.close()
+        raw.close()
+
+
+def _check_keep(name: str, keep: list[str], present: list[str]) -> None:
+    absent = [c for c in keep if c not in present]
+    if absent:
+        raise DataError(
+            f"{name}: --keep column {absent[0]!r} not found.{did_you_mean(absent[0], present)} Columns: {', '.join(present)}"
+        )
 
 
 # --- output -------------------------------------------------------------------------------------

@@ -57,14 +57,16 @@ def _score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
     result = {"loss": loss_value(model, loss, split.x, split.y)}
     if prep.task == "classification":
         result.update(metrics.classification(split.labels, probabilities(out)))
+    elif prep.task == "multilabel":
+        result.update(metrics.multilabel(split.labels, out))
     else:
         result.update(metrics.regression(prep.target_values(split.frame), unscale(prep, out)))
     return result
 
 
 def unscale(prep: Preprocessor, out: np.ndarray) -> np.ndarray:
-    """Regression outputs back in the target's original units."""
-    return out.astype(np.float64) * prep.target_scale + prep.target_mean
+    """Regression outputs back in the targets' original units, one column per target."""
+    return out.astype(np.float64) * prep.target_scale + prep.target_center
 
 
 # --- stopping -------------------------------------------------------------------------------

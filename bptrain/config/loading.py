@@ -143,6 +143,7 @@ def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
     """The user's dotted path for a pydantic `loc` (union tags dropped), and the model it ends in."""
     path = ""
     models: list[type[BaseModel]] = [Config]
+    mapping = False
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
@@ -153,8 +154,16 @@ def _walk(loc: tuple) -> tuple[str, type[BaseModel] | None]:
             continue
         field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
         path += f".{part}" if path else str(part)
+        if field is None and mapping:
+            mapping = False  # `part` was a key of a mapping (a column name): its values are `models`
+            continue
         models = _models_in(field.annotation) if field is not None else []
+        mapping = field is not None and typing.get_origin(_unwrapped(field.annotation)) is dict
     return path, models[0] if len(models) == 1 else None
+
+
+def _unwrapped(annotation: Any) -> Any:
+    return typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated else annotation
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:

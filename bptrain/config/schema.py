@@ -7,14 +7,11 @@ so an option of another optimizer or schedule is reported as an unknown key.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Union
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -23,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from bptrain.config.data_schema import DataConfig, Strict
 from bptrain.nn import INITIALIZERS
 from bptrain.registry import did_you_mean
 from bptrain.stopping import Condition, parse_duration
@@ -32,10 +30,6 @@ METRIC_PATTERN = r"^(train|val)_[a-z0-9_]+$"
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def tagged(key: str, kind: str, default: str | None, *members: type[BaseModel]):
@@ -79,38 +73,7 @@ def choices(tags: type[Any]) -> list[str]:
     return sorted(a.__metadata__[0].tag for a in union.__args__)
 
 
-# --- data ------------------------------------------------------------------------------------
-
-
-class SplitConfig(Strict):
-    val: Fraction = 0.15
-    test: Fraction = 0.15
-    stratify: bool = True
-
-    @model_validator(mode="after")
-    def _leaves_training_rows(self) -> "SplitConfig":
-        if self.val + self.test >= 1.0:
-            raise ValueError(f"val + test must be below 1 to leave rows for training (got {self.val} + {self.test})")
-        return self
-
-
-class DataConfig(Strict):
-    train: Path
-    val: Path | None = None
-    test: Path | None = None
-    target: str
-    features: list[str] | None = None
-    exclude: list[str] = []
-    task: Literal["auto", "classification", "regression"] = "auto"
-    split: SplitConfig = SplitConfig()
-
-    @field_validator("train", "val", "test", mode="after")
-    @classmethod
-    def _relative_to_config(cls, value: Path | None, info) -> Path | None:
-        base = (info.context or {}).get("base")
-        if value is None or base is None or value.is_absolute():
-            return value
-        return Path(os.path.normpath(Path(base) / value))
+# --- data: in data_schema.py ------------------------------------------------------------------
 
 
 # --- activations: a name, or a mapping with the name and its options --------------------------
@@ -257,12 +220,12 @@ class AutoLoss(Strict):
 class CrossEntropyLoss(Strict):
     name: Literal["cross_entropy"]
     label_smoothing: Fraction = 0.0
-    class_weights: Literal["balanced"] | list[Positive] | None = None
+    class_weights: Literal["balanced"] | list[Positive] | dict[str | int, Positive] | None = None
 
 
 class BinaryCrossEntropyLoss(Strict):
     name: Literal["binary_cross_entropy"]
-    pos_weight: Positive | Literal["balanced"] | None = None
+    pos_weight: Positive | Literal["balanced"] | list[Positive] | None = None
 
 
 class MSELoss(Strict):

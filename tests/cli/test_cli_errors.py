@@ -156,13 +156,19 @@ def test_missing_target_column_with_did_you_mean(tmp_path):
     assert_no_run(tmp_path)
 
 
-def test_text_feature_columns(tmp_path):
+MISSING_HINT = (
+    "Choose how to handle them with data.numeric.missing, data.categorical.missing or data.columns.<name>.missing "
+    "(drop, mean, median, most_frequent, constant), or leave the columns out with data.exclude"
+)
+
+
+def test_missing_values_are_an_error_by_default_naming_columns_and_counts(tmp_path):
     write(tmp_path, f"name: p\ndata: {{train: {PENGUINS}, target: species}}\n")
     expect(
         fit(tmp_path),
         DATA,
-        f"error: {PENGUINS}: feature columns are not numeric: island (e.g. 'Torgersen'), sex (e.g. 'male'). "
-        "Convert them to numbers, or leave them out with data.exclude",
+        f"error: {PENGUINS}: missing values in feature columns: bill_length_mm (2 rows), bill_depth_mm (2 rows), "
+        f"flipper_length_mm (2 rows), body_mass_g (2 rows), sex (11 rows). {MISSING_HINT}",
     )
     assert_no_run(tmp_path)
 
@@ -173,7 +179,7 @@ def test_missing_feature_values(tmp_path):
         fit(tmp_path),
         DATA,
         f"error: {PENGUINS}: missing values in feature columns: bill_length_mm (2 rows), bill_depth_mm (2 rows), "
-        "flipper_length_mm (2 rows), body_mass_g (2 rows). Fill them in or remove those rows, or leave the columns out with data.exclude",
+        f"flipper_length_mm (2 rows), body_mass_g (2 rows). {MISSING_HINT}",
     )
     assert_no_run(tmp_path)
 

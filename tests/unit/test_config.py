@@ -158,3 +158,49 @@ def test_config_models_are_strict_everywhere():
                 walk(inner)
 
     walk(Config)
+
+
+def test_the_data_section_reports_each_problem_at_its_path(tmp_path):
+    text = (
+        "data:\n  train: x.csv\n  target: [a, a]\n  read: {delimiter: ';;', encoding: utf-9}\n"
+        "  split: {column: part, folds: 3, fold: 4}\n  numeric: {missing: mode}\n  categorical: {missing: mean, max_categories: 1}\n"
+        "  columns:\n    year: {kind: categorical, scael: robust}\n    b: {kind: numeric, fill_value: abc}\n    c: {kind: categorical, missing: median}\n"
+    )
+    assert problems(tmp_path, text) == [
+        "data.target: lists a column twice (got ['a', 'a'])",
+        "data.read.delimiter: must be auto, tab or one character such as ',' or ';' (got ';;')",
+        "data.read.encoding: unknown encoding 'utf-9'; use a Python codec name such as utf-8, latin-1 or cp1252",
+        "data.split.folds: cannot be combined with split.column, which already says which rows validate (got 3)",
+        "data.numeric.missing: must be one of 'error', 'drop', 'mean', 'median', 'most_frequent', 'constant' (got 'mode')",
+        "data.categorical.missing: must be one of 'error', 'drop', 'most_frequent', 'constant' (got 'mean')",
+        "data.categorical.max_categories: must be greater than or equal to 2 (got 1)",
+        "data.columns.year.scael: unknown key. Did you mean 'scale'?",
+        "data.columns.b: fill_value of a numeric column must be a number (got 'abc')",
+        "data.columns.c: missing: median applies to numeric columns; use most_frequent, constant, drop or error",
+    ]
+
+
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        ("target: [a, b], task: classification", "data.task: classification takes one target column; several targets are multilabel (0/1 columns) or regression (got 'classification')"),
+        ("target: a, task: multilabel", "data.task: multilabel needs a list of target columns, each holding 0/1 (got 'multilabel')"),
+        ("target: a, columns: {a: {kind: numeric}}", "data.columns: 'a' is the target; only feature columns are prepared"),
+        ("target: a, split: {folds: 3, fold: 5}", "data.split.fold: must be between 1 and split.folds (3) (got 5)"),
+        ("target: a, split: {fold: 2}", "data.split.fold: needs split.folds, the number of folds it is one of (got 2)"),
+        ("target: 7", "data.target: must be a column name, or a list of column names for several targets (got 7)"),
+    ],
+)
+def test_targets_tasks_and_folds_must_fit_together(tmp_path, data, problem):
+    assert problems(tmp_path, f"data: {{train: x.csv, {data}}}\n") == [problem]
+
+
+def test_data_defaults_and_the_resolved_form_of_column_overrides(tmp_path):
+    config = load_config(write(tmp_path, "data: {train: x.csv, target: [a], read: {delimiter: tab}, columns: {year: {kind: categorical}}}\n"))
+    data = config.data
+    assert data.target == "a" and data.targets == ["a"]  # a list of one is one target
+    assert (data.read.delimiter, data.read.encoding, data.read.decimal) == ("\t", "utf-8", ".")
+    assert (data.numeric.missing, data.numeric.scale, data.numeric.indicator) == ("error", "standard", False)
+    assert (data.categorical.missing, data.categorical.max_categories, data.categorical.scale) == ("error", 20, "none")
+    assert (data.split.column, data.split.folds, data.split.fold) == (None, None, None)
+    assert resolved_dict(config, tmp_path)["data"]["columns"] == {"year": {"kind": "categorical"}}

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from bptrain.config import load_config
-from bptrain.data import Preprocessor, class_labels, fit_preprocessor, infer_task, read_csv, read_splits, split_indices, transform
+from bptrain.data import Preprocessor, class_labels, fit_preprocessor, infer_task, read_splits, read_table, split_indices, transform
 from bptrain.errors import DataError
+from bptrain.columns import numeric_column
 
 
 @pytest.mark.parametrize(
@@ -65,11 +66,11 @@ def frame_csv(n=40, seed=0) -> str:
 def test_standardization_uses_training_rows_only(tmp_path):
     config = config_for(tmp_path, frame_csv())
     raw = read_splits(config.data, seed=1)
-    prep = fit_preprocessor(raw, "y")
+    prep = fit_preprocessor(raw)
     train = raw.frames["train"][["a", "b"]].to_numpy()
-    assert np.allclose(prep.mean, train.mean(axis=0)) and np.allclose(prep.scale, train.std(axis=0))
+    assert np.allclose(prep.center, train.mean(axis=0)) and np.allclose(prep.scale, train.std(axis=0))
     everything = pd.read_csv(tmp_path / "d.csv")[["a", "b"]].to_numpy()
-    assert not np.allclose(prep.mean, everything.mean(axis=0))
+    assert not np.allclose(prep.center, everything.mean(axis=0))
     dataset = transform(raw, prep, "cross_entropy", "float32")
     assert dataset.train.x.dtype == np.float32
     assert np.allclose(dataset.train.x.mean(axis=0), 0, atol=1e-6)
@@ -78,60 +79,108 @@ def test_standardization_uses_training_rows_only(tmp_path):
 
 def test_regression_target_is_standardized_and_restored():
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": [10.0, 20.0, 30.0, 40.0]})
-    prep = Preprocessor.fit(frame, target="y", task="regression", features=["a"])
+    prep = Preprocessor.fit(frame, targets=["y"], task="regression", columns=[numeric_column("a")])
     y = prep.target_of(frame, "d.csv", "float64")
     assert y.shape == (4, 1) and abs(y.mean()) < 1e-12 and abs(y.std() - 1) < 1e-12
-    assert np.allclose(y[:, 0] * prep.target_scale + prep.target_mean, frame["y"])
+    assert np.allclose(y[:, 0] * prep.target_scale + prep.target_center, frame["y"])
 
 
 def test_preprocessor_survives_the_model_file_format():
     frame = pd.DataFrame({"a": [1.0, 2.0, 4.0], "y": ["x", "z", "x"]})
-    prep = Preprocessor.fit(frame, target="y", task="classification", features=["a"])
+    prep = Preprocessor.fit(frame, targets=["y"], task="classification", columns=[numeric_column("a")])
     arrays, meta = prep.to_arrays()
     again = Preprocessor.from_arrays(arrays, meta)
-    assert again.classes == ["x", "z"] and np.array_equal(again.mean, prep.mean) and np.array_equal(again.scale, prep.scale)
+    assert again.classes == ["x", "z"] and np.array_equal(again.center, prep.center) and np.array_equal(again.scale, prep.scale)
 
 
 @pytest.mark.parametrize(
     "csv, extra, message",
     [
         ("a,b,yy\n1,2,p\n", "", "d.csv: target column 'y' not found. Did you mean 'yy'? Columns: a, b, yy"),
-        ("a,b,y\n1,x,p\n2,z,q\n", "", "d.csv: feature columns are not numeric: b (e.g. 'x'). Convert them to numbers, or leave them out with data.exclude"),
-        ("a,b,y\n1,,p\n2,3,q\n,4,p\n", "", "d.csv: missing values in feature columns: a (1 row), b (1 row). Fill them in or remove those rows, or leave the columns out with data.exclude"),
+        (
+            "a,b,y\n1,x,p\n2,z,q\n", ", columns: {b: {kind: numeric}}",
+            "d.csv: column 'b' must be numeric, but rows 1, 2 hold text: 'x', 'z'. Leave missing values as empty cells, or set data.columns.b.kind: categorical",
+        ),
+        (
+            "a,b,y\n1,,p\n2,3,q\n,4,p\n", "",
+            "d.csv: missing values in feature columns: a (1 row), b (1 row). Choose how to handle them with data.numeric.missing, "
+            "data.categorical.missing or data.columns.<name>.missing (drop, mean, median, most_frequent, constant), or leave the columns out with data.exclude",
+        ),
         ("a,y\n1,p\n2,\n", "", "d.csv: target column 'y' has 1 missing value; remove those rows"),
         ("a,y\n1,p\n2,p\n3,p\n4,p\n", "", "d.csv: target column 'y' has only one class ('p') in the training rows; classification needs at least two"),
         ("a,y\n", "", "d.csv: has a header but no rows"),
         ("", "", "d.csv: the file is empty; a CSV file needs a header line and rows"),
         ("a,a,y\n1,2,p\n", "", "d.csv: duplicate column names: a. Rename them so each is unique"),
         ("a,b,y\n1,2,p\n", ", exclude: [c]", "d.csv: data.exclude names column 'c', which is not in the file. Columns: a, b, y"),
+        ("a,b,y\n1,2,p\n", ", columns: {bb: {kind: categorical}}", "d.csv: data.columns names column 'bb', which is not in the file. Did you mean 'b'? Columns: a, b, y"),
+        ("a,b,y\n1,2,p\n", ", split: {column: part}", "d.csv: data.split.column names column 'part', which is not in the file. Columns: a, b, y"),
         ("a,b,y\n1,2,p\n", ", features: [a, bb]", "d.csv: data.features names column 'bb', which is not in the file. Did you mean 'b'? Columns: a, b, y"),
         ("a,y\n1,p\n2,q\n", ", task: regression", "d.csv: data.task is regression but target 'y' is not numeric (e.g. 'p'); use task: classification"),
-        ("a,y\ninf,1.5\n2,2.5\n", "", "d.csv: infinite values in feature columns: a"),
+        (
+            "a,y\ninf,1.5\n2,2.5\n", "",
+            "d.csv: column 'a' holds infinite values in row 1; replace them with numbers, or leave the cells empty to treat them as missing",
+        ),
     ],
 )
 def test_data_errors_name_file_column_and_remedy(tmp_path, csv, extra, message):
     config = config_for(tmp_path, csv, extra)
     with pytest.raises(DataError) as info:
         raw = read_splits(config.data, seed=0)
-        fit_preprocessor(raw, "y")
+        fit_preprocessor(raw)
     assert str(info.value) == str(tmp_path / message)
 
 
 def test_missing_data_file(tmp_path):
     with pytest.raises(DataError) as info:
-        read_csv(tmp_path / "none.csv")
+        read_table(tmp_path / "none.csv")
     assert str(info.value) == f"{tmp_path / 'none.csv'}: data file not found. Check the path (data paths are relative to the config file)"
 
 
 def test_predict_time_missing_columns_are_named():
-    prep = Preprocessor(target="y", task="classification", features=["a", "b"], mean=np.zeros(2), scale=np.ones(2), classes=["p", "q"])
+    prep = Preprocessor(["y"], "classification", [numeric_column("a"), numeric_column("b")], np.zeros(2), np.ones(2), ["p", "q"])
     with pytest.raises(DataError) as info:
         prep.features_of(pd.DataFrame({"a": [1.0], "bb": [2.0]}), "new.csv")
     assert str(info.value) == "new.csv: missing 1 feature column the model was trained with: b. Did you mean 'bb'? Columns: a, bb"
 
 
 def test_unseen_target_class_at_evaluation():
-    prep = Preprocessor(target="y", task="classification", features=["a"], mean=np.zeros(1), scale=np.ones(1), classes=["p", "q"])
+    prep = Preprocessor(["y"], "classification", [numeric_column("a")], np.zeros(1), np.ones(1), ["p", "q"])
     with pytest.raises(DataError) as info:
         prep.target_of(pd.DataFrame({"a": [1.0, 2.0], "y": ["p", "r"]}), "new.csv")
     assert str(info.value) == "new.csv: target column 'y' has values the model never saw: 'r'; the model knows p, q"
+
+
+def test_folds_partition_the_rows_that_are_not_held_out_for_testing(tmp_path):
+    write_csv(tmp_path, frame_csv(n=60))
+    (tmp_path / "c.yaml").write_text("data: {train: d.csv, target: y, split: {test: 0.2, folds: 4}}\n")
+    base = load_config(tmp_path / "c.yaml")
+    parts = []
+    for fold in (1, 2, 3, 4):
+        data = base.data.model_copy(update={"split": base.data.split.model_copy(update={"fold": fold})})
+        raw = read_splits(data, seed=5)
+        parts.append({name: set(frame["a"]) for name, frame in raw.frames.items()})
+        assert raw.frames["val"]["y"].value_counts().to_dict() == {"p": 6, "q": 6}  # stratified: 24 of each class, 6 per fold
+    tests = [p["test"] for p in parts]
+    assert all(t == tests[0] for t in tests) and len(tests[0]) == 12
+    vals = [p["val"] for p in parts]
+    assert sum(len(v) for v in vals) == 48 and set().union(*vals) | tests[0] == set(pd.read_csv(tmp_path / "d.csv")["a"])
+    for p in parts:
+        assert p["train"] | p["val"] | p["test"] == set(pd.read_csv(tmp_path / "d.csv")["a"]) and not p["train"] & p["val"]
+
+
+def test_a_split_column_says_which_rows_go_where_and_is_not_a_feature(tmp_path):
+    text = "a,part,y\n" + "".join(f"{i},{['train', 'train', 'val', 'test'][i % 4]},{'pq'[i % 2]}\n" for i in range(16))
+    config = config_for(tmp_path, text, ", split: {column: part}")
+    raw = read_splits(config.data, seed=0)
+    assert raw.features == ["a"]
+    assert {name: frame["a"].tolist() for name, frame in raw.frames.items()} == {
+        "train": [0, 1, 4, 5, 8, 9, 12, 13], "val": [2, 6, 10, 14], "test": [3, 7, 11, 15]
+    }
+
+
+def test_rows_missing_a_value_where_the_rule_is_drop_leave_every_split(tmp_path):
+    text = "a,b,y\n" + "".join(f"{i},{'' if i % 5 == 0 else i},{'pq'[i % 2]}\n" for i in range(40))
+    config = config_for(tmp_path, text, ", numeric: {missing: drop}")
+    raw = read_splits(config.data, seed=0)
+    assert sum(len(f) for f in raw.frames.values()) == 32 and all(f["b"].notna().all() for f in raw.frames.values())
+    assert len(raw.notes) == 1 and raw.notes[0].startswith("dropped rows with missing values in a, b (missing: drop): ")

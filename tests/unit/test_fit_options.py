@@ -75,9 +75,24 @@ def test_balanced_class_weights_are_computed_from_the_training_labels(tmp_path):
     assert name == "cross_entropy" and options["weight"] == pytest.approx([2.0, 2 / 3, 1.0])
 
 
+def test_class_weights_by_name_default_to_one_for_the_classes_not_named():
+    config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides(["loss={name: cross_entropy, class_weights: {virginica: 3, setosa: 0.5}}"]))
+    _, options = build.loss_spec(config, "classification", ["setosa", "versicolor", "virginica"], None)
+    assert options["weight"] == [0.5, 1.0, 3.0]
+
+
+def test_balanced_pos_weight_is_counted_per_label_for_multilabel():
+    config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides(["loss={name: binary_cross_entropy, pos_weight: balanced}"]))
+    labels = np.array([[1, 0], [1, 0], [0, 0], [1, 1]])
+    name, options = build.loss_spec(config, "multilabel", ["l1", "l2"], labels)
+    assert name == "binary_cross_entropy" and options["pos_weight"] == [1 / 3, 3.0]
+    assert build.output_units(name, "multilabel", 2) == 2 and build.output_units("mse", "regression", 0, 3) == 3
+
+
 @pytest.mark.parametrize(
     "setting, message",
     [
+        ("loss={name: cross_entropy, class_weights: {virginca: 2}}", "loss.class_weights: 'virginca' is not a class; the classes are setosa, versicolor, virginica. Did you mean 'virginica'?"),
         ("loss=mse", "loss: mse does not fit this classification task with 3 classes; use cross_entropy or auto"),
         ("loss=binary_cross_entropy", "loss: binary_cross_entropy does not fit this classification task with 3 classes; use cross_entropy or auto"),
         ("loss={name: cross_entropy, class_weights: [1, 2]}", "loss.class_weights: 2 weights for 3 classes (setosa, versicolor, virginica); give one per class, in this order"),
@@ -103,3 +118,15 @@ def test_gradcheck_catches_a_wrong_derivative(monkeypatch):
     result = app.gradcheck(config)
     assert not result["passed"]
     assert {p["name"] for p in result["params"] if not p["ok"]} == {"layers.0.W", "layers.0.b"}
+
+
+def test_fit_warns_once_about_categories_only_the_validation_and_test_rows_hold(tmp_path):
+    rows = [(i, "abc"[i % 3] if i < 30 else "rare", "pq"[i % 2]) for i in range(32)]
+    (tmp_path / "u.csv").write_text("n,c,y\n" + "".join(f"{n},{c},{y}\n" for n, c, y in rows))
+    (tmp_path / "u.yaml").write_text("seed: 0\ndata: {train: u.csv, target: y, split: {stratify: false}}\nstopping: {max_epochs: 1}\n")
+    warnings = []
+    app.fit(load_config(tmp_path / "u.yaml"), runs_dir=tmp_path / "runs", on_event=lambda kind, **p: kind == "warning" and warnings.append(p["message"]))
+    assert warnings == [
+        f"{tmp_path / 'u.csv'} (validation and test rows): 2 values in categorical columns the model never saw, "
+        "encoded as unknown (no category): c 'rare' (2 rows)"
+    ]

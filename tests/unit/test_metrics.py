@@ -48,3 +48,28 @@ def test_direction_of_improvement():
     assert metrics.higher_is_better("val_accuracy") and metrics.higher_is_better("val_r2")
     assert not metrics.higher_is_better("val_loss") and not metrics.higher_is_better("train_loss")
     assert not metrics.higher_is_better("val_log_loss") and not metrics.higher_is_better("val_mae")
+
+
+def test_multilabel_metrics_by_hand():
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    proba = np.array([[0.9, 0.2], [0.6, 0.7], [0.8, 0.4], [0.1, 0.3]])  # predicted: [1,0] [1,1] [1,0] [0,0]
+    result = metrics.multilabel(y, proba)
+    assert result["accuracy"] == pytest.approx(2 / 4)  # rows 0 and 3 are entirely right
+    assert result["hamming_loss"] == pytest.approx(2 / 8)
+    # label 0: tp 2, predicted 3, actual 2 -> p 2/3, r 1; label 1: tp 1, predicted 1, actual 2 -> p 1, r 1/2
+    assert result["precision_macro"] == pytest.approx((2 / 3 + 1) / 2)
+    assert result["recall_macro"] == pytest.approx((1 + 1 / 2) / 2)
+    assert result["f1_macro"] == pytest.approx((0.8 + 2 / 3) / 2)
+    p_true = [0.9, 0.8, 0.4, 0.7, 0.8, 0.4, 0.9, 0.7]
+    assert result["log_loss"] == pytest.approx(-np.mean(np.log(p_true)))
+    assert metrics.names("multilabel") == ("accuracy", "hamming_loss", "precision_macro", "recall_macro", "f1_macro", "log_loss")
+    assert not metrics.higher_is_better("val_hamming_loss")
+
+
+def test_several_regression_targets_average_the_per_target_metrics():
+    y = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])
+    pred = np.array([[1.0, 12.0], [2.0, 20.0], [3.0, 30.0], [5.0, 40.0]])
+    first, second = metrics.regression(y[:, 0], pred[:, 0]), metrics.regression(y[:, 1], pred[:, 1])
+    both = metrics.regression(y, pred)
+    assert both == pytest.approx({k: (first[k] + second[k]) / 2 for k in first})
+    assert both["rmse"] == pytest.approx((0.5 + 1.0) / 2)  # the mean of the per-target RMSE, not the RMSE of all

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bptrain.data import Preprocessor, Split
+from bptrain.columns import numeric_column
 from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp
 from bptrain.stopping import Budget, EarlyStopping
 from bptrain.train import Cadence, Trainer, constant_rate, resolve_mode
@@ -46,7 +47,8 @@ def toy_problem(n=64, seed=0, dtype="float64"):
     x = rng.normal(size=(n, 3)).astype(dtype)
     labels = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
     frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": labels})
-    prep = Preprocessor(target="y", task="classification", features=["a", "b", "c"], mean=np.zeros(3), scale=np.ones(3), classes=["0", "1"])
+    columns = [numeric_column(name) for name in "abc"]
+    prep = Preprocessor(targets=["y"], task="classification", columns=columns, center=np.zeros(3), scale=np.ones(3), classes=["0", "1"])
     return prep, Split("train", x, labels, frame, labels)
 
 

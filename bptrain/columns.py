@@ -1,0 +1,326 @@
+"""Feature columns one at a time: each column's kind and rules, and how its values are read, filled
+and encoded; the statistics of one column are fitted here, from the training rows only.
+
+A numeric column becomes one input, a categorical column one input per category (one-hot), plus
+a 0/1 "was missing" input when asked. Errors name the column and the rows, counted from 1 after
+the header (plus `first_row` for a chunk that starts further into a file).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bptrain.errors import ConfigError, DataError
+
+NUMERIC_SHARE_OF_TEXT = 0.95  # a text column this much made of numbers is numeric (the rest are errors)
+SHOWN_ROWS = 5
+OTHER = "(other)"
+
+
+# --- values and kinds ---------------------------------------------------------------------------
+
+
+def label(value: Any) -> str:
+    """A value as a category or class label: whole floats without `.0` (2007.0 and 2007 agree)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+def is_number_dtype(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+def infer_kind(column: pd.Series) -> str:
+    """numeric for numbers, and for text that is nearly all numbers; categorical for text, true/false
+    and pandas categories. Integers with few values stay numeric unless declared categorical."""
+    if isinstance(column.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(column):
+        return "categorical"
+    if is_number_dtype(column):
+        return "numeric"
+    values = column.dropna()
+    if len(values) == 0:
+        return "numeric"
+    if values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+        return "categorical"
+    numbers = pd.to_numeric(values.astype(str), errors="coerce").notna().mean()
+    return "numeric" if numbers >= NUMERIC_SHARE_OF_TEXT else "categorical"
+
+# --- one column -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Column:
+    """One feature column: how it is read, filled and encoded, and (after fitting) its statistics."""
+
+    name: str
+    kind: str  # numeric | categorical
+    dtype: str  # pandas dtype in the training file
+    missing: str  # error | drop | mean | median | most_frequent | constant
+    fill_value: float | str  # for missing: constant
+    scale: str  # standard | minmax | robust | none
+    indicator: bool  # add a 0/1 input: was the value missing?
+    max_categories: int = 0
+    fill: float | str | None = None  # the value missing cells get (fitted)
+    categories: list[str] = field(default_factory=list)  # one input each, in this order (fitted)
+    other: list[str] = field(default_factory=list)  # rare categories sharing the `(other)` input (fitted)
+
+    def inputs(self) -> list[str]:
+        """The names of the network inputs this column becomes."""
+        if self.kind == "numeric":
+            names = [self.name]
+        else:
+            names = [f"{self.name}={c}" for c in self.categories] + ([f"{self.name}={OTHER}"] if self.other else [])
+        return names + ([f"{self.name}_was_missing"] if self.indicator else [])
+
+    def input_scales(self) -> list[str]:
+        """The scaling of each input: the column's, but 0/1 indicators stay as they are."""
+        return [self.scale] * (len(self.inputs()) - self.indicator) + ["none"] * self.indicator
+
+
+def numeric_column(name: str, **settings: Any) -> Column:
+    """A numeric column with the default rules (missing: error, scale: standard), `settings` changed."""
+    defaults = {"kind": "numeric", "dtype": "float64", "missing": "error", "fill_value": 0.0, "scale": "standard", "indicator": False}
+    return Column(name=name, **{**defaults, **settings})
+
+
+def resolve_columns(frame: pd.DataFrame, features: list[str], data) -> list[Column]:
+    """Each feature's kind and rules, from `data` (a DataConfig): per-kind settings, then overrides."""
+    columns = []
+    for name in features:
+        own = data.columns.get(name)
+        kind = own.kind if own is not None and own.kind != "auto" else infer_kind(frame[name])
+        base = data.numeric if kind == "numeric" else data.categorical
+        settings = {k: getattr(base, k) for k in ("missing", "fill_value", "scale", "indicator")}
+        settings["max_categories"] = getattr(base, "max_categories", 0)
+        if own is not None:
+            _check_override(name, kind, own)
+            settings.update({k: v for k, v in own.model_dump(exclude={"kind"}).items() if v is not None})
+        if kind == "numeric":
+            settings["fill_value"] = float(settings["fill_value"])
+        else:
+            settings["fill_value"] = label(settings["fill_value"])
+        columns.append(Column(name=name, kind=kind, dtype=str(frame[name].dtype), **settings))
+    return columns
+
+
+def _check_override(name: str, kind: str, own) -> None:
+    """ConfigError when an override does not fit the kind the column was found to be."""
+    key = f"data.columns.{name}"
+    why = f"{name!r} is {kind}" + (" (set kind: categorical to change that)" if kind == "numeric" else " (set kind: numeric to change that)")
+    if kind == "categorical" and own.missing in ("mean", "median"):
+        raise ConfigError(f"{key}.missing: {own.missing} applies to numeric columns, and {why}; use most_frequent, constant, drop or error")
+    if kind == "numeric" and own.max_categories is not None:
+        raise ConfigError(f"{key}.max_categories: applies to categorical columns, and {why}")
+    if kind == "numeric" and isinstance(own.fill_value, str):
+        try:
+            float(own.fill_value)
+        except ValueError:
+            raise ConfigError(f"{key}.fill_value: must be a number for the numeric column {name!r} (got {own.fill_value!r})") from None
+
+
+# --- reading values -----------------------------------------------------------------------------
+
+
+def rows_text(positions: np.ndarray, first_row: int) -> str:
+    """`row 3` / `rows 3, 8, 12 (and 4 more)`: data rows counted from 1, the header not counted."""
+    numbers = [str(first_row + int(p) + 1) for p in positions[:SHOWN_ROWS]]
+    more = f" (and {len(positions) - SHOWN_ROWS} more)" if len(positions) > SHOWN_ROWS else ""
+    return ("row " if len(positions) == 1 else "rows ") + ", ".join(numbers) + more
+
+
+def numbers_of(column: pd.Series, name: str, source: str, first_row: int, hint: str) -> np.ndarray:
+    """The column as float64, NaN where missing; DataError naming the rows that hold text or infinity."""
+    if is_number_dtype(column):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    elif pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=np.float64, copy=True)
+    else:
+        present = column.notna().to_numpy()
+        parsed = pd.to_numeric(column.where(column.notna(), None).astype(object), errors="coerce")
+        values = parsed.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        bad = np.flatnonzero(present & np.isnan(values))
+        if len(bad):
+            shown = ", ".join(repr(str(column.iloc[i])) for i in bad[:3])
+            raise DataError(f"{source}: column {name!r} must be numeric, but {rows_text(bad, first_row)} hold{'s' if len(bad) == 1 else ''} text: {shown}.{hint}")
+    infinite = np.flatnonzero(np.isinf(values))
+    if len(infinite):
+        raise DataError(
+            f"{source}: column {name!r} holds infinite values in {rows_text(infinite, first_row)}; "
+            "replace them with numbers, or leave the cells empty to treat them as missing"
+        )
+    return values
+
+
+def labels_of(column: pd.Series) -> pd.Series:
+    """The column's values as category labels (text), NaN where missing."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    return column.map(label, na_action="ignore")
+
+
+def check_values(frame: pd.DataFrame, columns: list[Column], source: str) -> None:
+    """Before fitting, on a whole file: numeric columns hold numbers, and no value is missing where
+    the rule is `error` (one message naming each such column and its count)."""
+    for column in columns:
+        if column.kind == "numeric":
+            hint = " Leave missing values as empty cells" + (
+                f", or set data.columns.{column.name}.kind: categorical" if not is_number_dtype(frame[column.name]) else ""
+            )
+            numbers_of(frame[column.name], column.name, source, 0, hint)
+    counts = [(c.name, int(frame[c.name].isna().sum())) for c in columns if c.missing == "error"]
+    gaps = [f"{name} ({n} row{'s' if n > 1 else ''})" for name, n in counts if n]
+    if gaps:
+        raise DataError(
+            f"{source}: missing values in feature columns: {', '.join(gaps)}. Choose how to handle them with "
+            "data.numeric.missing, data.categorical.missing or data.columns.<name>.missing "
+            "(drop, mean, median, most_frequent, constant), or leave the columns out with data.exclude"
+        )
+
+
+class Unseen:
+    """Categories the model never saw, counted over any number of chunks, for one warning at the end."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter] = {}
+
+    def add(self, column: str, values: pd.Series) -> None:
+        self.counts.setdefault(column, Counter()).update(values.tolist())
+
+    def message(self, source: str, hint: str = ". Use --strict to make this an error") -> str | None:
+        if not self.counts:
+            return None
+        parts = []
+        for column, counts in self.counts.items():
+            shown = ", ".join(f"{v!r} ({n} row{'s' if n > 1 else ''})" for v, n in counts.most_common(3))
+            more = f" and {len(counts) - 3} more" if len(counts) > 3 else ""
+            parts.append(f"{column} {shown}{more}")
+        rows = sum(sum(c.values()) for c in self.counts.values())
+        return (
+            f"{source}: {rows} value{'s' if rows > 1 else ''} in categorical columns the model never saw, "
+            f"encoded as unknown (no category): {'; '.join(parts)}{hint}"
+        )
+
+# --- fitting and encoding one column -----------------------------------------------------------
+
+
+def fit_column(column: Column, values: pd.Series, source: str) -> None:
+    """Fill value and categories of `column` from its training values."""
+    present = values.dropna()
+    needs_values = column.missing in ("mean", "median", "most_frequent") or column.kind == "categorical"
+    if len(present) == 0 and needs_values:
+        raise DataError(
+            f"{source}: column {column.name!r} is empty in every training row; leave it out with data.exclude"
+        )
+    if column.kind == "numeric":
+        numbers = numbers_of(present, column.name, source, 0, "")
+        column.fill = {
+            "mean": lambda: float(np.mean(numbers)),
+            "median": lambda: float(np.median(numbers)),
+            "most_frequent": lambda: float(_most_frequent(pd.Series(numbers))),
+            "constant": lambda: float(column.fill_value),
+        }.get(column.missing, lambda: None)()
+        if column.fill is not None and not np.isfinite(column.fill):
+            raise DataError(f"{source}: column {column.name!r}: values too large to average; rescale the column")
+        return
+    labels = labels_of(present)
+    column.fill = {"most_frequent": lambda: _most_frequent(labels), "constant": lambda: column.fill_value}.get(
+        column.missing, lambda: None
+    )()
+    counts = labels.value_counts()
+    if column.fill is not None and values.isna().any():
+        counts[column.fill] = counts.get(column.fill, 0) + int(values.isna().sum())
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    keep = len(ranked) if len(ranked) <= column.max_categories else column.max_categories - 1
+    column.categories = sorted(value for value, _ in ranked[:keep])
+    column.other = sorted(value for value, _ in ranked[keep:])
+
+
+def _most_frequent(values: pd.Series) -> Any:
+    """The most frequent value; the smallest of those tied."""
+    counts = values.value_counts()
+    return sorted(counts[counts == counts.max()].index)[0]
+
+
+def encode_column(
+    column: Column, values: pd.Series, source: str, first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool
+) -> np.ndarray:
+    missing = values.isna().to_numpy()
+    fill = column.fill
+    if fill is None and allow_dropped and column.missing == "drop":
+        fill = 0.0 if column.kind == "numeric" else (column.categories + column.other)[0]
+    if missing.any() and fill is None:
+        rows = np.flatnonzero(missing)
+        why = (
+            "the model drops such rows in training, which predict cannot do; fill them in or remove those rows"
+            if column.missing == "drop"
+            else "the model was trained without missing values there (missing: error); fill them in or remove those rows"
+        )
+        raise DataError(f"{source}: column {column.name!r} has missing values in {rows_text(rows, first_row)}; {why}")
+    if column.kind == "numeric":
+        x = numbers_of(values, column.name, source, first_row, " The model reads this column as numbers.")
+        x[missing] = fill
+        block = x.reshape(-1, 1)
+    else:
+        labels = labels_of(values)
+        if missing.any():
+            labels = labels.where(~missing, fill)
+        index = {c: i for i, c in enumerate(column.categories)}
+        if column.other:
+            index.update(dict.fromkeys(column.other, len(column.categories)))
+        positions = labels.map(index).to_numpy(dtype=np.float64, na_value=np.nan)
+        new = np.isnan(positions)
+        if new.any():
+            _unseen(column, labels, new, source, first_row, strict, unseen)
+        block = np.zeros((len(values), len(column.inputs()) - column.indicator))
+        known = np.flatnonzero(~new)
+        block[known, positions[known].astype(np.int64)] = 1.0
+    if column.indicator:
+        block = np.hstack([block, missing.astype(np.float64).reshape(-1, 1)])
+    return block
+
+
+def _unseen(column: Column, labels: pd.Series, new: np.ndarray, source: str, first_row: int, strict: bool, unseen: Unseen | None) -> None:
+    values = labels[new]
+    if strict:
+        rows = np.flatnonzero(new)
+        shown = ", ".join(repr(v) for v in pd.unique(values)[:3])
+        known = ", ".join(column.categories[:10]) + (", ..." if len(column.categories) > 10 else "")
+        raise DataError(
+            f"{source}: column {column.name!r} holds categories the model never saw in {rows_text(rows, first_row)}: {shown}; "
+            f"it knows {known} (--strict)"
+        )
+    if unseen is not None:
+        unseen.add(column.name, values)
+
+
+def scaling(raw: np.ndarray, scales: list[str], names: list[str], source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale of each input from its training values: standard (mean, standard deviation),
+    minmax (minimum, range), robust (median, interquartile range, or when that is 0 the root mean
+    square distance from the median), none (0, 1). A zero spread becomes 1."""
+    center = np.zeros(raw.shape[1])
+    spread = np.ones(raw.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):
+        for j, how in enumerate(scales):
+            v = raw[:, j]
+            if how == "standard":
+                center[j], spread[j] = v.mean(), v.std()
+            elif how == "minmax":
+                center[j], spread[j] = v.min(), v.max() - v.min()
+            elif how == "robust":
+                q1, median, q3 = np.percentile(v, [25, 50, 75])
+                center[j], spread[j] = median, q3 - q1
+                if spread[j] == 0.0:  # over half the values are equal: the IQR says nothing about the others
+                    spread[j] = np.sqrt(np.mean((v - median) ** 2))
+    bad = np.flatnonzero(~(np.isfinite(center) & np.isfinite(spread)))
+    if len(bad):
+        raise DataError(
+            f"{source}: column {names[bad[0]]!r}: values too large to scale (up to {np.abs(raw[:, bad[0]]).max():g}); "
+            "rescale the column, e.g. divide it by a power of ten"
+        )
+    spread[spread == 0.0] = 1.0
+    return center, spread
+

@@ -1,0 +1,80 @@
+"""k-fold cross-validation: K ordinary runs in one folder, and the mean and spread of their metrics.
+
+Fold i of `data.split.folds` validates run i (its config.yaml says `data.split.fold: i`); the test
+rows are the same for every fold. `cv.json` beside the runs holds every fold's validation and test
+metrics, their mean and their sample standard deviation. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import bptrain
+from bptrain import app, report, runs
+from bptrain.config import Config
+from bptrain.train import StopRequest
+
+
+@dataclass
+class CrossValidation:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def cross_validate(
+    config: Config,
+    *,
+    runs_dir: Path = Path("runs"),
+    name: str | None = None,
+    stop_request: StopRequest | None = None,
+    on_event: app.Events = lambda kind, **payload: None,
+) -> CrossValidation:
+    """k-fold cross-validation (k = data.split.folds): one run folder `fold-<i>` per fold inside one
+    folder, each an ordinary run whose config.yaml names its fold; `cv.json` holds every fold's
+    validation (and test) metrics with their mean and sample standard deviation."""
+    folds = config.data.split.folds
+    if name is not None:
+        runs.check_name(name)
+    seed = config.seed if config.seed is not None else app.draw_seed()
+    config = config.model_copy(update={"seed": seed})
+    first = config.data.model_copy(update={"split": config.data.split.model_copy(update={"fold": 1})})
+    app.check(config.model_copy(update={"data": first}))  # every problem of the config or data, before any folder exists
+    parent = runs.new_run_dir(runs_dir, name or config.name)
+    reports = []
+    for fold in range(1, folds + 1):
+        split = config.data.split.model_copy(update={"fold": fold})
+        fold_config = config.model_copy(update={"data": config.data.model_copy(update={"split": split})})
+        folder = parent / f"fold-{fold}"
+        folder.mkdir()
+        on_event("fold", fold=fold, folds=folds)
+        reports.append(app.fit(fold_config, folder=folder, stop_request=stop_request, on_event=on_event).report)
+    summary = {
+        "bptrain_version": bptrain.__version__,
+        "run": parent.name,
+        "run_dir": str(parent),
+        "folds": folds,
+        "seed": seed,
+        "task": reports[0]["task"],
+        "runs": [f"fold-{i}" for i in range(1, folds + 1)],
+    }
+    for split in ("val", "test"):
+        per_fold = [r["metrics"].get(split) for r in reports]
+        summary[split] = None if any(m is None for m in per_fold) else _spread(per_fold)
+    report.write_json(parent / "cv.json", summary)
+    return CrossValidation(parent, summary)
+
+
+def _spread(per_fold: list[dict[str, float]]) -> dict[str, Any]:
+    """Each metric's per-fold values, mean and sample standard deviation (0 for a single fold)."""
+    names = list(per_fold[0])
+    values = {k: np.array([m[k] if m[k] is not None else math.nan for m in per_fold], dtype=np.float64) for k in names}
+    return {
+        "folds": per_fold,
+        "mean": {k: float(v.mean()) for k, v in values.items()},
+        "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()},
+    }

@@ -1,0 +1,315 @@
+"""Preprocessing: raw columns in, one float matrix out, every statistic fitted on the training rows only.
+
+A `Preprocessor` is the training schema: for each feature column its kind (numeric or categorical),
+its pandas dtype, its missing-value rule and fill value, its categories, and the centre and scale
+of each network input it becomes; and the targets, the task and the classes. `features_of`
+transforms any slice of rows on its own (nothing is computed from the rows it is given), so a file
+can be streamed chunk by chunk; row numbers in its errors count from `first_row`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bptrain.columns import (
+    Column,
+    Unseen,
+    encode_column,
+    fit_column,
+    is_number_dtype,
+    label,
+    labels_of,
+    numeric_column,
+    rows_text,
+    scaling,
+)
+from bptrain.errors import DataError
+from bptrain.reading import ReadOptions
+from bptrain.registry import did_you_mean
+
+MAX_CLASSES_FOR_INTEGER_TARGET = 20
+VERSION = 2
+
+
+# --- targets and tasks --------------------------------------------------------------------------
+
+
+def class_labels(values: pd.Series) -> list[str]:
+    """The distinct values as labels, numbers in numeric order, text in text order."""
+    distinct = pd.unique(values.dropna())
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        distinct = sorted(distinct)
+    else:
+        distinct = sorted(distinct, key=str)
+    return [label(v) for v in distinct]
+
+
+def _binary(column: pd.Series) -> bool:
+    values = column.dropna()
+    if pd.api.types.is_bool_dtype(values):
+        return True
+    return is_number_dtype(values) and bool(values.isin([0, 1]).all())
+
+
+def infer_task(targets: pd.DataFrame | pd.Series) -> str:
+    """One target: classification for text or true/false, or integers with at most 20 values; else
+    regression. Several targets: multilabel when all hold 0/1, regression when all are numeric."""
+    if isinstance(targets, pd.Series):
+        values = targets.dropna()
+        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+            return "classification"
+        if pd.api.types.is_integer_dtype(values) and values.nunique() <= MAX_CLASSES_FOR_INTEGER_TARGET:
+            return "classification"
+        return "regression"
+    if all(_binary(targets[c]) for c in targets.columns):
+        return "multilabel"
+    if all(is_number_dtype(targets[c]) for c in targets.columns):
+        return "regression"
+    kinds = ", ".join(f"{c} ({'0/1' if _binary(targets[c]) else 'numbers' if is_number_dtype(targets[c]) else 'text'})" for c in targets.columns)
+    raise DataError(
+        f"several targets must all hold 0/1 (multilabel) or all hold numbers (multi-output regression); got {kinds}"
+    )
+
+
+# --- the preprocessor -------------------------------------------------------------------------
+
+
+@dataclass
+class Preprocessor:
+    """What the model needs to turn raw rows into its inputs and its outputs back into predictions."""
+
+    targets: list[str]
+    task: str  # classification | multilabel | regression
+    columns: list[Column]
+    center: np.ndarray  # per network input
+    scale: np.ndarray
+    classes: list[str] = field(default_factory=list)  # class labels; for multilabel the target columns
+    target_center: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    target_scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+    read: ReadOptions = ReadOptions()
+
+    @property
+    def features(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def inputs(self) -> list[str]:
+        return [name for c in self.columns for name in c.inputs()]
+
+    @property
+    def target(self) -> str:
+        """The target column's name (the names joined by ', ' when there are several)."""
+        return ", ".join(self.targets)
+
+    # --- fitting ---------------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls, frame: pd.DataFrame, *, targets: list[str], task: str, columns: list[Column], source: str = "train",
+        read: ReadOptions = ReadOptions(),
+    ) -> "Preprocessor":
+        """Fit fill values, categories and scales on `frame`, the training rows (missing `drop` rows removed)."""
+        for column in columns:
+            fit_column(column, frame[column.name], source)
+        prep = cls(targets=list(targets), task=task, columns=columns, center=np.zeros(0), scale=np.ones(0), read=read)
+        raw = prep._encode(frame, source, 0, strict=False, unseen=Unseen())
+        prep.center, prep.scale = scaling(raw, [s for c in columns for s in c.input_scales()], prep.inputs, source)
+        if task == "classification":
+            prep.classes = class_labels(frame[targets[0]])
+        elif task == "multilabel":
+            prep.classes = list(targets)
+        else:
+            y = prep._target_numbers(frame, source)
+            with np.errstate(over="ignore", invalid="ignore"):
+                center, spread = y.mean(axis=0), y.std(axis=0)
+            if not (np.isfinite(center).all() and np.isfinite(spread).all()):
+                raise DataError(f"{source}: target values too large to standardize; rescale the target (e.g. divide by a power of ten)")
+            spread[spread == 0.0] = 1.0
+            prep.target_center, prep.target_scale = center, spread
+        return prep
+
+    # --- transforming ------------------------------------------------------------------------------
+
+    def features_of(
+        self, frame: pd.DataFrame, source: str, dtype: str = "float32", *, first_row: int = 0, strict: bool = False,
+        unseen: Unseen | None = None, allow_dropped: bool = False,
+    ) -> np.ndarray:
+        """The network inputs of `frame`'s rows, in `dtype`. Columns may come in any order; others are
+        ignored. DataError naming the column (and rows, counted from `first_row` + 1) when a column is
+        missing, a value cannot be read, or (with `strict`) a category was never seen; unseen
+        categories are otherwise counted in `unseen`. With `allow_dropped`, rows that `dropped_rows`
+        marks are encoded anyway (the caller removes them) instead of being an error."""
+        self.check_columns(frame, source)
+        x = self._encode(frame, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x -= self.center
+            x /= self.scale
+            out = x.astype(dtype, copy=False)
+        if not np.isfinite(out).all():
+            row, col = np.argwhere(~np.isfinite(out))[0]
+            name = self._column_of_input(int(col)).name
+            raise DataError(
+                f"{source}: column {name!r}, {rows_text(np.array([row]), first_row)}: the value is too large to use "
+                f"(it becomes infinite in {dtype} after scaling); rescale the column, e.g. divide it by a power of ten"
+            )
+        return out
+
+    def check_columns(self, frame: pd.DataFrame, source: str) -> None:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            unused = [str(c) for c in frame.columns if str(c) not in self.features]
+            hint = did_you_mean(missing[0], unused)
+            shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
+            raise DataError(
+                f"{source}: missing {len(missing)} feature column{'s' if len(missing) > 1 else ''} "
+                f"the model was trained with: {shown}.{hint} Columns: {column_list(frame)}"
+            )
+
+    def dropped_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        """A mask of the rows with a missing value in a column whose rule is `drop`."""
+        mask = np.zeros(len(frame), dtype=bool)
+        for column in self.columns:
+            if column.missing == "drop":
+                mask |= frame[column.name].isna().to_numpy()
+        return mask
+
+    def _encode(
+        self, frame: pd.DataFrame, source: str, first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool = False
+    ) -> np.ndarray:
+        """Filled and one-hot encoded values (float64), before centring and scaling."""
+        blocks = [
+            encode_column(c, frame[c.name], source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
+            for c in self.columns
+        ]
+        return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
+
+    def _column_of_input(self, index: int) -> Column:
+        for column in self.columns:
+            if index < len(column.inputs()):
+                return column
+            index -= len(column.inputs())
+        raise IndexError(index)
+
+    # --- targets ---------------------------------------------------------------------------------
+
+    def check_targets(self, frame: pd.DataFrame, source: str) -> None:
+        for name in self.targets:
+            if name not in frame.columns:
+                raise DataError(f"{source}: target column {name!r} not found.{did_you_mean(name, list(frame.columns))} Columns: {column_list(frame)}")
+            missing = int(frame[name].isna().sum())
+            if missing:
+                raise DataError(
+                    f"{source}: target column {name!r} has {missing} missing value{'s' if missing > 1 else ''}; remove those rows"
+                )
+
+    def target_of(self, frame: pd.DataFrame, source: str, dtype: str = "float32") -> np.ndarray:
+        """Class indices (int64, (n,)) for classification, 0/1 (n, k) for multilabel, standardized (n, k) for regression."""
+        self.check_targets(frame, source)
+        if self.task == "classification":
+            labels = labels_of(frame[self.targets[0]])
+            index = {c: i for i, c in enumerate(self.classes)}
+            unknown = sorted(set(labels) - set(index))
+            if unknown:
+                raise DataError(
+                    f"{source}: target column {self.targets[0]!r} has values the model never saw: "
+                    f"{', '.join(map(repr, unknown[:5]))}; the model knows {', '.join(self.classes)}"
+                )
+            return labels.map(index).to_numpy(dtype=np.int64)
+        if self.task == "multilabel":
+            return self.label_matrix(frame, source).astype(dtype)
+        y = self._target_numbers(frame, source)
+        return ((y - self.target_center) / self.target_scale).astype(dtype)
+
+    def label_matrix(self, frame: pd.DataFrame, source: str) -> np.ndarray:
+        """Multilabel targets as an int64 (n, k) matrix of 0/1."""
+        columns = []
+        for name in self.targets:
+            column = frame[name]
+            values = column.to_numpy(dtype=np.float64) if _binary(column) else None
+            if values is None:
+                odd = [v for v in pd.unique(column.dropna()) if label(v) not in ("0", "1")][:5]
+                shown = ", ".join(repr(v) if isinstance(v, str) else label(v) for v in odd)
+                raise DataError(f"{source}: multilabel target column {name!r} must hold only 0 and 1 (or true/false); found {shown}")
+            columns.append(values.astype(np.int64))
+        return np.column_stack(columns)
+
+    def _target_numbers(self, frame: pd.DataFrame, source: str) -> np.ndarray:
+        out = []
+        for name in self.targets:
+            column = frame[name]
+            if not is_number_dtype(column):
+                raise DataError(f"{source}: regression target {name!r} is not numeric (e.g. {column.dropna().iloc[0]!r})")
+            values = column.to_numpy(dtype=np.float64)
+            if not np.isfinite(values).all():
+                rows = np.flatnonzero(~np.isfinite(values))
+                raise DataError(f"{source}: target column {name!r} holds infinite values in {rows_text(rows, 0)}; remove those rows")
+            out.append(values)
+        return np.column_stack(out)
+
+    def target_values(self, frame: pd.DataFrame) -> np.ndarray:
+        """Regression targets in their original units (float64, (n, k))."""
+        return np.column_stack([frame[name].to_numpy(dtype=np.float64) for name in self.targets])
+
+    # --- the model file -------------------------------------------------------------------------
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays (statistics) and JSON-able metadata (the schema) for the model file."""
+        meta = {
+            "version": VERSION,
+            "targets": self.targets,
+            "task": self.task,
+            "classes": self.classes,
+            "columns": [asdict(c) for c in self.columns],
+            "inputs": self.inputs,
+            "read": asdict(self.read),
+        }
+        arrays = {"prep.center": self.center, "prep.scale": self.scale}
+        if self.task == "regression":
+            arrays.update({"prep.target_center": self.target_center, "prep.target_scale": self.target_scale})
+        return arrays, meta
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> "Preprocessor":
+        if meta.get("version") is None:
+            return cls._from_version_1(arrays, meta)
+        if meta["version"] != VERSION:
+            raise ValueError(f"preprocessing version {meta['version']} is not supported (reads {VERSION})")
+        prep = cls(
+            targets=list(meta["targets"]),
+            task=meta["task"],
+            columns=[Column(**c) for c in meta["columns"]],
+            center=np.asarray(arrays["prep.center"], dtype=np.float64),
+            scale=np.asarray(arrays["prep.scale"], dtype=np.float64),
+            classes=list(meta["classes"]),
+            read=ReadOptions(**meta["read"]),
+        )
+        if prep.task == "regression":
+            prep.target_center = np.asarray(arrays["prep.target_center"], dtype=np.float64)
+            prep.target_scale = np.asarray(arrays["prep.target_scale"], dtype=np.float64)
+        return prep
+
+    @classmethod
+    def _from_version_1(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> "Preprocessor":
+        """Model files of bptrain 0.1: numeric, complete, standardized features."""
+        columns = [numeric_column(n) for n in meta["features"]]
+        return cls(
+            targets=[meta["target"]],
+            task=meta["task"],
+            columns=columns,
+            center=np.asarray(arrays["prep.mean"], dtype=np.float64),
+            scale=np.asarray(arrays["prep.scale"], dtype=np.float64),
+            classes=list(meta["classes"]),
+            target_center=np.array([float(meta["target_mean"])]),
+            target_scale=np.array([float(meta["target_scale"])]),
+        )
+
+
+def column_list(frame: pd.DataFrame, limit: int = 20) -> str:
+    names = [str(c) for c in frame.columns]
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+

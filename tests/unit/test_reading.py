@@ -1,0 +1,117 @@
+"""Reading tables: delimiters, encodings, gzip, Parquet, stdin, and chunks that add up to the whole."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bptrain.errors import ConfigError, DataError
+from bptrain.reading import ReadOptions, detect_delimiter, read_csv_chunks, read_table
+
+ROWS = "".join(f"{i},{i * 0.5},{'ab'[i % 2]}\n" for i in range(10))
+CSV = ("x,y,label\n" + ROWS).encode()
+
+
+@pytest.mark.parametrize(
+    "text, delimiter",
+    [
+        ("a,b,c\n1,2,3\n", ","),
+        ("a;b;c\n1;2,5;3\n", ";"),  # decimal commas inside semicolon-separated fields
+        ("a\tb\n1\t2\n", "\t"),
+        ("a|b\n1|2\n", "|"),
+        ('a,b\n"x;y;z",2\n', ","),  # a quoted field full of semicolons
+        ("single\n1\n2\n", ","),  # one column: nothing to detect, the default
+        ("a;b\n1;2\n3;4;5\n", ","),  # no candidate is consistent on every line: the default
+    ],
+)
+def test_delimiter_detection(text, delimiter):
+    assert detect_delimiter(text) == delimiter
+
+
+def test_gzip_stdin_and_file_read_the_same(tmp_path):
+    (tmp_path / "d.csv").write_bytes(CSV)
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(CSV))
+    plain = read_table(tmp_path / "d.csv")
+    assert plain.shape == (10, 3) and plain["label"].tolist() == list("ab" * 5)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "d.csv.gz"), plain)
+    pd.testing.assert_frame_equal(read_table("-", stdin=io.BytesIO(gzip.compress(CSV))), plain)
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize("chunksize", [1, 3, 10, 64])
+def test_chunks_add_up_to_the_whole_and_number_their_rows(tmp_path, chunksize, gzipped):
+    path = tmp_path / ("d.csv.gz" if gzipped else "d.csv")
+    path.write_bytes(gzip.compress(CSV) if gzipped else CSV)
+    chunks = list(read_csv_chunks(path, chunksize))
+    assert [len(c) for c in chunks] == [min(chunksize, 10 - i) for i in range(0, 10, chunksize)]
+    assert [c.index[0] for c in chunks] == list(range(0, 10, chunksize))
+    pd.testing.assert_frame_equal(pd.concat(chunks), read_table(tmp_path / path.name))
+
+
+def test_chunks_from_stdin_with_a_sample_shorter_than_the_file(monkeypatch):
+    import bptrain.reading as reading
+
+    monkeypatch.setattr(reading, "SAMPLE_BYTES", 16)  # the detection sample ends mid-file
+    text = ("a;b\n" + "".join(f"{i};{i % 3}\n" for i in range(100))).encode()
+    chunks = list(read_csv_chunks("-", 7, stdin=io.BytesIO(text)))
+    whole = pd.concat(chunks)
+    assert whole.columns.tolist() == ["a", "b"] and whole["a"].tolist() == list(range(100))
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "<stdin>: the file is empty; a CSV file needs a header line and rows"),
+        (b"a,b\n", "<stdin>: has a header but no rows"),
+        (b"a,b\n1,2\n3,4,5\n", "<stdin>: cannot parse as CSV: Expected 2 fields in line 3, saw 3"),
+        (b"a,a\n1,2\n", "<stdin>: duplicate column names: a. Rename them so each is unique"),
+        (gzip.compress(b"a,b\n1,2\n")[:-6], "<stdin>: a damaged gzip file (Compressed file ended before the end-of-stream marker was reached)"),
+    ],
+    ids=["empty", "header-only", "ragged", "duplicates", "damaged-gzip"],
+)
+def test_chunked_reading_fails_as_whole_reading_does(data, message):
+    for read in (lambda: read_table("-", stdin=io.BytesIO(data)), lambda: list(read_csv_chunks("-", 2, stdin=io.BytesIO(data)))):
+        with pytest.raises(DataError) as info:
+            read()
+        assert str(info.value) == message
+
+
+def test_encoding_and_decimal_mark_options():
+    data = "name;price\ncafé;2,5\nthé;1,25\n".encode("cp1252")
+    frame = read_table("-", stdin=io.BytesIO(data), options=ReadOptions(encoding="cp1252", decimal=","))
+    assert frame.to_dict("list") == {"name": ["café", "thé"], "price": [2.5, 1.25]}
+    with pytest.raises(DataError) as info:
+        read_table("-", stdin=io.BytesIO(data))
+    assert str(info.value) == (
+        "<stdin>: not utf-8 text: byte 0xe9 on line 2 (invalid continuation byte); set data.read.encoding to the file's encoding, e.g. latin-1"
+    )
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name():
+    frame = read_table("-", stdin=io.BytesIO(b"\xef\xbb\xbf" + CSV))
+    assert frame.columns.tolist() == ["x", "y", "label"]
+    chunk = next(read_csv_chunks("-", 4, stdin=io.BytesIO(b"\xef\xbb\xbf" + CSV)))
+    assert chunk.columns.tolist() == ["x", "y", "label"]
+
+
+def test_parquet_needs_the_optional_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if pyarrow were not installed
+    with pytest.raises(ConfigError) as info:
+        read_table("-", stdin=io.BytesIO(b"PAR1 and the rest"))
+    assert str(info.value) == "<stdin>: reading Parquet files needs pyarrow, the optional extra 'parquet': pip install 'bptrain[parquet]'"
+
+
+def test_parquet_files_read_like_csv(tmp_path):
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame({"x": np.arange(10), "y": np.arange(10) * 0.5, "label": pd.Categorical(list("ab" * 5))})
+    frame.to_parquet(tmp_path / "d.parquet")
+    read = read_table(tmp_path / "d.parquet")
+    assert read["x"].tolist() == list(range(10)) and read["label"].astype(str).tolist() == list("ab" * 5)
+    chunks = list(read_csv_chunks(tmp_path / "d.parquet", 4))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    pd.testing.assert_frame_equal(pd.concat(chunks), read)
