@@ -88,17 +88,13 @@ def read_table_keeping(
 def _whole(source: Path | str, stdin: IO[bytes] | None) -> tuple[str, bytes]:
     """The file's bytes, unzipped when they are gzip."""
     name = source_name(source)
+    stream = _open(name, source, stdin)
     try:
-        if str(source) == STDIN:
-            data = (stdin if stdin is not None else sys.stdin.buffer).read()
-        else:
-            data = Path(source).read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{name}: data file not found. Check the path (data paths are relative to the config file)") from None
-    except IsADirectoryError:
-        raise DataError(f"{name}: is a folder, not a data file") from None
+        data = stream.read()
     except OSError as e:
         raise DataError(f"{name}: cannot read ({e.strerror})") from None
+    finally:
+        stream.close()
     if data[:2] == GZIP_MAGIC:
         try:
             data = gzip.decompress(data)
