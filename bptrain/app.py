@@ -106,13 +106,11 @@ def fit(
     config = config.model_copy(update={"seed": seed})
     dtype = config.model.dtype
 
-    raw = data_mod.read_splits(config.data, seed)
+    raw, prep, loss_name, loss_options = _data_and_loss(config, seed)
     if checkpoint_state is not None:
         resuming.check_data(raw.files, checkpoint_state[1].get("data"), run_dir)
-    prep = data_mod.fit_preprocessor(raw)
     for note in raw.notes:
         on_event("warning", message=f"{raw.sources['train']}: {note}")
-    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
     unseen = data_mod.Unseen()
     dataset = data_mod.transform(raw, prep, loss_name, dtype, unseen)
     _warn_unseen(unseen, f"{raw.sources['train']} (validation and test rows)", on_event, hint="")
@@ -147,12 +145,14 @@ def fit(
     }
     prep_arrays, prep_meta = prep.to_arrays()
 
+    def save_model(weights: dict[str, np.ndarray]) -> None:
+        checkpoint.save_model(run_dir / runs.MODEL_FILE, {**weights, **prep_arrays}, {**meta, "preprocessing": prep_meta})
+
     def save(trainer: Trainer) -> None:
         """The training state into checkpoints/, and the best weights so far into model.npz."""
         arrays, state = trainer.state()
         checkpoint.save_checkpoint(run_dir / "checkpoints", arrays, {**state, "data": raw.files})
-        weights = trainer.best_state if trainer.best_state is not None else model.state_dict()
-        checkpoint.save_model(run_dir / runs.MODEL_FILE, {**weights, **prep_arrays}, {**meta, "preprocessing": prep_meta})
+        save_model(trainer.best_state if trainer.best_state is not None else model.state_dict())
 
     trainer = Trainer(
         model,
@@ -199,7 +199,7 @@ def fit(
     finally:
         log.close()
     if outcome.stop_reason != "diverged" or trainer.best_state is not None:
-        checkpoint.save_model(run_dir / runs.MODEL_FILE, {**model.state_dict(), **prep_arrays}, {**meta, "preprocessing": prep_meta})
+        save_model(model.state_dict())
     elif (run_dir / runs.MODEL_FILE).exists():  # diverged with no best epoch: report on the last good model
         good, _ = checkpoint.load_model(run_dir / runs.MODEL_FILE)
         model.load_state_dict({k: good[k] for k in model.state_dict()})
@@ -244,6 +244,14 @@ def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome
         main_metric = "r2" if raw.task == "regression" else "accuracy"
         report.curves(run_dir / "curves.png", outcome.rows, summary["best_epoch"], main_metric if dataset.val else None)
     return summary
+
+
+def _data_and_loss(config: Config, seed: int):
+    """The config's data read and split, the preprocessor fitted on its training rows, and the loss."""
+    raw = data_mod.read_splits(config.data, seed)
+    prep = data_mod.fit_preprocessor(raw)
+    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
+    return raw, prep, loss_name, loss_options
 
 
 def _schema(prep) -> dict[str, Any]:
@@ -363,12 +371,12 @@ def _warn_if_changed(run_dir: Path, files: list[dict], on_event: Events) -> None
     try:
         import json
 
-        recorded = {f["split"]: f["sha256"] for f in json.loads((run_dir / "report.json").read_text())["data"]}
+        recorded = json.loads((run_dir / "report.json").read_text())["data"]
+        changed = resuming.changed_files(files, recorded)
     except (OSError, ValueError, KeyError, TypeError):
         return
-    for entry in files:
-        if entry["split"] in recorded and recorded[entry["split"]] != entry["sha256"]:
-            on_event("warning", message=f"{entry['path']}: the file changed since training (sha256 differs); the metrics are for its current rows")
+    for entry in changed:
+        on_event("warning", message=f"{entry['path']}: the file changed since training (sha256 differs); the metrics are for its current rows")
 
 
 def predict(
@@ -415,10 +423,7 @@ def predict(
 
 def check(config: Config) -> dict[str, Any]:
     """Validate the config against its data without training: task, splits, features, classes."""
-    seed = config.seed if config.seed is not None else 0
-    raw = data_mod.read_splits(config.data, seed)
-    prep = data_mod.fit_preprocessor(raw)
-    loss_name, _ = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
+    raw, prep, loss_name, _ = _data_and_loss(config, config.seed if config.seed is not None else 0)
     columns = build.metric_columns(config, raw.task, raw.frames["val"] is not None)
     logged = build.logged_metrics(columns)
     build.make_early_stopping(config, logged)
@@ -451,9 +456,7 @@ def gradcheck(config: Config, *, rows: int = 16, tolerance: float = GRADCHECK_TO
     from bptrain.nn import gradcheck as check_gradients
 
     seed = config.seed if config.seed is not None else 0
-    raw = data_mod.read_splits(config.data, seed)
-    prep = data_mod.fit_preprocessor(raw)
-    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
+    raw, prep, loss_name, loss_options = _data_and_loss(config, seed)
     sample = raw.frames["train"].iloc[:rows]
     split = data_mod.split_of("train", sample, raw.sources["train"], prep, loss_name, "float64")
     _, init_rng, _, noise_rng = build.streams(seed)

@@ -77,13 +77,17 @@ def merge(config: Config, run_dir: Path) -> Config:
     return config
 
 
+def changed_files(files: list[dict], recorded: list[dict] | None) -> list[dict]:
+    """The entries of `files` whose SHA-256 differs from the recorded entry of the same split."""
+    before = {f["split"]: f["sha256"] for f in recorded or []}
+    return [entry for entry in files if before.get(entry["split"], entry["sha256"]) != entry["sha256"]]
+
+
 def check_data(files: list[dict], recorded: list[dict] | None, run_dir: Path) -> None:
     """DataError when a data file differs from the one the run was started with (by SHA-256)."""
-    before = {f["split"]: f for f in recorded or []}
-    for entry in files:
-        old = before.get(entry["split"])
-        if old is not None and old["sha256"] != entry["sha256"]:
-            raise DataError(
-                f"{entry['path']}: the data changed since the run {run_dir} started (its sha256 differs); "
-                "resuming would not continue the same training. Start a new run instead"
-            )
+    changed = changed_files(files, recorded)
+    if changed:
+        raise DataError(
+            f"{changed[0]['path']}: the data changed since the run {run_dir} started (its sha256 differs); "
+            "resuming would not continue the same training. Start a new run instead"
+        )
