@@ -19,8 +19,8 @@ from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_valu
 from bptrain.nn.regularizers import Regularizer
 from bptrain.columns import label
 from bptrain.registry import did_you_mean
-from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration
-from bptrain.train import Cadence, LearningRate, resolve_mode
+from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration, resolve_mode
+from bptrain.train import Cadence, LearningRate
 
 # The seed is split into independent streams, so that e.g. a change of architecture keeps the split.
 SPLIT, INIT, SHUFFLE, NOISE = range(4)

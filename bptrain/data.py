@@ -22,9 +22,7 @@ from bptrain.preprocess import Preprocessor, class_labels, column_list, infer_ta
 from bptrain.reading import (  # noqa: F401
     ReadOptions,
     delimiter_hint,
-    read_csv_chunks,
     read_table,
-    read_table_keeping,
     sha256_file,
     source_name,
 )
@@ -100,15 +98,20 @@ def _check_targets(frame: pd.DataFrame, data, source: str) -> str:
 # --- splits -------------------------------------------------------------------------------------
 
 
+def _shuffled_groups(n: int, rng: np.random.Generator, strata: np.ndarray | None):
+    """The row indices of each stratum (all n rows when `strata` is None), each shuffled by `rng`."""
+    groups = [np.arange(n)] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    for group in groups:
+        yield group[rng.permutation(len(group))]
+
+
 def split_indices(
     n: int, fractions: tuple[float, float], rng: np.random.Generator, strata: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seeded, shuffled (and stratified when `strata` is given) train/val/test row indices, sorted."""
     val_frac, test_frac = fractions
-    groups = [np.arange(n)] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
     train, val, test = [], [], []
-    for group in groups:
-        group = group[rng.permutation(len(group))]
+    for group in _shuffled_groups(n, rng, strata):
         n_test = int(round(test_frac * len(group)))
         n_val = int(round(val_frac * len(group)))
         test.append(group[:n_test])
@@ -121,10 +124,8 @@ def fold_ids(n: int, k: int, rng: np.random.Generator, strata: np.ndarray | None
     """The fold (0..k-1) of each of n rows: shuffled, and dealt round-robin within each stratum so
     every fold gets its share of every class."""
     ids = np.empty(n, dtype=np.int64)
-    groups = [np.arange(n)] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
     dealt = 0
-    for group in groups:
-        group = group[rng.permutation(len(group))]
+    for group in _shuffled_groups(n, rng, strata):
         ids[group] = (np.arange(len(group)) + dealt) % k  # continue the deal, so small classes do not all land in fold 0
         dealt += len(group)
     return ids
@@ -244,7 +245,7 @@ def _drop_rows(raw: Frames) -> None:
         raw.notes.append(f"dropped rows with missing values in {', '.join(dropping)} (missing: drop): {shown}")
 
 
-def fit_preprocessor(raw: Frames, target: str | list[str] | None = None) -> Preprocessor:
+def fit_preprocessor(raw: Frames) -> Preprocessor:
     """Fit the preprocessor on the training rows of `raw`."""
     train, source = raw.frames["train"], raw.sources["train"]
     prep = Preprocessor.fit(

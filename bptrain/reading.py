@@ -21,7 +21,6 @@ from typing import IO, Iterator
 import pandas as pd
 
 from bptrain.errors import ConfigError, DataError
-from bptrain.registry import did_you_mean
 
 STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -63,26 +62,6 @@ def read_table(source: Path | str, *, stdin: IO[bytes] | None = None, options: R
     """A whole CSV or Parquet file (or `-` for stdin) as a DataFrame; DataError on anything unusable."""
     name, data = _whole(source, stdin)
     return _frame_of(name, data, options)
-
-
-def read_table_keeping(
-    source: Path | str, columns: list[str], *, stdin: IO[bytes] | None = None, options: ReadOptions = DEFAULT
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The frame, and `columns` as the exact text of the file (for copying through untouched)."""
-    name, data = _whole(source, stdin)
-    frame = _frame_of(name, data, options)
-    absent = [c for c in columns if c not in frame.columns]
-    if absent:
-        names = [str(c) for c in frame.columns]
-        raise DataError(f"{name}: --keep column {absent[0]!r} not found.{did_you_mean(absent[0], names)} Columns: {', '.join(names)}")
-    if not columns:
-        return frame, frame[[]]
-    if data[:4] == PARQUET_MAGIC:
-        return frame, frame[columns].astype(str).where(frame[columns].notna(), "")
-    text = pd.read_csv(
-        io.BytesIO(data), sep=_delimiter(name, data, options), encoding=_codec(options), decimal=options.decimal, usecols=columns, dtype=str, keep_default_na=False
-    )
-    return frame, text
 
 
 def _whole(source: Path | str, stdin: IO[bytes] | None) -> tuple[str, bytes]:

@@ -11,6 +11,8 @@ import operator
 import re
 from dataclasses import asdict, dataclass
 
+from bptrain import metrics
+
 STOP_REASONS = (
     "max_epochs",
     "max_steps",
@@ -40,6 +42,13 @@ def parse_duration(value: float | int | str) -> float:
     if seconds <= 0:
         raise ValueError(f"must be positive (got {value!r})")
     return seconds
+
+
+def resolve_mode(monitor: str, mode: str) -> str:
+    """`min` or `max` for a watched metric: `auto` maximizes accuracy-like metrics and r2."""
+    if mode != "auto":
+        return mode
+    return "max" if metrics.higher_is_better(monitor) else "min"
 
 
 @dataclass(frozen=True)

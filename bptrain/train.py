@@ -18,6 +18,7 @@ import numpy as np
 from bptrain import metrics
 from bptrain.data import Preprocessor, Split
 from bptrain.errors import DivergedError
+from bptrain.stopping import resolve_mode
 from bptrain.nn.layers import BatchNorm
 
 EVAL_CHUNK = 4096
@@ -67,15 +68,6 @@ def _score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
 def unscale(prep: Preprocessor, out: np.ndarray) -> np.ndarray:
     """Regression outputs back in the targets' original units, one column per target."""
     return out.astype(np.float64) * prep.target_scale + prep.target_center
-
-
-# --- stopping -------------------------------------------------------------------------------
-
-
-def resolve_mode(monitor: str, mode: str) -> str:
-    if mode != "auto":
-        return mode
-    return "max" if metrics.higher_is_better(monitor) else "min"
 
 
 # --- the learning rate -----------------------------------------------------------------------

@@ -314,7 +314,7 @@ def first_non_finite_layer(run: Path) -> tuple[int, str, int]:
 
     config = load_config(run / "config.yaml")
     raw = data.read_splits(config.data, config.seed)
-    train = data.transform(raw, data.fit_preprocessor(raw, config.data.target), "cross_entropy", "float32").train
+    train = data.transform(raw, data.fit_preprocessor(raw), "cross_entropy", "float32").train
     with np.load(run / "checkpoints" / "last.npz", allow_pickle=False) as archive:
         state = {name: archive[name] for name in archive.files}
     position = json.loads(str(state["__meta__"]))["position"]

@@ -9,8 +9,8 @@ import pytest
 from bptrain.data import Preprocessor, Split
 from bptrain.columns import numeric_column
 from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp
-from bptrain.stopping import Budget, EarlyStopping
-from bptrain.train import Cadence, Trainer, constant_rate, resolve_mode
+from bptrain.stopping import Budget, EarlyStopping, resolve_mode
+from bptrain.train import Cadence, Trainer, constant_rate
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
