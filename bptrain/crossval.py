@@ -42,17 +42,14 @@ def cross_validate(
         runs.check_name(name)
     seed = config.seed if config.seed is not None else app.draw_seed()
     config = config.model_copy(update={"seed": seed})
-    first = config.data.model_copy(update={"split": config.data.split.model_copy(update={"fold": 1})})
-    app.check(config.model_copy(update={"data": first}))  # every problem of the config or data, before any folder exists
+    app.check(_fold(config, 1))  # every problem of the config or data, before any folder exists
     parent = runs.new_run_dir(runs_dir, name or config.name)
     reports = []
     for fold in range(1, folds + 1):
-        split = config.data.split.model_copy(update={"fold": fold})
-        fold_config = config.model_copy(update={"data": config.data.model_copy(update={"split": split})})
         folder = parent / f"fold-{fold}"
         folder.mkdir()
         on_event("fold", fold=fold, folds=folds)
-        reports.append(app.fit(fold_config, folder=folder, stop_request=stop_request, on_event=on_event).report)
+        reports.append(app.fit(_fold(config, fold), folder=folder, stop_request=stop_request, on_event=on_event).report)
     summary = {
         "bptrain_version": bptrain.__version__,
         "run": parent.name,
@@ -67,6 +64,12 @@ def cross_validate(
         summary[split] = None if any(m is None for m in per_fold) else _spread(per_fold)
     report.write_json(parent / "cv.json", summary)
     return CrossValidation(parent, summary)
+
+
+def _fold(config: Config, fold: int) -> Config:
+    """`config` with data.split.fold set to `fold`."""
+    split = config.data.split.model_copy(update={"fold": fold})
+    return config.model_copy(update={"data": config.data.model_copy(update={"split": split})})
 
 
 def _spread(per_fold: list[dict[str, float]]) -> dict[str, Any]:
