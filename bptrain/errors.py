@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     DATA = 3
     DIVERGED = 4
     MODEL_FILE = 5
+    ENVIRONMENT = 6
     SIGINT = 130
     SIGTERM = 143
 
@@ -48,6 +49,13 @@ class ModelFileError(BptrainError):
     """A model or checkpoint file is corrupt, incompatible or not bptrain's."""
 
     exit_code = ExitCode.MODEL_FILE
+
+
+class StorageError(BptrainError):
+    """A file or folder cannot be written or locked: disk full, no permission, a file-size limit,
+    a run folder in use. Nothing already saved is lost."""
+
+    exit_code = ExitCode.ENVIRONMENT
 
 
 class RunInterrupted(BptrainError):

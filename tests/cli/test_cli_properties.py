@@ -21,11 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st
+from typer.testing import CliRunner
 
-from bptrain.cli import app  # noqa: E402
+from bptrain.cli import app
 
 settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 settings.register_profile("thorough", max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -107,7 +107,6 @@ def test_parquet_needs_the_optional_extra(monkeypatch):
 
 
 def test_parquet_files_read_like_csv(tmp_path):
-    pytest.importorskip("pyarrow")
     frame = pd.DataFrame({"x": np.arange(10), "y": np.arange(10) * 0.5, "label": pd.Categorical(list("ab" * 5))})
     frame.to_parquet(tmp_path / "d.parquet")
     read = read_table(tmp_path / "d.parquet")
