@@ -6,7 +6,6 @@ Each service takes validated inputs, does one job, and reports progress through 
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from bptrain import build, resuming
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted
 from bptrain.registry import did_you_mean
-from bptrain.train import StopRequest, Trainer, outputs, probabilities, score
+from bptrain.train import StopRequest, Trainer, lone_row_warning, outputs, probabilities, score
 
 Events = Callable[..., None]
 
@@ -123,7 +122,9 @@ def fit(
     n_in = dataset.train.x.shape[1]
     spec = build.model_spec(config, n_in, build.output_units(loss_name, raw.task, len(prep.classes), len(prep.targets)))
     batch_size = min(config.training.batch_size, len(dataset.train.x))
-    config = build.with_schedule_total(config, math.ceil(len(dataset.train.x) / batch_size))
+    config = build.with_schedule_total(config, len(dataset.train.x))
+    for message in _lone_row(config, len(dataset.train.x)):
+        on_event("warning", message=message)
     model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=batch_size)
     loss = build.make_loss(loss_name, loss_options, dtype)
     optimizer = build.make_optimizer(config, model.params)
@@ -367,6 +368,12 @@ def _warn_unseen(unseen: data_mod.Unseen, source: str, on_event: Events, **hint:
         on_event("warning", message=message)
 
 
+def _lone_row(config: Config, rows: int) -> list[str]:
+    """The warning, if any, that batch norm skips each epoch's last batch of one row."""
+    message = lone_row_warning(rows, config.training.batch_size, build.has_batch_norm(config))
+    return [message] if message else []
+
+
 def _warn_if_changed(run_dir: Path, files: list[dict], on_event: Events) -> None:
     try:
         import json
@@ -428,7 +435,7 @@ def check(config: Config) -> dict[str, Any]:
     logged = build.logged_metrics(columns)
     build.make_early_stopping(config, logged)
     rows = len(raw.frames["train"])
-    build.make_rate(build.with_schedule_total(config, math.ceil(rows / min(config.training.batch_size, rows))), logged)
+    build.make_rate(build.with_schedule_total(config, rows), logged)
     build.make_conditions(config, logged)
     train = raw.frames["train"]
     return {
@@ -442,7 +449,7 @@ def check(config: Config) -> dict[str, Any]:
         "loss": loss_name,
         "rows": {k: (len(v) if v is not None else 0) for k, v in raw.frames.items()},
         "metrics": logged,
-        "warnings": [f"{raw.sources['train']}: {note}" for note in raw.notes],
+        "warnings": [f"{raw.sources['train']}: {note}" for note in raw.notes] + _lone_row(config, rows),
     }
 
 

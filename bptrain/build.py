@@ -20,7 +20,7 @@ from bptrain.nn.regularizers import Regularizer
 from bptrain.columns import label
 from bptrain.registry import did_you_mean
 from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration, resolve_mode
-from bptrain.train import Cadence, LearningRate
+from bptrain.train import Cadence, LearningRate, epoch_steps
 
 # The seed is split into independent streams, so that e.g. a change of architecture keeps the split.
 SPLIT, INIT, SHUFFLE, NOISE = range(4)
@@ -142,14 +142,20 @@ def make_optimizer(config: Config, params):
     return OPTIMIZERS.get(config.optimizer.name)(params, **optimizer_options(config.optimizer))
 
 
-def with_schedule_total(config: Config, steps_per_epoch: int) -> Config:
-    """Fix a schedule's `total` (default: the whole run, stopping.max_epochs) in the config itself,
-    so that a resumed run with a larger budget keeps the schedule it started with."""
+def has_batch_norm(config: Config) -> bool:
+    return any(spec["type"] == "batch_norm" for spec in layer_specs(config.model))
+
+
+def with_schedule_total(config: Config, rows: int) -> Config:
+    """Fix a schedule's `total` (default: the whole run, stopping.max_epochs epochs of `rows` training
+    rows) in the config itself, so that a resumed run with a larger budget keeps the schedule it
+    started with. Steps per epoch are counted as the training loop takes them."""
     schedule = config.schedule
     if getattr(schedule, "total", 0) is not None:
         return config
     epochs = config.stopping.max_epochs
-    total = epochs if schedule.interval == "epoch" else epochs * steps_per_epoch
+    steps = epoch_steps(rows, config.training.batch_size, has_batch_norm(config))
+    total = epochs if schedule.interval == "epoch" else epochs * steps
     return config.model_copy(update={"schedule": schedule.model_copy(update={"total": total})})
 
 

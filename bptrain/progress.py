@@ -1,4 +1,8 @@
-"""Progress on stderr for the CLI: a live bar on a terminal, one plain line per epoch otherwise."""
+"""Progress on stderr for the CLI: a live bar on a terminal, one plain line per epoch otherwise.
+
+The bar and the epoch lines fit the terminal (plain lines: 80 columns): fields that do not fit are
+left out, least important first, so the epoch and the losses always show.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,31 @@ import sys
 from typing import Any
 
 SHOWN = ("train_loss", "val_loss", "val_accuracy", "val_r2")
+WIDTH = 80  # plain lines go to logs, read later in terminals of any size
+
+
+def number(value: float) -> str:
+    """Four decimals, or four significant digits from 10000 on: at most 11 characters."""
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
+def metric_fields(row: dict[str, Any]) -> list[str]:
+    return [f"{k} {number(row[k])}" for k in SHOWN if row.get(k) is not None]
+
+
+def fitted(fields: list[str], width: int) -> str:
+    """The first field, then as many of the following ones as fit in `width` columns."""
+    line = fields[0] if fields else ""
+    for field in fields[1:]:
+        if len(line) + 2 + len(field) > width:
+            break
+        line += "  " + field
+    return line
 
 
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
-    width = len(str(epochs))
-    values = "  ".join(f"{k} {row[k]:.4f}" for k in SHOWN if k in row and row[k] is not None)
-    return f"epoch {row['epoch']:>{width}}/{epochs}  {values}  ({row['seconds']:.2f} s)"
+    digits = len(str(epochs))
+    return fitted([f"epoch {row['epoch']:>{digits}}/{epochs}", *metric_fields(row), f"({row['seconds']:.2f} s)"], WIDTH)
 
 
 class Progress:
@@ -66,7 +89,7 @@ class Progress:
         elif kind == "epoch":
             row = payload["row"]
             if self._bar is not None:
-                status = "  ".join(f"{k} {row[k]:.4f}" for k in SHOWN if k in row and row[k] is not None)
+                status = fitted(metric_fields(row), self._bar.console.width)
                 self._bar.update(self._task, completed=row["epoch"], status=status)
             else:
                 self._write(epoch_line(row, payload["epochs"]))
@@ -77,13 +100,21 @@ class Progress:
     def _start_bar(self, epochs: int) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        from rich.text import Text
 
-        self._bar = Bar(
+        class TwoRows(Bar):
+            """The bar on one row and the last epoch's metrics on the next: neither crowds the other out."""
+
+            def get_renderables(self):
+                yield self.make_tasks_table(self.tasks)
+                for task in self.tasks:
+                    yield Text(task.fields["status"], no_wrap=True, overflow="ellipsis")
+
+        self._bar = TwoRows(
             TextColumn("epoch"),
             MofNCompleteColumn(),
             BarColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[status]}"),
             console=Console(file=self.stream),
             transient=False,
         )

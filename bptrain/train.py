@@ -117,6 +117,35 @@ def constant_rate(lr: float) -> LearningRate:
     return LearningRate("constant", lr, {})
 
 
+# --- batches per epoch -------------------------------------------------------------------------
+
+
+def skips_lone_row(rows: int, batch_size: int, batch_norm: bool) -> bool:
+    """True when an epoch would end in a batch of one row that batch norm cannot train on."""
+    return batch_norm and batch_size < rows and rows % batch_size == 1
+
+
+def epoch_steps(rows: int, batch_size: int, batch_norm: bool) -> int:
+    """Optimizer steps in an epoch of `rows` rows: one per batch of `batch_size` (the last may be
+    smaller), less a last batch of one row when the model has batch norm (it is skipped)."""
+    batch_size = min(batch_size, rows)
+    return math.ceil(rows / batch_size) - int(skips_lone_row(rows, batch_size, batch_norm))
+
+
+def lone_row_warning(rows: int, batch_size: int, batch_norm: bool) -> str | None:
+    """The warning for an epoch whose last batch of one row is skipped, or None when none is."""
+    if not skips_lone_row(rows, batch_size, batch_norm):
+        return None
+    below = [b for b in range(batch_size - 1, 1, -1) if rows % b != 1][:1]
+    above = [b for b in range(batch_size + 1, rows + 1) if rows % b != 1][:1]
+    return (
+        f"batch_norm: the last batch of each epoch would hold 1 row ({rows} training rows, training.batch_size "
+        f"{batch_size}); it is skipped, since batch norm needs 2 rows, so an epoch takes "
+        f"{epoch_steps(rows, batch_size, batch_norm)} steps; choose a batch_size that does not leave 1 row, "
+        f"e.g. {' or '.join(map(str, below + above))}"
+    )
+
+
 # --- the loop -------------------------------------------------------------------------------
 
 
@@ -208,9 +237,8 @@ class Trainer:
 
         n = len(train_split.x)
         self.batch_size = min(batch_size, n)
-        self.batches = math.ceil(n / self.batch_size)
-        if n % self.batch_size == 1 and any(isinstance(layer, BatchNorm) for layer in model.layers):
-            self.batches -= 1  # batch norm cannot train on a lone row: it sits the epoch out (a different row each time)
+        # a lone last row sits the epoch out under batch norm (a different row each epoch, when shuffled)
+        self.batches = epoch_steps(n, self.batch_size, any(isinstance(layer, BatchNorm) for layer in model.layers))
         self.rows_per_epoch = min(n, self.batches * self.batch_size)
         self.order = np.arange(n)
         self.best_state: dict[str, np.ndarray] | None = None

@@ -8,9 +8,9 @@ import pytest
 
 from bptrain.data import Preprocessor, Split
 from bptrain.columns import numeric_column
-from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp
+from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp, build_model
 from bptrain.stopping import Budget, EarlyStopping, resolve_mode
-from bptrain.train import Cadence, Trainer, constant_rate
+from bptrain.train import Cadence, Trainer, constant_rate, epoch_steps, lone_row_warning
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
@@ -140,3 +140,38 @@ def test_checkpoint_cadence_by_seconds():
     every_step = checkpoints_taken(Cadence(every_epochs=None, every_seconds=1e-9), epochs=1)
     assert [c[2] for c in every_step] == [0, 1, 2, 3, 4, 5, 6, 7, 7]
     assert checkpoints_taken(Cadence(every_epochs=None, every_seconds=3600), epochs=1) == [(1, 0, 0), (2, 0, 7)]
+
+
+# --- steps per epoch ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rows, batch_size, batch_norm, steps",
+    [(120, 7, False, 18), (120, 7, True, 17), (120, 8, True, 15), (64, 10, True, 7), (7, 2, True, 3), (5, 10, True, 1), (1, 1, True, 1)],
+)
+def test_an_epoch_skips_a_last_batch_of_one_row_only_under_batch_norm(rows, batch_size, batch_norm, steps):
+    assert epoch_steps(rows, batch_size, batch_norm) == steps
+
+
+@pytest.mark.parametrize("rows, batch_size, steps, suggested", [(120, 7, 17, "6 or 8"), (64, 9, 7, "8 or 10"), (7, 2, 3, "4")])
+def test_the_lone_row_warning_names_the_nearest_batch_sizes_that_leave_none(rows, batch_size, steps, suggested):
+    assert lone_row_warning(rows, batch_size, True) == (
+        f"batch_norm: the last batch of each epoch would hold 1 row ({rows} training rows, training.batch_size {batch_size}); "
+        f"it is skipped, since batch norm needs 2 rows, so an epoch takes {steps} steps; "
+        f"choose a batch_size that does not leave 1 row, e.g. {suggested}"
+    )
+
+
+@pytest.mark.parametrize("rows, batch_size, batch_norm", [(120, 7, False), (120, 8, True), (5, 10, True)])
+def test_no_lone_row_warning_when_no_row_is_skipped(rows, batch_size, batch_norm):
+    assert lone_row_warning(rows, batch_size, batch_norm) is None
+
+
+def test_the_loop_takes_as_many_steps_as_counted_under_batch_norm():
+    prep, split = toy_problem()  # 64 rows in batches of 9: the eighth batch would hold one row
+    model = build_model([{"type": "dense", "units": 4}, {"type": "batch_norm"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=9)
+    outcome = Trainer(
+        model, LOSSES["cross_entropy"](), OPTIMIZERS["sgd"](model.params), constant_rate(0.1), prep, split, None,
+        budget=Budget(3), batch_size=9, shuffle=True, rng=np.random.default_rng(0),
+    ).run()
+    assert [row["step"] for row in outcome.rows] == [epoch_steps(64, 9, True) * e for e in (1, 2, 3)] == [7, 14, 21]

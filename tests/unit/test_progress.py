@@ -1,0 +1,82 @@
+"""Progress on stderr fits an 80-column terminal: the live bar and the plain per-epoch lines."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from bptrain.progress import Progress, epoch_line
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+START = {
+    "run_dir": "runs/iris",
+    "task": "classification",
+    "loss": "cross_entropy",
+    "rows": {"train": 102, "val": 24, "test": 24},
+    "features": 4,
+    "classes": ["setosa", "versicolor", "virginica"],
+}
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def row(epoch: int, train_loss: float = 0.1234, val_loss: float = 0.2345, seconds: float = 0.01) -> dict:
+    return {"epoch": epoch, "step": 7 * epoch, "lr": 0.01, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": 0.9333, "seconds": seconds}
+
+
+@pytest.mark.parametrize(
+    "line, epochs, expected",
+    [
+        (row(12), 300, "epoch  12/300  train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9333  (0.01 s)"),
+        # what does not fit is left out, least important first: the seconds, then the metric
+        (row(12, seconds=12.5), 300, "epoch  12/300  train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9333"),
+        (row(1234, seconds=12.5), 10000, "epoch  1234/10000  train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9333"),
+        # large values take four significant digits, so that both losses always show
+        (
+            row(999999, train_loss=123456789.0, val_loss=float("inf")),
+            1000000,
+            "epoch  999999/1000000  train_loss 1.235e+08  val_loss inf  val_accuracy 0.9333",
+        ),
+        (row(1, train_loss=float("nan"), val_loss=-1.5e200), 1000000, "epoch       1/1000000  train_loss nan  val_loss -1.5e+200  val_accuracy 0.9333"),
+        (row(1, train_loss=-1.5e200, val_loss=-1.5e200), 1000000, "epoch       1/1000000  train_loss -1.5e+200  val_loss -1.5e+200"),
+    ],
+)
+def test_plain_epoch_lines_fit_80_columns_and_keep_the_epoch_and_losses(line, epochs, expected):
+    assert epoch_line(line, epochs) == expected
+    assert len(expected) <= 80
+
+
+def test_plain_progress_writes_the_fitted_lines():
+    stream = io.StringIO()
+    with Progress(stream=stream) as progress:
+        progress.handle("start", **START, epochs=300)
+        progress.handle("epoch", row=row(300, train_loss=12345.678, seconds=99.99), epochs=300)
+    lines = stream.getvalue().splitlines()
+    assert lines[1:] == ["epoch 300/300  train_loss 1.235e+04  val_loss 0.2345  val_accuracy 0.9333"]
+
+
+def frames(output: str) -> list[str]:
+    """What a terminal shows, line by line, without colours and cursor moves."""
+    return [part for part in re.split(r"[\r\n]", ANSI.sub("", output)) if part.strip()]
+
+
+@pytest.mark.parametrize("epochs", [300, 1000000])
+def test_the_live_bar_fits_80_columns_and_shows_the_epoch_and_every_metric(monkeypatch, epochs):
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = Terminal()
+    with Progress(stream=stream) as progress:
+        progress.handle("start", **START, epochs=epochs)
+        for epoch in (1, 2, 3):
+            progress.handle("epoch", row=row(epoch, seconds=123.4), epochs=epochs)
+        progress.handle("done")
+    start, *shown = frames(stream.getvalue())
+    assert start.startswith("runs/iris: classification (3 classes)")
+    assert all(len(line) <= 80 for line in shown), shown
+    bar, status = shown[-2:]
+    assert re.fullmatch(rf"epoch +3/{epochs} ━+ \d:\d\d:\d\d", bar), bar
+    assert status == "train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9333"
