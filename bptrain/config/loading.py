@@ -17,14 +17,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from bptrain.config.schema import Config
+from bptrain.config.yamlfile import YAMLSyntaxError, parse_yaml, read_capped
 from bptrain.errors import ConfigError
 from bptrain.registry import did_you_mean
 
 
 def read_yaml_mapping(path: Path) -> dict:
-    """The YAML file at `path` as a dict (safe_load); ConfigError when missing or malformed."""
+    """The YAML file at `path` as a dict (see yamlfile); ConfigError when missing, too large or malformed."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_capped(Path(path)).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found. Check the path, or start from one in configs/") from None
     except IsADirectoryError:
@@ -33,13 +34,7 @@ def read_yaml_mapping(path: Path) -> dict:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
+    raw = parse_yaml(text, str(path))
     if raw is None:
         raise ConfigError(f"{path}: the config file is empty; it needs at least a `data:` section")
     if not isinstance(raw, dict):
@@ -50,15 +45,19 @@ def read_yaml_mapping(path: Path) -> dict:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`["stopping.max_epochs=50"]` -> {"stopping.max_epochs": 50}; values are parsed as YAML."""
+    """`["stopping.max_epochs=50"]` -> {"stopping.max_epochs": 50}; values are parsed as YAML, as in the file.
+
+    A value that is not valid YAML stays text (`--set name=a: b`), except where the YAML is refused
+    for what it holds (a duplicate key, deep nesting): that is an error, as it is in a file.
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set stopping.max_epochs=50")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
+            value = parse_yaml(text, f"--set {key.strip()}") if text.strip() else None
+        except YAMLSyntaxError:
             value = text
         out[key.strip()] = value
     return out

@@ -56,7 +56,7 @@ def test_missing_config_file(tmp_path):
 
 def test_yaml_syntax_error_names_the_line(tmp_path):
     write(tmp_path, "name: a\ndata:\n  train: data.csv\n   target: y\n")
-    expect(fit(tmp_path), USAGE, "error: config.yaml: line 4, column 10: YAML syntax error: mapping values are not allowed here")
+    expect(fit(tmp_path), USAGE, "error: config.yaml: line 4, column 10: YAML syntax error: mapping values are not allowed in this context")
     assert_no_run(tmp_path)
 
 

@@ -102,7 +102,7 @@ def test_missing_required_keys(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("a: [1\nb: 2\n", "c.yaml: line 2, column 2: YAML syntax error: expected ',' or ']', but got ':'"),
+        ("a: [1\nb: 2\n", "c.yaml: line 2, column 2: YAML syntax error: did not find expected ',' or ']'"),
         ("- 1\n- 2\n", "c.yaml: the top level must be a mapping of keys (name, data, model, ...), got a list"),
         ("", "c.yaml: the config file is empty; it needs at least a `data:` section"),
     ],
