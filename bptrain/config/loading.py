@@ -113,7 +113,7 @@ def validate_config(raw: dict, path: Path, overridden: list[str] = []) -> Config
     try:
         return Config.model_validate(raw, context={"base": Path(path).parent})
     except ValidationError as e:
-        raise ConfigError(format_errors(path, e, overridden)) from None
+        raise ConfigError(format_errors(path, e, overridden, raw)) from None
 
 
 # --- error messages --------------------------------------------------------------------------------
@@ -199,10 +199,14 @@ def _message(error: dict, parent: type[BaseModel] | None, key: str) -> str:
     if kind == "unknown_name":
         value = error["input"]
         tag = value.get(ctx["key"]) if isinstance(value, Mapping) else value
+        if not isinstance(tag, str):
+            return _not_a_name(value, ctx)
         choices = ctx["choices"].split(", ")
         return f"unknown {ctx['kind']} {tag!r}; choose from {ctx['choices']}.{did_you_mean(str(tag), choices)}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
+    if kind == "model_type" and parent is not None:
+        return f"must be a mapping with keys among {', '.join(parent.model_fields)}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected'].replace(' or ', ', ')}"
     if kind == "string_pattern_mismatch":
@@ -211,17 +215,26 @@ def _message(error: dict, parent: type[BaseModel] | None, key: str) -> str:
     return text[0].lower() + text[1:]
 
 
+def _not_a_name(value: Any, ctx: dict) -> str:
+    """The message for a value that names no choice at all: a number, a list, a mapping without the name."""
+    key, kind, choices = ctx["key"], ctx["kind"], ctx["choices"]
+    if isinstance(value, Mapping) and key not in value:
+        return f"needs its {key}: one of {choices}"
+    units = f"a number of {ctx['number']}, " if ctx.get("number") else ""
+    article = "an" if kind[0] in "aeiou" else "a"
+    return f"must be {units}{article} {kind} name or a mapping with its {key}; choose from {choices} (got {_got(value)})"
+
+
 def _display(key: str) -> str:
     """`model.layers.0.units` as the error paths show it: `model.layers[0].units`."""
     return re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
 
 
-def format_errors(path: Path, exc: ValidationError, overridden: list[str] = []) -> str:  # noqa: B006 (read only)
+def format_errors(path: Path, exc: ValidationError, overridden: list[str] = [], raw: Any = None) -> str:  # noqa: B006 (read only)
     """One line per problem: `dotted.path: message (got value)`, under a count; `(from --set)` marks overrides."""
     shown_keys = [_display(k) for k in overridden]
     lines = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
+    for error, loc in _without_union_labels(exc.errors(include_url=False), raw):
         if error["type"] == "extra_forbidden":
             where, parent = _walk(loc[:-1])
             where = f"{where}.{loc[-1]}" if where else str(loc[-1])
@@ -239,6 +252,62 @@ def format_errors(path: Path, exc: ValidationError, overridden: list[str] = []) 
     lines = list(dict.fromkeys(lines))
     count = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
     return f"{path}: {count}\n" + "\n".join(lines)
+
+
+# A union (`float | str`) reports one error per member, each under a label such as `str` or
+# `list[...]`. The user sees one problem: the member's own error when the value got past the type
+# check (a bool, an infinite number, a bad list item), else one "must be a number or text".
+_LABEL = re.compile(r"str|int|float|bool|none|.*\[.*")
+_MISMATCH = {
+    "float_type": "a number", "float_parsing": "a number", "int_type": "a whole number", "int_parsing": "a whole number",
+    "string_type": "text", "list_type": "a list", "dict_type": "a mapping", "bool_type": "true or false",
+    "bool_parsing": "true or false", "literal_error": None, "model_type": "a mapping", "tuple_type": "a list",
+}
+
+
+def _without_union_labels(errors: list[dict], raw: Any) -> list[tuple[dict, tuple]]:
+    """(error, loc) pairs with union-member labels dropped and each union's type mismatches merged."""
+    groups: dict[tuple, list[tuple[dict, tuple]]] = {}
+    out: list[tuple[dict, tuple]] = []
+    for error in errors:
+        loc, at = _strip_labels(tuple(error["loc"]), raw)
+        if at is None:
+            out.append((error, loc))
+            continue
+        if at not in groups:
+            groups[at] = []
+            out.append(({"type": "union", "loc": at}, at))  # placeholder, keeps the order
+        groups[at].append((error, loc))
+    merged: list[tuple[dict, tuple]] = []
+    for error, loc in out:
+        merged.extend(_merge_union(groups[loc], loc) if error["type"] == "union" else [(error, loc)])
+    return merged
+
+
+def _strip_labels(loc: tuple, raw: Any) -> tuple[tuple, tuple | None]:
+    """`loc` without union labels, and the path of the union (None when there was none)."""
+    node, kept, union = raw, [], None
+    for part in loc:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
+            node = node[part] if isinstance(node, dict) or part < len(node) else None
+        elif isinstance(part, str) and _LABEL.fullmatch(part):
+            union = tuple(kept) if union is None else union
+            continue
+        else:
+            node = None
+        kept.append(part)
+    return tuple(kept), union
+
+
+def _merge_union(members: list[tuple[dict, tuple]], loc: tuple) -> list[tuple[dict, tuple]]:
+    real = [(e, l) for e, l in members if len(l) > len(loc) or e["type"] not in _MISMATCH]
+    if real:
+        return real
+    kinds = [_MISMATCH[e["type"]] or e["ctx"]["expected"].replace(" or ", ", ") for e, _ in members]
+    kinds = list(dict.fromkeys(kinds))
+    text = ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+    error = members[0][0]
+    return [({**error, "type": "value_error", "ctx": {"error": f"must be {text}"}}, loc)]
 
 
 # --- writing the resolved config ---------------------------------------------------------------
