@@ -129,10 +129,7 @@ def test_missing_command_argument_and_unknown_command(tmp_path):
     assert missing.returncode == USAGE
     assert missing.stderr == "error: fit needs a CONFIG file, or --resume RUN to continue a run\n"
     assert "Traceback" not in missing.stderr
-    unknown = run_cli("frobnicate", cwd=tmp_path)
-    assert unknown.returncode == USAGE
-    assert "No such command 'frobnicate'" in unknown.stderr
-    assert "Traceback" not in unknown.stderr
+    expect(run_cli("frobnicate", cwd=tmp_path), USAGE, "error: bptrain: no such command 'frobnicate'; see 'bptrain --help'")
 
 
 # --- data: exit 3 ---------------------------------------------------------------------------------
