@@ -7,11 +7,12 @@ checked like everything else.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Iterator, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -230,28 +231,38 @@ def _display(key: str) -> str:
     return re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
 
 
+MAX_PROBLEMS = 20  # a list of 100,000 wrong items is one mistake repeated; its first lines say what it is
+
+
 def format_errors(path: Path, exc: ValidationError, overridden: list[str] = [], raw: Any = None) -> str:  # noqa: B006 (read only)
     """One line per problem: `dotted.path: message (got value)`, under a count; `(from --set)` marks overrides."""
     shown_keys = [_display(k) for k in overridden]
-    lines = []
-    for error, loc in _without_union_labels(exc.errors(include_url=False), raw):
-        if error["type"] == "extra_forbidden":
-            where, parent = _walk(loc[:-1])
-            where = f"{where}.{loc[-1]}" if where else str(loc[-1])
-        else:
-            where, parent = _walk(loc)
-        key = str(loc[-1]) if loc else ""
-        message = _message(error, parent, key)
-        shown = error["type"] not in ("missing", "extra_forbidden", "unknown_name")
-        named = isinstance(error["input"], (dict, list)) or (isinstance(error["input"], str) and repr(error["input"]) in message)
-        if shown and "(got" not in message and not named:
-            message += f" (got {_got(error['input'])})"
-        if any(where == k or where.startswith((k + ".", k + "[")) for k in shown_keys):
-            message += " (from --set)"
-        lines.append(f"  {where or '(top level)'}: {message}")
-    lines = list(dict.fromkeys(lines))
+    lines: dict[str, None] = {}
+    pairs = _without_union_labels(exc.errors(include_url=False), raw)
+    for error, loc in pairs:
+        if len(lines) == MAX_PROBLEMS:
+            return f"{path}: more than {MAX_PROBLEMS} problems; the first {MAX_PROBLEMS}:\n" + "\n".join(lines)
+        lines[f"  {_problem(error, loc, shown_keys)}"] = None
     count = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
     return f"{path}: {count}\n" + "\n".join(lines)
+
+
+def _problem(error: dict, loc: tuple, shown_keys: list[str]) -> str:
+    """`where: message (got value)` for one pydantic error."""
+    if error["type"] == "extra_forbidden":
+        where, parent = _walk(loc[:-1])
+        where = f"{where}.{loc[-1]}" if where else str(loc[-1])
+    else:
+        where, parent = _walk(loc)
+    key = str(loc[-1]) if loc else ""
+    message = _message(error, parent, key)
+    shown = error["type"] not in ("missing", "extra_forbidden", "unknown_name")
+    named = isinstance(error["input"], (dict, list)) or (isinstance(error["input"], str) and repr(error["input"]) in message)
+    if shown and "(got" not in message and not named:
+        message += f" (got {_got(error['input'])})"
+    if any(where == k or where.startswith((k + ".", k + "[")) for k in shown_keys):
+        message += " (from --set)"
+    return f"{where or '(top level)'}: {message}"
 
 
 # A union (`float | str`) reports one error per member, each under a label such as `str` or
@@ -265,23 +276,16 @@ _MISMATCH = {
 }
 
 
-def _without_union_labels(errors: list[dict], raw: Any) -> list[tuple[dict, tuple]]:
-    """(error, loc) pairs with union-member labels dropped and each union's type mismatches merged."""
-    groups: dict[tuple, list[tuple[dict, tuple]]] = {}
-    out: list[tuple[dict, tuple]] = []
-    for error in errors:
-        loc, at = _strip_labels(tuple(error["loc"]), raw)
-        if at is None:
-            out.append((error, loc))
-            continue
-        if at not in groups:
-            groups[at] = []
-            out.append(({"type": "union", "loc": at}, at))  # placeholder, keeps the order
-        groups[at].append((error, loc))
-    merged: list[tuple[dict, tuple]] = []
-    for error, loc in out:
-        merged.extend(_merge_union(groups[loc], loc) if error["type"] == "union" else [(error, loc)])
-    return merged
+def _without_union_labels(errors: list[dict], raw: Any) -> Iterator[tuple[dict, tuple]]:
+    """(error, loc) pairs with union-member labels dropped and each union's type mismatches merged.
+
+    Lazy, so the first problems of a huge list are shown without labelling all of them; pydantic
+    reports a union's members one after another, so consecutive errors of one union are a group.
+    """
+    located = ((error, *_strip_labels(tuple(error["loc"]), raw)) for error in errors)
+    for (union, _), group in itertools.groupby(located, key=lambda item: (item[2], id(item[0]) if item[2] is None else 0)):
+        members = [(error, loc) for error, loc, _ in group]
+        yield from members if union is None else _merge_union(members, union)
 
 
 def _strip_labels(loc: tuple, raw: Any) -> tuple[tuple, tuple | None]:

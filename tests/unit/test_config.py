@@ -339,3 +339,13 @@ def test_a_value_where_a_section_is_meant_names_its_keys_not_a_class(tmp_path, t
 @pytest.mark.parametrize("name", [".", "..", "..."])
 def test_a_run_name_of_only_dots_is_refused(tmp_path, name):
     assert problems(tmp_path, MINIMAL + f"name: '{name}'\n") == [f"name: must hold a letter or digit, not only dots (got '{name}'); e.g. name: iris"]
+
+
+def test_a_long_list_of_problems_shows_the_first_twenty(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL + "model: {layers: [" + ", ".join(["x"] * 5000) + "]}\n"))
+    head, *lines = str(info.value).splitlines()
+    assert head == f"{tmp_path / 'c.yaml'}: more than 20 problems; the first 20:"
+    assert lines == [
+        f"  model.layers[{i}]: unknown layer type 'x'; choose from activation, batch_norm, dense, dropout, layer_norm." for i in range(20)
+    ]
