@@ -349,3 +349,11 @@ def test_a_long_list_of_problems_shows_the_first_twenty(tmp_path):
     assert lines == [
         f"  model.layers[{i}]: unknown layer type 'x'; choose from activation, batch_norm, dense, dropout, layer_norm." for i in range(20)
     ]
+
+
+def test_the_seed_limit_is_shown_exactly(tmp_path):
+    # with lt=2**63 the message showed the float 9223372036854776000
+    assert problems(tmp_path, MINIMAL + "seed: 123456789012345678901234567890\n") == [
+        "seed: must be less than or equal to 9223372036854775807 (got 123456789012345678901234567890)"
+    ]
+    assert load_config(write(tmp_path, MINIMAL + f"seed: {2**63 - 1}\n")).seed == 2**63 - 1
