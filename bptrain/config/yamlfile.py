@@ -1,6 +1,6 @@
 """Config YAML, read safely: at most MAX_BYTES read, nesting capped, duplicate keys refused, libyaml when present.
 
-parse_yaml() and read_capped() raise ConfigError naming the source (a file, or `--set ITEM`) and,
+parse_yaml() and read_capped() raise ConfigError naming the source (a file, or `--set KEY`) and,
 where it helps, the line; nothing here can hang on an endless stream or exhaust the stack.
 """
 
@@ -16,7 +16,7 @@ from bptrain.errors import ConfigError
 MAX_BYTES = 1_000_000  # configs are a few KB; the cap keeps /dev/zero or a wrong file from hanging a command
 MAX_DEPTH = 50  # a config nests about 5 levels; the cap keeps deep nesting away from recursion limits
 
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses ~20x faster when it is installed
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml, when installed, parses many times faster
 
 
 class YAMLSyntaxError(ConfigError):
