@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -69,10 +70,21 @@ def errors_to_exit_codes() -> Iterator[None]:
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from bptrain import __version__  # the package root only: --version imports no numpy
+
+        print(f"bptrain {__version__}", flush=True)
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     show_traceback: Annotated[
         bool, typer.Option("--traceback", help="Show the Python traceback of internal errors (or set BPTRAIN_TRACEBACK=1).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)
     ] = False,
 ) -> None:
     """Train neural networks on tabular data by backpropagation, from a YAML config."""
@@ -339,9 +351,48 @@ def gradcheck(
 
 
 def main() -> None:
-    """Entry point of the `bptrain` console script and `python -m bptrain`."""
+    """Entry point of the `bptrain` console script and `python -m bptrain`.
+
+    Click runs without its standalone mode so that a usage mistake (unknown option, missing
+    argument, bad number) is one `error:` line and exit 2, like every other error, not a box.
+    """
+    from typer.main import get_command
+
+    click = _click_exceptions()
     try:
-        app()
+        code = get_command(app).main(prog_name="bptrain", standalone_mode=False)
+    except click.NoArgsIsHelpError as e:
+        text = e.ctx.get_help()  # rich prints the help itself and returns ""
+        if text:
+            print(text, flush=True)
+        code = int(ExitCode.USAGE)
+    except click.ClickException as e:
+        _err(_usage_error(e))
+        code = e.exit_code
+    except typer.Abort:
+        _err("error: aborted")
+        code = int(ExitCode.INTERNAL)
     except BrokenPipeError:
         _quiet_stdout()
-        sys.exit(int(ExitCode.OK))
+        code = int(ExitCode.OK)
+    sys.exit(code if isinstance(code, int) else int(ExitCode.OK))
+
+
+def _click_exceptions():
+    try:  # recent typer versions carry their own copy of click
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def _usage_error(e) -> str:
+    """`error: bptrain fit: no such option: --bogus; see 'bptrain fit --help'`."""
+    ctx = getattr(e, "ctx", None)
+    command = ctx.command_path if ctx is not None else "bptrain"
+    message = e.format_message().strip().rstrip(".")
+    bad_value = re.fullmatch(r"Invalid value for '?(.+?)'?: (.*)", message, re.S)
+    if bad_value:  # "Invalid value for '--rows': Input should be ..." -> "--rows: must be ..."
+        message = f"{bad_value[1]}: {bad_value[2].replace('Input should be', 'must be')}"
+    message = message[:1].lower() + message[1:]
+    return f"error: {command}: {message}; see '{command} --help'"

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+from bptrain.config.numbers import Float, Fraction, Int
+
 Scale = Literal["standard", "minmax", "robust", "none"]
 NumericMissing = Literal["error", "drop", "mean", "median", "most_frequent", "constant"]
 CategoricalMissing = Literal["error", "drop", "most_frequent", "constant"]
@@ -21,7 +22,7 @@ NUMERIC_ONLY_MISSING = ("mean", "median")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ReadConfig(Strict):
@@ -63,8 +64,8 @@ class SplitConfig(Strict):
     test: Fraction = 0.15
     stratify: bool = True
     column: str | None = None
-    folds: Annotated[int, Field(ge=2)] | None = None
-    fold: Annotated[int, Field(ge=1)] | None = None
+    folds: Annotated[Int, Field(ge=2)] | None = None
+    fold: Annotated[Int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> "SplitConfig":
@@ -96,7 +97,7 @@ class NumericConfig(Strict):
     """How numeric columns are prepared."""
 
     missing: NumericMissing = "error"
-    fill_value: float = 0.0
+    fill_value: Float = 0.0
     scale: Scale = "standard"
     indicator: bool = False
 
@@ -106,7 +107,7 @@ class CategoricalConfig(Strict):
 
     missing: CategoricalMissing = "error"
     fill_value: str = "missing"
-    max_categories: Annotated[int, Field(ge=2)] = 20
+    max_categories: Annotated[Int, Field(ge=2)] = 20
     scale: Scale = "none"
     indicator: bool = False
 
@@ -116,10 +117,10 @@ class ColumnConfig(Strict):
 
     kind: Literal["auto", "numeric", "categorical"] = "auto"
     missing: NumericMissing | None = None
-    fill_value: float | str | None = None
+    fill_value: Float | str | None = None
     scale: Scale | None = None
     indicator: bool | None = None
-    max_categories: Annotated[int, Field(ge=2)] | None = None
+    max_categories: Annotated[Int, Field(ge=2)] | None = None
 
     @field_validator("fill_value", mode="before")
     @classmethod

@@ -7,24 +7,26 @@ checked like everything else.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Iterator, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from bptrain.config.schema import Config
+from bptrain.config.yamlfile import YAMLSyntaxError, parse_yaml, read_capped
 from bptrain.errors import ConfigError
 from bptrain.registry import did_you_mean
 
 
 def read_yaml_mapping(path: Path) -> dict:
-    """The YAML file at `path` as a dict (safe_load); ConfigError when missing or malformed."""
+    """The YAML file at `path` as a dict (see yamlfile); ConfigError when missing, too large or malformed."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_capped(Path(path)).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found. Check the path, or start from one in configs/") from None
     except IsADirectoryError:
@@ -33,13 +35,7 @@ def read_yaml_mapping(path: Path) -> dict:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
+    raw = parse_yaml(text, str(path))
     if raw is None:
         raise ConfigError(f"{path}: the config file is empty; it needs at least a `data:` section")
     if not isinstance(raw, dict):
@@ -50,15 +46,19 @@ def read_yaml_mapping(path: Path) -> dict:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`["stopping.max_epochs=50"]` -> {"stopping.max_epochs": 50}; values are parsed as YAML."""
+    """`["stopping.max_epochs=50"]` -> {"stopping.max_epochs": 50}; values are parsed as YAML, as in the file.
+
+    A value that is not valid YAML stays text (`--set name=a: b`), except where the YAML is refused
+    for what it holds (a duplicate key, deep nesting): that is an error, as it is in a file.
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set stopping.max_epochs=50")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
+            value = parse_yaml(text, f"--set {key.strip()}") if text.strip() else None
+        except YAMLSyntaxError:
             value = text
         out[key.strip()] = value
     return out
@@ -114,7 +114,7 @@ def validate_config(raw: dict, path: Path, overridden: list[str] = []) -> Config
     try:
         return Config.model_validate(raw, context={"base": Path(path).parent})
     except ValidationError as e:
-        raise ConfigError(format_errors(path, e, overridden)) from None
+        raise ConfigError(format_errors(path, e, overridden, raw)) from None
 
 
 # --- error messages --------------------------------------------------------------------------------
@@ -200,10 +200,14 @@ def _message(error: dict, parent: type[BaseModel] | None, key: str) -> str:
     if kind == "unknown_name":
         value = error["input"]
         tag = value.get(ctx["key"]) if isinstance(value, Mapping) else value
+        if not isinstance(tag, str):
+            return _not_a_name(value, ctx)
         choices = ctx["choices"].split(", ")
         return f"unknown {ctx['kind']} {tag!r}; choose from {ctx['choices']}.{did_you_mean(str(tag), choices)}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
+    if kind == "model_type" and parent is not None:
+        return f"must be a mapping with keys among {', '.join(parent.model_fields)}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected'].replace(' or ', ', ')}"
     if kind == "string_pattern_mismatch":
@@ -212,34 +216,102 @@ def _message(error: dict, parent: type[BaseModel] | None, key: str) -> str:
     return text[0].lower() + text[1:]
 
 
+def _not_a_name(value: Any, ctx: dict) -> str:
+    """The message for a value that names no choice at all: a number, a list, a mapping without the name."""
+    key, kind, choices = ctx["key"], ctx["kind"], ctx["choices"]
+    if isinstance(value, Mapping) and key not in value:
+        return f"needs its {key}: one of {choices}"
+    units = f"a number of {ctx['number']}, " if ctx.get("number") else ""
+    article = "an" if kind[0] in "aeiou" else "a"
+    return f"must be {units}{article} {kind} name or a mapping with its {key}; choose from {choices} (got {_got(value)})"
+
+
 def _display(key: str) -> str:
     """`model.layers.0.units` as the error paths show it: `model.layers[0].units`."""
     return re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
 
 
-def format_errors(path: Path, exc: ValidationError, overridden: list[str] = []) -> str:  # noqa: B006 (read only)
+MAX_PROBLEMS = 20  # a list of 100,000 wrong items is one mistake repeated; its first lines say what it is
+
+
+def format_errors(path: Path, exc: ValidationError, overridden: list[str] = [], raw: Any = None) -> str:  # noqa: B006 (read only)
     """One line per problem: `dotted.path: message (got value)`, under a count; `(from --set)` marks overrides."""
     shown_keys = [_display(k) for k in overridden]
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
-        if error["type"] == "extra_forbidden":
-            where, parent = _walk(loc[:-1])
-            where = f"{where}.{loc[-1]}" if where else str(loc[-1])
-        else:
-            where, parent = _walk(loc)
-        key = str(loc[-1]) if loc else ""
-        message = _message(error, parent, key)
-        shown = error["type"] not in ("missing", "extra_forbidden", "unknown_name")
-        named = isinstance(error["input"], (dict, list)) or (isinstance(error["input"], str) and repr(error["input"]) in message)
-        if shown and "(got" not in message and not named:
-            message += f" (got {_got(error['input'])})"
-        if any(where == k or where.startswith((k + ".", k + "[")) for k in shown_keys):
-            message += " (from --set)"
-        lines.append(f"  {where or '(top level)'}: {message}")
-    lines = list(dict.fromkeys(lines))
+    lines: dict[str, None] = {}
+    pairs = _without_union_labels(exc.errors(include_url=False), raw)
+    for error, loc in pairs:
+        if len(lines) == MAX_PROBLEMS:
+            return f"{path}: more than {MAX_PROBLEMS} problems; the first {MAX_PROBLEMS}:\n" + "\n".join(lines)
+        lines[f"  {_problem(error, loc, shown_keys)}"] = None
     count = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
     return f"{path}: {count}\n" + "\n".join(lines)
+
+
+def _problem(error: dict, loc: tuple, shown_keys: list[str]) -> str:
+    """`where: message (got value)` for one pydantic error."""
+    if error["type"] == "extra_forbidden":
+        where, parent = _walk(loc[:-1])
+        where = f"{where}.{loc[-1]}" if where else str(loc[-1])
+    else:
+        where, parent = _walk(loc)
+    key = str(loc[-1]) if loc else ""
+    message = _message(error, parent, key)
+    shown = error["type"] not in ("missing", "extra_forbidden", "unknown_name")
+    named = isinstance(error["input"], (dict, list)) or (isinstance(error["input"], str) and repr(error["input"]) in message)
+    if shown and "(got" not in message and not named:
+        message += f" (got {_got(error['input'])})"
+    if any(where == k or where.startswith((k + ".", k + "[")) for k in shown_keys):
+        message += " (from --set)"
+    return f"{where or '(top level)'}: {message}"
+
+
+# A union (`float | str`) reports one error per member, each under a label such as `str` or
+# `list[...]`. The user sees one problem: the member's own error when the value got past the type
+# check (a bool, an infinite number, a bad list item), else one "must be a number or text".
+_LABEL = re.compile(r"str|int|float|bool|none|.*\[.*")
+_MISMATCH = {
+    "float_type": "a number", "float_parsing": "a number", "int_type": "a whole number", "int_parsing": "a whole number",
+    "string_type": "text", "list_type": "a list", "dict_type": "a mapping", "bool_type": "true or false",
+    "bool_parsing": "true or false", "literal_error": None, "model_type": "a mapping", "tuple_type": "a list",
+}
+
+
+def _without_union_labels(errors: list[dict], raw: Any) -> Iterator[tuple[dict, tuple]]:
+    """(error, loc) pairs with union-member labels dropped and each union's type mismatches merged.
+
+    Lazy, so the first problems of a huge list are shown without labelling all of them; pydantic
+    reports a union's members one after another, so consecutive errors of one union are a group.
+    """
+    located = ((error, *_strip_labels(tuple(error["loc"]), raw)) for error in errors)
+    for (union, _), group in itertools.groupby(located, key=lambda item: (item[2], id(item[0]) if item[2] is None else 0)):
+        members = [(error, loc) for error, loc, _ in group]
+        yield from members if union is None else _merge_union(members, union)
+
+
+def _strip_labels(loc: tuple, raw: Any) -> tuple[tuple, tuple | None]:
+    """`loc` without union labels, and the path of the union (None when there was none)."""
+    node, kept, union = raw, [], None
+    for part in loc:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
+            node = node[part] if isinstance(node, dict) or part < len(node) else None
+        elif isinstance(part, str) and _LABEL.fullmatch(part):
+            union = tuple(kept) if union is None else union
+            continue
+        else:
+            node = None
+        kept.append(part)
+    return tuple(kept), union
+
+
+def _merge_union(members: list[tuple[dict, tuple]], loc: tuple) -> list[tuple[dict, tuple]]:
+    real = [(e, l) for e, l in members if len(l) > len(loc) or e["type"] not in _MISMATCH]
+    if real:
+        return real
+    kinds = [_MISMATCH[e["type"]] or e["ctx"]["expected"].replace(" or ", ", ") for e, _ in members]
+    kinds = list(dict.fromkeys(kinds))
+    text = ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+    error = members[0][0]
+    return [({**error, "type": "value_error", "ctx": {"error": f"must be {text}"}}, loc)]
 
 
 # --- writing the resolved config ---------------------------------------------------------------

@@ -11,7 +11,9 @@ import re
 from typing import Annotated, Any, Literal, Mapping, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     Discriminator,
     Field,
     Tag,
@@ -21,19 +23,21 @@ from pydantic import (
 )
 
 from bptrain.config.data_schema import DataConfig, Strict
+from bptrain.config.numbers import Float, Fraction, Int, NonNegative, Positive
 from bptrain.nn import INITIALIZERS
 from bptrain.registry import did_you_mean
 from bptrain.stopping import Condition, parse_duration
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 METRIC_PATTERN = r"^(train|val)_[a-z0-9_]+$"
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
 
 
-def tagged(key: str, kind: str, default: str | None, *members: type[BaseModel]):
-    """A union of `members` chosen by the value of `key` (their Literal tag); a bare string names one."""
+def tagged(key: str, kind: str, default: str | None, *members: type[BaseModel], number: str | None = None):
+    """A union of `members` chosen by the value of `key` (their Literal tag), in any letter case.
+
+    A bare string names a member; with `number`, a bare whole number is that option of the
+    `default` member (`layers: [64, 64]`).
+    """
     tags = {m.model_fields[key].annotation.__args__[0]: m for m in members}
 
     def tag(value: Any) -> str | None:
@@ -45,14 +49,20 @@ def tagged(key: str, kind: str, default: str | None, *members: type[BaseModel]):
             return str(value.get(key, default))
         return None
 
+    def canonical(name: Any) -> Any:
+        # `Relu`, `ReLU` and `ADAM` are unambiguous: every tag is lowercase
+        return name.lower() if isinstance(name, str) and name.lower() in tags else name
+
     def shorthand(value: Any) -> Any:
         if isinstance(value, str):
-            return {key: value}
+            return {key: canonical(value)}
+        if number is not None and isinstance(value, int) and not isinstance(value, bool):
+            return {key: default, number: value}
         if isinstance(value, Mapping) and key not in value and default is not None:
             return {key: default, **value}
+        if isinstance(value, Mapping) and key in value:
+            return {**value, key: canonical(value[key])}
         return value
-
-    from pydantic import BeforeValidator
 
     union = Union[tuple(Annotated[m, Tag(t)] for t, m in tags.items())]  # type: ignore[misc]
     return Annotated[
@@ -61,7 +71,7 @@ def tagged(key: str, kind: str, default: str | None, *members: type[BaseModel]):
             tag,
             custom_error_type="unknown_name",
             custom_error_message=f"unknown {kind}",
-            custom_error_context={"kind": kind, "choices": ", ".join(sorted(tags)), "key": key},
+            custom_error_context={"kind": kind, "choices": ", ".join(sorted(tags)), "key": key, "number": number or ""},
         ),
         BeforeValidator(shorthand),
     ]
@@ -143,8 +153,8 @@ def _short_activation(activation: BaseModel) -> Any:
 
 def _initializer(value: str, allow_auto: bool) -> str:
     names = sorted([*INITIALIZERS, *(["auto"] if allow_auto else [])])
-    if value in names:
-        return value
+    if value.lower() in names:
+        return value.lower()
     raise ValueError(f"unknown initializer {value!r}; choose from {', '.join(names)}.{did_you_mean(value, names)}")
 
 
@@ -153,10 +163,10 @@ def _initializer(value: str, allow_auto: bool) -> str:
 
 class DenseLayer(Strict):
     type: Literal["dense"]
-    units: int = Field(gt=0)
+    units: Int = Field(gt=0)
     activation: ActivationConfig = ReLU(name="relu")
     init: str = "auto"
-    bias_init: float = 0.0
+    bias_init: Float = 0.0
     dropout: Fraction = 0.0
 
     _init = field_validator("init")(lambda value: _initializer(value, allow_auto=True))
@@ -177,7 +187,7 @@ class DropoutLayer(Strict):
 
 class BatchNormLayer(Strict):
     type: Literal["batch_norm"]
-    momentum: float = Field(0.1, gt=0.0, le=1.0)
+    momentum: Float = Field(0.1, gt=0.0, le=1.0)
     eps: Positive = 1e-5
 
 
@@ -187,7 +197,7 @@ class LayerNormLayer(Strict):
 
 
 LAYER_MODELS = (DenseLayer, ActivationLayer, DropoutLayer, BatchNormLayer, LayerNormLayer)
-LayerConfig = tagged("type", "layer type", "dense", *LAYER_MODELS)
+LayerConfig = tagged("type", "layer type", "dense", *LAYER_MODELS, number="units")
 
 
 class ModelConfig(Strict):
@@ -220,7 +230,7 @@ class AutoLoss(Strict):
 class CrossEntropyLoss(Strict):
     name: Literal["cross_entropy"]
     label_smoothing: Fraction = 0.0
-    class_weights: Literal["balanced"] | list[Positive] | dict[str | int, Positive] | None = None
+    class_weights: Literal["balanced"] | list[Positive] | dict[str | Int, Positive] | None = None
 
 
 class BinaryCrossEntropyLoss(Strict):
@@ -253,14 +263,14 @@ class RegularizationConfig(Strict):
 
 # --- optimizers: PyTorch's options and defaults ----------------------------------------------
 
-Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+Beta = Annotated[Float, Field(ge=0.0, lt=1.0)]
 
 
 class SGD(Strict):
     name: Literal["sgd"]
     lr: Positive = 1e-3
     momentum: Fraction = 0.0
-    dampening: float = Field(0.0, ge=0.0, le=1.0)
+    dampening: Float = Field(0.0, ge=0.0, le=1.0)
     nesterov: bool = False
     weight_decay: NonNegative = 0.0
 
@@ -329,7 +339,7 @@ class Adagrad(Strict):
 class Adadelta(Strict):
     name: Literal["adadelta"]
     lr: Positive = 1.0
-    rho: float = Field(0.9, ge=0.0, le=1.0)
+    rho: Float = Field(0.9, ge=0.0, le=1.0)
     eps: Positive = 1e-6
     weight_decay: NonNegative = 0.0
 
@@ -348,7 +358,7 @@ def optimizer_options(optimizer: BaseModel) -> dict[str, Any]:
 # --- schedules ------------------------------------------------------------------------------
 
 Interval = Literal["epoch", "step"]
-Count = Annotated[int, Field(ge=1)]
+Count = Annotated[Int, Field(ge=1)]
 
 
 class Constant(Strict):
@@ -385,7 +395,7 @@ class ExponentialLR(Strict):
 class Cosine(Strict):
     name: Literal["cosine"]
     total: Count | None = None
-    warmup: Annotated[int, Field(ge=0)] = 0
+    warmup: Annotated[Int, Field(ge=0)] = 0
     min_lr: NonNegative = 0.0
     interval: Interval = "epoch"
 
@@ -401,7 +411,7 @@ class CosineRestarts(Strict):
 class OneCycle(Strict):
     name: Literal["one_cycle"]
     total: Count | None = None
-    pct_start: float = Field(0.3, gt=0.0, lt=1.0)
+    pct_start: Float = Field(0.3, gt=0.0, lt=1.0)
     anneal: Literal["cos", "linear"] = "cos"
     div_factor: Positive = 25.0
     final_div_factor: Positive = 1e4
@@ -412,7 +422,7 @@ class OneCycle(Strict):
 class Linear(Strict):
     name: Literal["linear"]
     total: Count | None = None
-    warmup: Annotated[int, Field(ge=0)] = 0
+    warmup: Annotated[Int, Field(ge=0)] = 0
     min_lr: NonNegative = 0.0
     interval: Interval = "step"
 
@@ -421,11 +431,11 @@ class ReduceOnPlateau(Strict):
     name: Literal["reduce_on_plateau"]
     monitor: str = Field("val_loss", pattern=METRIC_PATTERN)
     mode: Literal["auto", "min", "max"] = "auto"
-    factor: float = Field(0.1, gt=0.0, lt=1.0)
-    patience: Annotated[int, Field(ge=0)] = 10
+    factor: Float = Field(0.1, gt=0.0, lt=1.0)
+    patience: Annotated[Int, Field(ge=0)] = 10
     threshold: NonNegative = 1e-4
     threshold_mode: Literal["rel", "abs"] = "rel"
-    cooldown: Annotated[int, Field(ge=0)] = 0
+    cooldown: Annotated[Int, Field(ge=0)] = 0
     min_lr: NonNegative = 0.0
     eps: NonNegative = 1e-8
 
@@ -455,13 +465,13 @@ class ClipConfig(Strict):
 class CheckpointConfig(Strict):
     """When to save the training state (any that are set); it is always saved when training stops."""
 
-    every_epochs: Annotated[int, Field(ge=1)] | None = 1
-    every_steps: Annotated[int, Field(ge=1)] | None = None
+    every_epochs: Annotated[Int, Field(ge=1)] | None = 1
+    every_steps: Annotated[Int, Field(ge=1)] | None = None
     every_seconds: Positive | None = None
 
 
 class TrainingConfig(Strict):
-    batch_size: int = Field(32, gt=0)
+    batch_size: Int = Field(32, gt=0)
     shuffle: bool = True
     clip: ClipConfig | None = None
     detect_anomaly: bool = False
@@ -471,9 +481,9 @@ class TrainingConfig(Strict):
 class EarlyStoppingConfig(Strict):
     monitor: str = Field("val_loss", pattern=METRIC_PATTERN)
     mode: Literal["auto", "min", "max"] = "auto"
-    patience: int = Field(20, ge=1)
+    patience: Int = Field(20, ge=1)
     min_delta: NonNegative = 0.0
-    start_from_epoch: Annotated[int, Field(ge=0)] = 0
+    start_from_epoch: Annotated[Int, Field(ge=0)] = 0
     restore_best: bool = True
 
 
@@ -496,23 +506,38 @@ def _duration(value: float | str | None) -> float | str | None:
     return value
 
 
+def _early_stopping_shorthand(value: Any) -> Any:
+    """`early_stopping: true` means early stopping with its defaults, `false` none."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
 class StoppingConfig(Strict):
     """Any rule that fires ends the run; report.json's stop_reason says which."""
 
-    max_epochs: int = Field(200, gt=0)
-    max_steps: Annotated[int, Field(ge=1)] | None = None
-    max_time: float | str | None = None
+    max_epochs: Int = Field(200, gt=0)
+    max_steps: Annotated[Int, Field(ge=1)] | None = None
+    max_time: Float | str | None = None
     early_stopping: EarlyStoppingConfig | None = EarlyStoppingConfig()
-    target: dict[str, str | float] | None = None
-    divergence: dict[str, str | float] | None = None
+    target: dict[str, str | Float] | None = None
+    divergence: dict[str, str | Float] | None = None
 
     _max_time = field_validator("max_time")(_duration)
+    _on_off = field_validator("early_stopping", mode="before")(lambda value: _early_stopping_shorthand(value))
     _rules = field_validator("target", "divergence")(_conditions)
 
 
+def _not_only_dots(name: str) -> str:
+    # `.` and `..` are folders already; the run-folder code refuses them, so check refuses them first
+    if set(name) == {"."}:
+        raise ValueError(f"must hold a letter or digit, not only dots (got {name!r}); e.g. name: iris")
+    return name
+
+
 class Config(Strict):
-    name: str = Field("run", pattern=NAME_PATTERN, max_length=100)
-    seed: int | None = Field(None, ge=0, lt=2**63)
+    name: Annotated[str, AfterValidator(_not_only_dots)] = Field("run", pattern=NAME_PATTERN, max_length=100)
+    seed: Int | None = Field(None, ge=0, le=2**63 - 1)
     data: DataConfig
     model: ModelConfig = ModelConfig()
     loss: LossConfig = AutoLoss(name="auto")

@@ -102,7 +102,7 @@ def test_missing_required_keys(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("a: [1\nb: 2\n", "c.yaml: line 2, column 2: YAML syntax error: expected ',' or ']', but got ':'"),
+        ("a: [1\nb: 2\n", "c.yaml: line 2, column 2: YAML syntax error: did not find expected ',' or ']'"),
         ("- 1\n- 2\n", "c.yaml: the top level must be a mapping of keys (name, data, model, ...), got a list"),
         ("", "c.yaml: the config file is empty; it needs at least a `data:` section"),
     ],
@@ -204,3 +204,156 @@ def test_data_defaults_and_the_resolved_form_of_column_overrides(tmp_path):
     assert (data.categorical.missing, data.categorical.max_categories, data.categorical.scale) == ("error", 20, "none")
     assert (data.split.column, data.split.folds, data.split.fold) == (None, None, None)
     assert resolved_dict(config, tmp_path)["data"]["columns"] == {"year": {"kind": "categorical"}}
+
+
+# --- numbers: never true/false, always finite -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("optimizer: {lr: true}\n", ["optimizer.lr: must be a number, not true or false (got true)"]),
+        ("training: {batch_size: false}\n", ["training.batch_size: must be a number, not true or false (got false)"]),
+        ("seed: true\n", ["seed: must be a number, not true or false (got true)"]),
+        ("optimizer: {betas: [true, 0.9]}\n", ["optimizer.betas[0]: must be a number, not true or false (got true)"]),
+        ("loss: {name: binary_cross_entropy, pos_weight: true}\n", ["loss.pos_weight: must be a number, not true or false (got true)"]),
+        ("optimizer: {lr: .inf}\n", ["optimizer.lr: must be a finite number (got .inf)"]),
+        ("optimizer: {lr: .nan}\n", ["optimizer.lr: must be a finite number (got .nan)"]),
+        ("optimizer: {lr: inf}\n", ["optimizer.lr: must be a finite number (got 'inf')"]),
+        ("stopping: {max_time: .inf, target: {val_loss: -.inf}}\n", ["stopping.max_time: must be a finite number (got .inf)", "stopping.target.val_loss: must be a finite number (got -.inf)"]),
+        ("loss: {name: cross_entropy, class_weights: [true, .inf]}\n", ["loss.class_weights[0]: must be a number, not true or false (got true)", "loss.class_weights[1]: must be a finite number (got .inf)"]),
+        ("loss: {name: binary_cross_entropy, pos_weight: abc}\n", ["loss.pos_weight: must be a number, 'balanced' or a list (got 'abc')"]),
+    ],
+    ids=["lr-true", "batch-false", "seed", "betas", "union-bool", "inf", "nan", "inf-text", "union-inf", "list-in-union", "union-mismatch"],
+)
+def test_booleans_and_non_finite_numbers_are_refused_with_their_path(tmp_path, text, expected):
+    assert problems(tmp_path, MINIMAL + text) == expected
+
+
+def test_a_column_named_like_a_type_keeps_its_path(tmp_path):
+    text = "data: {train: x.csv, target: y, columns: {str: {fill_value: .inf}}}\n"
+    assert problems(tmp_path, text) == ["data.columns.str.fill_value: must be a finite number (got .inf)"]
+
+
+def test_set_booleans_are_refused_like_the_file_s(tmp_path):
+    assert problems(tmp_path, MINIMAL, parse_overrides(["optimizer.lr=true"])) == [
+        "optimizer.lr: must be a number, not true or false (got true) (from --set)"
+    ]
+
+
+def test_every_number_in_the_schema_refuses_booleans():
+    """No field is a bare float or int, which pydantic would fill from true/false."""
+    import typing
+
+    from bptrain.config.loading import _models_in
+
+    def refuses(metadata) -> bool:
+        return any(getattr(getattr(m, "func", None), "__name__", "") == "_not_a_bool" for m in metadata)
+
+    def bare(annotation) -> bool:
+        if annotation in (float, int):
+            return True
+        if typing.get_origin(annotation) is typing.Annotated:
+            base, *meta = typing.get_args(annotation)
+            return not refuses(meta) and bare(base)
+        return any(bare(arg) for arg in typing.get_args(annotation))
+
+    seen = set()
+
+    def walk(model):
+        if model in seen:
+            return
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            assert refuses(field.metadata) or not bare(field.annotation), f"{model.__name__}.{name}"
+            for inner in _models_in(field.annotation):
+                walk(inner)
+
+    walk(Config)
+    assert len(seen) > 30
+
+
+# --- names and shorthands ----------------------------------------------------------------------------
+
+
+def test_names_are_accepted_in_any_letter_case_and_written_back_lowercase(tmp_path):
+    text = MINIMAL + (
+        "model:\n  layers:\n    - {units: 4, activation: Relu, init: He_Normal}\n    - {type: Dense, units: 4, activation: {name: LEAKY_ReLU, negative_slope: 0.2}}\n"
+        "optimizer: ADAM\nloss: MSE\nschedule: {name: Cosine}\n"
+    )
+    config = load_config(write(tmp_path, text))
+    resolved = resolved_dict(config, tmp_path)
+    assert resolved["model"]["layers"][0]["activation"] == "relu" and resolved["model"]["layers"][0]["init"] == "he_normal"
+    assert resolved["model"]["layers"][1]["type"] == "dense"
+    assert resolved["model"]["layers"][1]["activation"] == {"name": "leaky_relu", "negative_slope": 0.2}
+    assert resolved["optimizer"]["name"] == "adam" and resolved["loss"] == "mse" and resolved["schedule"]["name"] == "cosine"
+
+
+def test_did_you_mean_ignores_letter_case(tmp_path):
+    # `Relu` used to suggest 'elu'
+    assert problems(tmp_path, MINIMAL + "loss: MSE2\nmodel: {layers: [{units: 3, activation: Rleu}]}\n") == [
+        "model.layers[0].activation: unknown activation 'Rleu'; choose from elu, gelu, identity, leaky_relu, relu, selu, sigmoid, silu, softplus, tanh. Did you mean 'relu'?",
+        "loss: unknown loss 'MSE2'; choose from auto, binary_cross_entropy, cross_entropy, huber, mae, mse. Did you mean 'mse'?",
+    ]
+
+
+def test_a_layer_may_be_given_as_its_number_of_units(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL + "model: {layers: [64, {units: 8, activation: tanh}, 32]}\n"))
+    assert [(layer.type, layer.units, layer.activation.name) for layer in config.model.layers] == [
+        ("dense", 64, "relu"), ("dense", 8, "tanh"), ("dense", 32, "relu")
+    ]
+
+
+def test_a_layer_that_is_neither_a_number_nor_a_mapping(tmp_path):
+    assert problems(tmp_path, MINIMAL + "model: {layers: [32.5, true]}\n") == [
+        "model.layers[0]: must be a number of units, a layer type name or a mapping with its type; choose from activation, batch_norm, dense, dropout, layer_norm (got 32.5)",
+        "model.layers[1]: must be a number of units, a layer type name or a mapping with its type; choose from activation, batch_norm, dense, dropout, layer_norm (got true)",
+    ]
+
+
+def test_a_choice_without_its_name(tmp_path):
+    assert problems(tmp_path, MINIMAL + "optimizer: 3\nmodel: {layers: [{units: 3, activation: {alpha: 2}}]}\n") == [
+        "model.layers[0].activation: needs its name: one of elu, gelu, identity, leaky_relu, relu, selu, sigmoid, silu, softplus, tanh",
+        "optimizer: must be an optimizer name or a mapping with its name; choose from adadelta, adagrad, adam, adamax, adamw, nadam, rmsprop, sgd (got 3)",
+    ]
+
+
+@pytest.mark.parametrize("value, expected", [("true", 20), ("false", None), ("{patience: 3}", 3)])
+def test_early_stopping_may_be_switched_on_or_off(tmp_path, value, expected):
+    config = load_config(write(tmp_path, MINIMAL + f"stopping: {{early_stopping: {value}}}\n"))
+    stopping = config.stopping.early_stopping
+    assert (stopping.patience if stopping is not None else None) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("data: {train: x.csv, target: y, split: 0.15}\n", "data.split: must be a mapping with keys among val, test, stratify, column, folds, fold (got 0.15)"),
+        (MINIMAL + "stopping: {early_stopping: 3}\n", "stopping.early_stopping: must be a mapping with keys among monitor, mode, patience, min_delta, start_from_epoch, restore_best (got 3)"),
+    ],
+)
+def test_a_value_where_a_section_is_meant_names_its_keys_not_a_class(tmp_path, text, expected):
+    assert problems(tmp_path, text) == [expected]
+
+
+@pytest.mark.parametrize("name", [".", "..", "..."])
+def test_a_run_name_of_only_dots_is_refused(tmp_path, name):
+    assert problems(tmp_path, MINIMAL + f"name: '{name}'\n") == [f"name: must hold a letter or digit, not only dots (got '{name}'); e.g. name: iris"]
+
+
+def test_a_long_list_of_problems_shows_the_first_twenty(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL + "model: {layers: [" + ", ".join(["x"] * 5000) + "]}\n"))
+    head, *lines = str(info.value).splitlines()
+    assert head == f"{tmp_path / 'c.yaml'}: more than 20 problems; the first 20:"
+    assert lines == [
+        f"  model.layers[{i}]: unknown layer type 'x'; choose from activation, batch_norm, dense, dropout, layer_norm." for i in range(20)
+    ]
+
+
+def test_the_seed_limit_is_shown_exactly(tmp_path):
+    # with lt=2**63 the message showed the float 9223372036854776000
+    assert problems(tmp_path, MINIMAL + "seed: 123456789012345678901234567890\n") == [
+        "seed: must be less than or equal to 9223372036854775807 (got 123456789012345678901234567890)"
+    ]
+    assert load_config(write(tmp_path, MINIMAL + f"seed: {2**63 - 1}\n")).seed == 2**63 - 1

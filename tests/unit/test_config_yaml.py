@@ -1,0 +1,131 @@
+"""Reading config YAML: the C loader, duplicate keys, the size and nesting caps, the same rules for --set."""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bptrain.config import load_config, parse_overrides
+from bptrain.config.yamlfile import MAX_BYTES, MAX_DEPTH, StrictLoader, parse_yaml
+from bptrain.errors import ConfigError
+
+MINIMAL = "data: {train: x.csv, target: y}\n"
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_c_loader_is_used_when_libyaml_is_installed():
+    assert yaml.__with_libyaml__, "the test environment installs PyYAML with libyaml"
+    assert issubclass(StrictLoader, yaml.CSafeLoader)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (MINIMAL + "optimizer:\n  lr: 0.1\n  lr: 0.2\n", "c.yaml: line 4: duplicate key 'lr' (first on line 3); give each key once"),
+        (MINIMAL + "seed: 1\nseed: 2\n", "c.yaml: line 3: duplicate key 'seed' (first on line 2); give each key once"),
+        ("data: {train: x.csv, target: y, target: z}\n", "c.yaml: line 1: duplicate key 'target' (first on line 1); give each key once"),
+    ],
+    ids=["block", "top-level", "flow"],
+)
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path, text, message):
+    assert error_of(write(tmp_path, text)) == str(tmp_path / message)
+
+
+def test_merge_keys_may_be_overridden(tmp_path):
+    text = "base: &b {lr: 0.1, name: sgd}\n"
+    assert parse_yaml(text + "opt: {<<: *b, lr: 0.5}\n", "x") == {"base": {"lr": 0.1, "name": "sgd"}, "opt": {"lr": 0.5, "name": "sgd"}}
+
+
+@pytest.mark.parametrize(
+    "style, depth",
+    # flow 5000 passes libyaml's own limit (1000) first; block 900 is near the largest that fits in 1 MB
+    [("flow", MAX_DEPTH + 1), ("flow", 500), ("flow", 5000), ("block", MAX_DEPTH + 1), ("block", 900)],
+)
+def test_deep_nesting_is_refused_without_recursion(tmp_path, depth, style):
+    if style == "flow":
+        text, line = "data: " + "[" * depth + "]" * depth + "\n", 1
+    else:
+        text = "".join("  " * i + f"k{i}:\n" for i in range(depth)) + "  " * depth + "1\n"
+        line = MAX_DEPTH + 1
+    assert error_of(write(tmp_path, text)) == f"{tmp_path / 'c.yaml'}: line {line}: nested more than 50 levels deep; a config needs a handful of levels"
+
+
+def test_nesting_up_to_the_cap_is_read(tmp_path):
+    text = "x: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n"
+    assert parse_yaml(text, "x")["x"] is not None
+
+
+def test_a_file_over_the_size_cap_is_refused_before_parsing(tmp_path):
+    path = write(tmp_path, MINIMAL + "# " + "x" * MAX_BYTES + "\n")
+    assert error_of(path) == f"{path}: larger than 1 MB, too large for a config file (a config is a few KB of YAML); check that this is the config and not a data file"
+
+
+def test_an_endless_stream_ends_at_the_cap():
+    started = time.monotonic()
+    assert error_of(Path("/dev/zero")).startswith("/dev/zero: larger than 1 MB, too large for a config file")
+    assert time.monotonic() - started < 10
+
+
+def test_a_fifo_fed_forever_ends_at_the_cap(tmp_path):
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def feed() -> None:
+        try:
+            with open(fifo, "w") as f:
+                while not stop.is_set():
+                    f.write("# padding\n" * 1000)
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        assert error_of(fifo).startswith(f"{fifo}: larger than 1 MB")
+    finally:
+        stop.set()
+
+
+def test_a_control_character_is_reported_at_its_line_and_column(tmp_path):
+    # libyaml reports it without a mark, which used to print `c.yaml:: YAML syntax error`
+    path = write(tmp_path, MINIMAL + "name: a\x01b\n")
+    assert error_of(path) == f"{path}: line 2, column 8: YAML syntax error: character U+0001 is not allowed (control characters are not allowed)"
+
+
+def test_an_undefined_alias_is_a_syntax_error_at_its_position():
+    with pytest.raises(ConfigError) as info:
+        parse_yaml("a: *nowhere\n", "c.yaml")
+    assert str(info.value) == "c.yaml: line 1, column 4: YAML syntax error: found undefined alias"
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("optimizer={name: sgd, name: adam}", "--set optimizer: line 1: duplicate key 'name' (first on line 1); give each key once"),
+        ("model.layers=" + "[" * 600 + "]" * 600, "--set model.layers: line 1: nested more than 50 levels deep; a config needs a handful of levels"),
+    ],
+    ids=["duplicate", "deep"],
+)
+def test_set_values_follow_the_same_rules(item, message):
+    with pytest.raises(ConfigError) as info:
+        parse_overrides([item])
+    assert str(info.value) == message
+
+
+def test_set_values_that_are_not_yaml_stay_text():
+    assert parse_overrides(["name=a: b: c", "data.target=[x"]) == {"name": "a: b: c", "data.target": "[x"}
