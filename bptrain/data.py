@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from bptrain import suspects
 from bptrain.errors import ConfigError, DataError
-from bptrain.columns import OTHER, Column, Unseen, check_values, label, labels_of, resolve_columns  # noqa: F401
+from bptrain.columns import OTHER, Column, Unseen, check_values, label, labels_of, resolve_columns, rows_text  # noqa: F401
 from bptrain.preprocess import Preprocessor, class_labels, column_list, infer_task  # noqa: F401
 from bptrain.reading import (  # noqa: F401
     ReadOptions,
@@ -182,7 +183,7 @@ class Frames:
     columns: list[Column] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     read: ReadOptions = ReadOptions()
-    notes: list[str] = field(default_factory=list)  # warnings for the user: dropped rows, constant columns
+    notes: list[str] = field(default_factory=list)  # warnings for the user: suspect, constant columns, dropped rows
 
 
 def read_splits(data, seed: int) -> Frames:
@@ -198,6 +199,7 @@ def read_splits(data, seed: int) -> Frames:
     task = _check_targets(frame, data, source)
     columns = resolve_columns(frame, features, data)
     check_values(frame, columns, source)
+    suspect_notes = suspects.warnings(frame, columns, options.decimal)
 
     frames: dict[str, pd.DataFrame | None] = {"train": frame, "val": None, "test": None}
     sources = {"train": source, "val": source, "test": source}
@@ -217,7 +219,7 @@ def read_splits(data, seed: int) -> Frames:
     for name in ("val", "test"):
         if len(parts[name]):
             frames[name] = frame.iloc[parts[name]].reset_index(drop=True)
-    raw = Frames(frames, sources, files, features, task, columns, list(data.targets), options)
+    raw = Frames(frames, sources, files, features, task, columns, list(data.targets), options, suspect_notes)
     _drop_rows(raw)
     if len(raw.frames["train"]) < 2:
         raise DataError(f"{source}: only {len(raw.frames['train'])} training row(s) left after the split; need more data")

@@ -179,7 +179,7 @@ def test_a_split_column_says_which_rows_go_where_and_is_not_a_feature(tmp_path):
 
 
 def test_rows_missing_a_value_where_the_rule_is_drop_leave_every_split(tmp_path):
-    text = "a,b,y\n" + "".join(f"{i},{'' if i % 5 == 0 else i},{'pq'[i % 2]}\n" for i in range(40))
+    text = "a,b,y\n" + "".join(f"{2 * i},{'' if i % 5 == 0 else i},{'pq'[i % 2]}\n" for i in range(40))  # 2i: not a row number
     config = config_for(tmp_path, text, ", numeric: {missing: drop}")
     raw = read_splits(config.data, seed=0)
     assert sum(len(f) for f in raw.frames.values()) == 32 and all(f["b"].notna().all() for f in raw.frames.values())
