@@ -247,11 +247,12 @@ def _drop_rows(raw: Frames) -> None:
         raw.notes.append(f"dropped rows with missing values in {', '.join(dropping)} (missing: drop): {shown}")
 
 
-def fit_preprocessor(raw: Frames) -> Preprocessor:
-    """Fit the preprocessor on the training rows of `raw`."""
+def fit_preprocessor(raw: Frames, before_encoding: Callable[[list[Column]], None] | None = None) -> Preprocessor:
+    """Fit the preprocessor on the training rows of `raw` (see Preprocessor.fit for `before_encoding`)."""
     train, source = raw.frames["train"], raw.sources["train"]
     prep = Preprocessor.fit(
-        train, targets=raw.targets, task=raw.task, columns=copy.deepcopy(raw.columns), source=source, read=raw.read
+        train, targets=raw.targets, task=raw.task, columns=copy.deepcopy(raw.columns), source=source, read=raw.read,
+        before_encoding=before_encoding,
     )
     if raw.task == "classification" and len(prep.classes) < 2:
         only = prep.classes[0] if prep.classes else "none"
