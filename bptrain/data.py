@@ -30,6 +30,7 @@ from bptrain.reading import (  # noqa: F401
 from bptrain.registry import did_you_mean
 
 SPLIT_VALUES = ("train", "val", "test")
+SHOWN_COLUMNS = 10
 
 
 def read_options(data) -> ReadOptions:
@@ -93,6 +94,9 @@ def _check_targets(frame: pd.DataFrame, data, source: str) -> str:
             example = column.dropna().iloc[0]
             fix = "use task: classification" if len(data.targets) == 1 else "several targets must all be numeric"
             raise DataError(f"{source}: data.task is regression but target {name!r} is not numeric (e.g. {example!r}); {fix}")
+        infinite = np.flatnonzero(np.isinf(column.to_numpy(dtype=np.float64))) if task == "regression" else []
+        if len(infinite):
+            raise DataError(f"{source}: target column {name!r} holds infinite values in {rows_text(infinite, 0)}; remove those rows")
     return task
 
 
@@ -132,6 +136,21 @@ def fold_ids(n: int, k: int, rng: np.random.Generator, strata: np.ndarray | None
     return ids
 
 
+def _check_folds(k: int, strata: np.ndarray | None, rows: int, source: str, besides: str) -> None:
+    """ConfigError, before any training, when k folds cannot each validate on some rows (of every class, stratified)."""
+    if k > rows:
+        raise ConfigError(f"data.split.folds: {k} folds need at least {k} rows, but {source} has only {rows} rows{besides}; use at most {rows} folds")
+    if strata is None:
+        return
+    classes, counts = np.unique(strata, return_counts=True)
+    smallest = int(np.argmin(counts))
+    if k > counts[smallest]:
+        raise ConfigError(
+            f"data.split.folds: {k} stratified folds need at least {k} rows of every class, but class {classes[smallest]!r} has "
+            f"only {counts[smallest]} rows{besides}; use at most {counts[smallest]} folds, or set data.split.stratify: false"
+        )
+
+
 def _by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str, np.ndarray]:
     values = frame[column]
     text = values.map(label, na_action="ignore")
@@ -158,6 +177,7 @@ def _split(frame: pd.DataFrame, data, seed: int, task: str, source: str) -> dict
     test_frac = 0.0 if data.test else split.test
     if split.folds is not None:
         rest, _, test = split_indices(n, (0.0, test_frac), rng, strata)
+        _check_folds(split.folds, strata[rest] if strata is not None else None, len(rest), source, " besides the test rows" if len(test) else "")
         ids = fold_ids(len(rest), split.folds, rng, strata[rest] if strata is not None else None)
         fold = (split.fold or 1) - 1
         return {"train": rest[ids != fold], "val": rest[ids == fold], "test": test}
@@ -265,10 +285,41 @@ def fit_preprocessor(raw: Frames, before_encoding: Callable[[list[Column]], None
         constant = [name for name, column in zip(prep.targets, labels.T) if column.min() == column.max()]
         for name in constant:
             raw.notes.append(f"target column {name!r} holds only {labels[0, prep.targets.index(name)]} in the training rows")
-    for column in prep.columns:
-        if train[column.name].nunique(dropna=True) <= 1:
-            raw.notes.append(f"column {column.name!r} has a single value in the training rows; it gives the network nothing to learn from")
+    _check_held_out_classes(raw, prep)
+    constant = [c.name for c in prep.columns if train[c.name].nunique(dropna=True) <= 1]
+    if len(constant) == 1:
+        raw.notes.append(f"column {constant[0]!r} has a single value in the training rows; it gives the network nothing to learn from")
+    elif constant:
+        shown = ", ".join(map(repr, constant[:SHOWN_COLUMNS])) + (f" (and {len(constant) - SHOWN_COLUMNS} more)" if len(constant) > SHOWN_COLUMNS else "")
+        raw.notes.append(f"columns {shown} have a single value each in the training rows; they give the network nothing to learn from")
     return prep
+
+
+def _check_held_out_classes(raw: Frames, prep: Preprocessor) -> None:
+    """DataError naming the classes of the validation or test rows that no training row has: the
+    network has no output for them, so they could only ever be scored as wrong."""
+    if raw.task != "classification":
+        return
+    target = raw.targets[0]
+    for name in ("val", "test"):
+        part = raw.frames[name]
+        if part is None:
+            continue
+        counts = labels_of(part[target]).value_counts()
+        new = sorted(c for c in counts.index if c not in set(prep.classes))
+        if not new:
+            continue
+        source, train_source = raw.sources[name], raw.sources["train"]
+        one = len(new) == 1
+        shown = ", ".join(f"{c!r} ({counts[c]} row{'s' if counts[c] > 1 else ''})" for c in new[:SHOWN_COLUMNS])
+        where = f"in none of the training rows ({train_source})" if source != train_source else (
+            f"in the {'validation' if name == 'val' else 'test'} rows but in none of the training rows"
+        )
+        raise DataError(
+            f"{source}: class{'' if one else 'es'} {shown} of target column {target!r} {'is' if one else 'are'} {where}, "
+            f"so the model can never predict {'it' if one else 'them'}; add rows of {'that class' if one else 'those classes'} "
+            f"to {train_source}, or remove those rows from {source}"
+        )
 
 
 # --- arrays -------------------------------------------------------------------------------------
