@@ -16,7 +16,7 @@ import numpy as np
 
 import bptrain
 from bptrain import checkpoint, data as data_mod, predictions, report, runs
-from bptrain import build, resuming
+from bptrain import build, memory, resuming
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted
 from bptrain.registry import did_you_mean
@@ -108,11 +108,9 @@ def fit(
     raw, prep, loss_name, loss_options = _data_and_loss(config, seed)
     if checkpoint_state is not None:
         resuming.check_data(raw.files, checkpoint_state[1].get("data"), run_dir)
-    for note in raw.notes:
-        on_event("warning", message=f"{raw.sources['train']}: {note}")
-    unseen = data_mod.Unseen()
-    dataset = data_mod.transform(raw, prep, loss_name, dtype, unseen)
-    _warn_unseen(unseen, f"{raw.sources['train']} (validation and test rows)", on_event, hint="")
+    dataset, warnings = _arrays(raw, prep, loss_name, dtype)
+    for message in warnings:
+        on_event("warning", message=message)
     columns = build.metric_columns(config, raw.task, dataset.val is not None)
     logged = build.logged_metrics(columns)
     stopper, restore_best = build.make_early_stopping(config, logged)
@@ -248,11 +246,21 @@ def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome
 
 
 def _data_and_loss(config: Config, seed: int):
-    """The config's data read and split, the preprocessor fitted on its training rows, and the loss."""
+    """The config's data read and split, the preprocessor fitted on its training rows (once the
+    network and its inputs are known to fit in memory), and the loss."""
     raw = data_mod.read_splits(config.data, seed)
-    prep = data_mod.fit_preprocessor(raw)
+    prep = data_mod.fit_preprocessor(raw, before_encoding=lambda columns: memory.check_training(config, raw.frames, raw.task, columns))
     loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
     return raw, prep, loss_name, loss_options
+
+
+def _arrays(raw, prep, loss_name: str, dtype: str) -> tuple[data_mod.Dataset, list[str]]:
+    """Every split's arrays, and the warnings about the data: fit trains on these, check stops here."""
+    unseen = data_mod.Unseen()
+    dataset = data_mod.transform(raw, prep, loss_name, dtype, unseen)
+    warnings = [f"{raw.sources['train']}: {note}" for note in raw.notes]
+    unseen_message = unseen.message(f"{raw.sources['train']} (validation and test rows)", hint="")
+    return dataset, warnings + ([unseen_message] if unseen_message else [])
 
 
 def _schema(prep) -> dict[str, Any]:
@@ -362,8 +370,8 @@ def _warn_dropped(source: str, dropped: int, on_event: Events) -> None:
         on_event("warning", message=f"{source}: left out {dropped} row{'s' if dropped > 1 else ''} with missing values where the model drops them (missing: drop)")
 
 
-def _warn_unseen(unseen: data_mod.Unseen, source: str, on_event: Events, **hint: str) -> None:
-    message = unseen.message(source, **hint)
+def _warn_unseen(unseen: data_mod.Unseen, source: str, on_event: Events) -> None:
+    message = unseen.message(source)
     if message:
         on_event("warning", message=message)
 
@@ -429,8 +437,10 @@ def predict(
 
 
 def check(config: Config) -> dict[str, Any]:
-    """Validate the config against its data without training: task, splits, features, classes."""
+    """Validate the config against its data without training: every check fit makes on the data and
+    the memory before it trains (the same code), and what it found: task, splits, features, classes."""
     raw, prep, loss_name, _ = _data_and_loss(config, config.seed if config.seed is not None else 0)
+    _, warnings = _arrays(raw, prep, loss_name, config.model.dtype)
     columns = build.metric_columns(config, raw.task, raw.frames["val"] is not None)
     logged = build.logged_metrics(columns)
     build.make_early_stopping(config, logged)
@@ -449,7 +459,7 @@ def check(config: Config) -> dict[str, Any]:
         "loss": loss_name,
         "rows": {k: (len(v) if v is not None else 0) for k, v in raw.frames.items()},
         "metrics": logged,
-        "warnings": [f"{raw.sources['train']}: {note}" for note in raw.notes] + _lone_row(config, rows),
+        "warnings": warnings + _lone_row(config, rows),
     }
 
 

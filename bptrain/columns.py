@@ -230,7 +230,7 @@ def fit_column(column: Column, values: pd.Series, source: str) -> None:
     column.fill = {"most_frequent": lambda: _most_frequent(labels), "constant": lambda: column.fill_value}.get(
         column.missing, lambda: None
     )()
-    counts = labels.value_counts().to_dict()
+    counts = labels.value_counts().to_dict()  # a dict: pandas may hand back a read-only Series
     if column.fill is not None and values.isna().any():
         counts[column.fill] = counts.get(column.fill, 0) + int(values.isna().sum())
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from bptrain import suspects
 from bptrain.errors import ConfigError, DataError
-from bptrain.columns import OTHER, Column, Unseen, check_values, label, labels_of, resolve_columns  # noqa: F401
+from bptrain.columns import OTHER, Column, Unseen, check_values, label, labels_of, resolve_columns, rows_text  # noqa: F401
 from bptrain.preprocess import Preprocessor, class_labels, column_list, infer_task  # noqa: F401
 from bptrain.reading import (  # noqa: F401
     ReadOptions,
@@ -29,6 +30,7 @@ from bptrain.reading import (  # noqa: F401
 from bptrain.registry import did_you_mean
 
 SPLIT_VALUES = ("train", "val", "test")
+SHOWN_COLUMNS = 10
 
 
 def read_options(data) -> ReadOptions:
@@ -92,6 +94,9 @@ def _check_targets(frame: pd.DataFrame, data, source: str) -> str:
             example = column.dropna().iloc[0]
             fix = "use task: classification" if len(data.targets) == 1 else "several targets must all be numeric"
             raise DataError(f"{source}: data.task is regression but target {name!r} is not numeric (e.g. {example!r}); {fix}")
+        infinite = np.flatnonzero(np.isinf(column.to_numpy(dtype=np.float64))) if task == "regression" else []
+        if len(infinite):
+            raise DataError(f"{source}: target column {name!r} holds infinite values in {rows_text(infinite, 0)}; remove those rows")
     return task
 
 
@@ -131,6 +136,21 @@ def fold_ids(n: int, k: int, rng: np.random.Generator, strata: np.ndarray | None
     return ids
 
 
+def _check_folds(k: int, strata: np.ndarray | None, rows: int, source: str, besides: str) -> None:
+    """ConfigError, before any training, when k folds cannot each validate on some rows (of every class, stratified)."""
+    if k > rows:
+        raise ConfigError(f"data.split.folds: {k} folds need at least {k} rows, but {source} has only {rows} rows{besides}; use at most {rows} folds")
+    if strata is None:
+        return
+    classes, counts = np.unique(strata, return_counts=True)
+    smallest = int(np.argmin(counts))
+    if k > counts[smallest]:
+        raise ConfigError(
+            f"data.split.folds: {k} stratified folds need at least {k} rows of every class, but class {classes[smallest]!r} has "
+            f"only {counts[smallest]} rows{besides}; use at most {counts[smallest]} folds, or set data.split.stratify: false"
+        )
+
+
 def _by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str, np.ndarray]:
     values = frame[column]
     text = values.map(label, na_action="ignore")
@@ -157,6 +177,7 @@ def _split(frame: pd.DataFrame, data, seed: int, task: str, source: str) -> dict
     test_frac = 0.0 if data.test else split.test
     if split.folds is not None:
         rest, _, test = split_indices(n, (0.0, test_frac), rng, strata)
+        _check_folds(split.folds, strata[rest] if strata is not None else None, len(rest), source, " besides the test rows" if len(test) else "")
         ids = fold_ids(len(rest), split.folds, rng, strata[rest] if strata is not None else None)
         fold = (split.fold or 1) - 1
         return {"train": rest[ids != fold], "val": rest[ids == fold], "test": test}
@@ -182,7 +203,7 @@ class Frames:
     columns: list[Column] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     read: ReadOptions = ReadOptions()
-    notes: list[str] = field(default_factory=list)  # warnings for the user: dropped rows, constant columns
+    notes: list[str] = field(default_factory=list)  # warnings for the user: suspect, constant columns, dropped rows
 
 
 def read_splits(data, seed: int) -> Frames:
@@ -198,6 +219,7 @@ def read_splits(data, seed: int) -> Frames:
     task = _check_targets(frame, data, source)
     columns = resolve_columns(frame, features, data)
     check_values(frame, columns, source)
+    suspect_notes = suspects.warnings(frame, columns, options.decimal)
 
     frames: dict[str, pd.DataFrame | None] = {"train": frame, "val": None, "test": None}
     sources = {"train": source, "val": source, "test": source}
@@ -217,7 +239,7 @@ def read_splits(data, seed: int) -> Frames:
     for name in ("val", "test"):
         if len(parts[name]):
             frames[name] = frame.iloc[parts[name]].reset_index(drop=True)
-    raw = Frames(frames, sources, files, features, task, columns, list(data.targets), options)
+    raw = Frames(frames, sources, files, features, task, columns, list(data.targets), options, suspect_notes)
     _drop_rows(raw)
     if len(raw.frames["train"]) < 2:
         raise DataError(f"{source}: only {len(raw.frames['train'])} training row(s) left after the split; need more data")
@@ -245,11 +267,12 @@ def _drop_rows(raw: Frames) -> None:
         raw.notes.append(f"dropped rows with missing values in {', '.join(dropping)} (missing: drop): {shown}")
 
 
-def fit_preprocessor(raw: Frames) -> Preprocessor:
-    """Fit the preprocessor on the training rows of `raw`."""
+def fit_preprocessor(raw: Frames, before_encoding: Callable[[list[Column]], None] | None = None) -> Preprocessor:
+    """Fit the preprocessor on the training rows of `raw` (see Preprocessor.fit for `before_encoding`)."""
     train, source = raw.frames["train"], raw.sources["train"]
     prep = Preprocessor.fit(
-        train, targets=raw.targets, task=raw.task, columns=copy.deepcopy(raw.columns), source=source, read=raw.read
+        train, targets=raw.targets, task=raw.task, columns=copy.deepcopy(raw.columns), source=source, read=raw.read,
+        before_encoding=before_encoding,
     )
     if raw.task == "classification" and len(prep.classes) < 2:
         only = prep.classes[0] if prep.classes else "none"
@@ -262,10 +285,41 @@ def fit_preprocessor(raw: Frames) -> Preprocessor:
         constant = [name for name, column in zip(prep.targets, labels.T) if column.min() == column.max()]
         for name in constant:
             raw.notes.append(f"target column {name!r} holds only {labels[0, prep.targets.index(name)]} in the training rows")
-    for column in prep.columns:
-        if train[column.name].nunique(dropna=True) <= 1:
-            raw.notes.append(f"column {column.name!r} has a single value in the training rows; it gives the network nothing to learn from")
+    _check_held_out_classes(raw, prep)
+    constant = [c.name for c in prep.columns if train[c.name].nunique(dropna=True) <= 1]
+    if len(constant) == 1:
+        raw.notes.append(f"column {constant[0]!r} has a single value in the training rows; it gives the network nothing to learn from")
+    elif constant:
+        shown = ", ".join(map(repr, constant[:SHOWN_COLUMNS])) + (f" (and {len(constant) - SHOWN_COLUMNS} more)" if len(constant) > SHOWN_COLUMNS else "")
+        raw.notes.append(f"columns {shown} have a single value each in the training rows; they give the network nothing to learn from")
     return prep
+
+
+def _check_held_out_classes(raw: Frames, prep: Preprocessor) -> None:
+    """DataError naming the classes of the validation or test rows that no training row has: the
+    network has no output for them, so they could only ever be scored as wrong."""
+    if raw.task != "classification":
+        return
+    target = raw.targets[0]
+    for name in ("val", "test"):
+        part = raw.frames[name]
+        if part is None:
+            continue
+        counts = labels_of(part[target]).value_counts()
+        new = sorted(c for c in counts.index if c not in set(prep.classes))
+        if not new:
+            continue
+        source, train_source = raw.sources[name], raw.sources["train"]
+        one = len(new) == 1
+        shown = ", ".join(f"{c!r} ({counts[c]} row{'s' if counts[c] > 1 else ''})" for c in new[:SHOWN_COLUMNS])
+        where = f"in none of the training rows ({train_source})" if source != train_source else (
+            f"in the {'validation' if name == 'val' else 'test'} rows but in none of the training rows"
+        )
+        raise DataError(
+            f"{source}: class{'' if one else 'es'} {shown} of target column {target!r} {'is' if one else 'are'} {where}, "
+            f"so the model can never predict {'it' if one else 'them'}; add rows of {'that class' if one else 'those classes'} "
+            f"to {train_source}, or remove those rows from {source}"
+        )
 
 
 # --- arrays -------------------------------------------------------------------------------------

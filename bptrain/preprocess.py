@@ -10,7 +10,7 @@ can be streamed chunk by chunk; row numbers in its errors count from `first_row`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -110,11 +110,15 @@ class Preprocessor:
     @classmethod
     def fit(
         cls, frame: pd.DataFrame, *, targets: list[str], task: str, columns: list[Column], source: str = "train",
-        read: ReadOptions = ReadOptions(),
+        read: ReadOptions = ReadOptions(), before_encoding: Callable[[list[Column]], None] | None = None,
     ) -> "Preprocessor":
-        """Fit fill values, categories and scales on `frame`, the training rows (missing `drop` rows removed)."""
+        """Fit fill values, categories and scales on `frame`, the training rows (missing `drop` rows removed).
+        `before_encoding` sees the fitted columns before the training rows are encoded (the first
+        allocation that grows with their categories), so it can refuse what would not fit."""
         for column in columns:
             fit_column(column, frame[column.name], source)
+        if before_encoding is not None:
+            before_encoding(columns)
         prep = cls(targets=list(targets), task=task, columns=columns, center=np.zeros(0), scale=np.ones(0), read=read)
         raw = prep._encode(frame, source, 0, strict=False, unseen=Unseen())
         prep.center, prep.scale = scaling(raw, [s for c in columns for s in c.input_scales()], prep.inputs, source)

@@ -8,7 +8,7 @@ import pytest
 
 from bptrain.config import load_config
 from bptrain.data import Preprocessor, class_labels, fit_preprocessor, infer_task, read_splits, read_table, split_indices, transform
-from bptrain.errors import DataError
+from bptrain.errors import ConfigError, DataError
 from bptrain.columns import numeric_column
 
 
@@ -179,8 +179,88 @@ def test_a_split_column_says_which_rows_go_where_and_is_not_a_feature(tmp_path):
 
 
 def test_rows_missing_a_value_where_the_rule_is_drop_leave_every_split(tmp_path):
-    text = "a,b,y\n" + "".join(f"{i},{'' if i % 5 == 0 else i},{'pq'[i % 2]}\n" for i in range(40))
+    text = "a,b,y\n" + "".join(f"{2 * i},{'' if i % 5 == 0 else i},{'pq'[i % 2]}\n" for i in range(40))  # 2i: not a row number
     config = config_for(tmp_path, text, ", numeric: {missing: drop}")
     raw = read_splits(config.data, seed=0)
     assert sum(len(f) for f in raw.frames.values()) == 32 and all(f["b"].notna().all() for f in raw.frames.values())
     assert len(raw.notes) == 1 and raw.notes[0].startswith("dropped rows with missing values in a, b (missing: drop): ")
+
+
+@pytest.mark.parametrize(
+    "split, message",
+    [
+        (
+            "{test: 0.2, folds: 49}",
+            "data.split.folds: 49 folds need at least 49 rows, but {path} has only 48 rows besides the test rows; use at most 48 folds",
+        ),
+        (
+            "{test: 0, folds: 61}",
+            "data.split.folds: 61 folds need at least 61 rows, but {path} has only 60 rows; use at most 60 folds",
+        ),
+        (
+            "{test: 0.2, folds: 13, stratify: true}",
+            "data.split.folds: 13 stratified folds need at least 13 rows of every class, but class 'q' has only 12 rows "
+            "besides the test rows; use at most 12 folds, or set data.split.stratify: false",
+        ),
+    ],
+)
+def test_too_many_folds_is_a_config_error_before_any_training(tmp_path, split, message):
+    rows = ["p"] * 45 + ["q"] * 15  # 12 of the 15 q rows stay out of a stratified 20% test split
+    config = config_for(tmp_path, "a,y\n" + "".join(f"{i % 7},{y}\n" for i, y in enumerate(rows)), f", split: {split}")
+    with pytest.raises(ConfigError) as info:
+        read_splits(config.data, seed=0)
+    assert str(info.value) == message.format(path=tmp_path / "d.csv")
+
+
+def test_as_many_folds_as_the_smallest_class_has_rows_is_fine(tmp_path):
+    rows = ["p"] * 45 + ["q"] * 15
+    config = config_for(tmp_path, "a,y\n" + "".join(f"{i % 7},{y}\n" for i, y in enumerate(rows)), ", split: {test: 0.2, folds: 12, fold: 3}")
+    raw = read_splits(config.data, seed=0)
+    assert sorted(raw.frames["val"]["y"]) == ["p"] * 3 + ["q"]
+
+
+def test_an_infinite_regression_target_is_reported_with_its_file_row(tmp_path):
+    text = "a,y\n" + "".join(f"{i % 5},{'inf' if i == 30 else i * 0.5}\n" for i in range(40))
+    config = config_for(tmp_path, text)
+    with pytest.raises(DataError) as info:
+        read_splits(config.data, seed=0)  # the whole file is checked before the split: the row is the file's
+    assert str(info.value) == f"{tmp_path / 'd.csv'}: target column 'y' holds infinite values in row 31; remove those rows"
+
+
+def test_a_class_only_in_the_validation_file_is_an_error_naming_class_and_files(tmp_path):
+    write_csv(tmp_path, "a,y\n" + "".join(f"{i % 5},{'pq'[i % 2]}\n" for i in range(20)), "train.csv")
+    write_csv(tmp_path, "a,y\n1,p\n2,r\n3,r\n4,s\n", "val.csv")
+    (tmp_path / "c.yaml").write_text("data: {train: train.csv, val: val.csv, target: y, split: {test: 0}}\n")
+    raw = read_splits(load_config(tmp_path / "c.yaml").data, seed=0)
+    with pytest.raises(DataError) as info:
+        fit_preprocessor(raw)
+    val, train = tmp_path / "val.csv", tmp_path / "train.csv"
+    assert str(info.value) == (
+        f"{val}: classes 'r' (2 rows), 's' (1 row) of target column 'y' are in none of the training rows ({train}), "
+        f"so the model can never predict them; add rows of those classes to {train}, or remove those rows from {val}"
+    )
+
+
+def test_a_class_only_in_the_test_rows_of_a_split_column_is_an_error(tmp_path):
+    text = "a,part,y\n" + "".join(f"{i % 5},train,{'pq'[i % 2]}\n" for i in range(20)) + "1,test,r\n"
+    config = config_for(tmp_path, text, ", split: {column: part}")
+    raw = read_splits(config.data, seed=0)
+    with pytest.raises(DataError) as info:
+        fit_preprocessor(raw)
+    path = tmp_path / "d.csv"
+    assert str(info.value) == (
+        f"{path}: class 'r' (1 row) of target column 'y' is in the test rows but in none of the training rows, "
+        f"so the model can never predict it; add rows of that class to {path}, or remove those rows from {path}"
+    )
+
+
+def test_single_value_columns_share_one_warning(tmp_path):
+    names = [f"c{i}" for i in range(12)]
+    text = ",".join(names + ["a", "y"]) + "\n" + "".join(",".join(["7"] * 12 + [str(i % 5), "pq"[i % 2]]) + "\n" for i in range(20))
+    config = config_for(tmp_path, text)
+    raw = read_splits(config.data, seed=0)
+    fit_preprocessor(raw)
+    assert raw.notes == [
+        "columns 'c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9' (and 2 more) have a single value each in the "
+        "training rows; they give the network nothing to learn from"
+    ]

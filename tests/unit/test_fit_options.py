@@ -122,7 +122,7 @@ def test_gradcheck_catches_a_wrong_derivative(monkeypatch):
 
 def test_fit_warns_once_about_categories_only_the_validation_and_test_rows_hold(tmp_path):
     rows = [(i, "abc"[i % 3] if i < 30 else "rare", "pq"[i % 2]) for i in range(32)]
-    (tmp_path / "u.csv").write_text("n,c,y\n" + "".join(f"{n},{c},{y}\n" for n, c, y in rows))
+    (tmp_path / "u.csv").write_text("n,c,y\n" + "".join(f"{2 * n},{c},{y}\n" for n, c, y in rows))  # 2n: not a row number
     (tmp_path / "u.yaml").write_text("seed: 0\ndata: {train: u.csv, target: y, split: {stratify: false}}\nstopping: {max_epochs: 1}\n")
     warnings = []
     app.fit(load_config(tmp_path / "u.yaml"), runs_dir=tmp_path / "runs", on_event=lambda kind, **p: kind == "warning" and warnings.append(p["message"]))
