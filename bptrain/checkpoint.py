@@ -154,12 +154,23 @@ def open_file(path: Path) -> Iterator[BptrainFile]:
             raise ModelFileError(f"{path}: not a bptrain model file (format_version missing); was it written by bptrain fit?")
         with _translated(path):
             text = str(reader.read(META_KEY))
-        meta = _parse_meta(path, text)
-        cap = MAX_CHECKPOINT_BYTES if meta.get("kind") == "checkpoint" else MAX_MODEL_BYTES
-        claimed = sum(h.nbytes for name, h in reader.headers.items() if name != META_KEY)
-        if claimed > cap:
-            raise npzfile.too_large(path, "the arrays claim", claimed, cap)
-        yield BptrainFile(path, reader, meta)
+        file = BptrainFile(path, reader, _parse_meta(path, text))
+        _check_claims(file)
+        yield file
+
+
+def _check_claims(file: BptrainFile) -> None:
+    """The arrays' total under the cap of the file's kind. A checkpoint's arrays must also be stored
+    uncompressed, as bptrain writes them: its shapes are checked against the run's model only after
+    reading, so its size on disk is what bounds the memory reading takes."""
+    checkpoint = file.meta.get("kind") == "checkpoint"
+    cap = MAX_CHECKPOINT_BYTES if checkpoint else MAX_MODEL_BYTES
+    claimed = sum(h.nbytes for h in file.headers.values())
+    if claimed > cap:
+        raise npzfile.too_large(file.path, "the arrays claim", claimed, cap)
+    packed = [h.name for h in file.headers.values() if h.info.compress_type != zipfile.ZIP_STORED]
+    if checkpoint and packed:
+        raise file.invalid(f"array {packed[0]!r} is compressed, and bptrain writes checkpoints uncompressed")
 
 
 def _parse_meta(path: Path, text: str) -> dict[str, Any]:

@@ -218,6 +218,12 @@ CHANGED = "unusable bptrain checkpoint file: "
 FOR_THIS_RUN = "; was it written by bptrain fit for this run?"
 
 
+def compressed(path: Path) -> None:
+    """The same checkpoint with deflated members: how a zip bomb would be packed."""
+    arrays, meta = read(path)
+    np.savez_compressed(path, __meta__=np.array(json.dumps(meta)), **arrays)
+
+
 def rng(**fields):
     def apply(arrays, meta):
         meta["shuffle_rng"].update(fields)
@@ -270,6 +276,7 @@ CHECKPOINT_VARIANTS = {
     "order-dtype": (array("order", lambda o: o.astype(np.float64)), BAD_CHECKPOINT + "array 'order' has dtype float64, but the metadata makes it int64"),
     "order-missing": (array("order", None), BAD_CHECKPOINT + "array 'order' is missing"),
     "extra-array": (array("junk", lambda _: np.zeros(1)), BAD_CHECKPOINT + "unexpected array 'junk', which no part of the training state holds"),
+    "compressed": (compressed, BAD_CHECKPOINT + "array 'model/layers.0.W' is compressed, and bptrain writes checkpoints uncompressed"),
 }
 
 
