@@ -27,7 +27,7 @@ from bptrain import npzfile
 from bptrain.errors import ModelFileError
 
 FORMAT_VERSION = 1
-META_KEY = "__meta__"
+META_KEY = npzfile.META_KEY
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None) -> None:
@@ -137,7 +137,7 @@ class BptrainFile:
 
     def invalid(self, why: str) -> ModelFileError:
         """The error for a file whose metadata or arrays do not make a usable model or checkpoint."""
-        kind = self.meta.get("kind")
+        kind = "checkpoint" if self.meta.get("kind") == "checkpoint" else "model"
         error = ModelFileError(f"{self.path}: unusable bptrain {kind} file: {why}; was it written by bptrain fit?")
         error.damage = f"unusable {kind} file: {why}"
         return error

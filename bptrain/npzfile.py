@@ -3,8 +3,9 @@
 `NpzReader(path, max_bytes)` lists each array's dtype and shape from the headers alone. It refuses
 Python objects and unknown dtypes, a header whose shape disagrees with the member's size in the
 zip directory, and an archive claiming more than `max_bytes` of arrays, more than MAX_MEMBERS
-arrays or a metadata string over MAX_META_BYTES. `read(name)` then reads one array at a time;
-an array can never grow past the size its header declared, so nothing is decompressed unbounded.
+arrays, or a metadata string (META_KEY, the only text member) over MAX_META_BYTES. `read(name)`
+then reads one array at a time; an array never grows past the size its header declared, so
+nothing is decompressed without bound.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from bptrain.errors import ModelFileError
 
+META_KEY = "__meta__"  # the one member that is text: the metadata JSON
 MAX_MEMBERS = 10_000
 MAX_META_BYTES = 64 * 2**20
 ARRAY_DTYPES = {np.dtype(t).str: t for t in ("float32", "float64", "int32", "int64")}
@@ -86,7 +88,7 @@ class NpzReader:
             if header.name in headers:
                 raise unusable(self.path, f"two arrays named {header.name!r}")
             headers[header.name] = header
-        total = sum(h.nbytes for h in headers.values() if h.dtype.kind != "U")
+        total = sum(h.nbytes for name, h in headers.items() if name != META_KEY)
         if total > max_bytes:
             raise too_large(self.path, "the arrays claim", total, max_bytes)
         return headers
@@ -109,9 +111,9 @@ class NpzReader:
         if dtype.hasobject:
             raise unusable(self.path, f"array {name!r} holds Python objects, which bptrain never loads")
         header = Header(name, tuple(shape), dtype, fortran_order, info)
-        if dtype.kind == "U":
-            if shape != () or header.nbytes > MAX_META_BYTES:
-                raise unusable(self.path, f"array {name!r} is text of shape {shape}, not one metadata string of at most {MAX_META_BYTES} bytes")
+        if name == META_KEY:
+            if dtype.kind != "U" or shape != () or header.nbytes > MAX_META_BYTES:
+                raise unusable(self.path, f"{name!r} is not one text string of at most {MAX_META_BYTES} bytes (dtype {dtype}, shape {shape})")
         elif dtype.str not in ARRAY_DTYPES:
             raise unusable(self.path, f"array {name!r} has dtype {dtype}; bptrain files hold only {', '.join(ARRAY_DTYPES.values())}")
         if offset + header.nbytes != info.file_size:

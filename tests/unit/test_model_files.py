@@ -192,6 +192,10 @@ MODEL_VARIANTS = {
         array("x", lambda _: np.zeros(3, np.complex128)),
         NOT_OURS + "(array 'x' has dtype complex128; bptrain files hold only float32, float64, int32, int64)" + ASK,
     ),
+    "text-array": (
+        array("x", lambda _: np.array("hello")),
+        NOT_OURS + "(array 'x' has dtype <U5; bptrain files hold only float32, float64, int32, int64)" + ASK,
+    ),
     "claims-10^13-values": (
         with_member("x.npy", npy_claiming((10**13,), b"\0" * 800)),
         NOT_OURS + "(array 'x': its header claims shape (10000000000000,) (80000000000000 bytes), but the archive holds 800 bytes)" + ASK,
