@@ -277,8 +277,10 @@ class Trainer:
         if len(pos.rows) != pos.epoch - 1:
             raise ValueError(f"position.rows holds {len(pos.rows)} epochs, but position.epoch {pos.epoch} needs {pos.epoch - 1}")
         for i, row in enumerate(pos.rows):
-            if row.get("epoch") != i + 1 or (columns is not None and sorted(row) != sorted(columns)):
-                raise ValueError(f"position.rows[{i}] is not epoch {i + 1}'s row of {', '.join(columns or ['epoch'])}")
+            if row.get("epoch") != i + 1:
+                raise ValueError(f"position.rows[{i}] is the row of epoch {row.get('epoch')}, not of epoch {i + 1}")
+            if columns is not None and sorted(row) != sorted(columns):
+                raise ValueError(f"position.rows[{i}] has the columns {', '.join(row)}, but this run logs {', '.join(columns)}")
 
     # --- the loop ---------------------------------------------------------------------------
 

@@ -219,6 +219,8 @@ def test_crafted_model_file_exits_5_naming_the_field(run, command, variant):
 
 BAD_CHECKPOINT = "unusable checkpoint file: "
 CHANGED = "unusable bptrain checkpoint file: "
+COLUMNS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_accuracy", "val_balanced_accuracy", "val_precision_macro",
+           "val_recall_macro", "val_f1_macro", "val_log_loss", "seconds"]
 FOR_THIS_RUN = "; was it written by bptrain fit for this run?"
 
 
@@ -247,6 +249,14 @@ CHECKPOINT_VARIANTS = {
     "position-rows-count": (
         setting("position", "epoch", 5),
         CHANGED + "position.rows holds 1 epochs, but position.epoch 5 needs 4",
+    ),
+    "position-row-epoch": (
+        change(lambda arrays, meta: meta["position"]["rows"][0].update(epoch=4)),
+        CHANGED + "position.rows[0] is the row of epoch 4, not of epoch 1",
+    ),
+    "position-row-columns": (
+        change(lambda arrays, meta: meta["position"]["rows"][0].pop("val_loss")),
+        CHANGED + "position.rows[0] has the columns " + ", ".join(sorted(set(COLUMNS) - {"val_loss"})) + ", but this run logs " + ", ".join(COLUMNS),
     ),
     "rng-generator": (rng(bit_generator="MT19937"), BAD_CHECKPOINT + "shuffle_rng.bit_generator: input should be 'PCG64' (got 'MT19937')"),
     "rng-state": (rng(state={"state": -1, "inc": 1}), BAD_CHECKPOINT + "shuffle_rng.state.state: input should be greater than or equal to 0 (got -1)"),
