@@ -400,3 +400,12 @@ def test_a_model_file_of_bptrain_0_1_still_loads():
     result = run_cli("predict", FIXTURE_0_1, "datasets/iris.csv")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[:2] == ["prediction", "setosa"]
+
+
+def test_a_checkpoint_given_as_the_model_is_named_as_such(trained):
+    from bptrain import modelfile
+
+    path = trained / "checkpoints" / "last.npz"
+    with pytest.raises(ModelFileError) as info:
+        modelfile.load(path)
+    assert str(info.value) == f"{path}: a checkpoint, not a model file; give the run folder or its model.npz"
