@@ -16,7 +16,7 @@ import numpy as np
 
 import bptrain
 from bptrain import checkpoint, data as data_mod, predictions, report, runs
-from bptrain import build, memory, resuming
+from bptrain import build, memory, modelfile, resuming
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted
 from bptrain.registry import did_you_mean
@@ -133,9 +133,7 @@ def fit(
         run_dir = folder if folder is not None else runs.new_run_dir(runs_dir, name or config.name)
     if stop_request is not None:
         stop_request.run_dir = run_dir
-    checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))
     max_epochs = config.stopping.max_epochs
-    log = report.MetricsLog(run_dir, columns)
     meta = {
         "bptrain_version": bptrain.__version__,
         "run": run_dir.name,
@@ -178,8 +176,11 @@ def fit(
         on_batch=lambda epoch, b, batches: on_event("batch", epoch=epoch, batch=b, batches=batches),
         on_checkpoint=save,
     )
+    if checkpoint_state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
+        trainer.restore(*checkpoint_state, columns=columns)
+    checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))
+    log = report.MetricsLog(run_dir, columns)
     if checkpoint_state is not None:
-        trainer.restore(*checkpoint_state)
         log.rewrite(trainer.position.rows)
     on_event(
         "start",
@@ -322,15 +323,7 @@ class Trained:
 def load_trained(run: Path) -> Trained:
     """The model, loss and preprocessing of RUN (a run folder or a model file)."""
     run_dir, path = runs.find_model(run)
-    arrays, meta = checkpoint.load_model(path)
-    try:
-        prep = data_mod.Preprocessor.from_arrays(arrays, meta["preprocessing"])
-        spec = meta["model"]
-        model = build.make_model(spec, rng=np.random.default_rng(0), noise_rng=None, batch_size=1)
-        model.load_state_dict({name: arrays[name] for name in model.state_dict()})
-        loss = build.make_loss(meta["loss"]["name"], meta["loss"]["options"], spec["dtype"])
-    except (KeyError, ValueError, TypeError, ConfigError) as e:
-        raise ModelFileError(f"{path}: incomplete or incompatible bptrain model file ({type(e).__name__}: {e})") from None
+    model, loss, prep, meta = modelfile.load(path)
     return Trained(run_dir, path, model, loss, prep, meta)
 
 

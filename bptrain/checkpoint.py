@@ -3,7 +3,9 @@
 A file holds `__meta__` (a JSON string with `format_version`, `kind` and a `sha256` of all the
 other content) and one named array per parameter, statistic or state. A checkpoint folder keeps
 the newest training state in `last.npz` and the one before in `previous.npz`; a damaged newest
-file falls back to the previous one.
+file falls back to the previous one. Files are untrusted input when read: the metadata is parsed
+only after the archive's headers pass the caps (npzfile), and no array is read before the headers
+match what the metadata implies (modelfile).
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, IO
+from typing import IO, Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from bptrain import npzfile
 from bptrain.errors import ModelFileError
 
 FORMAT_VERSION = 1
-META_KEY = "__meta__"
+META_KEY = npzfile.META_KEY
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None) -> None:
@@ -74,42 +80,141 @@ def save_model(
     atomic_write(path, lambda f: np.savez(f, **payload), keep_previous)
 
 
-def load_model(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and metadata of a model or checkpoint file; ModelFileError when it is not a usable one."""
+MAX_MODEL_BYTES = 2 * 2**30  # of arrays in a model file; a checkpoint holds up to four copies of the weights
+MAX_CHECKPOINT_BYTES = 8 * 2**30
+MAX_DEPTH = 32  # of nested JSON lists and objects in the metadata
+
+
+def load_model(path: Path, expect: Callable[[BptrainFile], dict[str, Expected]] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and metadata of a model or checkpoint file; ModelFileError when it is not a usable one.
+
+    `expect(file)` may check the metadata and return the dtype and shape of every array the file
+    must hold; the headers are compared with them before any array is read.
+    """
+    with open_file(path) as file:
+        expected = expect(file) if expect is not None else None
+        return file.read(expected), file.meta
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The dtype (None: any of the array dtypes) and shape an array must have."""
+
+    shape: tuple[int, ...]
+    dtype: str | None = None
+
+
+class BptrainFile:
+    """A bptrain file opened for reading: metadata parsed and version checked, every array header
+    checked against the caps, no array read yet."""
+
+    def __init__(self, path: Path, reader: npzfile.NpzReader, meta: dict[str, Any]):
+        self.path, self._reader, self.meta = path, reader, meta
+        self.headers = {k: v for k, v in reader.headers.items() if k != META_KEY}
+
+    def read(self, expected: dict[str, Expected] | None = None) -> dict[str, np.ndarray]:
+        """Every array, one by one, after comparing the headers with `expected`; then the sha256 is checked."""
+        if expected is not None:
+            self._compare(expected)
+        with _translated(self.path):
+            arrays = {name: self._reader.read(name) for name in self.headers}
+        if "sha256" in self.meta and content_hash(arrays, self.meta) != self.meta["sha256"]:
+            raise _damage(self.path, "its content does not match its sha256")
+        return arrays
+
+    def _compare(self, expected: dict[str, Expected]) -> None:
+        for name, want in expected.items():
+            header = self.headers.get(name)
+            if header is None:
+                raise self.invalid(f"array {name!r} is missing")
+            if header.shape != tuple(want.shape):
+                raise self.invalid(f"array {name!r} has shape {header.shape}, but the metadata makes it {tuple(want.shape)}")
+            if want.dtype is not None and header.dtype != np.dtype(want.dtype):
+                raise self.invalid(f"array {name!r} has dtype {header.dtype}, but the metadata makes it {want.dtype}")
+        extra = sorted(set(self.headers) - set(expected))
+        if extra:
+            raise self.invalid(f"unexpected array {extra[0]!r}, which the metadata does not describe")
+
+    def invalid(self, why: str) -> ModelFileError:
+        """The error for a file whose metadata or arrays do not make a usable model or checkpoint."""
+        kind = "checkpoint" if self.meta.get("kind") == "checkpoint" else "model"
+        error = ModelFileError(f"{self.path}: unusable bptrain {kind} file: {why}; was it written by bptrain fit?")
+        error.damage = f"unusable {kind} file: {why}"
+        return error
+
+
+@contextmanager
+def open_file(path: Path) -> Iterator[BptrainFile]:
+    """A bptrain file with its metadata read (format_version checked) and its arrays not yet read."""
     path = Path(path)
+    with _translated(path):
+        reader = npzfile.NpzReader(path, MAX_CHECKPOINT_BYTES)
+    with reader:
+        if META_KEY not in reader.headers:
+            raise ModelFileError(f"{path}: not a bptrain model file (format_version missing); was it written by bptrain fit?")
+        with _translated(path):
+            text = str(reader.read(META_KEY))
+        file = BptrainFile(path, reader, _parse_meta(path, text))
+        _check_claims(file)
+        yield file
+
+
+def _check_claims(file: BptrainFile) -> None:
+    """The arrays' total under the cap of the file's kind. A checkpoint's arrays must also be stored
+    uncompressed, as bptrain writes them: its shapes are checked against the run's model only after
+    reading, so its size on disk is what bounds the memory reading takes."""
+    checkpoint = file.meta.get("kind") == "checkpoint"
+    cap = MAX_CHECKPOINT_BYTES if checkpoint else MAX_MODEL_BYTES
+    claimed = sum(h.nbytes for h in file.headers.values())
+    if claimed > cap:
+        raise npzfile.too_large(file.path, "the arrays claim", claimed, cap)
+    packed = [h.name for h in file.headers.values() if h.info.compress_type != zipfile.ZIP_STORED]
+    if checkpoint and packed:
+        raise file.invalid(f"array {packed[0]!r} is compressed, and bptrain writes checkpoints uncompressed")
+
+
+def _parse_meta(path: Path, text: str) -> dict[str, Any]:
+    """The metadata JSON, nested at most MAX_DEPTH deep (checked before parsing), with an exact format_version."""
+    if _depth(text) > MAX_DEPTH:
+        raise npzfile.unusable(path, f"its metadata is nested more than {MAX_DEPTH} levels deep")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path}: not a bptrain model file (a bare .npy array, not an .npz archive)")
-            if META_KEY not in archive.files:
-                raise ModelFileError(
-                    f"{path}: not a bptrain model file (format_version missing); was it written by bptrain fit?"
-                )
-            meta = json.loads(str(archive[META_KEY]))
-            arrays = {name: archive[name] for name in archive.files if name != META_KEY}
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: model file not found") from None
-    except ModelFileError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, json.JSONDecodeError, KeyError) as e:
-        if _damaged(e):
-            raise _damage(path, _why(e)) from None
-        error = ModelFileError(
-            f"{path}: not a bptrain model file, or a damaged one ({_why(e)}); was it written by bptrain fit?"
-        )
-        error.damage = f"the file is damaged ({_why(e)})"  # what a file bptrain wrote itself has
-        raise error from None
-    version = meta.get("format_version") if isinstance(meta, dict) else None
-    if version is None:
+        meta = json.loads(text)
+    except json.JSONDecodeError:
+        raise npzfile.unusable(path, "its metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or "format_version" not in meta:
         raise ModelFileError(f"{path}: not a bptrain model file (format_version missing); was it written by bptrain fit?")
+    version = meta["format_version"]
+    if type(version) is not int:
+        raise ModelFileError(
+            f"{path}: not a bptrain model file (format_version is {json.dumps(version)}, not a whole number); was it written by bptrain fit?"
+        )
     if version != FORMAT_VERSION:
         raise ModelFileError(
             f"{path}: model file format_version {version} is not supported by this bptrain "
             f"(reads version {FORMAT_VERSION}); use the bptrain version that wrote it"
         )
-    if "sha256" in meta and content_hash(arrays, meta) != meta["sha256"]:
-        raise _damage(path, "its content does not match its sha256")
-    return arrays, meta
+    return meta
+
+
+def _depth(text: str) -> int:
+    """How deeply the JSON `text` nests lists and objects, counted without parsing it."""
+    skeleton = re.sub(r'"(?:[^"\\]|\\.)*"', "", text).encode("utf-8", "replace")
+    codes = np.frombuffer(skeleton, dtype=np.uint8)
+    steps = np.isin(codes, (ord("["), ord("{"))).astype(np.int64) - np.isin(codes, (ord("]"), ord("}")))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+@contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """Turn what the zip and .npy readers raise on a bad file into a ModelFileError naming it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model file not found") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        if _damaged(e):
+            raise _damage(path, _why(e)) from None
+        raise npzfile.unusable(path, _why(e)) from None
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -124,7 +229,13 @@ def save_checkpoint(folder: Path, arrays: dict[str, np.ndarray], meta: dict[str,
     save_model(folder / LAST, arrays, meta, kind="checkpoint", keep_previous=folder / PREVIOUS)
 
 
-def load_checkpoint(folder: Path, warn=lambda message: None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+class Loaded(NamedTuple):
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+    path: Path
+
+
+def load_checkpoint(folder: Path, warn=lambda message: None) -> Loaded:
     """The newest usable checkpoint in `folder`: last.npz, else previous.npz (with a warning)."""
     folder = Path(folder)
     problems = []
@@ -133,19 +244,28 @@ def load_checkpoint(folder: Path, warn=lambda message: None) -> tuple[dict[str, 
         if not path.exists():
             continue
         try:
-            arrays, meta = load_model(path)
+            arrays, meta = load_model(path, expect=_checkpoint_layout)
         except ModelFileError as e:
-            problems.append(f"{path}: {getattr(e, 'damage', None) or 'the file is damaged'}")
-            continue
-        if meta.get("kind") != "checkpoint":
-            problems.append(f"{path}: not a checkpoint (kind {meta.get('kind')!r})")
+            problems.append(f"{path}: {getattr(e, 'damage', None) or str(e).removeprefix(f'{path}: ')}")
             continue
         for problem in problems:
             warn(f"{problem}; using {path} instead")
-        return arrays, meta
+        return Loaded(arrays, meta, path)
     if problems:
         raise ModelFileError(f"{folder}: no usable checkpoint: " + "; ".join(problems))
     raise ModelFileError(f"{folder}: no checkpoint to resume from; the run stopped before saving one, so start it again")
+
+
+def _checkpoint_layout(file: BptrainFile) -> dict[str, Expected]:
+    """The arrays a checkpoint must hold, once its kind and metadata are checked."""
+    from bptrain.modelfile import check_checkpoint  # imported here: modelfile imports this module
+
+    kind = file.meta.get("kind")
+    if kind != "checkpoint":
+        error = ModelFileError(f"{file.path}: not a checkpoint (kind {kind!r})")
+        error.damage = f"not a checkpoint (kind {kind!r})"
+        raise error
+    return check_checkpoint(file)
 
 
 def remove_stray_temp_files(folder: Path) -> list[Path]:

@@ -17,9 +17,10 @@ import numpy as np
 
 from bptrain import metrics
 from bptrain.data import Preprocessor, Split
-from bptrain.errors import DivergedError
+from bptrain.errors import DivergedError, ModelFileError
 from bptrain.stopping import resolve_mode
 from bptrain.nn.layers import BatchNorm
+from bptrain.nn.state import check_state
 
 EVAL_CHUNK = 4096
 
@@ -263,15 +264,31 @@ class Trainer:
         }
         return arrays, meta
 
-    def restore(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    def restore(self, arrays: dict[str, np.ndarray], meta: dict, source="checkpoint", columns: list[str] | None = None) -> None:
+        """Continue from `state()`'s arrays and metadata (their schema already checked); ModelFileError
+        naming `source` when they do not fit this run's model, optimizer, data or metrics `columns`."""
+        try:
+            self._restore(arrays, meta, columns)
+        except (ValueError, TypeError) as e:
+            raise ModelFileError(f"{source}: unusable bptrain checkpoint file: {e}; was it written by bptrain fit for this run?") from None
+
+    def _restore(self, arrays: dict[str, np.ndarray], meta: dict, columns: list[str] | None) -> None:
         def part(prefix: str) -> dict[str, np.ndarray]:
             return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
+        for name, array in arrays.items():
+            if name.startswith(("model/", "best/")) and not np.isfinite(array).all():
+                raise ValueError(f"array {name!r} holds non-finite values (NaN or infinity)")
         self.model.load_state_dict(part("model/"))
         self.optimizer.load_state_dict(part("optim/"))
         self.best_state = part("best/") or None
+        if self.best_state is not None:
+            check_state(self.model.state_dict(), self.best_state, "best weights")
+        if not np.array_equal(np.sort(arrays["order"]), np.arange(len(self.order))):
+            raise ValueError(f"array 'order' is not an order of the {len(self.order)} training rows")
         np.copyto(self.order, arrays["order"])
         self.position = Position(**meta["position"])
+        self._check_position(columns)
         if self.early_stopping is not None and meta["early_stopping"] is not None:
             self.early_stopping.load_state_dict(meta["early_stopping"])
         self.rate.load_state_dict(meta["rate"])
@@ -279,6 +296,19 @@ class Trainer:
         noise = getattr(self.model, "noise_rng", None)
         if noise is not None and meta["noise_rng"] is not None:
             noise.bit_generator.state = meta["noise_rng"]
+
+    def _check_position(self, columns: list[str] | None) -> None:
+        """ValueError when the position cannot be one of this run's: batches, epochs and rows must agree."""
+        pos = self.position
+        if pos.batch > self.batches:
+            raise ValueError(f"position.batch is {pos.batch}, but an epoch of this run has {self.batches} batches")
+        if len(pos.rows) != pos.epoch - 1:
+            raise ValueError(f"position.rows holds {len(pos.rows)} epochs, but position.epoch {pos.epoch} needs {pos.epoch - 1}")
+        for i, row in enumerate(pos.rows):
+            if row.get("epoch") != i + 1:
+                raise ValueError(f"position.rows[{i}] is the row of epoch {row.get('epoch')}, not of epoch {i + 1}")
+            if columns is not None and sorted(row) != sorted(columns):
+                raise ValueError(f"position.rows[{i}] has the columns {', '.join(row)}, but this run logs {', '.join(columns)}")
 
     # --- the loop ---------------------------------------------------------------------------
 

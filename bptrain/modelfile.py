@@ -1,0 +1,366 @@
+"""The metadata of model and checkpoint files, validated as strictly as a config before it is used.
+
+Every field is checked (type, range, allowed names), then the fields against each other (the loss
+against the task, the output units against the classes, the inputs against the columns) and the
+arrays' headers against the shapes the metadata implies, all before any array is read. A problem
+is a ModelFileError naming the file and the field path; a file's sha256 is no help here, since
+whoever crafts a file can hash it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from bptrain import build, checkpoint
+from bptrain.checkpoint import BptrainFile, Expected
+from bptrain.columns import Column
+from bptrain.config.data_schema import CategoricalMissing, NumericMissing, ReadConfig, Scale
+from bptrain.config.schema import LayerConfig
+from bptrain.errors import ConfigError, ModelFileError
+from bptrain.nn import INITIALIZERS, LOSSES
+from bptrain.preprocess import Preprocessor
+
+MAX_LAYERS = 1_000
+MAX_PARAMETERS = 2**28  # weights and statistics of one network: 1 GiB in float32, 2 GiB in float64
+
+
+class Meta(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+Count = Annotated[int, Field(ge=0)]
+Label = Annotated[str, Field(max_length=10_000)]
+
+
+class Header(Meta):
+    format_version: Literal[1]
+    kind: Literal["model", "checkpoint"]
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # absent from the first files of bptrain 0.1
+
+
+# --- model files ----------------------------------------------------------------------------------
+
+
+class ModelSpec(Meta):
+    layers: list[dict[str, Any]] = Field(max_length=MAX_LAYERS)
+    output_init: Literal[tuple(sorted(INITIALIZERS))]  # type: ignore[valid-type]
+    n_in: Annotated[int, Field(ge=1)]
+    n_out: Annotated[int, Field(ge=1)]
+    dtype: Literal["float32", "float64"]
+
+
+class LossSpec(Meta):
+    name: Literal[tuple(sorted(LOSSES))]  # type: ignore[valid-type]
+    options: dict[str, Any]
+
+
+class ColumnSpec(Meta):
+    name: Label
+    kind: Literal["numeric", "categorical"]
+    dtype: Label
+    missing: NumericMissing | CategoricalMissing
+    fill_value: float | str
+    scale: Scale
+    indicator: bool
+    max_categories: Count = 0
+    fill: float | str | None = None
+    categories: list[Label] = []
+    other: list[Label] = []
+
+    @model_validator(mode="after")
+    def _fits_the_kind(self) -> "ColumnSpec":
+        number = self.kind == "numeric"
+        if not number and self.missing in ("mean", "median"):
+            raise ValueError(f"missing: {self.missing} applies to numeric columns, and {self.name!r} is categorical")
+        for key in ("fill_value", "fill"):
+            value = getattr(self, key)
+            if value is not None and isinstance(value, str) == number:
+                raise ValueError(f"{key}: a {self.kind} column's {key} must be {'a number' if number else 'text'} (got {value!r})")
+        return self
+
+
+class Preprocessing(Meta):
+    version: Literal[2]
+    targets: list[Label] = Field(min_length=1)
+    task: Literal["classification", "multilabel", "regression"]
+    classes: list[Label]
+    columns: list[ColumnSpec]
+    inputs: list[str]
+    read: ReadConfig
+
+
+class PreprocessingV1(Meta):
+    """The preprocessing of bptrain 0.1: numeric, complete, standardized features."""
+
+    target: Label
+    task: Literal["classification", "regression"]
+    features: list[Label]
+    classes: list[Label]
+    target_mean: float
+    target_scale: float
+
+
+class ModelMeta(Header):
+    kind: Literal["model"] = "model"
+    bptrain_version: str
+    run: str
+    model: ModelSpec
+    loss: LossSpec
+    preprocessing: dict[str, Any]
+
+
+# --- checkpoints ------------------------------------------------------------------------------------
+
+Number = Annotated[float, Field(allow_inf_nan=True)]  # a logged metric may be NaN or infinite
+
+
+class Position(Meta):
+    epoch: Annotated[int, Field(ge=1)]
+    batch: Count
+    step: Count
+    total: float
+    lr: Annotated[float, Field(ge=0.0)]
+    seconds: Annotated[float, Field(ge=0.0)]
+    rows: list[dict[str, Number]]
+
+
+class EarlyStoppingState(Meta):
+    best: float | None
+    best_epoch: Count
+    wait: Count
+
+
+class PlateauState(Meta):
+    lr: Annotated[float, Field(ge=0.0)]
+    best: Annotated[float, Field(allow_inf_nan=True)]
+    num_bad_epochs: Count
+    cooldown_counter: Count
+    steps: Count
+
+
+class NoState(Meta):
+    pass
+
+
+class PCG64State(Meta):
+    state: Annotated[int, Field(ge=0, lt=2**128)]
+    inc: Annotated[int, Field(ge=0, lt=2**128)]
+
+
+class RandomState(Meta):
+    """numpy's PCG64 bit generator state, as `Generator.bit_generator.state` gives it."""
+
+    bit_generator: Literal["PCG64"]
+    state: PCG64State
+    has_uint32: Literal[0, 1]
+    uinteger: Annotated[int, Field(ge=0, lt=2**32)]
+
+
+class DataFile(Meta):
+    split: Literal["train", "val", "test"]
+    path: str
+    rows: Count
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class CheckpointMeta(Header):
+    kind: Literal["checkpoint"]
+    position: Position
+    early_stopping: EarlyStoppingState | None
+    rate: PlateauState | NoState
+    shuffle_rng: RandomState
+    noise_rng: RandomState | None
+    data: list[DataFile]
+
+
+CHECKPOINT_GROUPS = ("model/", "optim/", "best/")
+
+
+def check_checkpoint(file: BptrainFile) -> dict[str, Expected]:
+    """Validate a checkpoint's metadata and array names; the shapes follow from the model the run's
+    config builds, so Trainer.restore compares them. Returns what `file.read` checks before reading."""
+    _validate(file, CheckpointMeta, file.meta)
+    names = list(file.headers)
+    if "order" not in names:
+        raise file.invalid("array 'order' is missing")
+    stray = [n for n in names if n != "order" and not n.startswith(CHECKPOINT_GROUPS)]
+    if stray:
+        raise file.invalid(f"unexpected array {stray[0]!r}, which no part of the training state holds")
+    if len(file.headers["order"].shape) != 1:
+        raise file.invalid(f"array 'order' has shape {file.headers['order'].shape}; it must hold one index per training row")
+    expected = {n: Expected(file.headers[n].shape) for n in names}
+    expected["order"] = Expected(file.headers["order"].shape, "int64")
+    return expected
+
+
+_LAYERS = TypeAdapter(list[LayerConfig])
+
+
+def load(path: Path):
+    """(model, loss, preprocessor, metadata) of the model file `path`, every part checked before use."""
+    with checkpoint.open_file(path) as file:
+        meta = file.meta
+        prep_meta = _check_model_meta(file)
+        spec = meta["model"]
+        loss = _loss(file, meta["loss"], spec, prep_meta)
+        model = build.make_model(spec, rng=np.random.default_rng(0), noise_rng=None, batch_size=1)
+        expected = {name: Expected(a.shape, spec["dtype"]) for name, a in _model_arrays(model).items()}
+        arrays = file.read({**expected, **_prep_arrays(prep_meta)})
+        _check_finite(file, arrays)
+        scales = [n for n in ("prep.scale", "prep.target_scale") if n in arrays and not (arrays[n] > 0).all()]
+        if scales:
+            raise file.invalid(f"array {scales[0]!r} holds scales that are not positive")
+    prep = Preprocessor.from_arrays(arrays, prep_meta)
+    model.load_state_dict({name: arrays[name] for name in expected})
+    return model, loss, prep, meta
+
+
+def _check_model_meta(file: BptrainFile) -> dict[str, Any]:
+    """Every field of a model file's metadata, and the network against the preprocessing; returns the preprocessing."""
+    if file.meta.get("kind") == "checkpoint":
+        raise ModelFileError(f"{file.path}: a checkpoint, not a model file; give the run folder or its model.npz")
+    _validate(file, ModelMeta, file.meta)
+    prep = _preprocessing(file)
+    spec = file.meta["model"]
+    _check_layers(file, spec)
+    inputs = len(prep["inputs"] if "inputs" in prep else prep["features"])
+    if spec["n_in"] != inputs:
+        raise file.invalid(f"model.n_in: {spec['n_in']} inputs, but the preprocessing makes {inputs}")
+    return prep
+
+
+def _model_arrays(model) -> dict[str, np.ndarray]:
+    """The live arrays a model's state holds (its params and buffers), without copying them."""
+    return {**{p.name: p.value for p in model.params}, **model.buffers}
+
+
+def _check_finite(file: BptrainFile, arrays: dict[str, np.ndarray]) -> None:
+    for name in arrays:
+        if not np.isfinite(arrays[name]).all():
+            raise file.invalid(f"array {name!r} holds non-finite values (NaN or infinity)")
+
+
+def _preprocessing(file: BptrainFile) -> dict[str, Any]:
+    """The preprocessing metadata, validated, with its inputs checked against its columns."""
+    prep = file.meta["preprocessing"]
+    if "version" not in prep:
+        _validate(file, PreprocessingV1, prep, "preprocessing")
+        return prep
+    _validate(file, Preprocessing, prep, "preprocessing")
+    inputs = [name for c in prep["columns"] for name in Column(**c).inputs()]
+    if prep["inputs"] != inputs:
+        raise file.invalid(f"preprocessing.inputs: {len(prep['inputs'])} inputs, but the columns make {len(inputs)}: {', '.join(inputs[:10])}")
+    if prep["task"] == "multilabel" and prep["classes"] != prep["targets"]:
+        raise file.invalid("preprocessing.classes: a multilabel model's classes must be its targets")
+    if prep["task"] == "classification" and (len(set(prep["classes"])) != len(prep["classes"]) or len(prep["classes"]) < 2):
+        raise file.invalid(f"preprocessing.classes: must be two or more distinct labels (got {prep['classes']})")
+    return prep
+
+
+def _prep_arrays(prep: dict[str, Any]) -> dict[str, Expected]:
+    """The statistics arrays the preprocessing metadata implies."""
+    if "version" not in prep:
+        n = (len(prep["features"]),)
+        return {"prep.mean": Expected(n, "float64"), "prep.scale": Expected(n, "float64")}
+    n, targets = (len(prep["inputs"]),), (len(prep["targets"]),)
+    arrays = {"prep.center": Expected(n, "float64"), "prep.scale": Expected(n, "float64")}
+    if prep["task"] == "regression":
+        arrays.update({"prep.target_center": Expected(targets, "float64"), "prep.target_scale": Expected(targets, "float64")})
+    return arrays
+
+
+def _check_layers(file: BptrainFile, spec: dict[str, Any]) -> None:
+    """Each layer as the config schema would accept it, and the network under MAX_PARAMETERS."""
+    as_config = []
+    for i, layer in enumerate(spec["layers"]):
+        layer = dict(layer)
+        options = layer.pop("activation_options", {})
+        if not isinstance(options, dict):
+            raise file.invalid(f"model.layers[{i}].activation_options: must be an object (got {_shown(options)})")
+        if "activation" in layer:
+            layer["activation"] = {"name": layer["activation"], **options}
+        as_config.append(layer)
+    _validate(file, _LAYERS, as_config, "model.layers")
+    _reject_non_finite(file, spec["layers"], "model.layers")
+    count, width = 0, spec["n_in"]
+    for layer in spec["layers"]:
+        kind = layer.get("type", "dense")
+        if kind == "dense":
+            count, width = count + (width + 1) * layer["units"], layer["units"]
+        elif kind in ("batch_norm", "layer_norm"):
+            count += 4 * width
+    count += (width + 1) * spec["n_out"]
+    if count > MAX_PARAMETERS:
+        raise file.invalid(f"model.layers: {count} parameters, over bptrain's limit of {MAX_PARAMETERS}")
+
+
+def _loss(file: BptrainFile, loss: dict[str, Any], spec: dict[str, Any], prep: dict[str, Any]):
+    """The loss, built from its options, after checking that it fits the task and the output units."""
+    _reject_non_finite(file, loss["options"], "loss.options")
+    task = prep["task"]
+    name, classes = loss["name"], prep["classes"]
+    fits = {"multilabel": name == "binary_cross_entropy", "classification": LOSSES.get(name).task == "classification"}
+    if name == "binary_cross_entropy" and task == "classification" and len(classes) != 2:
+        fits["classification"] = False
+    if not fits.get(task, LOSSES.get(name).task == "regression"):
+        raise file.invalid(f"loss.name: {name} does not fit the {task} task of preprocessing.task")
+    targets = len(prep["targets"]) if "targets" in prep else 1
+    units = build.output_units(name, task, len(classes), targets)
+    if spec["n_out"] != units:
+        raise file.invalid(f"model.n_out: {spec['n_out']} output units, but a {task} model with this loss and these classes has {units}")
+    try:
+        made = build.make_loss(name, loss["options"], spec["dtype"])
+    except (ConfigError, TypeError, ValueError) as e:
+        raise file.invalid(f"loss.options: {e}") from None
+    for key in ("weight", "pos_weight"):
+        value = getattr(made, key, None)
+        if isinstance(value, (tuple, np.ndarray)) and len(value) != units:
+            raise file.invalid(f"loss.options.{key}: {len(value)} entries for {units} outputs")
+    return made
+
+
+def _validate(file: BptrainFile, schema: type[BaseModel] | TypeAdapter, value: Any, where: str = "") -> None:
+    validate = schema.validate_python if isinstance(schema, TypeAdapter) else schema.model_validate
+    try:
+        validate(value, strict=True)
+    except ValidationError as e:
+        raise file.invalid(_first_error(e, value, where)) from None
+
+
+def _reject_non_finite(file: BptrainFile, value: Any, where: str) -> None:
+    """Metadata that describes a model holds finite numbers only."""
+    stack = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise file.invalid(f"{path}: must be a finite number (got {item})")
+        if isinstance(item, dict):
+            stack += [(f"{path}.{k}", v) for k, v in item.items()]
+        elif isinstance(item, list):
+            stack += [(f"{path}[{i}]", v) for i, v in enumerate(item)]
+
+
+def _first_error(exc: ValidationError, value: Any, where: str) -> str:
+    """`field.path: message (got value)` for the first problem."""
+    error = exc.errors(include_url=False)[0]
+    path, last = where, error["loc"][-1] if error["loc"] else None
+    for part in error["loc"]:  # follow the input: parts that are not keys or indices name union members
+        if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            path, value = f"{path}[{part}]", value[part]
+        elif isinstance(value, dict) and (part in value or part == last):
+            path, value = (f"{path}.{part}" if path else str(part)), value.get(part)
+    message = {"extra_forbidden": "unknown key", "missing": "missing"}.get(error["type"], error["msg"])
+    message = re.sub(r" or instance of \w+", "", message)  # the schema's class names mean nothing to a user
+    got = "" if error["type"] in ("missing", "extra_forbidden") else f" (got {_shown(error['input'])})"
+    return f"{path or 'metadata'}: {message[:1].lower()}{message[1:]}{got}"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if not isinstance(value, (dict, list)) else f"a JSON {'object' if isinstance(value, dict) else 'list'}"
+    return text if len(text) <= 60 else text[:57] + "..."
