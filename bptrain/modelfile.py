@@ -355,7 +355,8 @@ def _first_error(exc: ValidationError, value: Any, where: str) -> str:
             path, value = f"{path}[{part}]", value[part]
         elif isinstance(value, dict) and (part in value or part == last):
             path, value = (f"{path}.{part}" if path else str(part)), value.get(part)
-    message = {"extra_forbidden": "unknown key", "missing": "missing"}.get(error["type"], error["msg"])
+    plain = {"extra_forbidden": "unknown key", "missing": "missing", "finite_number": "must be a finite number"}
+    message = plain.get(error["type"], error["msg"])
     message = re.sub(r" or instance of \w+", "", message)  # the schema's class names mean nothing to a user
     got = "" if error["type"] in ("missing", "extra_forbidden") else f" (got {_shown(error['input'])})"
     return f"{path or 'metadata'}: {message[:1].lower()}{message[1:]}{got}"

@@ -120,7 +120,7 @@ MODEL_VARIANTS = {
     "preprocessing-not-an-object": (setting("preprocessing", "x"), BAD_MODEL + "preprocessing: input should be a valid dictionary (got 'x')" + ASK),
     "preprocessing-column-nan": (
         setting("preprocessing", "columns", 0, "fill_value", NAN),
-        BAD_MODEL + "preprocessing.columns[0].fill_value: input should be a finite number (got nan)" + ASK,
+        BAD_MODEL + "preprocessing.columns[0].fill_value: must be a finite number (got nan)" + ASK,
     ),
     "preprocessing-inputs": (
         setting("preprocessing", "inputs", ["a"]),
@@ -240,7 +240,7 @@ def rng(**fields):
 CHECKPOINT_VARIANTS = {
     "position-not-an-object": (setting("position", "x"), BAD_CHECKPOINT + "position: input should be a valid dictionary (got 'x')"),
     "position-epoch-zero": (setting("position", "epoch", 0), BAD_CHECKPOINT + "position.epoch: input should be greater than or equal to 1 (got 0)"),
-    "position-lr-nan": (setting("position", "lr", NAN), BAD_CHECKPOINT + "position.lr: input should be a finite number (got nan)"),
+    "position-lr-nan": (setting("position", "lr", NAN), BAD_CHECKPOINT + "position.lr: must be a finite number (got nan)"),
     "position-rows": (setting("position", "rows", ["x"]), BAD_CHECKPOINT + "position.rows[0]: input should be a valid dictionary (got 'x')"),
     "position-batch": (
         setting("position", "batch", 99),
