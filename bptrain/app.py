@@ -19,7 +19,7 @@ import bptrain
 from bptrain import checkpoint, data as data_mod, predictions, report, runs
 from bptrain import build, resuming
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
-from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted
+from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.registry import did_you_mean
 from bptrain.train import StopRequest, Trainer, outputs, probabilities, score
 
@@ -78,9 +78,27 @@ class FitResult:
     report: dict[str, Any]
 
 
-def fit(
+def fit(config: Config, **options: Any) -> FitResult:
+    """Train the network `config` describes into a new run folder (or the new, empty `folder`), or
+    continue the run `resume`; the run folder stays locked against other processes meanwhile.
+
+    Returns the report of a run that ended normally; raises DivergedError or RunInterrupted after
+    writing the model, the checkpoint and a partial report of one that did not. StorageError (a
+    file that cannot be written) says how to continue from the last good checkpoint.
+    """
+    with runs.RunLock() as lock:
+        try:
+            return _fit(config, lock=lock, **options)
+        except StorageError as e:
+            if lock.folder is None:
+                raise
+            raise StorageError(f"{e}; {resuming.continue_hint(lock.folder)}") from None
+
+
+def _fit(
     config: Config,
     *,
+    lock: runs.RunLock,
     runs_dir: Path = Path("runs"),
     name: str | None = None,
     resume: Path | None = None,
@@ -88,17 +106,12 @@ def fit(
     stop_request: StopRequest | None = None,
     on_event: Events = _quiet,
 ) -> FitResult:
-    """Train the network `config` describes into a new run folder (or the new, empty `folder`), or
-    continue the run `resume`.
-
-    Returns the report of a run that ended normally; raises DivergedError or RunInterrupted after
-    writing the model, the checkpoint and a partial report of one that did not.
-    """
     if name is not None:
         runs.check_name(name)
     checkpoint_state = None
     if resume is not None:
         run_dir = Path(resume)
+        lock.acquire(run_dir)
         config = resuming.merge(config, run_dir)
         checkpoint.remove_stray_temp_files(run_dir)
         checkpoint_state = checkpoint.load_checkpoint(run_dir / "checkpoints", warn=lambda m: on_event("warning", message=m))
@@ -132,6 +145,7 @@ def fit(
 
     if resume is None:
         run_dir = folder if folder is not None else runs.new_run_dir(runs_dir, name or config.name)
+        lock.acquire(run_dir)
     if stop_request is not None:
         stop_request.run_dir = run_dir
     checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))

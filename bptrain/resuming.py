@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bptrain.checkpoint import LAST, PREVIOUS
 from bptrain.config import Config, load_config
 from bptrain.errors import ConfigError, DataError
 
@@ -91,3 +92,12 @@ def check_data(files: list[dict], recorded: list[dict] | None, run_dir: Path) ->
             f"{changed[0]['path']}: the data changed since the run {run_dir} started (its sha256 differs); "
             "resuming would not continue the same training. Start a new run instead"
         )
+
+
+def continue_hint(run_dir: Path) -> str:
+    """After a file could not be written: the checkpoint to continue from, or that there is none yet."""
+    folder = Path(run_dir) / "checkpoints"
+    for name in (LAST, PREVIOUS):
+        if (folder / name).is_file():
+            return f"nothing saved is lost: the last good checkpoint is {folder / name}; continue with: bptrain fit --resume {run_dir}"
+    return "no checkpoint was saved yet: start the run again once the files can be written"
