@@ -13,7 +13,7 @@ import errno
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, IO, Iterator
@@ -35,9 +35,15 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: 
     """
     path = Path(path)
     with writing(path):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = None
         try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the run from the user's group
+            while tmp is None:
+                # named before it is created, so a signal arriving during the creation still finds it
+                tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+                try:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0666 minus the umask, not mkstemp's 0600
+                except FileExistsError:  # another writer's temp file: never ours to remove
+                    tmp = None
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()
@@ -46,11 +52,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: 
                 os.replace(path, keep_previous)
             os.replace(tmp, path)
             _fsync_folder(path.parent)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        except BaseException:  # a signal too: the temp file never outlives the write
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             raise
 
 
@@ -84,12 +88,6 @@ def writing(path: Path, doing: str = "write") -> Iterator[None]:
         if translated is None:
             raise
         raise translated from None
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only way to read the umask portably is to set it and put it back
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:

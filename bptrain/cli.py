@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 
 from bptrain.errors import BptrainError, ExitCode
+from bptrain.interrupts import Signalled
 
 app = typer.Typer(
     name="bptrain",
@@ -45,8 +47,12 @@ def _quiet_stdout() -> None:
 
 
 @contextlib.contextmanager
-def errors_to_exit_codes() -> Iterator[None]:
-    """The one place where exceptions become messages and exit codes."""
+def errors_to_exit_codes(on_signal: str = "{stop}; nothing was written") -> Iterator[None]:
+    """The one place where exceptions become messages and exit codes.
+
+    `on_signal` is what the command says when SIGINT or SIGTERM ends it, with `{stop}` standing
+    for "interrupted by SIGINT" or "terminated by SIGTERM".
+    """
     try:
         yield
     except BptrainError as e:
@@ -55,9 +61,10 @@ def errors_to_exit_codes() -> Iterator[None]:
     except BrokenPipeError:
         _quiet_stdout()
         raise typer.Exit(int(ExitCode.OK)) from None
-    except KeyboardInterrupt:
-        _err("error: interrupted by SIGINT before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN")
-        raise typer.Exit(int(ExitCode.SIGINT)) from None
+    except (KeyboardInterrupt, Signalled) as e:
+        stop = e if isinstance(e, Signalled) else Signalled(signal.SIGINT)
+        _err("error: " + on_signal.format(stop=stop))
+        raise typer.Exit(stop.exit_code) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as e:  # a bug: say so, show the traceback only when asked
@@ -103,7 +110,7 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Train the network that CONFIG describes; write a run folder and print a summary."""
-    with errors_to_exit_codes():
+    with errors_to_exit_codes("{stop} before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN"):
         from bptrain import app as services
         from bptrain.config import load_config, parse_overrides
         from bptrain.errors import ConfigError
@@ -145,8 +152,6 @@ def fit(
 @contextlib.contextmanager
 def stop_on_signals(stop) -> Iterator[None]:
     """First SIGINT/SIGTERM: ask training to stop after the current step. A second SIGINT stops at once."""
-    import signal
-
     def first(signum, frame) -> None:
         stop.set("interrupted" if signum == signal.SIGINT else "terminated")
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -243,7 +248,8 @@ def predict(
     strict: Annotated[bool, typer.Option("--strict", help="Make a category the model never saw an error (default: a warning).")] = False,
 ) -> None:
     """Predict for the rows of INPUT, streaming; write kept columns, prediction, probabilities."""
-    with errors_to_exit_codes():
+    unwritten = "the predictions on stdout stop early" if output == "-" else f"{output} is left as it was, with no partial file"
+    with errors_to_exit_codes(f"predict {{stop}}; {unwritten}"):
         from bptrain import app as services
         from bptrain.checkpoint import atomic_write
         from bptrain.errors import ConfigError
