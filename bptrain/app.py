@@ -112,16 +112,16 @@ def _fit(
     if resume is not None:
         run_dir = Path(resume)
         lock.acquire(run_dir)
-        config = resuming.merge(config, run_dir)
-        checkpoint.remove_stray_temp_files(run_dir)
         checkpoint_state = checkpoint.load_checkpoint(run_dir / "checkpoints", warn=lambda m: on_event("warning", message=m))
+        config = resuming.merge(config, run_dir, checkpoint_state[1])
+        checkpoint.remove_stray_temp_files(run_dir)
     seed = config.seed if config.seed is not None else draw_seed()
     config = config.model_copy(update={"seed": seed})
     dtype = config.model.dtype
 
     raw, prep, loss_name, loss_options = _data_and_loss(config, seed)
     if checkpoint_state is not None:
-        resuming.check_data(raw.files, checkpoint_state[1].get("data"), run_dir)
+        resuming.check_data(raw.files, checkpoint_state[1], run_dir)
     for note in raw.notes:
         on_event("warning", message=f"{raw.sources['train']}: {note}")
     unseen = data_mod.Unseen()
@@ -148,9 +148,8 @@ def _fit(
         lock.acquire(run_dir)
     if stop_request is not None:
         stop_request.run_dir = run_dir
-    checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))
+    resolved = resolved_dict(config, run_dir)
     max_epochs = config.stopping.max_epochs
-    log = report.MetricsLog(run_dir, columns)
     meta = {
         "bptrain_version": bptrain.__version__,
         "run": run_dir.name,
@@ -165,7 +164,8 @@ def _fit(
     def save(trainer: Trainer) -> None:
         """The training state into checkpoints/, and the best weights so far into model.npz."""
         arrays, state = trainer.state()
-        checkpoint.save_checkpoint(run_dir / "checkpoints", arrays, {**state, "data": raw.files})
+        origin = {"run": run_dir.name, "config": resolved, "data": raw.files}  # what a resume compares against
+        checkpoint.save_checkpoint(run_dir / "checkpoints", arrays, {**state, **origin})
         save_model(trainer.best_state if trainer.best_state is not None else model.state_dict())
 
     trainer = Trainer(
@@ -195,6 +195,13 @@ def _fit(
     )
     if checkpoint_state is not None:
         trainer.restore(*checkpoint_state)
+        finished = resuming.finished_report(run_dir, trainer.pending_stop(), trainer.position.step)
+        if finished is not None:
+            on_event("notice", message=resuming.finished_notice(run_dir, finished))
+            return FitResult(run_dir, finished)
+    checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved))
+    log = report.MetricsLog(run_dir, columns)
+    if checkpoint_state is not None:
         log.rewrite(trainer.position.rows)
     on_event(
         "start",

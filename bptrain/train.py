@@ -252,6 +252,14 @@ class Trainer:
         if noise is not None and meta["noise_rng"] is not None:
             noise.bit_generator.state = meta["noise_rng"]
 
+    def pending_stop(self) -> str | None:
+        """The stopping rule a restored state has already met (resuming it would train nothing), if any."""
+        pos = self.position
+        if pos.rows and pos.batch == 0:
+            stop = self._after_epoch(pos.rows[-1], resumed=True)
+            return stop[0] if stop else None
+        return self.budget.after_step(pos.step, pos.seconds) if pos.step else None
+
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> Outcome:
