@@ -111,7 +111,7 @@ def fit(
 ) -> None:
     """Train the network that CONFIG describes; write a run folder and print a summary."""
     with errors_to_exit_codes("{stop} before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN"):
-        from bptrain import app as services
+        from bptrain import app as services, runs
         from bptrain.config import load_config, parse_overrides
         from bptrain.errors import ConfigError
         from bptrain.progress import Progress
@@ -119,8 +119,12 @@ def fit(
 
         if config is None and resume is None:
             raise ConfigError("fit needs a CONFIG file, or --resume RUN to continue a run")
-        if resume is not None and not (resume / "config.yaml").is_file():
-            raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
+        if resume is not None:
+            resume = runs.resolve_run(resume, runs_dir)
+            if not resume.exists():
+                raise runs.missing_run(resume, f"--resume {resume}")
+            if not (resume / "config.yaml").is_file():
+                raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
         if folds is not None and resume is not None:
             raise ConfigError("--folds cannot be combined with --resume; resume one fold's run folder, e.g. --resume RUN/fold-2")
         overrides = parse_overrides(set_ or [])

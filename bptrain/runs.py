@@ -92,8 +92,8 @@ class RunLock:
 
 
 def find_model(run: Path) -> tuple[Path, Path]:
-    """(run folder, model file) for RUN given as a run folder or a model file inside one."""
-    run = Path(run)
+    """(run folder, model file) for RUN given as a run folder, a model file inside one, or `latest`."""
+    run = resolve_run(Path(run))
     if run.is_dir():
         model = run / MODEL_FILE
         if not model.is_file():
@@ -103,4 +103,40 @@ def find_model(run: Path) -> tuple[Path, Path]:
         return run, model
     if run.is_file():
         return run.parent, run
-    raise ConfigError(f"{run}: no such run folder or model file; give a folder written by bptrain fit, e.g. runs/iris-20261128-101500")
+    raise missing_run(run, str(run), "or model file")
+
+
+LATEST = "latest"
+_STAMP = re.compile(r"-(\d{8}-\d{6})(?:-(\d+))?$")
+
+
+def resolve_run(run: Path, runs_dir: Path = Path("runs")) -> Path:
+    """RUN as given; `latest` is the newest run folder under `runs_dir`."""
+    if str(run) != LATEST:
+        return run
+    newest = newest_runs(runs_dir, 1)
+    if not newest:
+        raise ConfigError(f"{LATEST}: no run folder under {runs_dir}; train one first with: bptrain fit CONFIG")
+    return newest[0]
+
+
+def newest_runs(runs_dir: Path, count: int) -> list[Path]:
+    """Up to `count` run folders under `runs_dir`, newest first, by the time in their names."""
+    try:
+        entries = [p for p in Path(runs_dir).iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    stamped = []
+    for path in entries:
+        match = _STAMP.search(path.name)
+        if match:
+            stamped.append((match.group(1), int(match.group(2) or 1), path.stat().st_mtime_ns, path))
+    return [entry[-1] for entry in sorted(stamped, reverse=True)[:count]]
+
+
+def missing_run(run: Path, label: str, what: str = "") -> ConfigError:
+    """The error for a RUN that does not exist, naming the newest runs beside it (or under ./runs)."""
+    runs_dir = run.parent if str(run.parent) not in ("", ".") and run.parent.is_dir() else Path("runs")
+    newest = newest_runs(runs_dir, 3)
+    found = f"the newest under {runs_dir}: {', '.join(map(str, newest))}" if newest else f"there are no runs under {runs_dir}; train one with: bptrain fit CONFIG"
+    return ConfigError(f"{label}: no such run folder{' ' + what if what else ''}; {found}")
