@@ -78,7 +78,16 @@ class FitResult:
     report: dict[str, Any]
 
 
-def fit(config: Config, **options: Any) -> FitResult:
+def fit(
+    config: Config,
+    *,
+    runs_dir: Path = Path("runs"),
+    name: str | None = None,
+    resume: Path | None = None,
+    folder: Path | None = None,
+    stop_request: StopRequest | None = None,
+    on_event: Events = _quiet,
+) -> FitResult:
     """Train the network `config` describes into a new run folder (or the new, empty `folder`), or
     continue the run `resume`; the run folder stays locked against other processes meanwhile.
 
@@ -88,7 +97,7 @@ def fit(config: Config, **options: Any) -> FitResult:
     """
     with runs.RunLock() as lock:
         try:
-            return _fit(config, lock=lock, **options)
+            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, on_event)
         except StorageError as e:
             if lock.folder is None:
                 raise
@@ -97,14 +106,13 @@ def fit(config: Config, **options: Any) -> FitResult:
 
 def _fit(
     config: Config,
-    *,
     lock: runs.RunLock,
-    runs_dir: Path = Path("runs"),
-    name: str | None = None,
-    resume: Path | None = None,
-    folder: Path | None = None,
-    stop_request: StopRequest | None = None,
-    on_event: Events = _quiet,
+    runs_dir: Path,
+    name: str | None,
+    resume: Path | None,
+    folder: Path | None,
+    stop_request: StopRequest | None,
+    on_event: Events,
 ) -> FitResult:
     if name is not None:
         runs.check_name(name)

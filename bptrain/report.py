@@ -48,10 +48,12 @@ class MetricsLog:
 
     def rewrite(self, rows: list[dict]) -> None:
         """Start both logs again with `rows` (the rows a resumed checkpoint holds)."""
-        for stream in (self._csv, self._jsonl):
-            stream.seek(0)
-            stream.truncate()
-        self._writer.writeheader()
+        with writing(self._csv_path):
+            for stream in (self._csv, self._jsonl):
+                stream.seek(0)
+                stream.truncate()
+            self._writer.writeheader()
+            self._csv.flush()
         for row in rows:
             self.write(row)
 
