@@ -18,7 +18,7 @@ import bptrain
 from bptrain import checkpoint, data as data_mod, predictions, report, runs
 from bptrain import build, memory, modelfile, resuming
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
-from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted
+from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.registry import did_you_mean
 from bptrain.train import StopRequest, Trainer, lone_row_warning, outputs, probabilities, score
 
@@ -88,26 +88,47 @@ def fit(
     on_event: Events = _quiet,
 ) -> FitResult:
     """Train the network `config` describes into a new run folder (or the new, empty `folder`), or
-    continue the run `resume`.
+    continue the run `resume`; the run folder stays locked against other processes meanwhile.
 
     Returns the report of a run that ended normally; raises DivergedError or RunInterrupted after
-    writing the model, the checkpoint and a partial report of one that did not.
+    writing the model, the checkpoint and a partial report of one that did not. StorageError (a
+    file that cannot be written) says how to continue from the last good checkpoint.
     """
+    with runs.RunLock() as lock:
+        try:
+            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, on_event)
+        except StorageError as e:
+            if lock.folder is None:
+                raise
+            raise StorageError(f"{e}; {resuming.continue_hint(lock.folder)}") from None
+
+
+def _fit(
+    config: Config,
+    lock: runs.RunLock,
+    runs_dir: Path,
+    name: str | None,
+    resume: Path | None,
+    folder: Path | None,
+    stop_request: StopRequest | None,
+    on_event: Events,
+) -> FitResult:
     if name is not None:
         runs.check_name(name)
     checkpoint_state = None
     if resume is not None:
         run_dir = Path(resume)
-        config = resuming.merge(config, run_dir)
-        checkpoint.remove_stray_temp_files(run_dir)
+        lock.acquire(run_dir)
         checkpoint_state = checkpoint.load_checkpoint(run_dir / "checkpoints", warn=lambda m: on_event("warning", message=m))
+        config = resuming.merge(config, run_dir, checkpoint_state[1])
+        checkpoint.remove_stray_temp_files(run_dir)
     seed = config.seed if config.seed is not None else draw_seed()
     config = config.model_copy(update={"seed": seed})
     dtype = config.model.dtype
 
     raw, prep, loss_name, loss_options = _data_and_loss(config, seed)
     if checkpoint_state is not None:
-        resuming.check_data(raw.files, checkpoint_state[1].get("data"), run_dir)
+        resuming.check_data(raw.files, checkpoint_state[1], run_dir)
     dataset, warnings = _arrays(raw, prep, loss_name, dtype)
     for message in warnings:
         on_event("warning", message=message)
@@ -131,8 +152,10 @@ def fit(
 
     if resume is None:
         run_dir = folder if folder is not None else runs.new_run_dir(runs_dir, name or config.name)
+        lock.acquire(run_dir)
     if stop_request is not None:
         stop_request.run_dir = run_dir
+    resolved = resolved_dict(config, run_dir)
     max_epochs = config.stopping.max_epochs
     meta = {
         "bptrain_version": bptrain.__version__,
@@ -148,7 +171,8 @@ def fit(
     def save(trainer: Trainer) -> None:
         """The training state into checkpoints/, and the best weights so far into model.npz."""
         arrays, state = trainer.state()
-        checkpoint.save_checkpoint(run_dir / "checkpoints", arrays, {**state, "data": raw.files})
+        origin = {"run": run_dir.name, "config": resolved, "data": raw.files}  # what a resume compares against
+        checkpoint.save_checkpoint(run_dir / "checkpoints", arrays, {**state, **origin})
         save_model(trainer.best_state if trainer.best_state is not None else model.state_dict())
 
     trainer = Trainer(
@@ -178,7 +202,11 @@ def fit(
     )
     if checkpoint_state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         trainer.restore(*checkpoint_state, columns=columns)
-    checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved_dict(config, run_dir)))
+        finished = resuming.finished_report(run_dir, trainer.pending_stop(), trainer.position.step)
+        if finished is not None:
+            on_event("notice", message=resuming.finished_notice(run_dir, finished))
+            return FitResult(run_dir, finished)
+    checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved))
     log = report.MetricsLog(run_dir, columns)
     if checkpoint_state is not None:
         log.rewrite(trainer.position.rows)

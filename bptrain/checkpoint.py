@@ -10,10 +10,13 @@ match what the metadata implies (modelfile).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
+import secrets
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -24,7 +27,7 @@ from typing import IO, Any, Callable, Iterator, NamedTuple
 import numpy as np
 
 from bptrain import npzfile
-from bptrain.errors import ModelFileError
+from bptrain.errors import ModelFileError, StorageError
 
 FORMAT_VERSION = 1
 META_KEY = npzfile.META_KEY
@@ -33,25 +36,65 @@ META_KEY = npzfile.META_KEY
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None) -> None:
     """Write through `write(f)` into a temp file beside `path`, fsync it, then rename it over `path`.
 
-    With `keep_previous`, the file being replaced is first renamed to that name.
+    The file gets the mode a plain open() would give it (0666 minus the umask). With
+    `keep_previous`, the file being replaced is first renamed to that name. A full disk, a
+    file-size limit or a missing permission raises StorageError naming `path`.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if keep_previous is not None and path.exists():
-            os.replace(path, keep_previous)
-        os.replace(tmp, path)
-        _fsync_folder(path.parent)
-    except BaseException:
+    with writing(path):
+        tmp = None
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            while tmp is None:
+                # named before it is created, so a signal arriving during the creation still finds it
+                tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+                try:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0666 minus the umask, not mkstemp's 0600
+                except FileExistsError:  # another writer's temp file: never ours to remove
+                    tmp = None
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            if keep_previous is not None and path.exists():
+                os.replace(path, keep_previous)
+            os.replace(tmp, path)
+            _fsync_folder(path.parent)
+        except BaseException:  # a signal too: the temp file never outlives the write
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise
+
+
+# Why a write failed when the machine, not bptrain or the user's input, is at fault: what to say and do.
+_ENVIRONMENT = {
+    errno.ENOSPC: ("no space left on the device", "free some space"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or raise the quota"),
+    errno.EFBIG: ("the file-size limit was reached", "raise the limit (ulimit -f)"),
+    errno.EACCES: ("permission denied", "make the folder writable or choose another one"),
+    errno.EPERM: ("operation not permitted", "make the folder writable or choose another one"),
+    errno.EROFS: ("read-only file system", "choose a folder on a writable file system"),
+    errno.EIO: ("input/output error", "check the disk"),
+}
+
+
+def storage_error(path: Path, error: OSError, doing: str = "write") -> StorageError | None:
+    """StorageError "PATH: cannot DOING (why); what to do" for an environment OSError, else None."""
+    if error.errno not in _ENVIRONMENT:
+        return None
+    why, advice = _ENVIRONMENT[error.errno]
+    return StorageError(f"{path}: cannot {doing} ({why}); {advice}")
+
+
+@contextlib.contextmanager
+def writing(path: Path, doing: str = "write") -> Iterator[None]:
+    """Turn an environment OSError raised while writing `path` into StorageError; others pass through."""
+    try:
+        yield
+    except OSError as e:
+        translated = storage_error(path, e, doing)
+        if translated is None:
+            raise
+        raise translated from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -225,7 +268,8 @@ LAST, PREVIOUS = "last.npz", "previous.npz"
 def save_checkpoint(folder: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Write `folder/last.npz`, keeping the one it replaces as `previous.npz`."""
     folder = Path(folder)
-    folder.mkdir(exist_ok=True)
+    with writing(folder, "create the folder"):
+        folder.mkdir(exist_ok=True)
     save_model(folder / LAST, arrays, meta, kind="checkpoint", keep_previous=folder / PREVIOUS)
 
 

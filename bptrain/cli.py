@@ -10,6 +10,7 @@ import contextlib
 import io
 import os
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 
 from bptrain.errors import BptrainError, ExitCode
+from bptrain.interrupts import Signalled
 
 app = typer.Typer(
     name="bptrain",
@@ -46,8 +48,12 @@ def _quiet_stdout() -> None:
 
 
 @contextlib.contextmanager
-def errors_to_exit_codes() -> Iterator[None]:
-    """The one place where exceptions become messages and exit codes."""
+def errors_to_exit_codes(on_signal: str = "{stop}; nothing was written") -> Iterator[None]:
+    """The one place where exceptions become messages and exit codes.
+
+    `on_signal` is what the command says when SIGINT or SIGTERM ends it, with `{stop}` standing
+    for "interrupted by SIGINT" or "terminated by SIGTERM".
+    """
     try:
         yield
     except BptrainError as e:
@@ -56,9 +62,10 @@ def errors_to_exit_codes() -> Iterator[None]:
     except BrokenPipeError:
         _quiet_stdout()
         raise typer.Exit(int(ExitCode.OK)) from None
-    except KeyboardInterrupt:
-        _err("error: interrupted by SIGINT before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN")
-        raise typer.Exit(int(ExitCode.SIGINT)) from None
+    except (KeyboardInterrupt, Signalled) as e:
+        stop = e if isinstance(e, Signalled) else Signalled(signal.SIGINT)
+        _err("error: " + on_signal.format(stop=stop))
+        raise typer.Exit(stop.exit_code) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as e:  # a bug: say so, show the traceback only when asked
@@ -115,8 +122,8 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Train the network that CONFIG describes; write a run folder and print a summary."""
-    with errors_to_exit_codes():
-        from bptrain import app as services
+    with errors_to_exit_codes("{stop} before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN"):
+        from bptrain import app as services, runs
         from bptrain.config import load_config, parse_overrides
         from bptrain.errors import ConfigError
         from bptrain.progress import Progress
@@ -124,8 +131,12 @@ def fit(
 
         if config is None and resume is None:
             raise ConfigError("fit needs a CONFIG file, or --resume RUN to continue a run")
-        if resume is not None and not (resume / "config.yaml").is_file():
-            raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
+        if resume is not None:
+            resume = runs.resolve_run(resume, runs_dir)
+            if not resume.exists():
+                raise runs.missing_run(resume, f"--resume {resume}")
+            if not (resume / "config.yaml").is_file():
+                raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
         if folds is not None and resume is not None:
             raise ConfigError("--folds cannot be combined with --resume; resume one fold's run folder, e.g. --resume RUN/fold-2")
         overrides = parse_overrides(set_ or [])
@@ -157,8 +168,6 @@ def fit(
 @contextlib.contextmanager
 def stop_on_signals(stop) -> Iterator[None]:
     """First SIGINT/SIGTERM: ask training to stop after the current step. A second SIGINT stops at once."""
-    import signal
-
     def first(signum, frame) -> None:
         stop.set("interrupted" if signum == signal.SIGINT else "terminated")
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -255,7 +264,8 @@ def predict(
     strict: Annotated[bool, typer.Option("--strict", help="Make a category the model never saw an error (default: a warning).")] = False,
 ) -> None:
     """Predict for the rows of INPUT, streaming; write kept columns, prediction, probabilities."""
-    with errors_to_exit_codes():
+    unwritten = "the predictions on stdout stop early" if output == "-" else f"{output} is left as it was, with no partial file"
+    with errors_to_exit_codes(f"predict {{stop}}; {unwritten}"):
         from bptrain import app as services
         from bptrain.checkpoint import atomic_write
         from bptrain.errors import ConfigError

@@ -177,6 +177,8 @@ class CheckpointMeta(Header):
     shuffle_rng: RandomState
     noise_rng: RandomState | None
     data: list[DataFile]
+    run: Label | None = None  # these two are absent from checkpoints of bptrain 0.1
+    config: dict[str, Any] | None = None  # the resolved config; resuming validates it as a config
 
 
 CHECKPOINT_GROUPS = ("model/", "optim/", "best/")

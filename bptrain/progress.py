@@ -63,8 +63,8 @@ class Progress:
             self.stream.flush()
 
     def handle(self, kind: str, **payload: Any) -> None:
-        if kind == "warning":
-            self._write(f"warning: {payload['message']}")
+        if kind in ("warning", "notice"):  # shown even with -q
+            self._write(f"{kind}: {payload['message']}")
             return
         if not self.enabled:
             return

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bptrain.checkpoint import atomic_write, atomic_write_text
+from bptrain.checkpoint import atomic_write, atomic_write_text, writing
 
 
 def finite_or_none(value: Any) -> Any:
@@ -36,27 +36,35 @@ class MetricsLog:
 
     def __init__(self, folder: Path, columns: list[str]):
         self.columns = columns
-        self._csv = open(Path(folder) / "metrics.csv", "w", newline="", encoding="utf-8")
-        self._jsonl = open(Path(folder) / "metrics.jsonl", "w", encoding="utf-8")
+        self._csv_path, self._jsonl_path = Path(folder) / "metrics.csv", Path(folder) / "metrics.jsonl"
+        with writing(self._csv_path):
+            self._csv = open(self._csv_path, "w", newline="", encoding="utf-8")
+        with writing(self._jsonl_path):
+            self._jsonl = open(self._jsonl_path, "w", encoding="utf-8")
         self._writer = csv.DictWriter(self._csv, fieldnames=columns, lineterminator="\n")
-        self._writer.writeheader()
-        self._csv.flush()
+        with writing(self._csv_path):
+            self._writer.writeheader()
+            self._csv.flush()
 
     def rewrite(self, rows: list[dict]) -> None:
         """Start both logs again with `rows` (the rows a resumed checkpoint holds)."""
-        for stream in (self._csv, self._jsonl):
-            stream.seek(0)
-            stream.truncate()
-        self._writer.writeheader()
+        with writing(self._csv_path):
+            for stream in (self._csv, self._jsonl):
+                stream.seek(0)
+                stream.truncate()
+            self._writer.writeheader()
+            self._csv.flush()
         for row in rows:
             self.write(row)
 
     def write(self, row: dict) -> None:
         clean = finite_or_none(row)
-        self._writer.writerow({k: ("" if clean.get(k) is None else _cell(clean[k])) for k in self.columns})
-        self._jsonl.write(json.dumps({k: clean.get(k) for k in self.columns}, allow_nan=False) + "\n")
-        self._csv.flush()
-        self._jsonl.flush()
+        with writing(self._csv_path):
+            self._writer.writerow({k: ("" if clean.get(k) is None else _cell(clean[k])) for k in self.columns})
+            self._csv.flush()
+        with writing(self._jsonl_path):
+            self._jsonl.write(json.dumps({k: clean.get(k) for k in self.columns}, allow_nan=False) + "\n")
+            self._jsonl.flush()
 
     def close(self) -> None:
         self._csv.close()

@@ -1,17 +1,21 @@
 """Resuming a run: the config may change its budget, nothing that alters the model, data or optimization.
 
-`merge()` compares the config asked for with the one the run was started with and returns the
+`merge()` compares the config asked for with the one the checkpoint was saved under and returns the
 config to continue with, or raises ConfigError listing each refused change as `key: old -> new`.
+A checkpoint another run wrote is named as such; a run that already finished is recognized.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+from bptrain.checkpoint import LAST, PREVIOUS
 from bptrain.config import Config, load_config
-from bptrain.errors import ConfigError, DataError
+from bptrain.config.loading import validate_config
+from bptrain.errors import ConfigError, DataError, ModelFileError
 
 # Keys that only decide how long to train, when to save, and how closely to watch.
 BUDGET_KEYS = (
@@ -54,12 +58,18 @@ def _is_budget(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in BUDGET_KEYS)
 
 
-def merge(config: Config, run_dir: Path) -> Config:
-    """The config to continue `run_dir` with: `config`, with the run's seed and schedule total."""
+def merge(config: Config, run_dir: Path, checkpoint_meta: dict | None = None) -> Config:
+    """The config to continue `run_dir` with: `config`, with the run's seed and schedule total.
+
+    It is compared with the config recorded in the checkpoint, so an edit to the run's config.yaml
+    is refused like the same change through --set; a checkpoint without one (bptrain 0.1) is
+    compared with config.yaml.
+    """
     saved_path = Path(run_dir) / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"--resume {run_dir}: no config.yaml in this folder; is it a run folder written by bptrain fit?")
-    saved = load_config(saved_path)
+    recorded = (checkpoint_meta or {}).get("config")
+    saved = _recorded_config(recorded, run_dir) if recorded is not None else load_config(saved_path)
     if config.seed is None:
         config = config.model_copy(update={"seed": saved.seed})
     total = getattr(saved.schedule, "total", None)
@@ -68,6 +78,7 @@ def merge(config: Config, run_dir: Path) -> Config:
     old, new = _comparable(saved), _comparable(config)
     changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and not _is_budget(k)]
     if changed:
+        _refuse_foreign(run_dir, checkpoint_meta, "a different config")
         lines = "\n".join(f"  {k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in changed)
         raise ConfigError(
             f"--resume {run_dir}: these changes would alter the model, the data or the optimization:\n{lines}\n"
@@ -77,17 +88,84 @@ def merge(config: Config, run_dir: Path) -> Config:
     return config
 
 
+def _recorded_config(recorded: dict, run_dir: Path) -> Config:
+    """The config a checkpoint was saved under; ModelFileError when it is not a valid config."""
+    where = Path(run_dir) / "checkpoints"
+    try:
+        return validate_config(recorded, where)
+    except ConfigError as e:
+        raise ModelFileError(f"unusable bptrain checkpoint: its recorded config is not valid: {e}") from None
+
+
+def _refuse_foreign(run_dir: Path, checkpoint_meta: dict | None, what: str) -> None:
+    """ModelFileError when the checkpoint was written by another run, with `what` ("a different config").
+
+    A renamed run folder has a checkpoint under its old name too; it resumes as long as nothing differs.
+    """
+    other = (checkpoint_meta or {}).get("run")
+    if other is None or other == Path(run_dir).name:
+        return
+    raise ModelFileError(
+        f"{Path(run_dir) / 'checkpoints'}: the checkpoint is from another run, {other}, with {what}; "
+        f"it cannot continue {run_dir}. Put back this run's own checkpoints/ folder, or start a new run"
+    )
+
+
 def changed_files(files: list[dict], recorded: list[dict] | None) -> list[dict]:
     """The entries of `files` whose SHA-256 differs from the recorded entry of the same split."""
     before = {f["split"]: f["sha256"] for f in recorded or []}
     return [entry for entry in files if before.get(entry["split"], entry["sha256"]) != entry["sha256"]]
 
 
-def check_data(files: list[dict], recorded: list[dict] | None, run_dir: Path) -> None:
+def check_data(files: list[dict], checkpoint_meta: dict, run_dir: Path) -> None:
     """DataError when a data file differs from the one the run was started with (by SHA-256)."""
-    changed = changed_files(files, recorded)
+    changed = changed_files(files, checkpoint_meta.get("data"))
     if changed:
+        _refuse_foreign(run_dir, checkpoint_meta, "different data")
         raise DataError(
             f"{changed[0]['path']}: the data changed since the run {run_dir} started (its sha256 differs); "
             "resuming would not continue the same training. Start a new run instead"
         )
+
+
+def continue_hint(run_dir: Path) -> str:
+    """After a file could not be written: the checkpoint to continue from, or that there is none yet."""
+    folder = Path(run_dir) / "checkpoints"
+    for name in (LAST, PREVIOUS):
+        if (folder / name).is_file():
+            return f"nothing saved is lost: the last good checkpoint is {folder / name}; continue with: bptrain fit --resume {run_dir}"
+    return "no checkpoint was saved yet: start the run again once the files can be written"
+
+
+# Stop reasons after which the same budget leaves nothing to do.
+FINISHED = ("max_epochs", "max_steps", "max_time", "early_stopping", "target")
+
+
+def finished_report(run_dir: Path, reason: str | None, steps: int) -> dict | None:
+    """report.json of a run that already ended for `reason` at step `steps`, the state its checkpoint
+    holds; None when there is training left, or when the report is missing or from an earlier stop."""
+    if reason not in FINISHED:
+        return None
+    try:
+        recorded = json.loads((Path(run_dir) / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or (recorded.get("stop_reason"), recorded.get("steps")) != (reason, steps):
+        return None
+    return recorded
+
+
+def finished_notice(run_dir: Path, recorded: dict) -> str:
+    """One line: the run is finished, nothing was done, and how to train longer."""
+    reason, epochs, steps = recorded["stop_reason"], recorded["epochs_run"], recorded["steps"]
+    how = {
+        "max_epochs": f"raise the budget, e.g. --set stopping.max_epochs={2 * epochs}",
+        "max_steps": f"raise the budget, e.g. --set stopping.max_steps={2 * steps}",
+        "max_time": "raise the budget, e.g. --set stopping.max_time=2h",
+        "early_stopping": "start a new run with a larger stopping.early_stopping.patience (it cannot change on resume)",
+        "target": "change or remove stopping.target, e.g. --set stopping.target=null",
+    }[reason]
+    return (
+        f"{run_dir} already finished ({reason} after {epochs} epoch{'s' if epochs != 1 else ''}, {steps} steps); "
+        f"nothing to do under the same budget, so nothing was changed. To train longer, {how}"
+    )

@@ -1,15 +1,23 @@
-"""Run folders: naming (`<name>-<YYYYmmdd-HHMMSS>[-N]`), creation without collisions, lookup."""
+"""Run folders: naming (`<name>-<YYYYmmdd-HHMMSS>[-N]`), creation without collisions, locking, lookup."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
 
-from bptrain.errors import ConfigError, ModelFileError
+try:
+    import fcntl
+except ImportError:  # not on POSIX: run folders are not locked
+    fcntl = None
+
+from bptrain.checkpoint import storage_error, writing
+from bptrain.errors import ConfigError, ModelFileError, StorageError
 
 NAME = re.compile(r"[A-Za-z0-9._-]+")
 MODEL_FILE = "model.npz"
+LOCK_FILE = ".lock"
 
 
 def check_name(name: str) -> str:
@@ -27,7 +35,7 @@ def new_run_dir(runs_dir: Path, name: str, now: float | None = None) -> Path:
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"{runs_dir}: cannot create the runs folder ({e.strerror})") from None
+        raise storage_error(runs_dir, e, "create the runs folder") or ConfigError(f"{runs_dir}: cannot create the runs folder ({e.strerror})") from None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     base = f"{name}-{stamp}"
     for n in range(1, 10_000):
@@ -40,13 +48,52 @@ def new_run_dir(runs_dir: Path, name: str, now: float | None = None) -> Path:
         except FileExistsError:
             continue
         except OSError as e:
-            raise ConfigError(f"{folder}: cannot create the run folder ({e.strerror})") from None
+            raise storage_error(folder, e, "create the run folder") or ConfigError(f"{folder}: cannot create the run folder ({e.strerror})") from None
     raise ConfigError(f"{runs_dir}: too many runs named {base}")
 
 
+class RunLock:
+    """An exclusive lock on a run folder while one process writes it (flock on RUN/.lock).
+
+    The kernel releases it when the process ends, even by SIGKILL, so a stale lock cannot block a
+    resume. The lock file itself stays: deleting it would let a third process lock a new file while
+    a second still holds the old one.
+    """
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+        self._fd: int | None = None
+
+    def acquire(self, folder: Path) -> None:
+        folder, path = Path(folder), Path(folder) / LOCK_FILE
+        with writing(path, "create the lock file"):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise StorageError(
+                    f"{folder}: the run folder is in use by another bptrain process (it holds {path}); "
+                    "wait for that one to end, or stop it, then try again"
+                ) from None
+        self.folder, self._fd = folder, fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 def find_model(run: Path) -> tuple[Path, Path]:
-    """(run folder, model file) for RUN given as a run folder or a model file inside one."""
-    run = Path(run)
+    """(run folder, model file) for RUN given as a run folder, a model file inside one, or `latest`."""
+    run = resolve_run(Path(run))
     if run.is_dir():
         model = run / MODEL_FILE
         if not model.is_file():
@@ -56,4 +103,40 @@ def find_model(run: Path) -> tuple[Path, Path]:
         return run, model
     if run.is_file():
         return run.parent, run
-    raise ConfigError(f"{run}: no such run folder or model file; give a folder written by bptrain fit, e.g. runs/iris-20261128-101500")
+    raise missing_run(run, str(run), "or model file")
+
+
+LATEST = "latest"
+_STAMP = re.compile(r"-(\d{8}-\d{6})(?:-(\d+))?$")
+
+
+def resolve_run(run: Path, runs_dir: Path = Path("runs")) -> Path:
+    """RUN as given; `latest` is the newest run folder under `runs_dir`."""
+    if str(run) != LATEST:
+        return run
+    newest = newest_runs(runs_dir, 1)
+    if not newest:
+        raise ConfigError(f"{LATEST}: no run folder under {runs_dir}; train one first with: bptrain fit CONFIG")
+    return newest[0]
+
+
+def newest_runs(runs_dir: Path, count: int) -> list[Path]:
+    """Up to `count` run folders under `runs_dir`, newest first, by the time in their names."""
+    try:
+        entries = [p for p in Path(runs_dir).iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    stamped = []
+    for path in entries:
+        match = _STAMP.search(path.name)
+        if match:
+            stamped.append((match.group(1), int(match.group(2) or 1), path.stat().st_mtime_ns, path))
+    return [entry[-1] for entry in sorted(stamped, reverse=True)[:count]]
+
+
+def missing_run(run: Path, label: str, what: str = "") -> ConfigError:
+    """The error for a RUN that does not exist, naming the newest runs beside it (or under ./runs)."""
+    runs_dir = run.parent if str(run.parent) not in ("", ".") and run.parent.is_dir() else Path("runs")
+    newest = newest_runs(runs_dir, 3)
+    found = f"the newest under {runs_dir}: {', '.join(map(str, newest))}" if newest else f"there are no runs under {runs_dir}; train one with: bptrain fit CONFIG"
+    return ConfigError(f"{label}: no such run folder{' ' + what if what else ''}; {found}")

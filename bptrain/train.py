@@ -310,6 +310,14 @@ class Trainer:
             if columns is not None and sorted(row) != sorted(columns):
                 raise ValueError(f"position.rows[{i}] has the columns {', '.join(row)}, but this run logs {', '.join(columns)}")
 
+    def pending_stop(self) -> str | None:
+        """The stopping rule a restored state has already met (resuming it would train nothing), if any."""
+        pos = self.position
+        if pos.rows and pos.batch == 0:
+            stop = self._after_epoch(pos.rows[-1], resumed=True)
+            return stop[0] if stop else None
+        return self.budget.after_step(pos.step, pos.seconds) if pos.step else None
+
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> Outcome:

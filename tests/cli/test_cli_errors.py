@@ -355,7 +355,7 @@ def test_unknown_run_folder(tmp_path, command):
     expect(
         run_cli(command, "no-such-run", *args, cwd=tmp_path),
         USAGE,
-        "error: no-such-run: no such run folder or model file; give a folder written by bptrain fit, e.g. runs/iris-20261128-101500",
+        "error: no-such-run: no such run folder or model file; there are no runs under runs; train one with: bptrain fit CONFIG",
     )
 
 

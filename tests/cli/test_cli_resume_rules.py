@@ -1,0 +1,143 @@
+"""What `fit --resume` compares, through real processes: an edited config.yaml is refused like the same
+`--set`, a checkpoint copied from another run is named as such, a checkpoint from before the config was
+recorded still resumes, and resuming a finished run says so and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+IRIS = "configs/iris.yaml"  # 7 steps per epoch
+ALLOWED = (
+    "Only these keys may change when resuming: name, stopping.max_epochs, stopping.max_steps, stopping.max_time, "
+    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly. "
+    "To train differently, start a new run without --resume."
+)
+
+
+def fit(runs: Path, *args: str) -> Path:
+    result = run_cli("fit", IRIS, *args, "-q", "--runs-dir", runs)
+    assert result.returncode == 0, result.stderr
+    (run,) = runs.iterdir()
+    return run
+
+
+def folder_state(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def partial(tmp_path_factory) -> Path:
+    """The iris config stopped at step 10 (mid-epoch 2)."""
+    return fit(tmp_path_factory.mktemp("partial"), "--set", "stopping.max_steps=10")
+
+
+def copy_of(run: Path, where: Path, name: str | None = None) -> Path:
+    copy = where / (name or run.name)
+    shutil.copytree(run, copy)
+    return copy
+
+
+def edit_config(run: Path, old: str, new: str) -> None:
+    """Replace the first `old` in the run's config.yaml (the first hidden layer's, for a layer key)."""
+    path = run / "config.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "old, new, line",
+    [
+        ("lr: 0.01\n", "lr: 0.02\n", "  optimizer.lr: 0.01 -> 0.02"),
+        ("units: 16\n", "units: 8\n", "  model.layers[0].units: 16 -> 8"),
+        ("activation: relu\n", "activation: tanh\n", "  model.layers[0].activation: relu -> tanh"),
+    ],
+)
+def test_an_edited_config_file_is_refused_like_the_same_set(partial, tmp_path, old, new, line):
+    run = copy_of(partial, tmp_path)
+    edit_config(run, old, new)
+    before = folder_state(run)
+    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=20")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: --resume {run}: these changes would alter the model, the data or the optimization:\n{line}\n{ALLOWED}\n"
+    )
+    assert folder_state(run) == before
+
+
+def test_a_budget_edit_in_the_config_file_is_allowed(partial, tmp_path):
+    run = copy_of(partial, tmp_path)
+    edit_config(run, "max_steps: 10\n", "max_steps: 14\n")
+    result = run_cli("fit", "--resume", run, "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "stopped    max_steps after 2 epochs" in result.stdout
+
+
+def test_a_checkpoint_from_another_run_is_named_as_such(partial, tmp_path):
+    other = fit(tmp_path / "other", "--name", "other", "--set", "stopping.max_steps=10", "--set", "seed=7")
+    run = copy_of(partial, tmp_path / "mine")
+    shutil.rmtree(run / "checkpoints")
+    shutil.copytree(other / "checkpoints", run / "checkpoints")
+    before = folder_state(run)
+    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=20")
+    assert result.returncode == 5, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: {run / 'checkpoints'}: the checkpoint is from another run, {other.name}, with a different config; "
+        f"it cannot continue {run}. Put back this run's own checkpoints/ folder, or start a new run\n"
+    )
+    assert folder_state(run) == before
+
+
+def test_a_renamed_run_folder_still_resumes(partial, tmp_path):
+    run = copy_of(partial, tmp_path, "renamed")
+    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=14")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_a_checkpoint_without_a_recorded_config_still_resumes(partial, tmp_path):
+    """As bptrain 0.1 wrote them: no `config` or `run` in the checkpoint's metadata."""
+    from bptrain.checkpoint import load_model, save_model
+
+    run = copy_of(partial, tmp_path)
+    for name in ("last.npz", "previous.npz"):
+        path = run / "checkpoints" / name
+        arrays, meta = load_model(path)
+        assert meta.pop("config")["optimizer"]["lr"] == 0.01 and meta.pop("run") == partial.name
+        for key in ("format_version", "kind", "sha256"):
+            meta.pop(key)
+        save_model(path, arrays, meta, kind="checkpoint")
+    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=14")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "stopped    max_steps after 2 epochs" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "budget, notice",
+    [
+        (("--set", "stopping.max_epochs=3"), "(max_epochs after 3 epochs, 21 steps); nothing to do under the same budget, so nothing was changed. "
+         "To train longer, raise the budget, e.g. --set stopping.max_epochs=6"),
+        (("--set", "stopping.max_steps=10"), "(max_steps after 1 epoch, 10 steps); nothing to do under the same budget, so nothing was changed. "
+         "To train longer, raise the budget, e.g. --set stopping.max_steps=20"),
+    ],
+)
+def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, budget, notice):
+    run = fit(tmp_path / "runs", *budget)
+    before = folder_state(run)
+    summary = run_cli("evaluate", run).stdout
+    result = run_cli("fit", "--resume", run, "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"notice: {run} already finished {notice}\n"
+    assert result.stdout.splitlines()[0] == f"run        {run}"
+    assert folder_state(run) == before
+    assert run_cli("evaluate", run).stdout == summary
