@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from bptrain.cli import app
 
 CLEAN_EXIT_CODES = {0, 2, 3, 4, 5, 6}  # success, config, data, diverged, model file, environment
-SECONDS = 30  # far beyond any example's work: more is a hang
+SECONDS = 30  # of CPU time, far beyond any example's work: more is a hang (CPU time, as the machine may be busy)
 MEMORY = 3 << 30  # bytes of address space an example may add: more is a runaway allocation
 
 
@@ -40,23 +40,23 @@ def _address_space() -> int:
 
 @contextlib.contextmanager
 def capped(seconds: float = SECONDS, memory: int = MEMORY) -> Iterator[None]:
-    """Raise Hung after `seconds`; make allocations beyond `memory` more bytes fail with MemoryError."""
+    """Raise Hung after `seconds` of CPU time; make allocations beyond `memory` more bytes fail with MemoryError."""
 
     def alarm(signum, frame) -> None:
-        raise Hung(f"did not finish within {seconds} s")
+        raise Hung(f"did not finish within {seconds} s of CPU time")
 
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = _address_space() + memory
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
-    previous = signal.signal(signal.SIGALRM, alarm)
+    previous = signal.signal(signal.SIGPROF, alarm)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 

@@ -51,6 +51,7 @@ NAMES = st.one_of(
     ]),
     st.text(max_size=12),
 )
+MEMBER_NAMES = st.one_of(NAMES, st.sampled_from(["a/", "..", "__meta__", "__meta__.npy", "x.npz"])).filter(lambda name: name.split("\x00")[0])  # zipfile cannot write a name that is empty up to a NUL
 DTYPES = ["float16", "float32", "float64", ">f4", "int8", "int64", "uint8", "bool", "complex64", "<U4", "S4", "datetime64[s]", "object", "V0", "<U0"]
 
 
@@ -119,9 +120,9 @@ def mutations(draw) -> list[tuple]:
         "array_delete": lambda: (index,),
         "array_add": lambda: (NAMES, arrays()),
         "array_rename": lambda: (index, NAMES),
-        "member_add": lambda: (st.one_of(NAMES, st.sampled_from(["x", "a/", "..", "__meta__.npy"])), st.one_of(st.binary(max_size=64), st.just(b""))),
+        "member_add": lambda: (MEMBER_NAMES, st.one_of(st.binary(max_size=64), st.just(b""))),
         "member_remove": lambda: (index,),
-        "member_rename": lambda: (index, st.one_of(NAMES, st.sampled_from(["__meta__", "a/", "x.npz"]))),
+        "member_rename": lambda: (index, MEMBER_NAMES),
         "member_duplicate": lambda: (index, arrays()),
         "member_header": lambda: (index, st.sampled_from(["<f4", "<f8", "|u1", "<U0", "V0", "|b1", "O"]), st.sampled_from([(2**40,), (2**31, 2**31), (10**13,), (-1,), (0,), (3, -5), (10**6,), (1, 2**62)])),
         "bytes_cut": lambda: (st.floats(0.0, 1.0),),
@@ -227,11 +228,15 @@ def _meta_member(text: str, form: str) -> bytes:
     return _npy(array)
 
 
-def mutate(path: Path, changes: list[tuple]) -> None:
-    """Rewrite the .npz at `path` with `changes` applied, re-hashed where the changes leave that possible."""
+def mutate(path: Path, changes: list[tuple]) -> list[str]:
+    """Rewrite the .npz at `path` with `changes` applied, re-hashed where the changes leave that possible.
+
+    Returns what changed, as lines for a person to read.
+    """
     with np.load(path, allow_pickle=False) as archive:
         meta = json.loads(str(archive["__meta__"]))
         arrays = {name: archive[name] for name in archive.files if name != "__meta__"}
+    before = json.loads(json.dumps(meta)), dict(arrays)
     deep = next(((c[2], c[3]) for c in changes if c[0] == "meta_deep"), None)
     for change in changes:
         if change[0].startswith("meta_") and change[0] != "meta_text":
@@ -260,6 +265,32 @@ def mutate(path: Path, changes: list[tuple]) -> None:
     for change in changes:
         if change[0].startswith("bytes_"):
             _mutate_bytes(path, change)
+    return _difference(*before, text, arrays, members)
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted path -> short JSON text of each leaf."""
+    if isinstance(value, dict) and value:
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}.{key}" if prefix else str(key)).items()}
+    if isinstance(value, list) and value:
+        return {k: v for i, item in enumerate(value) for k, v in _flat(item, f"{prefix}[{i}]").items()}
+    text = json.dumps(value)
+    return {prefix or "(root)": text if len(text) <= 80 else text[:77] + "..."}
+
+
+def _difference(meta: Any, arrays: dict, text: str, new_arrays: dict, members: list) -> list[str]:
+    """The metadata values, arrays and zip members that differ from the original file's."""
+    try:
+        old, new = _flat(meta), _flat(json.loads(text))
+        lines = [f"meta {k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k != "sha256"]
+    except (RecursionError, ValueError):
+        lines = [f"meta: {len(text)} characters: {text[:100]!r}..."]
+    kind = {name: f"{a.dtype.str} {a.shape}" for name, a in arrays.items()}
+    for name in sorted(set(arrays) | set(new_arrays)):
+        a, b = arrays.get(name), new_arrays.get(name)
+        if a is None or b is None or a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
+            lines.append(f"array {name!r}: {kind.get(name, '(absent)')} -> {f'{b.dtype.str} {b.shape}' if b is not None else '(absent)'}")
+    return lines + ["zip members: " + ", ".join(repr(name) for name, _ in members)]
 
 
 def _mutate_arrays(arrays: dict[str, np.ndarray], change: tuple) -> None:
@@ -300,6 +331,8 @@ def _mutate_members(members: list[tuple[str, bytes]], change: tuple) -> None:
 
 def _mutate_bytes(path: Path, change: tuple) -> None:
     data = bytearray(path.read_bytes())
+    if not data:
+        return
     at = int(change[1] * (len(data) - 1))
     if change[0] == "bytes_cut":
         del data[at:]
@@ -318,17 +351,17 @@ def _copy(run: Path) -> Path:
     return copy
 
 
-def _shown(name: str, changes: list[tuple]) -> str:
-    return f"{name} mutated by:\n" + "\n".join(f"  {repr(c)[:300]}" for c in changes)
+def _shown(name: str, changes: list[tuple], difference: list[str]) -> str:
+    return f"{name} mutated by {repr(changes)[:600]}:\n" + "\n".join(f"  {line}" for line in difference)
 
 
 @given(st.sampled_from(["iris", "penguins"]), mutations())
 def test_predict_and_evaluate_on_a_mutated_model_file(fitted, dataset, changes):
     run = _copy(fitted[dataset])
     try:
-        mutate(run / "model.npz", changes)
+        difference = mutate(run / "model.npz", changes)
         data = run.parent.parent / f"{dataset}.csv"
-        shown, files = _shown(f"{run.name}/model.npz", changes), {"model.npz": run / "model.npz"}
+        shown, files = _shown(f"{run.name}/model.npz", changes, difference), {"model.npz": run / "model.npz"}
         run_cli(["predict", run, data, "--proba"], shown, files)
         run_cli(["evaluate", run / "model.npz", "--data", data], shown, files)
         run_cli(["evaluate", run], shown, files)
@@ -341,10 +374,10 @@ def test_predict_and_evaluate_on_a_mutated_model_file(fitted, dataset, changes):
 def test_resume_from_a_mutated_checkpoint(fitted, dataset, changes, both):
     run = _copy(fitted[dataset])
     try:
-        mutate(run / "checkpoints" / "last.npz", changes)
+        difference = mutate(run / "checkpoints" / "last.npz", changes)
         if both:
             mutate(run / "checkpoints" / "previous.npz", changes)
-        shown = _shown(f"{run.name}/checkpoints/last.npz" + (" and previous.npz" if both else ""), changes)
+        shown = _shown(f"{run.name}/checkpoints/last.npz" + (" and previous.npz" if both else ""), changes, difference)
         run_cli(["fit", "--resume", run, "-q", "--set", "stopping.max_epochs=3"], shown, {"checkpoints": run / "checkpoints"})
     finally:
         shutil.rmtree(run)
