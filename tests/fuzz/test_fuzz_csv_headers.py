@@ -1,4 +1,4 @@
-"""Fuzzing CSV headers: `check` and `predict` on odd header lines never end in an internal error.
+"""Fuzzing CSV headers: `check`, `predict` and `evaluate --data` on odd header lines never end in an internal error.
 
 Header lines hold unicode, empty and duplicate names, quotes, the delimiters , ; tab |, a
 byte-order mark, very long names or many columns, mixed with the real column names so the reading
@@ -70,7 +70,7 @@ def _shown(data: bytes, target: str, delimiter: str) -> str:
 
 
 @given(csv_files(), st.booleans())
-def test_check_and_predict_on_odd_headers(fitted, file, auto):
+def test_check_predict_and_evaluate_on_odd_headers(fitted, file, auto):
     data, delimiter, target = file
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
@@ -79,3 +79,4 @@ def test_check_and_predict_on_odd_headers(fitted, file, auto):
         shown, files = _shown(data, target, delimiter), {"data.csv": folder / "data.csv", "config.yaml": config}
         run_cli(["check", config], shown, files)
         run_cli(["predict", fitted["iris"], folder / "data.csv"], shown, files)
+        run_cli(["evaluate", fitted["iris"], "--data", folder / "data.csv"], shown, files)

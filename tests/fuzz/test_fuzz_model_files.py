@@ -14,6 +14,7 @@ import io
 import json
 import shutil
 import uuid
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -259,7 +260,8 @@ def mutate(path: Path, changes: list[tuple]) -> list[str]:
         elif change[0].startswith("member_"):
             _mutate_members(members, change)
     compressed = next(c[1] for c in changes if c[0] == "compression")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a duplicate member name is one of the mutations
         for name, content in members:
             archive.writestr(name, content)
     for change in changes:
