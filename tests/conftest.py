@@ -13,6 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property and fuzz tests: few derandomized examples in the suite ("ci"); HYPOTHESIS_PROFILE=thorough
+# searches harder, and HYPOTHESIS_PROFILE=fuzz is the long run of tests/fuzz (1000 examples a test, 250 for the slow ones).
+settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("thorough", max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("fuzz", max_examples=1000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
 

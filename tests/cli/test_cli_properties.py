@@ -5,7 +5,7 @@
    recomputed from the predictions equal the ones evaluate reports.
 
 Examples are few and derandomized so the suite stays fast and repeatable; set
-HYPOTHESIS_PROFILE=thorough to search harder.
+HYPOTHESIS_PROFILE=thorough to search harder (the profiles are in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -21,14 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 from typer.testing import CliRunner
 
 from bptrain.cli import app
 
-settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
-settings.register_profile("thorough", max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
 WORDS = ["red", "green", "blue", "a,b", "1", "x y", "ÄÖ", "None?"]
 FLOATS = st.floats(-1e6, 1e6, allow_nan=False)
@@ -92,7 +88,6 @@ def assert_clean_outcome(result) -> None:
         assert len(errors) == 1, result.output
 
 
-@settings(settings.get_profile(PROFILE))
 @given(tables())
 def test_fit_succeeds_or_fails_with_a_data_error(table):
     frame, data = table
@@ -100,7 +95,6 @@ def test_fit_succeeds_or_fails_with_a_data_error(table):
         assert_clean_outcome(fit(Path(folder), frame, data))
 
 
-@settings(settings.get_profile(PROFILE))
 @given(tables(allow_drop=False))
 def test_predict_on_the_training_file_reproduces_evaluate(table):
     frame, data = table

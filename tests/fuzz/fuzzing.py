@@ -1,0 +1,108 @@
+"""The fuzz tests' judge: run the CLI in-process under a time and memory cap; bad input must never look like a bug.
+
+An outcome is clean when the exit code is a documented one other than 1 (internal error), a
+failure prints an `error:` line, and nothing shows a traceback. A failing example is reported
+with its command, its input and the output. With FUZZ_FINDINGS=DIR every failing example is
+saved under DIR instead of stopping the test, so a long run surveys all the failures at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shlex
+import shutil
+import signal
+from pathlib import Path
+from typing import Iterator
+
+from typer.testing import CliRunner
+
+from bptrain.cli import app
+
+CLEAN_EXIT_CODES = {0, 2, 3, 4, 5, 6}  # success, config, data, diverged, model file, environment
+SECONDS = 30  # of CPU time, far beyond any example's work: more is a hang (CPU time, as the machine may be busy)
+MEMORY = 3 << 30  # bytes of address space an example may add: more is a runaway allocation
+
+
+class Hung(BaseException):
+    """Raised by the alarm; a BaseException so that no `except Exception` in bptrain swallows it."""
+
+
+def _address_space() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextlib.contextmanager
+def capped(seconds: float = SECONDS, memory: int = MEMORY) -> Iterator[None]:
+    """Raise Hung after `seconds` of CPU time; make allocations beyond `memory` more bytes fail with MemoryError."""
+
+    def alarm(signum, frame) -> None:
+        raise Hung(f"did not finish within {seconds} s of CPU time")
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = _address_space() + memory
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    previous = signal.signal(signal.SIGPROF, alarm)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def problem_with(exit_code: int | None, output: str) -> str | None:
+    """What is wrong with an outcome, or None when it is a clean one."""
+    if exit_code == 1:
+        return "exit code 1 (internal error)"
+    if exit_code not in CLEAN_EXIT_CODES:
+        return f"exit code {exit_code}, not a documented one"
+    if "Traceback" in output or "internal error" in output:
+        return "a traceback or internal error in the output"
+    if exit_code != 0 and not any(line.startswith("error: ") for line in output.splitlines()):
+        return f"exit code {exit_code} without an `error:` line"
+    return None
+
+
+def run_cli(args: list, shown_input: str, files: dict[str, Path] | None = None) -> int:
+    """Run `bptrain ARGS` in-process; fail (or record) unless the outcome is clean. Returns the exit code."""
+    args = [str(a) for a in args]
+    try:
+        with capped():
+            result = CliRunner().invoke(app, args)
+        output = result.output
+        exit_code = result.exit_code
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            output += f"\n(escaped the CLI: {type(result.exception).__name__}: {result.exception})"
+            exit_code = 1
+    except Hung as e:
+        output, exit_code = str(e), None
+    problem = problem_with(exit_code, output) if exit_code is not None else output
+    if problem is not None:
+        _report(problem, args, shown_input, output, files or {})
+    return -1 if exit_code is None else exit_code
+
+
+def _report(problem: str, args: list[str], shown_input: str, output: str, files: dict[str, Path]) -> None:
+    command = "bptrain " + " ".join(shlex.quote(a) for a in args)
+    message = f"{problem}\ncommand: {command}\ninput:\n{shown_input}\noutput:\n{output}"
+    survey = os.environ.get("FUZZ_FINDINGS")
+    if not survey:
+        raise AssertionError(message)
+    folder = Path(survey) / f"{os.getpid()}-{len(list(Path(survey).glob(f'{os.getpid()}-*')))}"
+    folder.mkdir(parents=True)
+    (folder / "finding.json").write_text(json.dumps({"problem": problem, "command": command, "input": shown_input, "output": output}))
+    for name, path in files.items():
+        if path.is_dir():
+            shutil.copytree(path, folder / name, ignore=shutil.ignore_patterns("*.png"))
+        elif path.exists():
+            shutil.copy(path, folder / name)
