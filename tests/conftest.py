@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from typer.testing import CliRunner
+
+from bptrain.cli import app as cli_app
 
 # Property and fuzz tests: few derandomized examples in the suite ("ci"); HYPOTHESIS_PROFILE=thorough
 # searches harder, and HYPOTHESIS_PROFILE=fuzz is the long run of tests/fuzz (1000 examples a test, 250 for the slow ones).
@@ -72,3 +76,45 @@ def metrics_rows(run: Path) -> list[list[str]]:
     rows = list(csv.reader(io.StringIO((run / "metrics.csv").read_text(encoding="utf-8"))))
     assert rows[0][-1] == "seconds"
     return [row[:-1] for row in rows]
+
+
+# --- runs whose files the fuzz tests copy and mutate --------------------------------------------
+# Batch norm and dropout put running statistics and a noise generator into the files; penguins adds categories.
+FUZZ_CONFIGS = {
+    "iris": """
+name: iris
+seed: 3
+data: {train: iris.csv, target: species, split: {val: 0.2, test: 0.2}}
+model:
+  layers:
+    - {units: 6, activation: relu, dropout: 0.1}
+    - {type: batch_norm}
+stopping: {max_epochs: 2}
+""",
+    "penguins": """
+name: penguins
+seed: 11
+data:
+  train: penguins.csv
+  target: species
+  numeric: {missing: median}
+  categorical: {missing: most_frequent}
+  columns: {year: {kind: categorical}}
+model: {layers: [{units: 5}]}
+stopping: {max_epochs: 2}
+""",
+}
+
+
+@pytest.fixture(scope="session")
+def fitted(tmp_path_factory) -> dict[str, Path]:
+    """{"iris": run folder, "penguins": run folder}, with their data beside the runs folder."""
+    folder = tmp_path_factory.mktemp("fuzz-runs")
+    found = {}
+    for name, text in FUZZ_CONFIGS.items():
+        shutil.copy(ROOT / "datasets" / f"{name}.csv", folder / f"{name}.csv")
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+        result = CliRunner().invoke(cli_app, ["fit", str(folder / f"{name}.yaml"), "-q", "--runs-dir", str(folder / "runs")])
+        assert result.exit_code == 0, result.output
+        (found[name],) = (folder / "runs").glob(f"{name}-*")
+    return found
