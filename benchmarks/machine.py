@@ -31,9 +31,13 @@ def blas() -> str:
     return f"numpy {np.__version__} with {p['internal_api']} {p['version']}{kernel}, {p['num_threads']} thread(s)"
 
 
+def load() -> str:
+    """The load average over 1, 5 and 15 minutes: above the core count, others' work shares the cores."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
+
+
 def describe() -> str:
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
     return (
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, {cpu_model()}; "
-        f"load average {load}; Python {platform.python_version()}; {blas()}"
+        f"load average {load()}; Python {platform.python_version()}; {blas()}"
     )

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from machine import describe, load
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # measure this checkout's bptrain, not an installed one
@@ -284,7 +285,7 @@ def table(contenders: list[str], seconds: dict[str, dict[str, list[float]]]) -> 
         peers = [(median[p], p) for p in PEERS if p in median]
         faster = min(peers) if peers else (None, None)
         cells = [size, *(f"{median[c]:.4g}" for c in contenders)]
-        cells.append(f"{ratio(median.get('bptrain'), faster[0])} ({faster[1]})" if faster[1] else "–")
+        cells.append(f"{ratio(median['bptrain'], faster[0])} ({faster[1]})" if faster[1] and "bptrain" in median else "–")
         cells += [ratio(median[c], median.get("bare GEMMs")) for c in contenders if c != "bare GEMMs"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -320,14 +321,13 @@ def main(argv: list[str] | None = None) -> None:
     contenders = available(tuple(c for c in CONTENDERS if c in args.contenders))
     sizes = [SIZES[s] for s in args.sizes]
     with limit_threads(args.threads):
-        from machine import describe
-
         print(f"machine: {describe()}")
         print(f"threads: {args.threads}; {args.warmup} warm-up epochs, median of {args.repeats}; seed {args.seed}")
         versions = [f"{c} {sys.modules[PACKAGES[c][0]].__version__}" for c in contenders if c in PACKAGES]
         print(f"versions: {', '.join(versions) or 'neither PyTorch nor scikit-learn installed'}")
         seconds = {size.name: measure(size, contenders, args.warmup, args.repeats, args.seed) for size in sizes}
     print(f"\nmedian seconds per epoch:\n{table(contenders, seconds)}")
+    print(f"load average at the end: {load()}")
 
 
 if __name__ == "__main__":
