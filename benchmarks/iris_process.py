@@ -8,7 +8,8 @@ Usage (from the repository root; the bptrain run is the one in this checkout):
 
 Both sides are timed from process start to exit: `python -m bptrain fit CONFIG` (run folders go to a
 temporary folder), and benchmarks/sklearn_fit.py given the config's CSV, target, split fractions,
-hidden layers, activation, optimizer, learning rate, batch size, epochs and patience. The two run
+hidden layers, activation, optimizer, learning rate, batch size, epochs and patience (one CSV and
+split fractions: the shipped configs' shape; separate val/test files are not followed). The two run
 pair by pair (which one goes first alternates), all configs in each repeat, so that noise from
 other work on the machine hits both alike; the figure is the median, and the ratio bptrain's median
 over the script's. --threads (default 1) sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and
@@ -51,8 +52,9 @@ def sklearn_command(config_path: Path) -> list[str]:
     command += ["--regression"] if check(config)["task"] == "regression" else []
     categorical = [name for name, column in data.columns.items() if column.kind == "categorical"]
     command += ["--categorical", *categorical] if categorical else []
-    command += ["--layers", *(str(layer.units) for layer in dense)]
-    command += ["--activation", SKLEARN_ACTIVATIONS.get(dense[0].activation.name, "relu")] if dense else []
+    if dense:  # sklearn's MLP has dense layers only, with one activation for all
+        command += ["--layers", *(str(layer.units) for layer in dense)]
+        command += ["--activation", SKLEARN_ACTIVATIONS.get(dense[0].activation.name, "relu")]
     if optimizer.name == "sgd":
         command += ["--solver", "sgd", "--momentum", str(optimizer.momentum)] + (["--nesterov"] if optimizer.nesterov else [])
     command += ["--lr", str(optimizer.lr), "--batch-size", str(config.training.batch_size)]
