@@ -1,0 +1,334 @@
+"""Seconds per training epoch: bptrain's loop against PyTorch, scikit-learn and the bare matrix products.
+
+Usage (from the repository root; the bptrain measured is the one in this checkout):
+
+    python benchmarks/train_speed.py                       # sizes S, M and L, one BLAS thread
+    python benchmarks/train_speed.py --sizes S M --repeats 9 --threads 2
+
+Every contender trains the same MLP (relu hidden layers, adam at lr 0.001, float32) on the same
+rows with the same batch size:
+
+    S  1,797 x 64 -> 64 -> 10, batch 32            datasets/digits.csv, standardized
+    M  20,000 x 100 -> 256 -> 256 -> 2, batch 64   synthetic, seeded; two classes: one sigmoid output
+    L  60,000 x 784 -> 256 -> 128 -> 10, batch 128 synthetic, seeded
+
+- bptrain: the Trainer, model, loss and optimizer built as `bptrain fit` builds them (bptrain.build).
+- PyTorch: nn.Sequential and torch.optim.Adam over the same shuffled mini-batches (same permutations).
+- scikit-learn: MLPClassifier(solver="adam", alpha=0), one partial_fit per epoch (its own shuffling).
+- bare GEMMs: only the matrix products of one epoch, forward and backward: the floor.
+
+On each size, after --warmup epochs each, the contenders run one epoch in turn (A B C D, A B C D,
+...) --repeats times, so that noise from other work on the machine hits all of them alike.
+The figure is the median; the table gives bptrain's time divided by the faster of PyTorch and
+scikit-learn, and each time divided by the bare GEMMs'. --threads limits the BLAS and OpenMP
+pools of every library (threadpoolctl) and torch's intra-op threads.
+
+PyTorch and scikit-learn are optional and never dependencies of bptrain; a contender whose package
+is missing is left out. To install them (the CPU build of torch):
+
+    pip install torch==2.13.0 scikit-learn
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from machine import describe, load
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # measure this checkout's bptrain, not an installed one
+
+LR = 1e-3
+Epoch = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    rows: int
+    inputs: int
+    hidden: tuple[int, ...]
+    classes: int
+    batch: int
+
+
+SIZES = {
+    "S": Size("S", 1797, 64, (64,), 10, 32),
+    "M": Size("M", 20_000, 100, (256, 256), 2, 64),
+    "L": Size("L", 60_000, 784, (256, 128), 10, 128),
+}
+CONTENDERS = ("bptrain", "PyTorch", "scikit-learn", "bare GEMMs")
+PEERS = ("PyTorch", "scikit-learn")
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def make_data(size: Size, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x float32 standardized, class indices int64): the digits for S, seeded synthetic rows otherwise."""
+    if size.name == "S":
+        table = np.loadtxt(ROOT / "datasets" / "digits.csv", delimiter=",", skiprows=1, dtype=np.float64)
+        x, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    else:
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((size.rows, size.inputs))
+        teacher = rng.standard_normal((size.inputs, size.classes))
+        labels = np.argmax(x @ teacher + rng.standard_normal((size.rows, size.classes)), axis=1)
+    std = x.std(axis=0)
+    x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    assert x.shape == (size.rows, size.inputs), f"{size.name}: data of shape {x.shape}"
+    return np.ascontiguousarray(x, dtype=np.float32), labels
+
+
+def shuffle_rng(seed: int) -> np.random.Generator:
+    """The generator bptrain shuffles with for this seed, so that every loop sees the same batches."""
+    from bptrain import build
+
+    return build.streams(seed)[build.SHUFFLE]
+
+
+# --- the contenders: each returns a function that trains one epoch -------------------------------
+
+
+def bptrain_config(size: Size, seed: int):
+    from bptrain.config import validate_config
+
+    raw = {
+        "name": f"speed-{size.name}",
+        "seed": seed,
+        "data": {"train": "../datasets/digits.csv", "target": "digit"},  # validated, never read
+        "model": {"layers": [{"units": u, "activation": "relu"} for u in size.hidden], "dtype": "float32"},
+        "loss": "auto",
+        "optimizer": {"name": "adam", "lr": LR},
+        "training": {"batch_size": size.batch, "shuffle": True},
+        "stopping": {"max_epochs": 1},
+    }
+    return validate_config(raw, ROOT / "configs" / "speed.yaml")
+
+
+def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> Epoch:
+    """bptrain's Trainer, put together as bptrain.app.fit does; each call runs it one epoch further."""
+    from bptrain import build
+    from bptrain.data import Split, loss_target
+    from bptrain.stopping import Budget
+    from bptrain.train import Trainer
+
+    config = bptrain_config(size, seed)
+    classes = [str(c) for c in range(size.classes)]
+    loss_name, loss_options = build.loss_spec(config, "classification", classes, labels)
+    _, init_rng, shuffle, noise_rng = build.streams(seed)
+    spec = build.model_spec(config, size.inputs, build.output_units(loss_name, "classification", size.classes))
+    config = build.with_schedule_total(config, -(-size.rows // size.batch))
+    model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=size.batch)
+    logged = build.logged_metrics(build.metric_columns(config, "classification", has_val=False))
+    split = Split("train", x, loss_target(labels, loss_name, "float32"), frame=None, labels=labels)
+    trainer = Trainer(
+        model,
+        build.make_loss(loss_name, loss_options, "float32"),
+        build.make_optimizer(config, model.params),
+        build.make_rate(config, logged),
+        None,  # the preprocessor: only used to score a validation split, and there is none
+        split,
+        None,
+        batch_size=size.batch,
+        shuffle=True,
+        rng=shuffle,
+        budget=Budget(0),
+    )
+
+    def epoch() -> None:
+        trainer.budget = Budget(max_epochs=trainer.position.epoch)  # run() resumes where it stopped
+        outcome = trainer.run()
+        assert outcome.stop_reason == "max_epochs", f"bptrain stopped: {outcome.stop_reason} {outcome.message}"
+
+    return epoch
+
+
+def torch_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> Epoch:
+    """A plain PyTorch loop: nn.Sequential, Adam, the same permutations as bptrain's."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    widths = (size.inputs, *size.hidden)
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(widths, widths[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    binary = size.classes == 2  # one sigmoid output, as bptrain and scikit-learn build it
+    model = nn.Sequential(*layers, nn.Linear(widths[-1], 1 if binary else size.classes))
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
+    xt = torch.from_numpy(x)
+    yt = torch.from_numpy(labels.astype(np.float32).reshape(-1, 1)) if binary else torch.from_numpy(labels)
+    rng, order = shuffle_rng(seed), np.arange(size.rows)
+
+    def epoch() -> None:
+        rng.shuffle(order)
+        index = torch.from_numpy(order)
+        total = 0.0
+        for start in range(0, size.rows, size.batch):
+            rows = index[start : start + size.batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xt[rows]), yt[rows])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(rows)  # the epoch's training loss, as the other loops report it
+
+    return epoch
+
+
+def sklearn_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> Epoch:
+    """scikit-learn's MLPClassifier: one partial_fit is one shuffled epoch of mini-batches."""
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(
+        hidden_layer_sizes=size.hidden,
+        activation="relu",
+        solver="adam",
+        alpha=0.0,  # no L2 penalty, like bptrain's and PyTorch's defaults
+        batch_size=size.batch,
+        learning_rate_init=LR,
+        shuffle=True,
+        random_state=seed,
+    )
+    classes = np.arange(size.classes)
+    return lambda: model.partial_fit(x, labels, classes=classes)
+
+
+def gemm_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> Epoch:
+    """Only the matrix products of one epoch: X W forward, then H^T G and G W^T backward, into buffers."""
+    rng = np.random.default_rng(seed)
+    widths = (size.inputs, *size.hidden, 1 if size.classes == 2 else size.classes)
+    weights = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(widths, widths[1:])]
+    grads = [np.empty_like(w) for w in weights]
+    outs = [np.empty((size.batch, w.shape[1]), np.float32) for w in weights]
+    downs = [np.empty((size.batch, w.shape[0]), np.float32) for w in weights]
+
+    def epoch() -> None:
+        for start in range(0, size.rows, size.batch):
+            h = x[start : start + size.batch]
+            m = len(h)
+            inputs = []
+            for w, out in zip(weights, outs):
+                inputs.append(h)
+                h = np.matmul(h, w, out=out[:m])
+            g = h  # any array of the output's shape will do as dL/dout
+            for i in reversed(range(len(weights))):
+                np.matmul(inputs[i].T, g, out=grads[i])
+                if i > 0:  # the gradient for the input rows is never needed
+                    g = np.matmul(g, weights[i].T, out=downs[i][:m])
+
+    return epoch
+
+
+MAKERS = {"bptrain": bptrain_epoch, "PyTorch": torch_epoch, "scikit-learn": sklearn_epoch, "bare GEMMs": gemm_epoch}
+PACKAGES = {"PyTorch": ("torch", "torch==2.13.0"), "scikit-learn": ("sklearn", "scikit-learn")}  # (module, to install)
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def available(names: tuple[str, ...]) -> list[str]:
+    """The contenders whose packages import; the optional ones are imported here, before threads are limited."""
+    found = []
+    for name in names:
+        if name in PACKAGES:
+            module, package = PACKAGES[name]
+            try:
+                __import__(module)
+            except ImportError:
+                print(f"note: {name} left out: cannot import {module} (pip install {package})", file=sys.stderr)
+                continue
+        found.append(name)
+    return found
+
+
+def timed(epoch: Epoch) -> float:
+    start = time.perf_counter()
+    epoch()
+    return time.perf_counter() - start
+
+
+def measure(size: Size, contenders: list[str], warmup: int, repeats: int, seed: int) -> dict[str, list[float]]:
+    """Seconds of each contender's epochs on `size`, the contenders in turn within each repeat."""
+    x, labels = make_data(size, seed)
+    epochs = {name: MAKERS[name](size, x, labels, seed) for name in contenders}
+    for _ in range(warmup):
+        for epoch in epochs.values():
+            epoch()
+    seconds: dict[str, list[float]] = {name: [] for name in epochs}
+    for r in range(repeats):
+        for name, epoch in epochs.items():
+            seconds[name].append(timed(epoch))
+        figures = ", ".join(f"{name} {seconds[name][-1]:.4f}" for name in epochs)
+        print(f"{size.name} repeat {r + 1}/{repeats}: {figures}", file=sys.stderr, flush=True)
+    return seconds
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "–"
+
+
+def table(contenders: list[str], seconds: dict[str, dict[str, list[float]]]) -> str:
+    """A markdown table: median seconds per epoch, bptrain / the faster peer, each / the bare GEMMs."""
+    head = ["size", *contenders, "bptrain ÷ faster peer", *(f"{c} ÷ GEMMs" for c in contenders if c != "bare GEMMs")]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for size, times in seconds.items():
+        median = {c: statistics.median(times[c]) for c in contenders}
+        peers = [(median[p], p) for p in PEERS if p in median]
+        faster = min(peers) if peers else (None, None)
+        cells = [size, *(f"{median[c]:.4g}" for c in contenders)]
+        cells.append(f"{ratio(median['bptrain'], faster[0])} ({faster[1]})" if faster[1] and "bptrain" in median else "–")
+        cells += [ratio(median[c], median.get("bare GEMMs")) for c in contenders if c != "bare GEMMs"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def limit_threads(threads: int):
+    """Limit every BLAS and OpenMP pool loaded so far, and torch's own threads, to `threads`."""
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return threadpool_limits(limits=threads)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="problem sizes (default: S M L)")
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), metavar="NAME",
+                        help=f"which loops to time (default: all of {', '.join(CONTENDERS)})")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for every contender (default: 1)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed epochs first (default: 2)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed epochs; the median is reported (default: 7)")
+    parser.add_argument("--seed", type=int, default=0, help="data, initial weights and shuffling (default: 0)")
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
+        parser.error("--threads and --repeats must be at least 1, --warmup at least 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    contenders = available(tuple(c for c in CONTENDERS if c in args.contenders))
+    sizes = [SIZES[s] for s in args.sizes]
+    with limit_threads(args.threads):
+        print(f"machine: {describe()}")
+        print(f"threads: {args.threads}; {args.warmup} warm-up epochs, median of {args.repeats}; seed {args.seed}")
+        versions = [f"{c} {sys.modules[PACKAGES[c][0]].__version__}" for c in contenders if c in PACKAGES]
+        print(f"versions: {', '.join(versions) or 'neither PyTorch nor scikit-learn installed'}")
+        seconds = {size.name: measure(size, contenders, args.warmup, args.repeats, args.seed) for size in sizes}
+    print(f"\nmedian seconds per epoch:\n{table(contenders, seconds)}")
+    print(f"load average at the end: {load()}")
+
+
+if __name__ == "__main__":
+    main()
