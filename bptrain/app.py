@@ -17,7 +17,7 @@ import numpy as np
 
 import bptrain
 from bptrain import checkpoint, data as data_mod, predictions, report, runs
-from bptrain import build, resuming
+from bptrain import build, reading, resuming
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted
 from bptrain.registry import did_you_mean
@@ -332,7 +332,7 @@ def evaluate(
     trained = load_trained(run)
     prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
     if data is not None:
-        frame = data_mod.read_table(data, stdin=stdin, options=prep.read)
+        frame = data_mod.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
         source = data_mod.source_name(data)
         absent = [t for t in prep.targets if t not in frame.columns]
         if absent:
