@@ -404,7 +404,7 @@ def predict(
     if proba and prep.task == "regression":
         raise ConfigError("--proba: this model does regression; there are no class probabilities to add")
     keep = list(dict.fromkeys(keep))
-    writer = streaming.Writer(out, keep + predictions.header(prep, proba), fmt, escape)
+    writer = streaming.Writer(out, predictions.output_header(prep, proba, keep), fmt, escape)
     name = data_mod.source_name(source)
     unseen = data_mod.Unseen()
     rows = 0

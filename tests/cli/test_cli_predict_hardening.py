@@ -54,6 +54,36 @@ def test_a_row_of_the_wrong_width_is_refused_by_predict_and_evaluate_alike(run, 
     assert_error(evaluate(run, "-", input=text), DATA, message)
 
 
+# --- 2: kept columns never collide with the output's own names --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "keep, proba, message",
+    [
+        ("prediction", [], "--keep prediction: predict writes a column of that name itself (prediction); rename that column in the input to keep it"),
+        (
+            "proba_setosa",
+            ["--proba"],
+            "--keep proba_setosa: predict writes a column of that name itself "
+            "(prediction, proba_setosa, proba_versicolor, proba_virginica); rename that column in the input to keep it",
+        ),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_keeping_a_column_named_like_an_output_column_is_refused(run, tmp_path, keep, proba, message, fmt):
+    data = tmp_path / "in.csv"
+    data.write_text(f"{HEADER},{keep}\n5.1,3.5,1.4,0.2,setosa,mine\n")
+    assert_error(predict(run, data, "--keep", keep, *proba, "--format", fmt), USAGE, message)
+
+
+def test_a_kept_column_named_like_an_unwritten_probability_is_kept(run, tmp_path):
+    data = tmp_path / "in.csv"
+    data.write_text(f"{HEADER},proba_setosa\n5.1,3.5,1.4,0.2,setosa,mine\n")
+    result = predict(run, data, "--keep", "proba_setosa")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "proba_setosa,prediction\nmine,setosa\n"
+
+
 # --- 8: limits on what is read ----------------------------------------------------------------------
 
 TOO_LONG = "line {line} is longer than 8 MiB, the longest line bptrain reads; is this a CSV file with line ends?"
