@@ -411,7 +411,7 @@ def predict(
     for first, frame, kept in streaming.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
         x = prep.features_of(frame, name, dtype, first_row=first, strict=strict, unseen=unseen)
         with np.errstate(all="ignore"):
-            y = outputs(trained.model, trained.loss, x)
+            y = outputs(trained.model, trained.loss, x, first_row=first)
         writer.write([kept[c].to_numpy(dtype=object) for c in keep] + predictions.columns(prep, y, proba, dtype))
         rows += len(frame)
     _warn_unseen(unseen, name, on_event)
