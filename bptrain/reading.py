@@ -196,17 +196,24 @@ def opened(
             head = stream.read(SAMPLE_BYTES)
         if not head.strip():
             raise DataError(f"{name}: the file is empty; a CSV file needs a header line and rows")
-        while head[:4] != PARQUET_MAGIC and not record_end(head):
-            more = stream.read(READ_BYTES)
-            if not more:
-                break
-            head += more
-            if len(head) > MAX_LINE_BYTES and not record_end(head):
-                raise too_long(name, 1, quoted=b"\n" in head[:MAX_LINE_BYTES])
+        if head[:4] != PARQUET_MAGIC:
+            head = _with_header(name, head, stream)
         yield name, head, stream
     finally:
         stream.close()
         raw.close()
+
+
+def _with_header(name: str, head: bytes, stream) -> bytes:
+    """`head`, read on until it holds the whole header record; DataError past MAX_LINE_BYTES."""
+    while not record_end(head) and len(head) <= MAX_LINE_BYTES:
+        more = stream.read(READ_BYTES)
+        if not more:
+            break
+        head += more
+    if (record_end(head) or len(head)) > MAX_LINE_BYTES + 1:
+        raise too_long(name, 1, quoted=0 <= head.find(b"\n") < MAX_LINE_BYTES)
+    return head
 
 
 def record_end(data: bytes, start: int = 0) -> int:

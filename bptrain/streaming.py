@@ -34,11 +34,13 @@ def record_chunks(handle: IO[bytes], block_bytes: int = BLOCK_BYTES, *, name: st
     header, rest, line = b"", b"", 1
     for data in iter(lambda: handle.read(block_bytes), b""):
         rest += data
-        cut = _last_record_end(rest)
-        if not cut:
-            if len(rest) > MAX_LINE_BYTES:
-                raise reading.too_long(name, line, quoted=b"\n" in rest)
+        end = reading.record_end(rest)  # a record longer than a block starts in `rest`, if anywhere
+        length = end - 1 if end else len(rest)
+        if length > MAX_LINE_BYTES:
+            raise reading.too_long(name, line, quoted=0 <= rest.find(b"\n") < length)
+        if not end:
             continue
+        cut = _last_record_end(rest)
         block, rest = rest[:cut], rest[cut:]
         if not header:
             end = reading.record_end(block)
@@ -69,7 +71,7 @@ def _last_record_end(data: bytes) -> int:
 
 def frame_chunks(
     source: Path | str,
-    columns: list[str],
+    columns: list[str] | None,
     keep: list[str],
     *,
     stdin: IO[bytes] | None = None,
@@ -79,8 +81,8 @@ def frame_chunks(
     """(index of the chunk's first data row, the chunk as a frame, the `keep` columns' raw text).
 
     CSV (any delimiter and encoding reading.py handles, gzip too) is read in blocks; only
-    `columns` are converted when the file has them all (otherwise every column is, so the caller
-    can name what is missing). Parquet, a binary format, is read whole. Paths are taken as given
+    `columns` are converted when the file has them all (otherwise, or when None, every column is,
+    so the caller can name what is missing). Parquet, a binary format, is read whole. Paths are taken as given
     on the command line.
     """
     with reading.opened(source, stdin=stdin, paths=reading.COMMAND_LINE_PATHS) as (name, head, rest):
@@ -94,7 +96,7 @@ def frame_chunks(
         names = reading._header(head, delimiter, options) or []
         reading.check_header(name, names)
         _check_keep(name, keep, names)
-        wanted = columns if set(columns) <= set(names) else None
+        wanted = columns if columns is not None and set(columns) <= set(names) else None
         first, lines = 0, 0
         for header, body in record_chunks(reading._prefixed(head, rest), block_bytes, name=name):
             if not body.strip():

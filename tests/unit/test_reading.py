@@ -11,17 +11,16 @@ import pandas as pd
 import pytest
 
 from bptrain.errors import ConfigError, DataError
-from bptrain.reading import ReadOptions, detect_delimiter, read_table
+from bptrain.reading import MAX_LINE_BYTES, ReadOptions, detect_delimiter, read_table
 from bptrain.streaming import frame_chunks
 
 ROWS = "".join(f"{i},{i * 0.5},{'ab'[i % 2]}\n" for i in range(10))
 CSV = ("x,y,label\n" + ROWS).encode()
-COLUMNS = ["x", "y", "label"]
 
 
 def read_csv_chunks(source, block_bytes, *, stdin=None):
     """The frames streaming predict reads, in blocks of about `block_bytes`."""
-    return [frame for _, frame, _ in frame_chunks(source, COLUMNS, [], stdin=stdin, block_bytes=block_bytes)]
+    return [frame for _, frame, _ in frame_chunks(source, None, [], stdin=stdin, block_bytes=block_bytes)]
 
 
 @pytest.mark.parametrize(
@@ -127,3 +126,17 @@ def test_parquet_files_read_like_csv(tmp_path):
     assert read["x"].tolist() == list(range(10)) and read["label"].astype(str).tolist() == list("ab" * 5)
     (chunk,) = read_csv_chunks(tmp_path / "d.parquet", 4)  # Parquet is read whole
     pd.testing.assert_frame_equal(chunk, read)
+
+
+@pytest.mark.parametrize("extra, fits", [(0, True), (1, False)])
+@pytest.mark.parametrize("line", [1, 2])
+def test_a_line_of_the_limit_reads_and_one_byte_more_does_not(line, extra, fits):
+    long = b"a" * (MAX_LINE_BYTES - 2 + extra)
+    data = b"x," + long + b"\n1,2\n" if line == 1 else b"x,y\n1," + long + b"\n3,4\n"
+    for read in (lambda: read_table("-", stdin=io.BytesIO(data)), lambda: pd.concat(read_csv_chunks("-", 1 << 20, stdin=io.BytesIO(data)))):
+        if fits:
+            assert len(read()) == (1 if line == 1 else 2)
+            continue
+        with pytest.raises(DataError) as info:
+            read()
+        assert str(info.value) == f"<stdin>: line {line} is longer than 8 MiB, the longest line bptrain reads; is this a CSV file with line ends?"
