@@ -2,8 +2,8 @@
 
 `record_chunks` splits a byte stream into the header and blocks of whole records (a quoted field
 may span lines); each block is parsed on its own by pandas with the file's delimiter and
-encoding, and the raw text of `--keep` columns is taken from the same block, so kept values are
-copied exactly as they were written.
+encoding after its fields are counted (reading.check_widths), and the raw text of `--keep`
+columns is taken from the same block, so kept values are copied exactly as they were written.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ BOM = b"\xef\xbb\xbf"
 def record_chunks(handle: IO[bytes], block_bytes: int = BLOCK_BYTES, *, name: str = "<stdin>") -> Iterator[tuple[bytes, bytes]]:
     """(header record, a block of whole records of about `block_bytes`), reading `handle` lazily.
 
-    The first pair has an empty block; a block may hold only blank lines. A block ends at a line end outside quotes (a quoted field
-    may hold line ends); a record still open after MAX_LINE_BYTES is a DataError naming its line.
+    The first pair has an empty block; a block may hold only blank lines. A block ends at a line
+    end outside quotes (a quoted field may hold line ends); a record longer than MAX_LINE_BYTES is
+    a DataError naming the line it starts on.
     """
     header, rest, line = b"", b"", 1
     for data in iter(lambda: handle.read(block_bytes), b""):
@@ -82,8 +83,8 @@ def frame_chunks(
 
     CSV (any delimiter and encoding reading.py handles, gzip too) is read in blocks; only
     `columns` are converted when the file has them all (otherwise, or when None, every column is,
-    so the caller can name what is missing). Parquet, a binary format, is read whole. Paths are taken as given
-    on the command line.
+    so the caller can name what is missing). Parquet, a binary format, is read whole. Paths are
+    taken as given on the command line.
     """
     with reading.opened(source, stdin=stdin, paths=reading.COMMAND_LINE_PATHS) as (name, head, rest):
         if head[:4] == reading.PARQUET_MAGIC:
