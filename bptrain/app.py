@@ -16,7 +16,7 @@ import numpy as np
 
 import bptrain
 from bptrain import checkpoint, data as data_mod, predictions, report, runs
-from bptrain import build, memory, modelfile, resuming
+from bptrain import build, memory, modelfile, reading, resuming
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.registry import did_you_mean
@@ -362,7 +362,7 @@ def evaluate(
     trained = load_trained(run)
     prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
     if data is not None:
-        frame = data_mod.read_table(data, stdin=stdin, options=prep.read)
+        frame = data_mod.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
         source = data_mod.source_name(data)
         absent = [t for t in prep.targets if t not in frame.columns]
         if absent:
@@ -440,14 +440,14 @@ def predict(
     if proba and prep.task == "regression":
         raise ConfigError("--proba: this model does regression; there are no class probabilities to add")
     keep = list(dict.fromkeys(keep))
-    writer = streaming.Writer(out, keep + predictions.header(prep, proba), fmt, escape)
+    writer = streaming.Writer(out, predictions.output_header(prep, proba, keep), fmt, escape)
     name = data_mod.source_name(source)
     unseen = data_mod.Unseen()
     rows = 0
     for first, frame, kept in streaming.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
         x = prep.features_of(frame, name, dtype, first_row=first, strict=strict, unseen=unseen)
         with np.errstate(all="ignore"):
-            y = outputs(trained.model, trained.loss, x)
+            y = outputs(trained.model, trained.loss, x, first_row=first)
         writer.write([kept[c].to_numpy(dtype=object) for c in keep] + predictions.columns(prep, y, proba, dtype))
         rows += len(frame)
     _warn_unseen(unseen, name, on_event)

@@ -1,17 +1,20 @@
 """Reading tables: CSV (any delimiter, encoding, quoting, gzip) or Parquet, from a file or stdin.
 
-`read_table` returns a whole file as a DataFrame; `read_csv_chunks` yields it in DataFrames of
-`chunksize` rows, for input larger than memory. Both detect gzip and Parquet by their first bytes,
-detect the delimiter when asked (`auto`), and raise DataError with one clear line (file, line,
+`read_table` returns a whole file as a DataFrame; `opened` gives the first bytes and the rest of
+a stream, for reading in blocks (bptrain.streaming). Both detect gzip and Parquet by their first
+bytes, detect the delimiter when asked (`auto`), hold every record to the header's number of
+fields and every line to MAX_LINE_BYTES, and raise DataError with one clear line (file, line,
 what to do) for anything they cannot read. Columns keep pandas' types; nothing is preprocessed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
 import io
+import os
 import sys
 import zlib
 from dataclasses import dataclass
@@ -28,6 +31,13 @@ PARQUET_MAGIC = b"PAR1"
 SAMPLE_BYTES = 1 << 16  # read to detect the format and the delimiter
 DELIMITERS = (",", ";", "\t", "|")  # auto-detection candidates, preferred in this order on a tie
 SAMPLE_ROWS = 50
+MAX_LINE_BYTES = 8 << 20  # the longest line (the header too) and the longest record read
+MAX_COLUMNS = 100_000
+READ_BYTES = 1 << 20  # read at a time, so a line over the limit is caught within a block of it
+csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))  # the csv module's own limit is 128 KiB
+
+CONFIG_PATHS = "data paths are relative to the config file"
+COMMAND_LINE_PATHS = "paths on the command line are relative to the current folder"
 
 
 @dataclass(frozen=True)
@@ -58,62 +68,101 @@ def sha256_file(path: Path) -> str:
 # --- whole files ------------------------------------------------------------------------------
 
 
-def read_table(source: Path | str, *, stdin: IO[bytes] | None = None, options: ReadOptions = DEFAULT) -> pd.DataFrame:
-    """A whole CSV or Parquet file (or `-` for stdin) as a DataFrame; DataError on anything unusable."""
-    name, data = _whole(source, stdin)
+def read_table(
+    source: Path | str, *, stdin: IO[bytes] | None = None, options: ReadOptions = DEFAULT, paths: str = CONFIG_PATHS
+) -> pd.DataFrame:
+    """A whole CSV or Parquet file (or `-` for stdin) as a DataFrame; DataError on anything unusable.
+
+    `paths` says, in the message for a missing file, what a relative path is relative to.
+    """
+    with opened(source, stdin=stdin, paths=paths) as (name, head, rest):
+        if head[:4] == PARQUET_MAGIC:
+            return _checked(name, _parquet(name, io.BytesIO(head + rest.read())), header=None, rows=True)
+        data = _read_lines(name, head, rest)
     return _frame_of(name, data, options)
 
 
-def _whole(source: Path | str, stdin: IO[bytes] | None) -> tuple[str, bytes]:
-    """The file's bytes, unzipped when they are gzip."""
-    name = source_name(source)
-    stream = _open(name, source, stdin)
-    try:
-        data = stream.read()
-    except OSError as e:
-        raise DataError(f"{name}: cannot read ({e.strerror})") from None
-    finally:
-        stream.close()
-    if data[:2] == GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{name}: a damaged gzip file ({e})") from None
-    return name, data
+def _read_lines(name: str, head: bytes, rest: IO[bytes]) -> bytes:
+    """`head` and the rest of the stream; DataError as soon as a line runs past MAX_LINE_BYTES."""
+    parts = [head]
+    line = len(head) - head.rfind(b"\n") - 1  # bytes since the last line end
+    for block in iter(lambda: rest.read(READ_BYTES), b""):
+        end = block.find(b"\n")
+        if line + (end if end >= 0 else len(block)) > MAX_LINE_BYTES:
+            raise too_long(name, sum(p.count(b"\n") for p in parts) + 1)
+        line = len(block) - block.rfind(b"\n") - 1 if end >= 0 else line + len(block)
+        parts.append(block)
+    return b"".join(parts)
+
+
+def too_long(name: str, line: int, quoted: bool = False) -> DataError:
+    """The error for a line (or, `quoted`, a record spanning lines) longer than MAX_LINE_BYTES."""
+    limit = f"{MAX_LINE_BYTES >> 20} MiB"
+    if quoted:
+        return DataError(
+            f"{name}: the record starting on line {line} runs past {limit}, the longest bptrain reads; "
+            'is a quote (") left open on that line?'
+        )
+    return DataError(f"{name}: line {line} is longer than {limit}, the longest line bptrain reads; is this a CSV file with line ends?")
 
 
 def _frame_of(name: str, data: bytes, options: ReadOptions) -> pd.DataFrame:
-    if data[:4] == PARQUET_MAGIC:
-        return _checked(name, _parquet(name, io.BytesIO(data)), header=None, rows=True)
-    _check_decodes(name, data, options.encoding)
+    text = _decoded(name, data, options.encoding)
     delimiter = _delimiter(name, data, options)
+    header = _header(data, delimiter, options)
+    check_header(name, header)
+    check_widths(name, text, delimiter)
     try:
-        frame = pd.read_csv(io.BytesIO(data), sep=delimiter, encoding=_codec(options), decimal=options.decimal)
+        frame = pd.read_csv(io.BytesIO(data), sep=delimiter, encoding=_codec(options), decimal=options.decimal, index_col=False)
     except Exception as e:  # pandas' parser errors are many types; each becomes one line
         raise _read_error(name, e, options) from None
-    header = _header(data, delimiter, options)
-    if len(frame.columns) > 1 and frame.iloc[:, -1].isna().any():
-        _check_short_rows(name, data, delimiter, options)  # pandas fills a short row with missing values
     return _checked(name, frame, header, rows=True)
 
 
-def _check_short_rows(name: str, data: bytes, delimiter: str, options: ReadOptions) -> None:
-    """DataError naming the first line with fewer fields than the header."""
-    lines = io.StringIO(data.decode(_codec(options)), newline="")
-    reader = csv.reader(lines, delimiter=delimiter)
-    width = len(next(reader, []))
-    for row in reader:
-        if row and len(row) < width:
-            raise DataError(
-                f"{name}: line {reader.line_num} has {len(row)} field{'s' if len(row) != 1 else ''}, but the header has {width}; "
-                "check the delimiter and the quoting on that line"
-            )
+def check_widths(name: str, text: str, delimiter: str, line_offset: int = 0) -> None:
+    """DataError naming the first line whose record has more or fewer fields than the header.
+
+    `text` starts with the header; its lines are numbered from `line_offset` + 1. Blank lines are
+    skipped, as pandas skips them. pandas itself takes an extra field on the first row as an index
+    and fills a short row with missing values, so the fields are counted here, for every reader.
+    """
+    if '"' in text:
+        _check_quoted_widths(name, text, delimiter, line_offset)
+        return
+    lines = text.removesuffix("\n").split("\n")
+    counts = [line.count(delimiter) for line in lines]
+    if counts.count(counts[0]) == len(counts):
+        return
+    for number, (line, count) in enumerate(zip(lines, counts), 1):
+        if count != counts[0] and (count or line.strip()):
+            _wrong_width(name, line_offset + number, count + 1, counts[0] + 1)
 
 
-def _check_decodes(name: str, data: bytes, encoding: str) -> None:
-    """DataError with the line and byte of the first byte that is not valid in `encoding`."""
+def _check_quoted_widths(name: str, text: str, delimiter: str, line_offset: int) -> None:
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1  # the line the next record starts on
     try:
-        data.decode(_codec(ReadOptions(encoding=encoding)))
+        width = len(next(rows, []))
+        start = rows.line_num + 1
+        for row in rows:
+            if len(row) != width and (len(row) > 1 or (row and row[0].strip())):
+                _wrong_width(name, line_offset + start, len(row), width)
+            start = rows.line_num + 1
+    except csv.Error:  # a field over the limit: in practice, a quote left open
+        raise too_long(name, line_offset + start, quoted=True) from None
+
+
+def _wrong_width(name: str, line: int, fields: int, width: int) -> None:
+    raise DataError(
+        f"{name}: line {line} has {fields} field{'s' if fields != 1 else ''}, but the header has {width}; "
+        "check the delimiter and the quoting on that line"
+    )
+
+
+def _decoded(name: str, data: bytes, encoding: str) -> str:
+    """`data` as text; DataError with the line and byte of the first byte that is not valid in `encoding`."""
+    try:
+        return data.decode(_codec(ReadOptions(encoding=encoding)))
     except LookupError:
         raise ConfigError(f"data.read.encoding: unknown encoding {encoding!r}; use a Python codec name such as utf-8 or latin-1") from None
     except UnicodeDecodeError as e:
@@ -124,69 +173,91 @@ def _check_decodes(name: str, data: bytes, encoding: str) -> None:
         ) from None
 
 
-# --- chunks -----------------------------------------------------------------------------------
+# --- opening ----------------------------------------------------------------------------------
 
 
-def read_csv_chunks(
-    source: Path | str, chunksize: int, *, stdin: IO[bytes] | None = None, read_options: ReadOptions = DEFAULT
-) -> Iterator[pd.DataFrame]:
-    """DataFrames of at most `chunksize` rows each, in file order (CSV, gzip, Parquet, or `-` for stdin).
+@contextlib.contextmanager
+def opened(
+    source: Path | str, *, stdin: IO[bytes] | None = None, paths: str = CONFIG_PATHS
+) -> Iterator[tuple[str, bytes, IO[bytes]]]:
+    """(name, head, rest) of a data file or `-` (stdin), unzipped when it is gzip.
 
-    The index of each chunk continues from the previous one, so `chunk.index[0]` is the 0-based
-    number of its first row in the file. DataError as `read_table` raises it.
+    `head` holds the first SAMPLE_BYTES and, for CSV, at least the whole header record (DataError
+    past MAX_LINE_BYTES); `rest` reads what follows, read errors becoming DataError. An empty
+    input is a DataError.
     """
     name = source_name(source)
-    raw = stream = _open(name, source, stdin)
+    raw = _open(name, source, stdin, paths)
+    stream: IO[bytes] = _Checked(name, raw, "cannot read")
     try:
         head = stream.read(SAMPLE_BYTES)
         if head[:2] == GZIP_MAGIC:
-            stream = gzip.GzipFile(fileobj=_prefixed(head, stream))
-            head = _guarded(name, lambda: stream.read(SAMPLE_BYTES))
-        if head[:4] == PARQUET_MAGIC:
-            frame = _checked(name, _parquet(name, io.BytesIO(head + stream.read())), header=None, rows=True)
-            for start in range(0, len(frame), chunksize):
-                yield frame.iloc[start : start + chunksize]
-            return
-        delimiter = _delimiter(name, head, read_options)
-        header = _header(head, delimiter, read_options)
-        body = _prefixed(head, stream)
-        try:
-            reader = pd.read_csv(
-                body, sep=delimiter, encoding=_codec(read_options), decimal=read_options.decimal, chunksize=chunksize
-            )
-            rows = 0
-            for chunk in reader:
-                rows += len(chunk)
-                yield _checked(name, chunk, header, rows=False)
-        except (DataError, GeneratorExit):
-            raise
-        except Exception as e:
-            raise _read_error(name, e, read_options) from None
-        if rows == 0:
-            raise DataError(f"{name}: has a header but no rows")
+            stream = _Checked(name, gzip.GzipFile(fileobj=_prefixed(head, raw)), "a damaged gzip file")
+            head = stream.read(SAMPLE_BYTES)
+        if not head.strip():
+            raise DataError(f"{name}: the file is empty; a CSV file needs a header line and rows")
+        if head[:4] != PARQUET_MAGIC:
+            head = _with_header(name, head, stream)
+        yield name, head, stream
     finally:
         stream.close()
         raw.close()
 
 
-def _open(name: str, source: Path | str, stdin: IO[bytes] | None) -> IO[bytes]:
+def _with_header(name: str, head: bytes, stream) -> bytes:
+    """`head`, read on until it holds the whole header record; DataError past MAX_LINE_BYTES."""
+    while not record_end(head) and len(head) <= MAX_LINE_BYTES:
+        more = stream.read(READ_BYTES)
+        if not more:
+            break
+        head += more
+    if (record_end(head) or len(head)) > MAX_LINE_BYTES + 1:
+        raise too_long(name, 1, quoted=0 <= head.find(b"\n") < MAX_LINE_BYTES)
+    return head
+
+
+def record_end(data: bytes, start: int = 0) -> int:
+    """The offset just after the first line end in `data[start:]` outside quotes (a line end is
+    inside a quoted field exactly when an odd number of quotes precede it); 0 if there is none."""
+    quotes = 0
+    end = data.find(b"\n", start)
+    while end >= 0:
+        quotes += data.count(b'"', start, end)
+        if quotes % 2 == 0:
+            return end + 1
+        start, end = end, data.find(b"\n", end + 1)
+    return 0
+
+
+def _open(name: str, source: Path | str, stdin: IO[bytes] | None, paths: str) -> IO[bytes]:
     if str(source) == STDIN:
         return _Unclosed(stdin if stdin is not None else sys.stdin.buffer)
     try:
         return open(source, "rb")
     except FileNotFoundError:
-        raise DataError(f"{name}: data file not found. Check the path (data paths are relative to the config file)") from None
+        where = f"{paths}, {os.getcwd()}" if paths == COMMAND_LINE_PATHS else paths
+        raise DataError(f"{name}: data file not found. Check the path ({where})") from None
     except IsADirectoryError:
         raise DataError(f"{name}: is a folder, not a data file") from None
     except OSError as e:
         raise DataError(f"{name}: cannot read ({e.strerror})") from None
 
 
-def _guarded(name: str, read):
-    try:
-        return read()
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{name}: a damaged gzip file ({e})") from None
+class _Checked:
+    """A byte stream whose read errors are DataErrors: `what` (plus the reason) names the problem."""
+
+    def __init__(self, name: str, stream, what: str):
+        self._name, self._stream, self._what = name, stream, what
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._stream.read(n)
+        except (OSError, EOFError, zlib.error) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+            raise DataError(f"{self._name}: {self._what} ({reason})") from None
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class _Unclosed:
@@ -236,7 +307,8 @@ def _codec(options: ReadOptions) -> str:
 
 
 def _sample_text(data: bytes, options: ReadOptions) -> str:
-    return data[:SAMPLE_BYTES].decode(_codec(options), errors="ignore")
+    """The first SAMPLE_BYTES of `data` as text, or more to hold the whole header record."""
+    return data[: max(SAMPLE_BYTES, record_end(data))].decode(_codec(options), errors="ignore")
 
 
 def _delimiter(name: str, data: bytes, options: ReadOptions) -> str:
@@ -262,19 +334,25 @@ def detect_delimiter(sample: str) -> str:
 
 
 def _header(data: bytes, delimiter: str, options: ReadOptions) -> list[str] | None:
-    """The column names of the first line, as written (pandas renames duplicates, so look first)."""
-    for row in csv.reader(_sample_text(data, options).splitlines()[:1], delimiter=delimiter):
-        return row
-    return None
+    """The column names of the first record, as written (pandas renames duplicates, so look first)."""
+    return next(csv.reader(io.StringIO(_sample_text(data, options), newline=""), delimiter=delimiter), None)
 
 
-def _checked(name: str, frame: pd.DataFrame, header: list[str] | None, rows: bool) -> pd.DataFrame:
-    """The frame with string column names; DataError for duplicate names, or (`rows`) no rows."""
-    names = header if header is not None else [str(c) for c in frame.columns]
+def check_header(name: str, header: list[str] | None) -> None:
+    """DataError for more than MAX_COLUMNS names, or for duplicate names (checked before pandas,
+    whose renaming of duplicates takes time quadratic in their number)."""
+    names = header or []
+    if len(names) > MAX_COLUMNS:
+        raise DataError(f"{name}: the header has {len(names):,} columns; bptrain reads at most {MAX_COLUMNS:,}")
     seen: set[str] = set()
     duplicated = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if duplicated:
         raise DataError(f"{name}: duplicate column names: {', '.join(duplicated)}. Rename them so each is unique")
+
+
+def _checked(name: str, frame: pd.DataFrame, header: list[str] | None, rows: bool) -> pd.DataFrame:
+    """The frame with string column names; DataError for duplicate names, or (`rows`) no rows."""
+    check_header(name, header if header is not None else [str(c) for c in frame.columns])
     if rows and len(frame) == 0:
         raise DataError(f"{name}: has a header but no rows")
     frame.columns = [str(c) for c in frame.columns]

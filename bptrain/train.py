@@ -8,6 +8,7 @@ once, so the loop allocates nothing per batch.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,16 +23,53 @@ from bptrain.stopping import resolve_mode
 from bptrain.nn.layers import BatchNorm
 from bptrain.nn.state import check_state
 
-EVAL_CHUNK = 4096
+INFERENCE_ROWS = 256  # every evaluation of the network is one batch of exactly this many rows
 
 
 # --- inference ------------------------------------------------------------------------------
 
 
-def outputs(model, loss, x: np.ndarray, chunk: int = EVAL_CHUNK) -> np.ndarray:
-    """The model's predictions for `x` in output space (probabilities or standardized values)."""
-    parts = [loss.link(model.forward(x[i : i + chunk], train=False)) for i in range(0, len(x), chunk)]
-    return np.concatenate(parts) if parts else np.empty((0, 1))
+def outputs(model, loss, x: np.ndarray, first_row: int = 0) -> np.ndarray:
+    """The model's predictions for `x` in output space (probabilities or standardized values).
+
+    `first_row` is the number of x's first row in its file; see `_batches` for why it matters.
+    """
+    out = None
+    for a, b, logits, i in _batches(model, x, first_row):
+        p = loss.link(logits)  # on the whole batch, so that element-wise kernels see the same shape too
+        if out is None:
+            out = np.empty((len(x), p.shape[1]), p.dtype)
+        out[a:b] = p[i : i + b - a]
+    return out if out is not None else np.empty((0, 1))
+
+
+def _batches(model, x: np.ndarray, first_row: int = 0):
+    """(a, b, logits, i): the network's logits for one batch of INFERENCE_ROWS rows, x[a:b] at logits[i : i + b - a].
+
+    Row r of a file always sits at position r % INFERENCE_ROWS of a batch of exactly
+    INFERENCE_ROWS rows, zero-padded at the ends, so its result does not depend on how the rows
+    are grouped into blocks, nor on the other rows: a BLAS may choose its kernel (gemv for one row,
+    edge kernels for a remainder) by the shape of a product and by where a row sits in it. The
+    BLAS runs on one thread here: its split of a product between threads cannot change a row
+    either, and for products this small, threads cost more than they gain.
+    """
+    size = INFERENCE_ROWS
+    batch = np.zeros((size, *x.shape[1:]), x.dtype)
+    with _blas().limit(limits=1, user_api="blas"):
+        for start in range(-(first_row % size), len(x), size):
+            a, b = max(start, 0), min(start + size, len(x))
+            if b - a < size:
+                batch.fill(0)
+            batch[a - start : b - start] = x[a:b]
+            yield a, b, model.forward(batch, train=False), a - start
+
+
+@functools.cache
+def _blas():
+    """The BLAS thread pools, found once (a search of the loaded libraries takes milliseconds)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def probabilities(out: np.ndarray) -> np.ndarray:
@@ -39,12 +77,12 @@ def probabilities(out: np.ndarray) -> np.ndarray:
     return np.hstack([1.0 - out, out]) if out.shape[1] == 1 else out
 
 
-def loss_value(model, loss, x: np.ndarray, y: np.ndarray, chunk: int = EVAL_CHUNK) -> float:
+def loss_value(model, loss, x: np.ndarray, y: np.ndarray) -> float:
     """The mean loss over all rows, in evaluation mode."""
     total = 0.0
-    for i in range(0, len(x), chunk):
-        value, _ = loss(model.forward(x[i : i + chunk], train=False), y[i : i + chunk])
-        total += value * len(x[i : i + chunk])
+    for a, b, logits, i in _batches(model, x):
+        value, _ = loss(logits[i : i + b - a], y[a:b])
+        total += value * (b - a)
     return total / len(x)
 
 

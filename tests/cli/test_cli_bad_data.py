@@ -36,7 +36,7 @@ CASES = [
         ["error: {path}: target column 'y' not found. Columns: a;b;y. That is a single column: is the delimiter ';'? "
          "Set data.read.delimiter to it, or to auto"],
     ),
-    ("ragged_long.csv", "", DATA, ["error: {path}: cannot parse as CSV: Expected 3 fields in line 3, saw 4"]),
+    ("ragged_long.csv", "", DATA, ["error: {path}: line 3 has 4 fields, but the header has 3; check the delimiter and the quoting on that line"]),
     (
         "ragged_short.csv", "", DATA,
         ["error: {path}: line 3 has 2 fields, but the header has 3; check the delimiter and the quoting on that line"],

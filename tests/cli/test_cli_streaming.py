@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from bptrain.train import INFERENCE_ROWS
 from conftest import ROOT, run_cli
 
 GIB = 1 << 30
@@ -67,12 +68,28 @@ def test_two_gib_through_a_pipe_with_flat_memory(run):
 
 
 def test_streamed_output_equals_the_output_for_each_part(run, tmp_path):
-    """Predictions do not depend on where the chunks fall: a big file equals its parts concatenated."""
-    rows = (ROOT / "datasets" / "iris.csv").read_text().splitlines()
+    """A row's prediction depends on its values and its row number only, not on where the 4 MB blocks
+    fall nor on the other rows (README: "Reproducibility"): a big file's output equals, bit for bit,
+    the outputs of its parts, each starting at a multiple of INFERENCE_ROWS rows, concatenated."""
+    header, *rows = (ROOT / "datasets" / "iris.csv").read_text().splitlines()
+    body = rows * 2000  # 300,000 rows, about 8 MB: blocks end near rows 155,000 and 310,000
     big = tmp_path / "big.csv"
-    big.write_text(rows[0] + "\n" + "\n".join(rows[1:] * 2000) + "\n")  # about 8 MB: several 4 MB blocks
+    big.write_text(header + "\n" + "\n".join(body) + "\n")
+    cuts = [0, INFERENCE_ROWS, 7 * INFERENCE_ROWS, 650 * INFERENCE_ROWS, len(body)]  # the third part holds a block end too
+    parts = []
+    for start, stop in zip(cuts, cuts[1:]):
+        part = tmp_path / f"part-{start}.csv"
+        part.write_text(header + "\n" + "\n".join(body[start:stop]) + "\n")
+        result = run_cli("predict", run, part, "--proba", "--keep", "species")
+        assert result.returncode == 0, result.stderr
+        parts += result.stdout.splitlines()[1:]
     whole = run_cli("predict", run, big, "--proba", "--keep", "species")
-    small = run_cli("predict", run, ROOT / "datasets" / "iris.csv", "--proba", "--keep", "species")
-    assert whole.returncode == small.returncode == 0
-    header, *body = small.stdout.splitlines()
-    assert whole.stdout.splitlines() == [header] + body * 2000
+    assert whole.returncode == 0, whole.stderr
+    assert whole.stdout.splitlines()[0] == "species,prediction,proba_setosa,proba_versicolor,proba_virginica"
+    assert whole.stdout.splitlines()[1:] == parts and len(parts) == len(body)
+
+
+def test_predictions_do_not_depend_on_the_blas_thread_count(run):
+    threads = {n: run_cli("predict", run, ROOT / "datasets" / "iris.csv", "--proba", env={"OPENBLAS_NUM_THREADS": n, "OMP_NUM_THREADS": n}) for n in ("1", "2")}
+    assert threads["1"].returncode == threads["2"].returncode == 0
+    assert threads["1"].stdout == threads["2"].stdout and threads["1"].stdout.count("\n") == 151

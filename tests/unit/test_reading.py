@@ -1,4 +1,4 @@
-"""Reading tables: delimiters, encodings, gzip, Parquet, stdin, and chunks that add up to the whole."""
+"""Reading tables: delimiters, encodings, gzip, Parquet, stdin, and blocks that add up to the whole."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ import pandas as pd
 import pytest
 
 from bptrain.errors import ConfigError, DataError
-from bptrain.reading import ReadOptions, detect_delimiter, read_csv_chunks, read_table
+from bptrain.reading import MAX_LINE_BYTES, ReadOptions, detect_delimiter, read_table
+from bptrain.streaming import frame_chunks
 
 ROWS = "".join(f"{i},{i * 0.5},{'ab'[i % 2]}\n" for i in range(10))
 CSV = ("x,y,label\n" + ROWS).encode()
+
+
+def read_csv_chunks(source, block_bytes, *, stdin=None):
+    """The frames streaming predict reads, in blocks of about `block_bytes`."""
+    return [frame for _, frame, _ in frame_chunks(source, None, [], stdin=stdin, block_bytes=block_bytes)]
 
 
 @pytest.mark.parametrize(
@@ -43,13 +49,14 @@ def test_gzip_stdin_and_file_read_the_same(tmp_path):
 
 
 @pytest.mark.parametrize("gzipped", [False, True])
-@pytest.mark.parametrize("chunksize", [1, 3, 10, 64])
-def test_chunks_add_up_to_the_whole_and_number_their_rows(tmp_path, chunksize, gzipped):
+@pytest.mark.parametrize("block_bytes", [1, 7, 40, 1 << 20])
+def test_chunks_add_up_to_the_whole_and_number_their_rows(tmp_path, block_bytes, gzipped):
     path = tmp_path / ("d.csv.gz" if gzipped else "d.csv")
     path.write_bytes(gzip.compress(CSV) if gzipped else CSV)
-    chunks = list(read_csv_chunks(path, chunksize))
-    assert [len(c) for c in chunks] == [min(chunksize, 10 - i) for i in range(0, 10, chunksize)]
-    assert [c.index[0] for c in chunks] == list(range(0, 10, chunksize))
+    chunks = read_csv_chunks(path, block_bytes)
+    sizes = [len(c) for c in chunks]
+    assert sum(sizes) == 10 and (len(chunks) == 1 if block_bytes > len(CSV) else len(chunks) > 1)
+    assert [c.index[0] for c in chunks] == [sum(sizes[:i]) for i in range(len(sizes))]
     pd.testing.assert_frame_equal(pd.concat(chunks), read_table(tmp_path / path.name))
 
 
@@ -58,7 +65,7 @@ def test_chunks_from_stdin_with_a_sample_shorter_than_the_file(monkeypatch):
 
     monkeypatch.setattr(reading, "SAMPLE_BYTES", 16)  # the detection sample ends mid-file
     text = ("a;b\n" + "".join(f"{i};{i % 3}\n" for i in range(100))).encode()
-    chunks = list(read_csv_chunks("-", 7, stdin=io.BytesIO(text)))
+    chunks = read_csv_chunks("-", 7, stdin=io.BytesIO(text))
     whole = pd.concat(chunks)
     assert whole.columns.tolist() == ["a", "b"] and whole["a"].tolist() == list(range(100))
 
@@ -68,14 +75,20 @@ def test_chunks_from_stdin_with_a_sample_shorter_than_the_file(monkeypatch):
     [
         (b"", "<stdin>: the file is empty; a CSV file needs a header line and rows"),
         (b"a,b\n", "<stdin>: has a header but no rows"),
-        (b"a,b\n1,2\n3,4,5\n", "<stdin>: cannot parse as CSV: Expected 2 fields in line 3, saw 3"),
+        (b"a,b\n1,2\n3,4,5\n", "<stdin>: line 3 has 3 fields, but the header has 2; check the delimiter and the quoting on that line"),
+        (b"a,b\n1,2,3\n4,5\n", "<stdin>: line 2 has 3 fields, but the header has 2; check the delimiter and the quoting on that line"),
+        (b"a,b\n1,2,\n4,5,\n", "<stdin>: line 2 has 3 fields, but the header has 2; check the delimiter and the quoting on that line"),
+        (b"a,b,c\n1,2,3\n\n4,5\n", "<stdin>: line 4 has 2 fields, but the header has 3; check the delimiter and the quoting on that line"),
+        (b'a,b,c\n1,"x\ny",3\n4,"z"\n', "<stdin>: line 4 has 2 fields, but the header has 3; check the delimiter and the quoting on that line"),
+        (b"a,b\r\n1,2\r\n3\r\n", "<stdin>: line 3 has 1 field, but the header has 2; check the delimiter and the quoting on that line"),
         (b"a,a\n1,2\n", "<stdin>: duplicate column names: a. Rename them so each is unique"),
         (gzip.compress(b"a,b\n1,2\n")[:-6], "<stdin>: a damaged gzip file (Compressed file ended before the end-of-stream marker was reached)"),
     ],
-    ids=["empty", "header-only", "ragged", "duplicates", "damaged-gzip"],
+    ids=["empty", "header-only", "ragged", "extra-first", "trailing-delimiter", "short", "short-after-quoted", "short-crlf", "duplicates", "damaged-gzip"],
 )
-def test_chunked_reading_fails_as_whole_reading_does(data, message):
-    for read in (lambda: read_table("-", stdin=io.BytesIO(data)), lambda: list(read_csv_chunks("-", 2, stdin=io.BytesIO(data)))):
+@pytest.mark.parametrize("block_bytes", [2, 1 << 20])
+def test_chunked_reading_fails_as_whole_reading_does(data, message, block_bytes):
+    for read in (lambda: read_table("-", stdin=io.BytesIO(data)), lambda: read_csv_chunks("-", block_bytes, stdin=io.BytesIO(data))):
         with pytest.raises(DataError) as info:
             read()
         assert str(info.value) == message
@@ -95,7 +108,7 @@ def test_encoding_and_decimal_mark_options():
 def test_a_byte_order_mark_is_not_part_of_the_first_column_name():
     frame = read_table("-", stdin=io.BytesIO(b"\xef\xbb\xbf" + CSV))
     assert frame.columns.tolist() == ["x", "y", "label"]
-    chunk = next(read_csv_chunks("-", 4, stdin=io.BytesIO(b"\xef\xbb\xbf" + CSV)))
+    chunk = read_csv_chunks("-", 4, stdin=io.BytesIO(b"\xef\xbb\xbf" + CSV))[0]
     assert chunk.columns.tolist() == ["x", "y", "label"]
 
 
@@ -111,6 +124,19 @@ def test_parquet_files_read_like_csv(tmp_path):
     frame.to_parquet(tmp_path / "d.parquet")
     read = read_table(tmp_path / "d.parquet")
     assert read["x"].tolist() == list(range(10)) and read["label"].astype(str).tolist() == list("ab" * 5)
-    chunks = list(read_csv_chunks(tmp_path / "d.parquet", 4))
-    assert [len(c) for c in chunks] == [4, 4, 2]
-    pd.testing.assert_frame_equal(pd.concat(chunks), read)
+    (chunk,) = read_csv_chunks(tmp_path / "d.parquet", 4)  # Parquet is read whole
+    pd.testing.assert_frame_equal(chunk, read)
+
+
+@pytest.mark.parametrize("extra, fits", [(0, True), (1, False)])
+@pytest.mark.parametrize("line", [1, 2])
+def test_a_line_of_the_limit_reads_and_one_byte_more_does_not(line, extra, fits):
+    long = b"a" * (MAX_LINE_BYTES - 2 + extra)
+    data = b"x," + long + b"\n1,2\n" if line == 1 else b"x,y\n1," + long + b"\n3,4\n"
+    for read in (lambda: read_table("-", stdin=io.BytesIO(data)), lambda: pd.concat(read_csv_chunks("-", 1 << 20, stdin=io.BytesIO(data)))):
+        if fits:
+            assert len(read()) == (1 if line == 1 else 2)
+            continue
+        with pytest.raises(DataError) as info:
+            read()
+        assert str(info.value) == f"<stdin>: line {line} is longer than 8 MiB, the longest line bptrain reads; is this a CSV file with line ends?"

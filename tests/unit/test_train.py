@@ -10,7 +10,7 @@ from bptrain.data import Preprocessor, Split
 from bptrain.columns import numeric_column
 from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp, build_model
 from bptrain.stopping import Budget, EarlyStopping, resolve_mode
-from bptrain.train import Cadence, Trainer, constant_rate, epoch_steps, lone_row_warning
+from bptrain.train import INFERENCE_ROWS, Cadence, Trainer, constant_rate, epoch_steps, lone_row_warning, loss_value, outputs
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
@@ -175,3 +175,55 @@ def test_the_loop_takes_as_many_steps_as_counted_under_batch_norm():
         budget=Budget(3), batch_size=9, shuffle=True, rng=np.random.default_rng(0),
     ).run()
     assert [row["step"] for row in outcome.rows] == [epoch_steps(64, 9, True) * e for e in (1, 2, 3)] == [7, 14, 21]
+
+
+# --- inference: a row's output does not depend on how rows are grouped -----------------------------
+
+
+class ShapeSensitive:
+    """A stand-in network whose result for a row changes with the number of rows in the product and
+    with the row's place in it, as a BLAS may (gemv for one row, edge kernels for a remainder)."""
+
+    def __init__(self):
+        self.rows_seen = []
+
+    def forward(self, x, *, train=True):
+        n = len(x)
+        self.rows_seen.append(n)
+        return x * 2.0 + 1e-3 * n + 1e-4 * (np.arange(n) % 7)[:, None]
+
+
+class Identity:
+    def link(self, logits):
+        return logits.copy()
+
+
+PARTS = [(0, 1), (1, 2), (255, 257), (256, 512), (300, 1000), (999, 1000), (17, 600)]
+
+
+def test_a_rows_output_depends_on_its_file_row_not_on_its_block():
+    x = np.random.default_rng(0).normal(size=(1000, 3)).astype(np.float32)
+    model = ShapeSensitive()
+    whole = outputs(model, Identity(), x)
+    for start, stop in PARTS:
+        np.testing.assert_array_equal(outputs(model, Identity(), x[start:stop], first_row=start), whole[start:stop])
+    assert set(model.rows_seen) == {INFERENCE_ROWS}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_real_network_gives_each_row_the_same_bits_in_any_block(dtype):
+    x = np.random.default_rng(1).normal(size=(1000, 5)).astype(dtype)
+    model = build_mlp([{"units": 33, "activation": "tanh", "init": "auto"}], 5, 4, dtype=dtype, seed_or_rng=2, batch_size=7)
+    loss = LOSSES["cross_entropy"]()
+    whole = outputs(model, loss, x)
+    assert whole.dtype == np.dtype(dtype) and np.allclose(whole.sum(axis=1), 1.0)
+    for start, stop in PARTS:
+        np.testing.assert_array_equal(outputs(model, loss, x[start:stop], first_row=start), whole[start:stop])
+
+
+def test_the_mean_loss_counts_real_rows_only():
+    prep, split = toy_problem(n=300)
+    model = build_mlp([{"units": 4, "activation": "relu", "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=0, batch_size=8)
+    loss = LOSSES["cross_entropy"]()
+    p = outputs(model, loss, split.x)
+    assert loss_value(model, loss, split.x, split.y) == pytest.approx(-np.mean(np.log(p[np.arange(300), split.y])), rel=1e-12)
