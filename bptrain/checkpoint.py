@@ -17,8 +17,8 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +224,8 @@ def _parse_meta(path: Path, text: str) -> dict[str, Any]:
         meta = json.loads(text)
     except json.JSONDecodeError:
         raise npzfile.unusable(path, "its metadata is not valid JSON") from None
+    except ValueError:  # Python refuses to read an integer of more than 4300 digits
+        raise npzfile.unusable(path, "its metadata holds a number too long to read") from None
     if not isinstance(meta, dict) or "format_version" not in meta:
         raise ModelFileError(f"{path}: not a bptrain model file (format_version missing); was it written by bptrain fit?")
     version = meta["format_version"]
@@ -254,7 +256,7 @@ def _translated(path: Path) -> Iterator[None]:
         yield
     except FileNotFoundError:
         raise ModelFileError(f"{path}: model file not found") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error) as e:
         if _damaged(e):
             raise _damage(path, _why(e)) from None
         raise npzfile.unusable(path, _why(e)) from None
@@ -345,7 +347,7 @@ def _damage(path: Path, why: str) -> ModelFileError:
 def _damaged(exc: Exception) -> bool:
     """True when the file is an archive whose content is cut short or corrupted."""
     text = str(exc)
-    return isinstance(exc, EOFError) or "CRC" in text or "truncated" in text.lower() or "Truncated" in text
+    return isinstance(exc, (EOFError, zlib.error)) or "CRC" in text or "truncated" in text.lower() or "Truncated" in text
 
 
 def _why(exc: Exception) -> str:
@@ -358,6 +360,8 @@ def _why(exc: Exception) -> str:
         return "it is not a NumPy archive, or it holds Python objects, which bptrain never loads"
     if isinstance(exc, EOFError):
         return "the file ends early"
+    if isinstance(exc, zlib.error):
+        return "a compressed array inside the archive is corrupted"
     if isinstance(exc, json.JSONDecodeError):
         return "its metadata is not valid JSON"
     return type(exc).__name__

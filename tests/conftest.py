@@ -44,6 +44,14 @@ def run_cli(*args: str, input: bytes | str | None = None, cwd: Path | None = Non
     )
 
 
+def fit_iris(runs: Path, epochs: int) -> Path:
+    """A short run of configs/iris.yaml in the folder `runs`; returns the run folder."""
+    result = run_cli("fit", ROOT / "configs" / "iris.yaml", "--runs-dir", runs, "-q", "--set", f"stopping.max_epochs={epochs}")
+    assert result.returncode == 0, result.stderr
+    (folder,) = Path(runs).iterdir()
+    return folder
+
+
 def write(folder: Path, text: str, name: str = "config.yaml") -> Path:
     path = Path(folder) / name
     path.write_text(text, encoding="utf-8")

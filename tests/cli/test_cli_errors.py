@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli, write
+from conftest import ROOT, fit_iris, run_cli, write
 
 IRIS = ROOT / "datasets" / "iris.csv"
 PENGUINS = ROOT / "datasets" / "penguins.csv"
@@ -38,11 +38,7 @@ def assert_no_run(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    runs = tmp_path_factory.mktemp("runs")
-    result = run_cli("fit", "configs/iris.yaml", "--set", "stopping.max_epochs=1", "-q", "--runs-dir", runs)
-    assert result.returncode == 0, result.stderr
-    (folder,) = runs.iterdir()
-    return folder
+    return fit_iris(tmp_path_factory.mktemp("runs"), 1)
 
 
 # --- configuration: exit 2 ------------------------------------------------------------------------

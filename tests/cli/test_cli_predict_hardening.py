@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, fit_iris, run_cli
 
 DATA, USAGE = 3, 2
 IRIS = ROOT / "datasets" / "iris.csv"
@@ -14,11 +14,7 @@ WIDTH_HINT = "check the delimiter and the quoting on that line"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    result = run_cli("fit", ROOT / "configs" / "iris.yaml", "--runs-dir", runs, "-q", "--set", "stopping.max_epochs=2")
-    assert result.returncode == 0, result.stderr
-    (folder,) = runs.iterdir()
-    return folder
+    return fit_iris(tmp_path_factory.mktemp("runs"), 2)
 
 
 def predict(run, *args, input=None, **kwargs):

@@ -358,7 +358,7 @@ def test_detect_anomaly_still_writes_the_report(done):
         (
             "stopping.max_time=.nan",
             "error: configs/iris.yaml: 1 problem\n"
-            "  stopping.max_time: must be a positive number of seconds (got nan) (from --set)\n",
+            "  stopping.max_time: must be a finite number (got .nan) (from --set)\n",
         ),
         (
             "stopping.max_time=1h 30",

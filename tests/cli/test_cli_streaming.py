@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from bptrain.train import INFERENCE_ROWS
-from conftest import ROOT, run_cli
+from conftest import ROOT, fit_iris, run_cli
 
 GIB = 1 << 30
 PEAK_RSS_BOUND_MB = 400  # measured about 135 MB (README: "Streaming predict")
@@ -44,11 +44,7 @@ MEASURE = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    result = run_cli("fit", ROOT / "configs" / "iris.yaml", "--runs-dir", runs, "-q", "--set", "stopping.max_epochs=3")
-    assert result.returncode == 0, result.stderr
-    (folder,) = runs.iterdir()
-    return folder
+    return fit_iris(tmp_path_factory.mktemp("runs"), 3)
 
 
 def test_two_gib_through_a_pipe_with_flat_memory(run):

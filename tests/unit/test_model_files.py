@@ -111,6 +111,19 @@ def array(name: str, value):
     return change(apply)
 
 
+def corrupted_deflate(path: Path) -> None:
+    """The model stored compressed (as np.savez_compressed writes it), one deflate stream made unreadable."""
+    arrays, meta = read(path)
+    np.savez_compressed(path, __meta__=np.array(json.dumps(meta)), **arrays)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("layers.0.W.npy")
+    data = bytearray(path.read_bytes())
+    local = info.header_offset  # a local header: 30 bytes, then the name and the extra field, whose lengths end it
+    start = local + 30 + int.from_bytes(data[local + 26 : local + 28], "little") + int.from_bytes(data[local + 28 : local + 30], "little")
+    data[start] |= 0b110  # the first block's type becomes 3, which deflate reserves: no decoder reads on
+    path.write_bytes(bytes(data))
+
+
 DEEP = '{"format_version": 1, "kind": "model", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
 ASK = "; was it written by bptrain fit?"
 BAD_MODEL = "unusable bptrain model file: "
@@ -196,6 +209,11 @@ MODEL_VARIANTS = {
         array("x", lambda _: np.array("hello")),
         NOT_OURS + "(array 'x' has dtype <U5; bptrain files hold only float32, float64, int32, int64)" + ASK,
     ),
+    "metadata-huge-number": (
+        raw_meta('{"format_version": ' + "9" * 5000 + ', "kind": "model"}'),
+        NOT_OURS + "(its metadata holds a number too long to read)" + ASK,
+    ),
+    "corrupted-deflate-stream": (corrupted_deflate, "the file is damaged (a compressed array inside the archive is corrupted)"),
     "claims-10^13-values": (
         with_member("x.npy", npy_claiming((10**13,), b"\0" * 800)),
         NOT_OURS + "(array 'x': its header claims shape (10000000000000,) (80000000000000 bytes), but the archive holds 800 bytes)" + ASK,
