@@ -21,8 +21,11 @@ LOCK_FILE = ".lock"
 
 
 def check_name(name: str) -> str:
-    if not NAME.fullmatch(name) or name in (".", ".."):
+    """`name` when it can start a run folder's name: what the config's `name` key accepts."""
+    if not NAME.fullmatch(name):
         raise ConfigError(f"run name {name!r} may hold only letters, digits, '.', '_' and '-'")
+    if not name.strip("."):
+        raise ConfigError(f"run name {name!r} must hold a letter or digit, not only dots; e.g. --name iris")
     return name
 
 

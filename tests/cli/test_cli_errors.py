@@ -120,6 +120,12 @@ def test_bad_run_name(tmp_path):
     assert not list(tmp_path.glob("evil*"))
 
 
+def test_a_run_name_of_only_dots(tmp_path):
+    result = fit(tmp_path, str(ROOT / "configs" / "iris.yaml"), "--name", "...")
+    expect(result, USAGE, "error: run name '...' must hold a letter or digit, not only dots; e.g. --name iris")
+    assert_no_run(tmp_path)
+
+
 def test_missing_command_argument_and_unknown_command(tmp_path):
     missing = run_cli("fit", cwd=tmp_path)
     assert missing.returncode == USAGE
