@@ -152,10 +152,6 @@ class LearningRate:
             self.plateau.load_state_dict(state)
 
 
-def constant_rate(lr: float) -> LearningRate:
-    return LearningRate("constant", lr, {})
-
-
 # --- batches per epoch -------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from bptrain.nn.gradcheck import gradcheck
 from bptrain.nn.initializers import INITIALIZERS, auto_initializer
 from bptrain.nn.layers import LAYERS, Activation, BatchNorm, Dense, Dropout, LayerNorm
 from bptrain.nn.losses import LOSSES, loss_for_task
-from bptrain.nn.model import Sequential, build_mlp, build_model
+from bptrain.nn.model import Sequential, build_model
 from bptrain.nn.optimizers import OPTIMIZERS, Optimizer
 from bptrain.nn.params import Param
 from bptrain.nn.regularizers import Regularizer
@@ -29,7 +29,6 @@ __all__ = [
     "Regularizer",
     "Sequential",
     "auto_initializer",
-    "build_mlp",
     "build_model",
     "clip_global_norm",
     "clip_norm_per_param",

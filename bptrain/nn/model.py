@@ -156,17 +156,3 @@ def build_model(
     model = Sequential([*hidden_layers(layers), Dense(n_out, init=output_init)])
     return model.build(n_in, batch_size, dtype, rng, noise_rng)
 
-
-def build_mlp(
-    hidden: list[dict],
-    n_in: int,
-    n_out: int,
-    *,
-    dtype="float32",
-    seed_or_rng,
-    batch_size: int,
-) -> Sequential:
-    """build_model for dense layers {"units", "activation", "init"}, from a seed or a Generator, without dropout noise."""
-    rng = np.random.default_rng(seed_or_rng)  # a Generator is used as it is
-    specs = [{"type": "dense", **spec} for spec in hidden]
-    return build_model(specs, n_in, n_out, dtype=dtype, rng=rng, batch_size=batch_size)

@@ -6,7 +6,7 @@ from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.gradcheck import gradcheck
 from bptrain.nn.layers import LAYERS, Activation, Dense
 from bptrain.nn.losses import LOSSES
-from bptrain.nn.model import Sequential, build_mlp, build_model
+from bptrain.nn.model import Sequential, build_model
 from bptrain.nn.optimizers import OPTIMIZERS
 from bptrain.nn.regularizers import Regularizer
 
@@ -15,7 +15,7 @@ N_IN, N_OUT, BATCH = 4, 3, 8
 
 def mlp(activation="tanh", dtype="float64", seed=0, batch_size=BATCH, init="auto"):
     hidden = [{"units": units, "activation": activation, "init": init} for units in (6, 5)]
-    return build_mlp(hidden, N_IN, N_OUT, dtype=dtype, seed_or_rng=seed, batch_size=batch_size)
+    return build_model(hidden, N_IN, N_OUT, dtype=dtype, rng=np.random.default_rng(seed), batch_size=batch_size)
 
 
 def data(loss_name, n=BATCH, dtype=np.float64, seed=1):
@@ -57,7 +57,7 @@ def test_gradcheck_needs_float64():
         gradcheck(mlp(dtype="float32"), LOSSES.get("mse")(), *data("mse", dtype=np.float32))
 
 
-def test_build_mlp_names_layers_in_order_and_ends_with_logits():
+def test_build_model_names_layers_in_order_and_ends_with_logits():
     model = mlp("relu")
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Dense", "Activation", "Dense", "Activation", "Dense"]
@@ -231,16 +231,6 @@ def test_build_model_expands_dense_dicts_and_names_layers_in_order():
     assert [p.kind for p in model.params] == ["weight", "bias", "scale", "shift"] * 2 + ["weight", "bias"]
     assert list(model.buffers) == ["layers.3.running_mean", "layers.3.running_var"]
     assert model.forward(data("mse")[0]).shape == (BATCH, N_OUT)
-
-
-def test_build_mlp_is_build_model_of_dense_layers_without_noise():
-    hidden = [{"units": 6, "activation": "relu", "init": "auto"}, {"units": 5, "activation": "tanh"}]
-    a = build_mlp(hidden, N_IN, N_OUT, dtype="float64", seed_or_rng=4, batch_size=BATCH)
-    b = build_model(hidden, N_IN, N_OUT, dtype="float64", rng=np.random.default_rng(4), batch_size=BATCH)
-    assert a.noise_rng is None
-    assert a.state_dict().keys() == b.state_dict().keys()
-    for name, value in a.state_dict().items():
-        assert value.tobytes() == b.state_dict()[name].tobytes()
 
 
 @pytest.mark.parametrize("spec, message", [

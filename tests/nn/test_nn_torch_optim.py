@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bptrain.nn.losses import LOSSES
-from bptrain.nn.model import build_mlp
+from bptrain.nn.model import build_model
 from bptrain.nn.optimizers import OPTIMIZERS
 from bptrain.nn.schedules import SCHEDULES
 
@@ -96,9 +96,9 @@ def test_reduce_on_plateau_defaults_are_torchs():
 def test_optimizer_trajectory_matches_torch(case_id, recorded):
     case = OPT_CASES[case_id]
     x, y = recorded["data.x"], recorded["data.y"]
-    model = build_mlp(
+    model = build_model(
         [{"units": 8, "activation": "tanh", "init": "auto"}], 4, 3,
-        dtype="float64", seed_or_rng=0, batch_size=OPT_INDEX["batch_size"],
+        dtype="float64", rng=np.random.default_rng(0), batch_size=OPT_INDEX["batch_size"],
     )
     model.load_state_dict({ours_name: ours(recorded[f"init.{key}"]) for key, ours_name in TORCH_TO_OURS.items()})
     loss = LOSSES["cross_entropy"]()

@@ -8,9 +8,9 @@ import pytest
 
 from bptrain.data import Preprocessor, Split
 from bptrain.columns import numeric_column
-from bptrain.nn import LOSSES, OPTIMIZERS, build_mlp, build_model
+from bptrain.nn import LOSSES, OPTIMIZERS, build_model
 from bptrain.stopping import Budget, EarlyStopping, resolve_mode
-from bptrain.train import INFERENCE_ROWS, Cadence, Trainer, constant_rate, epoch_steps, lone_row_warning, loss_value, outputs
+from bptrain.train import INFERENCE_ROWS, Cadence, LearningRate, Trainer, epoch_steps, lone_row_warning, loss_value, outputs
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
@@ -52,9 +52,14 @@ def toy_problem(n=64, seed=0, dtype="float64"):
     return prep, Split("train", x, labels, frame, labels)
 
 
+def constant_rate(lr):
+    """The rate build.make_rate makes for `schedule: constant` (its options are empty)."""
+    return LearningRate("constant", lr, {})
+
+
 def run(epochs=5, stopper=None, restore_best=True, lr=0.05, seed=0, val=True, activation="tanh"):
     prep, split = toy_problem()
-    model = build_mlp([{"units": 8, "activation": activation, "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(seed), batch_size=10)
+    model = build_model([{"units": 8, "activation": activation, "init": "auto"}], 3, 2, dtype="float64", rng=np.random.default_rng(seed), batch_size=10)
     optimizer = OPTIMIZERS["sgd"](model.params, momentum=0.9)
     outcome = Trainer(
         model, LOSSES["cross_entropy"](), optimizer, constant_rate(lr), prep, split, split if val else None,
@@ -92,7 +97,7 @@ def test_restore_best_puts_back_the_best_epochs_weights():
 
     stopper.update = update
     prep, split = toy_problem()
-    model = build_mlp([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(0), batch_size=10)
+    model = build_model([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=10)
     optimizer = OPTIMIZERS["sgd"](model.params)
     outcome = Trainer(
         model, LOSSES["cross_entropy"](), optimizer, constant_rate(0.1), prep, split, split,
@@ -117,7 +122,7 @@ def test_a_non_finite_loss_stops_training_with_the_epoch_and_step():
 def checkpoints_taken(cadence, epochs=4):
     """(epoch, batch, step) of every checkpoint of a run of 7 batches per epoch."""
     prep, split = toy_problem()
-    model = build_mlp([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=np.random.default_rng(0), batch_size=10)
+    model = build_model([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=10)
     seen = []
     Trainer(
         model, LOSSES["cross_entropy"](), OPTIMIZERS["sgd"](model.params), constant_rate(0.1), prep, split, None,
@@ -213,7 +218,7 @@ def test_a_rows_output_depends_on_its_file_row_not_on_its_block():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_real_network_gives_each_row_the_same_bits_in_any_block(dtype):
     x = np.random.default_rng(1).normal(size=(1000, 5)).astype(dtype)
-    model = build_mlp([{"units": 33, "activation": "tanh", "init": "auto"}], 5, 4, dtype=dtype, seed_or_rng=2, batch_size=7)
+    model = build_model([{"units": 33, "activation": "tanh", "init": "auto"}], 5, 4, dtype=dtype, rng=np.random.default_rng(2), batch_size=7)
     loss = LOSSES["cross_entropy"]()
     whole = outputs(model, loss, x)
     assert whole.dtype == np.dtype(dtype) and np.allclose(whole.sum(axis=1), 1.0)
@@ -223,7 +228,7 @@ def test_a_real_network_gives_each_row_the_same_bits_in_any_block(dtype):
 
 def test_the_mean_loss_counts_real_rows_only():
     prep, split = toy_problem(n=300)
-    model = build_mlp([{"units": 4, "activation": "relu", "init": "auto"}], 3, 2, dtype="float64", seed_or_rng=0, batch_size=8)
+    model = build_model([{"units": 4, "activation": "relu", "init": "auto"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=8)
     loss = LOSSES["cross_entropy"]()
     p = outputs(model, loss, split.x)
     assert loss_value(model, loss, split.x, split.y) == pytest.approx(-np.mean(np.log(p[np.arange(300), split.y])), rel=1e-12)
