@@ -1,7 +1,7 @@
 """Stopping rules the training loop asks: budgets, early stopping, targets and divergence thresholds.
 
 Each rule is a small state machine with a state_dict(), so a resumed run stops exactly where an
-uninterrupted one would. The reason a run ended is one of STOP_REASONS.
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -9,20 +9,9 @@ from __future__ import annotations
 import math
 import operator
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from bptrain import metrics
-
-STOP_REASONS = (
-    "max_epochs",
-    "max_steps",
-    "max_time",
-    "early_stopping",
-    "target",
-    "diverged",
-    "interrupted",
-    "terminated",
-)
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _OPERATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -134,6 +123,3 @@ class Budget:
         if self.max_time is not None and seconds >= self.max_time:
             return "max_time"
         return None
-
-    def as_dict(self) -> dict:
-        return asdict(self)

@@ -6,14 +6,20 @@ import math
 
 import pytest
 
-from bptrain.stopping import STOP_REASONS, Budget, Condition, EarlyStopping, parse_duration
+from conftest import ROOT
+
+from bptrain.build import make_budget
+from bptrain.config import load_config, parse_overrides
+from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration
 
 DURATION_HELP = "must be a duration such as 90s, 10m, 2h or 1h30m"
 COMPARISON_HELP = "must be a comparison such as '>= 0.99' or '< 0.01'"
 
 
 def test_stop_reasons_are_the_documented_ones():
-    assert STOP_REASONS == (
+    """The README lists every stop_reason a run can record; the tests of each rule pin where each one comes from."""
+    listed = (ROOT / "README.md").read_text(encoding="utf-8").split("`stop_reason`\n(", 1)[1].split(")", 1)[0]
+    assert [reason.strip(" `\n") for reason in listed.split(",")] == [
         "max_epochs",
         "max_steps",
         "max_time",
@@ -22,7 +28,7 @@ def test_stop_reasons_are_the_documented_ones():
         "diverged",
         "interrupted",
         "terminated",
-    )
+    ]
 
 
 # --- parse_duration ---------------------------------------------------------------------------
@@ -257,5 +263,6 @@ def test_budget_steps_before_time_and_no_limits():
     assert Budget(max_epochs=5).after_step(10**9, 1e9) is None
 
 
-def test_budget_as_dict():
-    assert Budget(7, 100, 60.0).as_dict() == {"max_epochs": 7, "max_steps": 100, "max_time": 60.0}
+def test_the_budget_is_built_from_the_stopping_keys():
+    overrides = parse_overrides(["stopping.max_epochs=7", "stopping.max_steps=100", "stopping.max_time=1m"])
+    assert make_budget(load_config(ROOT / "configs" / "iris.yaml", overrides)) == Budget(7, 100, 60.0)
