@@ -77,12 +77,6 @@ def tagged(key: str, kind: str, default: str | None, *members: type[BaseModel], 
     ]
 
 
-def choices(tags: type[Any]) -> list[str]:
-    """The tags of a `tagged` union, for tests and messages."""
-    union = tags.__metadata__ and tags.__origin__  # type: ignore[attr-defined]
-    return sorted(a.__metadata__[0].tag for a in union.__args__)
-
-
 # --- data: in data_schema.py ------------------------------------------------------------------
 
 
