@@ -18,9 +18,6 @@ from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.buffers import reserve, rows_like
 from bptrain.nn.initializers import INITIALIZERS
 from bptrain.nn.params import Param
-from bptrain.registry import Registry
-
-LAYERS = Registry("layer")
 
 
 class Layer:
@@ -31,7 +28,6 @@ class Layer:
         self.buffers: dict[str, np.ndarray] = {}
 
 
-@LAYERS.register("dense")
 class Dense(Layer):
     """y = x W + b, with W of shape (in_features, units)."""
 
@@ -72,7 +68,6 @@ class Dense(Layer):
         return np.matmul(grad, self.W.value.T, out=self._dx[:n])
 
 
-@LAYERS.register("activation")
 class Activation(Layer):
     """a = f(z) elementwise, for f = ACTIVATIONS.get(name)(**options); no params."""
 
@@ -98,7 +93,6 @@ class Activation(Layer):
         return self.fn.backward(grad, self._z, self._a)
 
 
-@LAYERS.register("dropout")
 class Dropout(Layer):
     """Inverted dropout: in training each entry is kept with probability 1 - p and scaled by 1/(1 - p).
 
@@ -178,7 +172,6 @@ class _Norm(Layer):
         np.sum(tmp, axis=0, out=self.gamma.grad)
 
 
-@LAYERS.register("batch_norm")
 class BatchNorm(_Norm):
     """torch.nn.BatchNorm1d: normalizes each feature over the batch.
 
@@ -250,7 +243,6 @@ class BatchNorm(_Norm):
         return grad
 
 
-@LAYERS.register("layer_norm")
 class LayerNorm(_Norm):
     """torch.nn.LayerNorm over the feature axis: each row normalized by its own mean and biased
     variance, the same in training and evaluation."""

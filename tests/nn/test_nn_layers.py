@@ -4,9 +4,10 @@ import pytest
 from bptrain.errors import ConfigError
 from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.gradcheck import layer_gradcheck
-from bptrain.nn.layers import LAYERS, Activation, BatchNorm, Dense, Dropout, LayerNorm
+from bptrain.nn.layers import Activation, BatchNorm, Dense, Dropout, LayerNorm
+from bptrain.nn.model import LAYER_KEYS
 
-EXAMPLES = {  # one instance of each registered layer, with options that differ from the defaults
+EXAMPLES = {  # one instance of each layer type build_model takes, with options that differ from the defaults
     "dense": lambda: Dense(3, bias_init=0.1),
     "activation": lambda: Activation("leaky_relu", negative_slope=0.2),
     "dropout": lambda: Dropout(0.3),
@@ -36,10 +37,10 @@ def inputs(rows=5, cols=4, seed=1):
 
 
 def test_every_layer_has_an_example_here():
-    assert set(EXAMPLES) == set(LAYERS)
+    assert set(EXAMPLES) == set(LAYER_KEYS)
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
 def test_layer_gradients_match_finite_differences_in_training(name):
     layer = randomized(built(EXAMPLES[name]()))
     errors = layer_gradcheck(layer, inputs())
@@ -47,7 +48,7 @@ def test_layer_gradients_match_finite_differences_in_training(name):
     assert max(errors.values()) < 1e-7, errors
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
 def test_layer_gradients_match_finite_differences_at_evaluation(name):
     layer = randomized(built(EXAMPLES[name]()))
     layer.forward(inputs(seed=7))  # batch norm: running statistics that are not 0 and 1
@@ -96,7 +97,7 @@ def test_dense_computes_the_textbook_affine_map_and_gradients():
     np.testing.assert_allclose(dx, g @ W.T, rtol=1e-14)
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
 def test_backward_overwrites_param_grads_instead_of_summing(name):
     layer, x = built(EXAMPLES[name]()), inputs()
     g = np.random.default_rng(2).standard_normal((5, WIDTH.get(name, 4)))
@@ -109,7 +110,7 @@ def test_backward_overwrites_param_grads_instead_of_summing(name):
         np.testing.assert_array_equal(p.grad, grad)
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
 def test_forward_returns_a_view_of_an_owned_buffer(name):
     layer = built(EXAMPLES[name]())
     out1 = layer.forward(inputs(seed=1))
@@ -136,7 +137,7 @@ def test_backward_may_return_the_gradient_it_is_given_overwritten(name):
     assert layer.backward(grad) is grad
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
 def test_a_batch_larger_than_the_buffers_grows_them(name):
     small, big = built(EXAMPLES[name](), batch_size=2), built(EXAMPLES[name](), batch_size=9)
     x = inputs(rows=9)

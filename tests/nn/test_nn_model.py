@@ -4,9 +4,9 @@ import pytest
 from bptrain.errors import ConfigError
 from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.gradcheck import gradcheck
-from bptrain.nn.layers import LAYERS, Activation, Dense
+from bptrain.nn.layers import Activation, BatchNorm, Dense, Dropout, LayerNorm
 from bptrain.nn.losses import LOSSES
-from bptrain.nn.model import Sequential, build_model
+from bptrain.nn.model import LAYER_KEYS, Sequential, build_model
 from bptrain.nn.optimizers import OPTIMIZERS
 from bptrain.nn.regularizers import Regularizer
 
@@ -119,7 +119,8 @@ def every_layer_model(dtype="float64", seed=0, batch_size=BATCH):
 
 
 def test_the_every_layer_model_has_every_layer_type():
-    assert {type(layer) for layer in every_layer_model().layers} == set(LAYERS.values())
+    assert {spec.get("type", "dense") for spec in EVERY_LAYER} == set(LAYER_KEYS)
+    assert {type(layer) for layer in every_layer_model().layers} == {Dense, Activation, Dropout, BatchNorm, LayerNorm}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -5,7 +5,8 @@ import inspect
 import pytest
 
 from bptrain.config import schema
-from bptrain.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
+from bptrain.nn import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, SCHEDULES, BatchNorm, LayerNorm
+from bptrain.nn.model import LAYER_KEYS
 
 
 def model_tag(model) -> str:
@@ -43,9 +44,9 @@ def test_losses():
 
 def test_layers():
     models = by_tag(schema.LAYER_MODELS)
-    assert set(models) == set(LAYERS)
-    for name in ("batch_norm", "layer_norm"):
-        defaults = {k: p.default for k, p in inspect.signature(LAYERS[name]).parameters.items()}
+    assert set(models) == set(LAYER_KEYS)
+    for name, layer in (("batch_norm", BatchNorm), ("layer_norm", LayerNorm)):
+        defaults = {k: p.default for k, p in inspect.signature(layer).parameters.items()}
         assert options(models[name]) == defaults, name
 
 
