@@ -89,9 +89,9 @@ def make_data(size: Size, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def shuffle_rng(seed: int) -> np.random.Generator:
     """The generator bptrain shuffles with for this seed, so that every loop sees the same batches."""
-    from bptrain import build
+    from bptrain import seeds
 
-    return build.streams(seed)[build.SHUFFLE]
+    return seeds.stream(seed, seeds.SHUFFLE)
 
 
 # --- the contenders: each returns a function that trains one epoch -------------------------------
@@ -115,7 +115,7 @@ def bptrain_config(size: Size, seed: int):
 
 def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> Epoch:
     """bptrain's Trainer, put together as bptrain.app.fit does; each call runs it one epoch further."""
-    from bptrain import build
+    from bptrain import build, seeds
     from bptrain.data import Split, loss_target
     from bptrain.stopping import Budget
     from bptrain.train import Trainer
@@ -123,7 +123,7 @@ def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> E
     config = bptrain_config(size, seed)
     classes = [str(c) for c in range(size.classes)]
     loss_name, loss_options = build.loss_spec(config, "classification", classes, labels)
-    _, init_rng, shuffle, noise_rng = build.streams(seed)
+    _, init_rng, shuffle, noise_rng = seeds.streams(seed)
     spec = build.model_spec(config, size.inputs, build.output_units(loss_name, "classification", size.classes))
     config = build.with_schedule_total(config, -(-size.rows // size.batch))
     model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=size.batch)

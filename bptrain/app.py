@@ -16,7 +16,7 @@ import numpy as np
 
 import bptrain
 from bptrain import checkpoint, data as data_mod, predictions, report, runs
-from bptrain import build, memory, modelfile, reading, resuming
+from bptrain import build, memory, modelfile, reading, resuming, seeds
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.registry import did_you_mean
@@ -137,7 +137,7 @@ def _fit(
     stopper, restore_best = build.make_early_stopping(config, logged)
     targets, divergence = build.make_conditions(config, logged)
 
-    _, init_rng, shuffle_rng, noise_rng = build.streams(seed)
+    _, init_rng, shuffle_rng, noise_rng = seeds.streams(seed)
     n_in = dataset.train.x.shape[1]
     spec = build.model_spec(config, n_in, build.output_units(loss_name, raw.task, len(prep.classes), len(prep.targets)))
     batch_size = min(config.training.batch_size, len(dataset.train.x))
@@ -497,7 +497,7 @@ def gradcheck(config: Config, *, rows: int = 16, tolerance: float = GRADCHECK_TO
     raw, prep, loss_name, loss_options = _data_and_loss(config, seed)
     sample = raw.frames["train"].iloc[:rows]
     split = data_mod.split_of("train", sample, raw.sources["train"], prep, loss_name, "float64")
-    _, init_rng, _, noise_rng = build.streams(seed)
+    _, init_rng, _, noise_rng = seeds.streams(seed)
     n_out = build.output_units(loss_name, raw.task, len(prep.classes), len(prep.targets))
     spec = {**build.model_spec(config, split.x.shape[1], n_out), "dtype": "float64"}
     model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=len(split.x))

@@ -22,15 +22,6 @@ from bptrain.registry import did_you_mean
 from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration, resolve_mode
 from bptrain.train import Cadence, LearningRate, epoch_steps
 
-# The seed is split into independent streams, so that e.g. a change of architecture keeps the split.
-SPLIT, INIT, SHUFFLE, NOISE = range(4)
-
-
-def streams(seed: int) -> list[np.random.Generator]:
-    """One generator per purpose (split, initialization, shuffling, dropout), from one seed."""
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
-
-
 # --- the loss ------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bptrain import suspects
+from bptrain import seeds, suspects
 from bptrain.errors import ConfigError, DataError
 from bptrain.columns import OTHER, Column, Unseen, check_values, label, labels_of, resolve_columns, rows_text  # noqa: F401
 from bptrain.preprocess import Preprocessor, class_labels, column_list, infer_task  # noqa: F401
@@ -173,7 +173,7 @@ def _split(frame: pd.DataFrame, data, seed: int, task: str, source: str) -> dict
     strata = None
     if task == "classification" and split.stratify:
         strata = labels_of(frame[data.targets[0]]).to_numpy()
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    rng = seeds.stream(seed, seeds.SPLIT)
     test_frac = 0.0 if data.test else split.test
     if split.folds is not None:
         rest, _, test = split_indices(n, (0.0, test_frac), rng, strata)

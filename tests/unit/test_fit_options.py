@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bptrain import app, build
+from bptrain import app, build, seeds
 from bptrain.checkpoint import load_model
 from bptrain.config import load_config, parse_overrides
 
@@ -52,7 +52,7 @@ def test_the_penalty_is_logged_and_computed_from_the_weights(tmp_path):
 def test_clipping_by_value_bounds_every_update(tmp_path):
     config, result, _ = fit(tmp_path, "optimizer={name: sgd, lr: 0.1}", "training.clip={value: 1.0e-9}", epochs=2)
     arrays, _ = load_model(result.run_dir / "model.npz")
-    _, init_rng, _, noise_rng = build.streams(config.seed)
+    _, init_rng, _, noise_rng = seeds.streams(config.seed)
     start = build.make_model(build.model_spec(config, 4, 3), rng=init_rng, noise_rng=noise_rng, batch_size=16).state_dict()
     steps = 2 * 7
     for name, value in start.items():
