@@ -504,5 +504,5 @@ def gradcheck(config: Config, *, rows: int = 16, tolerance: float = GRADCHECK_TO
     loss = build.make_loss(loss_name, loss_options, "float64")
     errors = check_gradients(model, loss, split.x, split.y, regularizer=build.make_regularizer(config, model.params))
     shapes = {p.name: p.value.shape for p in model.params}
-    params = [{"name": name, "shape": list(shapes[name]), "max_rel_error": float(err), "ok": bool(err < tolerance)} for name, err in errors.items()]
+    params = [{"name": name, "shape": list(shapes[name]), "rel_error_norm": float(err), "ok": bool(err < tolerance)} for name, err in errors.items()]
     return {"rows": len(split.x), "loss": loss_name, "tolerance": tolerance, "params": params, "passed": all(p["ok"] for p in params)}

@@ -345,11 +345,11 @@ def gradcheck(
 
         result = services.gradcheck(load_config(config, parse_overrides(set_ or [])), rows=rows)
         width = max(len(p["name"]) for p in result["params"])
-        lines = [f"{'parameter':<{width}}  {'shape':<12}  max rel error"]
+        lines = [f"{'parameter':<{width}}  {'shape':<12}  relative error"]
         for p in result["params"]:
             shape = "x".join(map(str, p["shape"]))
-            lines.append(f"{p['name']:<{width}}  {shape:<12}  {p['max_rel_error']:.2e}  {'ok' if p['ok'] else 'FAIL'}")
-        worst = max(p["max_rel_error"] for p in result["params"])
+            lines.append(f"{p['name']:<{width}}  {shape:<12}  {p['rel_error_norm']:.2e}  {'ok' if p['ok'] else 'FAIL'}")
+        worst = max(p["rel_error_norm"] for p in result["params"])
         verdict = "passed" if result["passed"] else "FAILED"
         lines.append(
             f"{verdict}: {len(result['params'])} parameters, {result['rows']} rows, loss {result['loss']}, "

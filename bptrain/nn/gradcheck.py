@@ -1,7 +1,8 @@
 """Gradient checks: backprop gradients against central finite differences, in float64.
 
-The error of one gradient array is ‖a − n‖₂ / (‖a‖₂ + ‖n‖₂), 0 when both are zero. Per-entry
-ratios would blow up on entries that are ~0 (a dead ReLU unit), where differences see round-off.
+The error of one gradient array is one number for the whole array, a ratio of norms
+(rel_error_norm): ‖a − n‖₂ / (‖a‖₂ + ‖n‖₂), 0 when both are zero. Per-entry ratios would blow up
+on entries that are ~0 (a dead ReLU unit), where differences see round-off.
 Checks run in training mode with every dropout mask drawn once and then frozen, and leave the
 model as they found it: param values, buffers (batch norm running statistics) and noise generator.
 """
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+def rel_error_norm(analytic: np.ndarray, numeric: np.ndarray) -> float:
     """‖a − n‖ / (‖a‖ + ‖n‖): 0 for identical arrays, 1 for opposite or unrelated ones."""
     scale = float(np.linalg.norm(analytic) + np.linalg.norm(numeric))
     return float(np.linalg.norm(analytic - numeric)) / scale if scale > 0.0 else 0.0
@@ -60,7 +61,7 @@ def fixed_noise(layers: list, noise_rng: np.random.Generator | None = None) -> I
 
 
 def gradcheck(model, loss, x, y, *, eps: float = 1e-6, regularizer=None) -> dict[str, float]:
-    """Relative error (see module docstring) of each param's backprop gradient, keyed by param name.
+    """rel_error_norm (see module docstring) of each param's backprop gradient, keyed by param name.
 
     The objective is loss(model.forward(x, train=True), y), plus regularizer.value() when given.
     Leaves each param's grad holding its backprop gradient (with the regularizer's part).
@@ -78,11 +79,11 @@ def gradcheck(model, loss, x, y, *, eps: float = 1e-6, regularizer=None) -> dict
         model.backward(grad)
         if regularizer is not None:
             regularizer.add_grad()
-        return {p.name: relative_error(p.grad, numeric_gradient(f, p.value, eps)) for p in model.params}
+        return {p.name: rel_error_norm(p.grad, numeric_gradient(f, p.value, eps)) for p in model.params}
 
 
 def layer_gradcheck(layer, x: np.ndarray, *, eps: float = 1e-6, seed: int = 0, train: bool = True) -> dict[str, float]:
-    """Relative errors of a built float64 layer's dL/dx (key "x") and param grads, in train or eval mode.
+    """rel_error_norm of a built float64 layer's dL/dx (key "x") and of its param grads, in train or eval mode.
 
     L = sum(w * forward(x)) for a random w, so backward receives dL/d(output) = w.
     """
@@ -95,7 +96,7 @@ def layer_gradcheck(layer, x: np.ndarray, *, eps: float = 1e-6, seed: int = 0, t
 
         dx = layer.backward(w.copy()).copy()
         grads = {p.name: p.grad.copy() for p in layer.params}
-        errors = {"x": relative_error(dx, numeric_gradient(f, x, eps))}
+        errors = {"x": rel_error_norm(dx, numeric_gradient(f, x, eps))}
         for p in layer.params:
-            errors[p.name] = relative_error(grads[p.name], numeric_gradient(f, p.value, eps))
+            errors[p.name] = rel_error_norm(grads[p.name], numeric_gradient(f, p.value, eps))
     return errors

@@ -14,7 +14,7 @@ def test_every_shipped_config_passes(config):
     result = run_cli("gradcheck", config)
     assert result.returncode == 0, result.stderr
     *table, verdict = result.stdout.strip().splitlines()
-    assert table[0].split() == ["parameter", "shape", "max", "rel", "error"]
+    assert table[0].split() == ["parameter", "shape", "relative", "error"]
     assert all(line.endswith("  ok") for line in table[1:])
     assert re.fullmatch(r"passed: \d+ parameters, 16 rows, loss \w+, largest relative error \S+ \(tolerance 1e-06\)", verdict)
 

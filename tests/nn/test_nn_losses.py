@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from bptrain.errors import ConfigError, DataError
-from bptrain.nn.gradcheck import numeric_gradient, relative_error
+from bptrain.nn.gradcheck import numeric_gradient, rel_error_norm
 from bptrain.nn.losses import LOSSES, loss_for_task
 
 N, K = 6, 3
@@ -114,7 +114,7 @@ def test_gradient_matches_finite_differences(name, options):
     loss = make(name, options)
     numeric = numeric_gradient(lambda: loss(z, y)[0], z)
     _, grad = loss(z, y)
-    assert relative_error(grad, numeric) < 1e-7
+    assert rel_error_norm(grad, numeric) < 1e-7
 
 
 @pytest.mark.parametrize("delta", [0.5, 1.0])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bptrain.errors import ConfigError
-from bptrain.nn.gradcheck import numeric_gradient, relative_error
+from bptrain.nn.gradcheck import numeric_gradient, rel_error_norm
 from bptrain.nn.params import KINDS, Param
 from bptrain.nn.regularizers import Regularizer
 
@@ -47,7 +47,7 @@ def test_add_grad_matches_finite_differences_of_value(options):
     for p in ps:
         numeric = numeric_gradient(reg.value, p.value)
         if p.kind == "weight" or options.get("include_bias"):
-            assert relative_error(p.grad, numeric) < 1e-8, p.name
+            assert rel_error_norm(p.grad, numeric) < 1e-8, p.name
         else:
             assert not p.grad.any() and not numeric.any()
 
