@@ -444,7 +444,7 @@ def predict(
     name = data_mod.source_name(source)
     unseen = data_mod.Unseen()
     rows = 0
-    for first, frame, kept in streaming.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
+    for first, frame, kept in reading.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
         x = prep.features_of(frame, name, dtype, first_row=first, strict=strict, unseen=unseen)
         with np.errstate(all="ignore"):
             y = outputs(trained.model, trained.loss, x, first_row=first)
