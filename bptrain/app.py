@@ -433,14 +433,12 @@ def predict(
     Categories the model never saw are encoded as unknown and reported in one warning at the end
     (with `strict`, they are an error naming the column and rows).
     """
-    from bptrain import streaming
-
     trained = load_trained(run)
     prep, dtype = trained.prep, trained.meta["model"]["dtype"]
     if proba and prep.task == "regression":
         raise ConfigError("--proba: this model does regression; there are no class probabilities to add")
     keep = list(dict.fromkeys(keep))
-    writer = streaming.Writer(out, predictions.output_header(prep, proba, keep), fmt, escape)
+    writer = predictions.Writer(out, predictions.output_header(prep, proba, keep), fmt, escape)
     name = data_mod.source_name(source)
     unseen = data_mod.Unseen()
     rows = 0

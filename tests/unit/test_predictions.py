@@ -1,4 +1,4 @@
-"""Streaming predict's output: CSV and JSON lines, numbers written exactly, formulas escaped on request."""
+"""Predict's output: CSV and JSON lines, numbers written exactly, formulas escaped on request."""
 
 import io
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from bptrain.streaming import Writer, escape_formula
+from bptrain.predictions import Writer, escape_formula
 
 
 def test_csv_numbers_are_the_shortest_text_that_reads_back_exactly():
