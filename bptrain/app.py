@@ -433,18 +433,16 @@ def predict(
     Categories the model never saw are encoded as unknown and reported in one warning at the end
     (with `strict`, they are an error naming the column and rows).
     """
-    from bptrain import streaming
-
     trained = load_trained(run)
     prep, dtype = trained.prep, trained.meta["model"]["dtype"]
     if proba and prep.task == "regression":
         raise ConfigError("--proba: this model does regression; there are no class probabilities to add")
     keep = list(dict.fromkeys(keep))
-    writer = streaming.Writer(out, predictions.output_header(prep, proba, keep), fmt, escape)
+    writer = predictions.Writer(out, predictions.output_header(prep, proba, keep), fmt, escape)
     name = data_mod.source_name(source)
     unseen = data_mod.Unseen()
     rows = 0
-    for first, frame, kept in streaming.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
+    for first, frame, kept in reading.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
         x = prep.features_of(frame, name, dtype, first_row=first, strict=strict, unseen=unseen)
         with np.errstate(all="ignore"):
             y = outputs(trained.model, trained.loss, x, first_row=first)

@@ -1,14 +1,19 @@
-"""Predictions as CSV cells: the header and the rows that `bptrain predict` writes for model outputs.
+"""Predict's output: the header and columns for model outputs, written as CSV or JSON lines chunk by chunk.
 
 One target: `prediction` (a class label or a number in the target's units), then with `--proba`
 one `proba_<class>` per class. Several targets: `prediction_<target>` for each (0/1 for multilabel,
 numbers for regression), then with `--proba` one `proba_<label>` per label (multilabel). Kept
-input columns come first and may not take one of these names.
+input columns come first and may not take one of these names. `Writer` writes each chunk as it
+comes (the input side, blocks of whole records, is bptrain.reading.frame_chunks).
 """
 
 from __future__ import annotations
 
+import json
+from typing import IO
+
 import numpy as np
+import pandas as pd
 
 from bptrain.errors import ConfigError
 from bptrain.preprocess import Preprocessor
@@ -46,3 +51,45 @@ def columns(prep: Preprocessor, out: np.ndarray, proba: bool, dtype: str) -> lis
         return [chosen[:, i] for i in range(out.shape[1])] + ([out[:, i] for i in range(out.shape[1])] if proba else [])
     values = unscale(prep, out).astype(dtype)
     return [values[:, i] for i in range(values.shape[1])]
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(text: str) -> str:
+    """Prefix a cell a spreadsheet would run as a formula with a quote (OWASP's CSV-injection advice)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+class Writer:
+    """Writes the columns of each chunk as CSV or JSON lines; the header comes with the first chunk.
+
+    Numbers are written in the shortest form that reads back to the same value in the model's
+    dtype (NumPy's shortest round-trip repr); text is written as it is, or with --escape-formulas
+    made safe for spreadsheets.
+    """
+
+    def __init__(self, out: IO[str], header: list[str], fmt: str = "csv", escape: bool = False):
+        self.out, self.header, self.fmt, self.escape = out, header, fmt, escape
+        self.started = False  # an input error before the first chunk leaves the output empty
+
+    def write(self, columns: list[np.ndarray]) -> None:
+        cells = {}
+        for name, column in zip(self.header, columns):
+            if column.dtype.kind == "f":
+                text = column.astype(str)  # shortest round-trip text in the column's dtype
+                cells[name] = text if self.fmt == "csv" else [float(v) for v in text]
+            elif self.escape:
+                cells[name] = np.array([escape_formula(v) if isinstance(v, str) else v for v in column], dtype=object)
+            else:
+                cells[name] = column
+        frame = pd.DataFrame(cells, columns=self.header)
+        if self.fmt == "csv":
+            frame.to_csv(self.out, index=False, header=not self.started, lineterminator="\n")
+        else:
+            for record in frame.to_dict(orient="records"):
+                self.out.write(json.dumps(record, allow_nan=False) + "\n")
+        self.started = True
+        self.out.flush()

@@ -1,10 +1,11 @@
-"""Reading tables: CSV (any delimiter, encoding, quoting, gzip) or Parquet, from a file or stdin.
+"""Reading tables: CSV (any delimiter, encoding, quoting, gzip) or Parquet, file or stdin, whole or in blocks.
 
-`read_table` returns a whole file as a DataFrame; `opened` gives the first bytes and the rest of
-a stream, for reading in blocks (bptrain.streaming). Both detect gzip and Parquet by their first
-bytes, detect the delimiter when asked (`auto`), hold every record to the header's number of
-fields and every line to MAX_LINE_BYTES, and raise DataError with one clear line (file, line,
-what to do) for anything they cannot read. Columns keep pandas' types; nothing is preprocessed.
+`read_table` returns a whole file as a DataFrame; `frame_chunks` yields it in frames of about
+BLOCK_BYTES of whole records (`record_chunks` cuts the blocks; a quoted field may span lines), so
+streaming predict's memory stays flat. Both detect gzip and Parquet by their first bytes, detect
+the delimiter when asked (`auto`), hold every record to the header's number of fields and every
+line to MAX_LINE_BYTES, and raise DataError with one clear line (file, line, what to do) for
+anything they cannot read. Columns keep pandas' types; nothing is preprocessed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from typing import IO, Iterator
 import pandas as pd
 
 from bptrain.errors import ConfigError, DataError
+from bptrain.registry import did_you_mean
 
 STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
+BLOCK_BYTES = 1 << 22  # about 4 MB of input per chunk of a streamed read
+BOM = b"\xef\xbb\xbf"
 SAMPLE_BYTES = 1 << 16  # read to detect the format and the delimiter
 DELIMITERS = (",", ";", "\t", "|")  # auto-detection candidates, preferred in this order on a tie
 SAMPLE_ROWS = 50
@@ -77,7 +81,7 @@ def read_table(
     """
     with opened(source, stdin=stdin, paths=paths) as (name, head, rest):
         if head[:4] == PARQUET_MAGIC:
-            return _checked(name, _parquet(name, io.BytesIO(head + rest.read())), header=None, rows=True)
+            return _parquet(name, head, rest)
         data = _read_lines(name, head, rest)
     return _frame_of(name, data, options)
 
@@ -171,6 +175,121 @@ def _decoded(name: str, data: bytes, encoding: str) -> str:
             f"{name}: not {encoding} text: byte 0x{data[e.start]:02x} on line {line} ({e.reason}); "
             "set data.read.encoding to the file's encoding, e.g. latin-1"
         ) from None
+
+
+# --- blocks, for streaming predict --------------------------------------------------------------
+
+
+def record_chunks(handle: IO[bytes], block_bytes: int = BLOCK_BYTES, *, name: str = "<stdin>") -> Iterator[tuple[bytes, bytes]]:
+    """(header record, a block of whole records of about `block_bytes`), reading `handle` lazily.
+
+    The first pair has an empty block; a block may hold only blank lines. A block ends at a line
+    end outside quotes (a quoted field may hold line ends); a record longer than MAX_LINE_BYTES is
+    a DataError naming the line it starts on.
+    """
+    header, rest, line = b"", b"", 1
+    for data in iter(lambda: handle.read(block_bytes), b""):
+        rest += data
+        end = record_end(rest)  # a record longer than a block starts in `rest`, if anywhere
+        length = end - 1 if end else len(rest)
+        if length > MAX_LINE_BYTES:
+            raise too_long(name, line, quoted=0 <= rest.find(b"\n") < length)
+        if not end:
+            continue
+        cut = _last_record_end(rest)
+        block, rest = rest[:cut], rest[cut:]
+        if not header:
+            end = record_end(block)
+            header, block = block[:end].removeprefix(BOM), block[end:]
+            line += header.count(b"\n")
+            yield header, b""
+        line += block.count(b"\n")
+        if block:
+            yield header, block
+    if rest.strip():
+        rest = rest if rest.endswith(b"\n") else rest + b"\n"
+        if not header:
+            yield rest.removeprefix(BOM), b""
+        else:
+            yield header, rest
+
+
+def _last_record_end(data: bytes) -> int:
+    """The offset just after the last line end in `data` outside quotes; 0 if there is none."""
+    cut = data.rfind(b"\n") + 1
+    quotes = data.count(b'"', 0, cut)
+    while cut and quotes % 2:
+        before = data.rfind(b"\n", 0, cut - 1) + 1
+        quotes -= data.count(b'"', before, cut)  # counted once per line: linear in the block
+        cut = before
+    return cut
+
+
+def frame_chunks(
+    source: Path | str,
+    columns: list[str] | None,
+    keep: list[str],
+    *,
+    stdin: IO[bytes] | None = None,
+    options: ReadOptions = DEFAULT,
+    block_bytes: int = BLOCK_BYTES,
+) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame | None]]:
+    """(index of the chunk's first data row, the chunk as a frame, the `keep` columns' raw text).
+
+    CSV (any delimiter and encoding read_table reads, gzip too) is read in blocks; only
+    `columns` are converted when the file has them all (otherwise, or when None, every column is,
+    so the caller can name what is missing). Parquet, a binary format, is read whole. Paths are
+    taken as given on the command line.
+    """
+    with opened(source, stdin=stdin, paths=COMMAND_LINE_PATHS) as (name, head, rest):
+        if head[:4] == PARQUET_MAGIC:
+            frame = _parquet(name, head, rest)
+            _check_keep(name, keep, list(frame.columns))
+            text = frame[keep].astype(object).where(frame[keep].notna(), "").astype(str) if keep else None
+            yield 0, frame, text
+            return
+        delimiter = _delimiter(name, head, options)
+        names = _header(head, delimiter, options) or []
+        check_header(name, names)
+        _check_keep(name, keep, names)
+        wanted = columns if columns is not None and set(columns) <= set(names) else None
+        first, lines = 0, 0
+        for header, body in record_chunks(_prefixed(head, rest), block_bytes, name=name):
+            if not body.strip():
+                lines += body.count(b"\n")
+                continue
+            frame, kept = _parse(name, header + body, delimiter, options, wanted, keep, lines)
+            frame.index = pd.RangeIndex(first, first + len(frame))
+            yield first, _checked(name, frame, names if wanted is None else None, rows=False), kept
+            first += len(frame)
+            lines += body.count(b"\n")
+        if first == 0:
+            raise DataError(f"{name}: has a header but no rows")
+
+
+def _parse(name, block: bytes, delimiter: str, options: ReadOptions, wanted, keep, lines: int):
+    """(the block's frame, its `keep` columns as text); the block holds the header, then records
+    that start `lines` lines after the header's end."""
+    codec = _codec(options)
+    try:
+        check_widths(name, block.decode(codec), delimiter, line_offset=lines)
+        frame = pd.read_csv(io.BytesIO(block), sep=delimiter, encoding=codec, decimal=options.decimal, usecols=wanted, index_col=False)
+        kept = None
+        if keep:
+            kept = pd.read_csv(io.BytesIO(block), sep=delimiter, encoding=codec, usecols=keep, dtype=str, keep_default_na=False, index_col=False)
+    except DataError:
+        raise
+    except Exception as e:
+        raise _read_error(name, e, options) from None
+    return frame, kept
+
+
+def _check_keep(name: str, keep: list[str], present: list[str]) -> None:
+    absent = [c for c in keep if c not in present]
+    if absent:
+        raise DataError(
+            f"{name}: --keep column {absent[0]!r} not found.{did_you_mean(absent[0], present)} Columns: {', '.join(present)}"
+        )
 
 
 # --- opening ----------------------------------------------------------------------------------
@@ -359,7 +478,9 @@ def _checked(name: str, frame: pd.DataFrame, header: list[str] | None, rows: boo
     return frame
 
 
-def _parquet(name: str, stream: IO[bytes]) -> pd.DataFrame:
+def _parquet(name: str, head: bytes, rest: IO[bytes]) -> pd.DataFrame:
+    """The whole Parquet file whose first bytes are `head`, checked as every table is."""
+    data = head + rest.read()  # first, and outside the try below: a damaged stream keeps its own error
     try:
         import pyarrow  # noqa: F401  (pandas needs it for Parquet)
     except ImportError:
@@ -367,9 +488,10 @@ def _parquet(name: str, stream: IO[bytes]) -> pd.DataFrame:
             f"{name}: reading Parquet files needs pyarrow, the optional extra 'parquet': pip install 'bptrain[parquet]'"
         ) from None
     try:
-        return pd.read_parquet(stream)
+        frame = pd.read_parquet(io.BytesIO(data))
     except Exception as e:  # pyarrow raises its own error types
         raise DataError(f"{name}: cannot read as Parquet: {_first_line(e)}") from None
+    return _checked(name, frame, header=None, rows=True)
 
 
 def _read_error(name: str, exc: Exception, options: ReadOptions) -> DataError:

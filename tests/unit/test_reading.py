@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from bptrain.errors import ConfigError, DataError
-from bptrain.reading import MAX_LINE_BYTES, ReadOptions, detect_delimiter, read_table
-from bptrain.streaming import frame_chunks
+from bptrain.reading import MAX_LINE_BYTES, ReadOptions, detect_delimiter, frame_chunks, read_table, record_chunks
 
 ROWS = "".join(f"{i},{i * 0.5},{'ab'[i % 2]}\n" for i in range(10))
 CSV = ("x,y,label\n" + ROWS).encode()
@@ -46,6 +45,38 @@ def test_gzip_stdin_and_file_read_the_same(tmp_path):
     assert plain.shape == (10, 3) and plain["label"].tolist() == list("ab" * 5)
     pd.testing.assert_frame_equal(read_table(tmp_path / "d.csv.gz"), plain)
     pd.testing.assert_frame_equal(read_table("-", stdin=io.BytesIO(gzip.compress(CSV))), plain)
+
+
+TRICKY = (
+    b'id,text,x\n'
+    b'1,"plain",0.5\n'
+    b'2,"a, comma",1.5\n'
+    b'3,"two\nlines",2.5\n'
+    b'4,"a ""quoted"" word",3.5\n'
+    b'5,"three\n\nlines, and ""quotes""",4.5\n'
+    b'6,last,5.5'  # no final line end
+)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2, 3, 7, 16, 64, 1 << 20])
+def test_blocks_hold_whole_records_for_any_block_size(block_bytes):
+    chunks = list(record_chunks(io.BytesIO(TRICKY), block_bytes))
+    header = chunks[0][0]
+    assert header == b"id,text,x\n" and chunks[0][1] == b""
+    frames = [pd.read_csv(io.BytesIO(header + body)) for _, body in chunks[1:] if body.strip()]
+    whole = pd.concat(frames, ignore_index=True)
+    expected = pd.read_csv(io.BytesIO(TRICKY))
+    pd.testing.assert_frame_equal(whole, expected)
+    assert whole["text"].tolist() == ["plain", "a, comma", "two\nlines", 'a "quoted" word', 'three\n\nlines, and "quotes"', "last"]
+
+
+def test_a_byte_order_mark_is_dropped_from_the_header():
+    (header, _), (_, body) = record_chunks(io.BytesIO(b"\xef\xbb\xbfa,b\n1,2\n"))
+    assert header == b"a,b\n" and body == b"1,2\n"
+
+
+def test_an_empty_stream_has_no_chunks():
+    assert list(record_chunks(io.BytesIO(b""))) == []
 
 
 @pytest.mark.parametrize("gzipped", [False, True])
@@ -126,6 +157,16 @@ def test_parquet_files_read_like_csv(tmp_path):
     assert read["x"].tolist() == list(range(10)) and read["label"].astype(str).tolist() == list("ab" * 5)
     (chunk,) = read_csv_chunks(tmp_path / "d.parquet", 4)  # Parquet is read whole
     pd.testing.assert_frame_equal(chunk, read)
+
+
+def test_a_damaged_gzipped_parquet_file_is_a_damaged_gzip_file_for_both_readers():
+    parquet = io.BytesIO()
+    pd.DataFrame({"x": np.random.default_rng(0).random(20_000)}).to_parquet(parquet)
+    data = gzip.compress(parquet.getvalue())[:-6]  # the detection sample reads; the rest does not
+    for read in (lambda: read_table("-", stdin=io.BytesIO(data)), lambda: read_csv_chunks("-", 4, stdin=io.BytesIO(data))):
+        with pytest.raises(DataError) as info:
+            read()
+        assert str(info.value) == "<stdin>: a damaged gzip file (Compressed file ended before the end-of-stream marker was reached)"
 
 
 @pytest.mark.parametrize("extra, fits", [(0, True), (1, False)])

@@ -1,44 +1,12 @@
-"""Streaming CSV: blocks end on record boundaries, whatever the quoting; output formats."""
+"""Predict's output: CSV and JSON lines, numbers written exactly, formulas escaped on request."""
 
 import io
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from bptrain.streaming import Writer, escape_formula, record_chunks
-
-TRICKY = (
-    b'id,text,x\n'
-    b'1,"plain",0.5\n'
-    b'2,"a, comma",1.5\n'
-    b'3,"two\nlines",2.5\n'
-    b'4,"a ""quoted"" word",3.5\n'
-    b'5,"three\n\nlines, and ""quotes""",4.5\n'
-    b'6,last,5.5'  # no final line end
-)
-
-
-@pytest.mark.parametrize("block_bytes", [1, 2, 3, 7, 16, 64, 1 << 20])
-def test_blocks_hold_whole_records_for_any_block_size(block_bytes):
-    chunks = list(record_chunks(io.BytesIO(TRICKY), block_bytes))
-    header = chunks[0][0]
-    assert header == b"id,text,x\n" and chunks[0][1] == b""
-    frames = [pd.read_csv(io.BytesIO(header + body)) for _, body in chunks[1:] if body.strip()]
-    whole = pd.concat(frames, ignore_index=True)
-    expected = pd.read_csv(io.BytesIO(TRICKY))
-    pd.testing.assert_frame_equal(whole, expected)
-    assert whole["text"].tolist() == ["plain", "a, comma", "two\nlines", 'a "quoted" word', 'three\n\nlines, and "quotes"', "last"]
-
-
-def test_a_byte_order_mark_is_dropped_from_the_header():
-    (header, _), (_, body) = record_chunks(io.BytesIO(b"\xef\xbb\xbfa,b\n1,2\n"))
-    assert header == b"a,b\n" and body == b"1,2\n"
-
-
-def test_an_empty_stream_has_no_chunks():
-    assert list(record_chunks(io.BytesIO(b""))) == []
+from bptrain.predictions import Writer, escape_formula
 
 
 def test_csv_numbers_are_the_shortest_text_that_reads_back_exactly():
