@@ -10,7 +10,6 @@ match what the metadata implies (modelfile).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
@@ -85,7 +84,7 @@ def storage_error(path: Path, error: OSError, doing: str = "write") -> StorageEr
     return StorageError(f"{path}: cannot {doing} ({why}); {advice}")
 
 
-@contextlib.contextmanager
+@contextmanager
 def writing(path: Path, doing: str = "write") -> Iterator[None]:
     """Turn an environment OSError raised while writing `path` into StorageError; others pass through."""
     try:
@@ -347,7 +346,7 @@ def _damage(path: Path, why: str) -> ModelFileError:
 def _damaged(exc: Exception) -> bool:
     """True when the file is an archive whose content is cut short or corrupted."""
     text = str(exc)
-    return isinstance(exc, (EOFError, zlib.error)) or "CRC" in text or "truncated" in text.lower() or "Truncated" in text
+    return isinstance(exc, (EOFError, zlib.error)) or "CRC" in text or "truncated" in text.lower()
 
 
 def _why(exc: Exception) -> str:
@@ -362,6 +361,4 @@ def _why(exc: Exception) -> str:
         return "the file ends early"
     if isinstance(exc, zlib.error):
         return "a compressed array inside the archive is corrupted"
-    if isinstance(exc, json.JSONDecodeError):
-        return "its metadata is not valid JSON"
     return type(exc).__name__
