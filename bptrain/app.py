@@ -20,7 +20,8 @@ from bptrain import build, memory, modelfile, reading, resuming, seeds
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.registry import did_you_mean
-from bptrain.train import StopRequest, Trainer, lone_row_warning, outputs, probabilities, score
+from bptrain.inference import outputs, probabilities, score
+from bptrain.train import StopRequest, Trainer, lone_row_warning
 
 Events = Callable[..., None]
 

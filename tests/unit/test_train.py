@@ -10,7 +10,8 @@ from bptrain.data import Preprocessor, Split
 from bptrain.columns import numeric_column
 from bptrain.nn import LOSSES, OPTIMIZERS, build_model
 from bptrain.stopping import Budget, EarlyStopping, resolve_mode
-from bptrain.train import INFERENCE_ROWS, Cadence, LearningRate, Trainer, epoch_steps, lone_row_warning, loss_value, outputs
+from bptrain.inference import INFERENCE_ROWS, loss_value, outputs
+from bptrain.train import Cadence, LearningRate, Trainer, epoch_steps, lone_row_warning
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
