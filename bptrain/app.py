@@ -15,7 +15,7 @@ from typing import IO, Any, Callable
 import numpy as np
 
 import bptrain
-from bptrain import checkpoint, data as data_mod, predictions, report, runs
+from bptrain import checkpoint, data as data_mod, fileio, predictions, report, runs
 from bptrain import build, memory, modelfile, reading, resuming, seeds
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
@@ -207,7 +207,7 @@ def _fit(
         if finished is not None:
             on_event("notice", message=resuming.finished_notice(run_dir, finished))
             return FitResult(run_dir, finished)
-    checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved))
+    fileio.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved))
     log = report.MetricsLog(run_dir, columns)
     if checkpoint_state is not None:
         log.rewrite(trainer.position.rows)
@@ -268,7 +268,7 @@ def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome
         "environment": environment(),
     }
     report.write_json(run_dir / "report.json", summary)
-    checkpoint.atomic_write_text(run_dir / "report.md", report.markdown(summary))
+    fileio.atomic_write_text(run_dir / "report.md", report.markdown(summary))
     if has_rows:
         main_metric = "r2" if raw.task == "regression" else "accuracy"
         report.curves(run_dir / "curves.png", outcome.rows, summary["best_epoch"], main_metric if dataset.val else None)

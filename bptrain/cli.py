@@ -267,7 +267,7 @@ def predict(
     unwritten = "the predictions on stdout stop early" if output == "-" else f"{output} is left as it was, with no partial file"
     with errors_to_exit_codes(f"predict {{stop}}; {unwritten}"):
         from bptrain import app as services
-        from bptrain.checkpoint import atomic_write
+        from bptrain.fileio import atomic_write
         from bptrain.errors import ConfigError
 
         if fmt not in ("csv", "jsonl"):

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bptrain.checkpoint import atomic_write, atomic_write_text, writing
+from bptrain.fileio import atomic_write, atomic_write_text, writing
 
 
 def finite_or_none(value: Any) -> Any:
