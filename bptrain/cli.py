@@ -240,9 +240,12 @@ def evaluate(
                 print(f"{split:<6} {_metric_line(values)}", flush=True)
 
 
-def _log_event(kind: str, **payload: Any) -> None:
-    if kind == "warning":
-        _err(f"warning: {payload['message']}")
+def _log_event(event) -> None:
+    """Warnings of evaluate and predict (bptrain.events.Warning); they report no other event."""
+    from bptrain import events
+
+    if isinstance(event, events.Warning):
+        _err(f"warning: {event.message}")
 
 
 # --- predict ----------------------------------------------------------------------------------
