@@ -275,15 +275,14 @@ def rules(config: Config, task: str, has_val: bool, train_rows: int) -> Rules:
     return Rules(config, columns, rate, stopper, restore_best, targets, divergence)
 
 
-def network(spec: dict[str, Any], loss: tuple[str, dict[str, Any]], seed: int | None, batch_size: int):
-    """(model, loss) for a model spec and a (loss name, options): initialized from `seed`'s streams,
-    or, with seed None, with placeholder weights (a model file's replace them) and no dropout."""
+def model_for(spec: dict[str, Any], seed: int | None, batch_size: int):
+    """The network of a model spec, initialized from `seed`'s streams, or, with seed None, with
+    placeholder weights (a model file's replace them) and no dropout noise."""
     if seed is None:
         init_rng, noise_rng = np.random.default_rng(0), None
     else:
         _, init_rng, _, noise_rng = seeds.streams(seed)
-    model = make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=batch_size)
-    return model, make_loss(*loss, spec["dtype"])
+    return make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=batch_size)
 
 
 @dataclass
@@ -304,10 +303,10 @@ def assemble(config: Config, prep, n_in: int, loss: tuple[str, dict[str, Any]], 
     n_out = output_units(loss[0], prep.task, len(prep.classes), len(prep.targets))
     spec = {**model_spec(config, n_in, n_out), **({"dtype": dtype} if dtype else {})}
     batch_size = min(config.training.batch_size, train_rows)
-    model, loss_fn = network(spec, loss, config.seed, batch_size)
+    model = model_for(spec, config.seed, batch_size)
     setup = Setup(
         model=model,
-        loss=loss_fn,
+        loss=make_loss(*loss, spec["dtype"]),
         optimizer=make_optimizer(config, model.params),
         rate=watched.rate,
         prep=prep,

@@ -177,7 +177,7 @@ class Trainer:
         self.order = np.arange(n)
         self.best_state: dict[str, np.ndarray] | None = None  # kept by the early stopping callback
         self.position = Position(lr=setup.rate.at(0, 0))
-        self._clock = time.perf_counter()
+        self._clock = self._epoch_start = time.perf_counter()
 
     # --- saving and restoring ----------------------------------------------------------------
 
