@@ -108,43 +108,30 @@ def bptrain_config(size: Size, seed: int):
         "loss": "auto",
         "optimizer": {"name": "adam", "lr": LR},
         "training": {"batch_size": size.batch, "shuffle": True},
-        "stopping": {"max_epochs": 1},
+        "stopping": {"max_epochs": 1, "early_stopping": False},  # no validation split to watch
     }
     return validate_config(raw, ROOT / "configs" / "speed.yaml")
 
 
 def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> Epoch:
     """bptrain's Trainer, put together as bptrain.app.fit does; each call runs it one epoch further."""
-    from bptrain import build, seeds
+    from types import SimpleNamespace
+
+    from bptrain import build
     from bptrain.data import Split, loss_target
     from bptrain.stopping import Budget
     from bptrain.train import Trainer
 
     config = bptrain_config(size, seed)
     classes = [str(c) for c in range(size.classes)]
-    loss_name, loss_options = build.loss_spec(config, "classification", classes, labels)
-    _, init_rng, shuffle, noise_rng = seeds.streams(seed)
-    spec = build.model_spec(config, size.inputs, build.output_units(loss_name, "classification", size.classes))
-    config = build.with_schedule_total(config, -(-size.rows // size.batch))
-    model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=size.batch)
-    logged = build.logged_metrics(build.metric_columns(config, "classification", has_val=False))
-    split = Split("train", x, loss_target(labels, loss_name, "float32"), frame=None, labels=labels)
-    trainer = Trainer(
-        model,
-        build.make_loss(loss_name, loss_options, "float32"),
-        build.make_optimizer(config, model.params),
-        build.make_rate(config, logged),
-        None,  # the preprocessor: only used to score a validation split, and there is none
-        split,
-        None,
-        batch_size=size.batch,
-        shuffle=True,
-        rng=shuffle,
-        budget=Budget(0),
-    )
+    loss = build.loss_spec(config, "classification", classes, labels)
+    prep = SimpleNamespace(task="classification", classes=classes, targets=["digit"])  # what the assembly asks of the preprocessor
+    built = build.assemble(config, prep, size.inputs, loss, size.rows, has_val=False)
+    split = Split("train", x, loss_target(labels, loss[0], "float32"), frame=None, labels=labels)
+    trainer = Trainer(built.setup, split, None)
 
     def epoch() -> None:
-        trainer.budget = Budget(max_epochs=trainer.position.epoch)  # run() resumes where it stopped
+        trainer.setup.budget = Budget(max_epochs=trainer.position.epoch)  # run() resumes where it stopped
         outcome = trainer.run()
         assert outcome.stop_reason == "max_epochs", f"bptrain stopped: {outcome.stop_reason} {outcome.message}"
 

@@ -1,7 +1,7 @@
 """Services behind the commands: fit, evaluate, predict, check. Nothing here prints.
 
-Each service takes validated inputs, does one job, and reports progress through `on_event(kind,
-**payload)`, a callback the CLI supplies. Errors are raised as bptrain.errors types.
+Each service takes validated inputs, does one job, and reports progress through `on_event(event)`,
+a callback the CLI supplies, with the typed events of bptrain.events. Errors are raised as bptrain.errors types.
 """
 
 from __future__ import annotations
@@ -10,23 +10,22 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import numpy as np
 
 import bptrain
-from bptrain import checkpoint, data as data_mod, predictions, report, runs
-from bptrain import build, memory, modelfile, reading, resuming, seeds
+from bptrain import checkpoint, data as data_mod, events, fileio, predictions, report, runs
+from bptrain import build, memory, modelfile, reading, resuming
+from bptrain.callbacks import Callback, Checkpointing, ProgressEvents
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.registry import did_you_mean
-from bptrain.train import StopRequest, Trainer, lone_row_warning, outputs, probabilities, score
+from bptrain.inference import outputs, probabilities, score
+from bptrain.events import Events
+from bptrain.train import Outcome, StopRequest, Trainer, lone_row_warning
 
-Events = Callable[..., None]
-
-
-def _quiet(kind: str, **payload: Any) -> None:
-    pass
+_quiet = events.quiet
 
 
 # --- the run's environment ---------------------------------------------------------------------
@@ -115,131 +114,119 @@ def _fit(
 ) -> FitResult:
     if name is not None:
         runs.check_name(name)
-    checkpoint_state = None
+    run_dir, state = None, None
     if resume is not None:
-        run_dir = Path(resume)
-        lock.acquire(run_dir)
-        checkpoint_state = checkpoint.load_checkpoint(run_dir / "checkpoints", warn=lambda m: on_event("warning", message=m))
-        config = resuming.merge(config, run_dir, checkpoint_state[1])
-        checkpoint.remove_stray_temp_files(run_dir)
-    seed = config.seed if config.seed is not None else draw_seed()
-    config = config.model_copy(update={"seed": seed})
-    dtype = config.model.dtype
-
-    raw, prep, loss_name, loss_options = _data_and_loss(config, seed)
-    if checkpoint_state is not None:
-        resuming.check_data(raw.files, checkpoint_state[1], run_dir)
-    dataset, warnings = _arrays(raw, prep, loss_name, dtype)
-    for message in warnings:
-        on_event("warning", message=message)
-    columns = build.metric_columns(config, raw.task, dataset.val is not None)
-    logged = build.logged_metrics(columns)
-    stopper, restore_best = build.make_early_stopping(config, logged)
-    targets, divergence = build.make_conditions(config, logged)
-
-    _, init_rng, shuffle_rng, noise_rng = seeds.streams(seed)
-    n_in = dataset.train.x.shape[1]
-    spec = build.model_spec(config, n_in, build.output_units(loss_name, raw.task, len(prep.classes), len(prep.targets)))
-    batch_size = min(config.training.batch_size, len(dataset.train.x))
-    config = build.with_schedule_total(config, len(dataset.train.x))
-    for message in _lone_row(config, len(dataset.train.x)):
-        on_event("warning", message=message)
-    model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=batch_size)
-    loss = build.make_loss(loss_name, loss_options, dtype)
-    optimizer = build.make_optimizer(config, model.params)
-    rate = build.make_rate(config, logged)
-    regularizer = build.make_regularizer(config, model.params)
-
-    if resume is None:
+        run_dir, config, state = _reopen(Path(resume), config, lock, on_event)
+    config = config.model_copy(update={"seed": config.seed if config.seed is not None else draw_seed()})
+    raw, prep, loss_name, loss_options = _data_and_loss(config, config.seed)
+    if state is not None:
+        resuming.check_data(raw.files, state[1], run_dir)
+    dataset, warnings = _arrays(raw, prep, loss_name, config.model.dtype)
+    rows = len(dataset.train.x)
+    built = build.assemble(config, prep, dataset.train.x.shape[1], (loss_name, loss_options), rows, dataset.val is not None)
+    for message in warnings + _lone_row(config, rows):
+        on_event(events.Warning(message))
+    if run_dir is None:
         run_dir = folder if folder is not None else runs.new_run_dir(runs_dir, name or config.name)
         lock.acquire(run_dir)
     if stop_request is not None:
         stop_request.run_dir = run_dir
-    resolved = resolved_dict(config, run_dir)
-    max_epochs = config.stopping.max_epochs
-    meta = {
-        "bptrain_version": bptrain.__version__,
-        "run": run_dir.name,
-        "model": spec,
-        "loss": {"name": loss_name, "options": loss_options},
-    }
-    prep_arrays, prep_meta = prep.to_arrays()
-
-    def save_model(weights: dict[str, np.ndarray]) -> None:
-        checkpoint.save_model(run_dir / runs.MODEL_FILE, {**weights, **prep_arrays}, {**meta, "preprocessing": prep_meta})
-
-    def save(trainer: Trainer) -> None:
-        """The training state into checkpoints/, and the best weights so far into model.npz."""
-        arrays, state = trainer.state()
-        origin = {"run": run_dir.name, "config": resolved, "data": raw.files}  # what a resume compares against
-        checkpoint.save_checkpoint(run_dir / "checkpoints", arrays, {**state, **origin})
-        save_model(trainer.best_state if trainer.best_state is not None else model.state_dict())
-
-    trainer = Trainer(
-        model,
-        loss,
-        optimizer,
-        rate,
-        prep,
-        dataset.train,
-        dataset.val,
-        batch_size=batch_size,
-        shuffle=config.training.shuffle,
-        rng=shuffle_rng,
-        budget=build.make_budget(config),
-        early_stopping=stopper,
-        restore_best=restore_best,
-        targets=targets,
-        divergence=divergence,
-        regularizer=regularizer,
-        clip=build.make_clip(config),
-        detect_anomaly=config.training.detect_anomaly,
-        cadence=build.make_cadence(config),
-        stop_request=stop_request,
-        on_epoch=lambda row: (log.write(row), on_event("epoch", row=row, epochs=max_epochs)),
-        on_batch=lambda epoch, b, batches: on_event("batch", epoch=epoch, batch=b, batches=batches),
-        on_checkpoint=save,
-    )
-    if checkpoint_state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
-        trainer.restore(*checkpoint_state, columns=columns)
+    files = RunFiles(run_dir, built, prep, raw.files)
+    trainer = Trainer(built.setup, dataset.train, dataset.val, built.rules.callbacks() + [files.checkpointing()], stop_request)
+    if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
+        trainer.restore(*state, columns=built.rules.columns)
         finished = resuming.finished_report(run_dir, trainer.pending_stop(), trainer.position.step)
         if finished is not None:
-            on_event("notice", message=resuming.finished_notice(run_dir, finished))
+            on_event(events.Notice(resuming.finished_notice(run_dir, finished)))
             return FitResult(run_dir, finished)
-    checkpoint.atomic_write_text(run_dir / "config.yaml", dump_yaml(resolved))
-    log = report.MetricsLog(run_dir, columns)
-    if checkpoint_state is not None:
-        log.rewrite(trainer.position.rows)
-    on_event(
-        "start",
-        run_dir=run_dir,
-        task=raw.task,
-        loss=loss_name,
-        rows={s.name: len(s.x) for s in dataset.splits()},
-        features=len(prep.features),
-        inputs=n_in,
-        classes=prep.classes,
-        epochs=max_epochs,
-        resumed_at=(trainer.position.epoch, trainer.position.step) if checkpoint_state else None,
-    )
-    try:
-        outcome = trainer.run()
-    finally:
-        log.close()
-    if outcome.stop_reason != "diverged" or trainer.best_state is not None:
-        save_model(model.state_dict())
-    elif (run_dir / runs.MODEL_FILE).exists():  # diverged with no best epoch: report on the last good model
-        good, _ = checkpoint.load_model(run_dir / runs.MODEL_FILE)
-        model.load_state_dict({k: good[k] for k in model.state_dict()})
-
-    summary = _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome)
-    on_event("done", run_dir=run_dir, report=summary)
+    outcome = _train(trainer, files, built, raw, prep, dataset, resumed=state is not None, on_event=on_event)
+    summary = _report(run_dir, built.rules.config, raw, prep, dataset, trainer.model, trainer.loss, loss_name, outcome)
+    on_event(events.Done(run_dir, summary))
     if outcome.stop_reason == "diverged":
         kept = f"; the best model so far is in {run_dir / runs.MODEL_FILE}" if (run_dir / runs.MODEL_FILE).exists() else ""
         raise DivergedError(outcome.message + kept)
     if outcome.stop_reason in ("interrupted", "terminated"):
         raise RunInterrupted(outcome.stop_reason, run_dir)
     return FitResult(run_dir, summary)
+
+
+def _reopen(run_dir: Path, config: Config, lock: runs.RunLock, on_event: Events) -> tuple[Path, Config, checkpoint.Loaded]:
+    """The run folder to resume, locked; its config merged with `config`; its newest usable checkpoint."""
+    lock.acquire(run_dir)
+    state = checkpoint.load_checkpoint(run_dir / "checkpoints", warn=lambda message: on_event(events.Warning(message)))
+    config = resuming.merge(config, run_dir, state[1])
+    checkpoint.remove_stray_temp_files(run_dir)
+    return run_dir, config, state
+
+
+class RunFiles:
+    """What training writes into the run folder: model.npz, checkpoints/, config.yaml and the metrics logs."""
+
+    def __init__(self, run_dir: Path, built: build.Assembly, prep: data_mod.Preprocessor, data_files: list[dict]):
+        self.run_dir, self.built, self.data_files = run_dir, built, data_files
+        self.resolved = resolved_dict(built.rules.config, run_dir)
+        self.prep_arrays, prep_meta = prep.to_arrays()
+        loss_name, loss_options = built.loss
+        self.meta = {
+            "bptrain_version": bptrain.__version__,
+            "run": run_dir.name,
+            "model": built.spec,
+            "loss": {"name": loss_name, "options": loss_options},
+            "preprocessing": prep_meta,
+        }
+
+    def save_model(self, weights: dict[str, np.ndarray]) -> None:
+        checkpoint.save_model(self.run_dir / runs.MODEL_FILE, {**weights, **self.prep_arrays}, self.meta)
+
+    def save(self, trainer: Trainer) -> None:
+        """The training state into checkpoints/, and the best weights so far into model.npz."""
+        arrays, state = trainer.state()
+        origin = {"run": self.run_dir.name, "config": self.resolved, "data": self.data_files}  # what a resume compares against
+        checkpoint.save_checkpoint(self.run_dir / "checkpoints", arrays, {**state, **origin})
+        self.save_model(trainer.best_state if trainer.best_state is not None else trainer.model.state_dict())
+
+    def checkpointing(self) -> Callback:
+        return Checkpointing(self.save, build.make_cadence(self.built.rules.config))
+
+    def metrics_log(self, rows: list[dict]) -> report.MetricsLog:
+        """config.yaml, and the metrics logs holding `rows` (a resumed run's)."""
+        fileio.atomic_write_text(self.run_dir / "config.yaml", dump_yaml(self.resolved))
+        log = report.MetricsLog(self.run_dir, self.built.rules.columns)
+        if rows:
+            log.rewrite(rows)
+        return log
+
+
+def _train(trainer: Trainer, files: RunFiles, built: build.Assembly, raw, prep, dataset, *, resumed: bool, on_event: Events) -> Outcome:
+    """Train with the metrics log and progress; then save the model as it ends (the last good one after a divergence)."""
+    log = files.metrics_log(trainer.position.rows if resumed else [])
+    epochs = built.rules.config.stopping.max_epochs
+    trainer.callbacks[:0] = [log, ProgressEvents(on_event, epochs)]  # they join once the run is known to continue
+    position = trainer.position
+    on_event(
+        events.Start(
+            run_dir=files.run_dir,
+            task=raw.task,
+            loss=built.loss[0],
+            rows={s.name: len(s.x) for s in dataset.splits()},
+            features=len(prep.features),
+            inputs=dataset.train.x.shape[1],
+            classes=prep.classes,
+            epochs=epochs,
+            resumed_at=(position.epoch, position.step) if resumed else None,
+        )
+    )
+    try:
+        outcome = trainer.run()
+    finally:
+        log.close()
+    model_path = files.run_dir / runs.MODEL_FILE
+    if outcome.stop_reason != "diverged" or trainer.best_state is not None:
+        files.save_model(trainer.model.state_dict())
+    elif model_path.exists():  # diverged with no best epoch: report on the last good model
+        good, _ = checkpoint.load_model(model_path)
+        trainer.model.load_state_dict({k: good[k] for k in trainer.model.state_dict()})
+    return outcome
 
 
 def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome) -> dict[str, Any]:
@@ -267,7 +254,7 @@ def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome
         "environment": environment(),
     }
     report.write_json(run_dir / "report.json", summary)
-    checkpoint.atomic_write_text(run_dir / "report.md", report.markdown(summary))
+    fileio.atomic_write_text(run_dir / "report.md", report.markdown(summary))
     if has_rows:
         main_metric = "r2" if raw.task == "regression" else "accuracy"
         report.curves(run_dir / "curves.png", outcome.rows, summary["best_epoch"], main_metric if dataset.val else None)
@@ -388,18 +375,18 @@ def evaluate(
 
 def _warn_dropped(source: str, dropped: int, on_event: Events) -> None:
     if dropped:
-        on_event("warning", message=f"{source}: left out {dropped} row{'s' if dropped > 1 else ''} with missing values where the model drops them (missing: drop)")
+        on_event(events.Warning(f"{source}: left out {dropped} row{'s' if dropped > 1 else ''} with missing values where the model drops them (missing: drop)"))
 
 
 def _warn_unseen(unseen: data_mod.Unseen, source: str, on_event: Events) -> None:
     message = unseen.message(source)
     if message:
-        on_event("warning", message=message)
+        on_event(events.Warning(message))
 
 
 def _lone_row(config: Config, rows: int) -> list[str]:
     """The warning, if any, that batch norm skips each epoch's last batch of one row."""
-    message = lone_row_warning(rows, config.training.batch_size, build.has_batch_norm(config))
+    message = lone_row_warning(rows, config.training.batch_size, build.needs_two_rows(config))
     return [message] if message else []
 
 
@@ -412,7 +399,7 @@ def _warn_if_changed(run_dir: Path, files: list[dict], on_event: Events) -> None
     except (OSError, ValueError, KeyError, TypeError):
         return
     for entry in changed:
-        on_event("warning", message=f"{entry['path']}: the file changed since training (sha256 differs); the metrics are for its current rows")
+        on_event(events.Warning(f"{entry['path']}: the file changed since training (sha256 differs); the metrics are for its current rows"))
 
 
 def predict(
@@ -460,12 +447,8 @@ def check(config: Config) -> dict[str, Any]:
     the memory before it trains (the same code), and what it found: task, splits, features, classes."""
     raw, prep, loss_name, _ = _data_and_loss(config, config.seed if config.seed is not None else 0)
     _, warnings = _arrays(raw, prep, loss_name, config.model.dtype)
-    columns = build.metric_columns(config, raw.task, raw.frames["val"] is not None)
-    logged = build.logged_metrics(columns)
-    build.make_early_stopping(config, logged)
     rows = len(raw.frames["train"])
-    build.make_rate(build.with_schedule_total(config, rows), logged)
-    build.make_conditions(config, logged)
+    watched = build.rules(config, raw.task, raw.frames["val"] is not None, rows)
     train = raw.frames["train"]
     return {
         "task": raw.task,
@@ -477,7 +460,7 @@ def check(config: Config) -> dict[str, Any]:
         "classes": prep.classes,
         "loss": loss_name,
         "rows": {k: (len(v) if v is not None else 0) for k, v in raw.frames.items()},
-        "metrics": logged,
+        "metrics": build.logged_metrics(watched.columns),
         "warnings": warnings + _lone_row(config, rows),
     }
 
@@ -491,16 +474,13 @@ def gradcheck(config: Config, *, rows: int = 16, tolerance: float = GRADCHECK_TO
     """Finite differences against backprop for the configured network, on `rows` training rows, in float64."""
     from bptrain.nn import gradcheck as check_gradients
 
-    seed = config.seed if config.seed is not None else 0
-    raw, prep, loss_name, loss_options = _data_and_loss(config, seed)
+    config = config.model_copy(update={"seed": config.seed if config.seed is not None else 0})
+    raw, prep, loss_name, loss_options = _data_and_loss(config, config.seed)
     sample = raw.frames["train"].iloc[:rows]
     split = data_mod.split_of("train", sample, raw.sources["train"], prep, loss_name, "float64")
-    _, init_rng, _, noise_rng = seeds.streams(seed)
-    n_out = build.output_units(loss_name, raw.task, len(prep.classes), len(prep.targets))
-    spec = {**build.model_spec(config, split.x.shape[1], n_out), "dtype": "float64"}
-    model = build.make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=len(split.x))
-    loss = build.make_loss(loss_name, loss_options, "float64")
-    errors = check_gradients(model, loss, split.x, split.y, regularizer=build.make_regularizer(config, model.params))
+    built = build.assemble(config, prep, split.x.shape[1], (loss_name, loss_options), len(split.x), raw.frames["val"] is not None, dtype="float64")
+    model = built.setup.model
+    errors = check_gradients(model, built.setup.loss, split.x, split.y, regularizer=built.setup.regularizer)
     shapes = {p.name: p.value.shape for p in model.params}
     params = [{"name": name, "shape": list(shapes[name]), "rel_error_norm": float(err), "ok": bool(err < tolerance)} for name, err in errors.items()]
     return {"rows": len(split.x), "loss": loss_name, "tolerance": tolerance, "params": params, "passed": all(p["ok"] for p in params)}

@@ -2,25 +2,30 @@
 
 Everything that depends on both the config and the data (the task, the classes, the training
 labels) is decided here, once, with a ConfigError naming the key when the two do not fit.
+`assemble` puts the pieces together into one training setup; fit, check, gradcheck and loading a
+model file all build through the same functions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from bptrain import metrics
+from bptrain import metrics, seeds
+from bptrain.callbacks import Cadence, Callback, Divergence, EarlyStopping as EarlyStoppingCallback, ReduceOnPlateau, Targets
 from bptrain.config import Config
 from bptrain.config.schema import layer_specs, optimizer_options
 from bptrain.errors import ConfigError
 from bptrain.nn import LOSSES, OPTIMIZERS, build_model, loss_for_task
 from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
+from bptrain.nn.model import Sequential, hidden_layers
 from bptrain.nn.regularizers import Regularizer
 from bptrain.columns import label
 from bptrain.registry import did_you_mean
 from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration, resolve_mode
-from bptrain.train import Cadence, LearningRate, epoch_steps
+from bptrain.train import LearningRate, Setup, epoch_steps
 
 # --- the loss ------------------------------------------------------------------------------
 
@@ -133,8 +138,9 @@ def make_optimizer(config: Config, params):
     return OPTIMIZERS.get(config.optimizer.name)(params, **optimizer_options(config.optimizer))
 
 
-def has_batch_norm(config: Config) -> bool:
-    return any(spec["type"] == "batch_norm" for spec in layer_specs(config.model))
+def needs_two_rows(config: Config) -> bool:
+    """True when a layer of the network cannot train on a batch of one row (batch norm)."""
+    return Sequential(hidden_layers(layer_specs(config.model))).min_batch_rows > 1
 
 
 def with_schedule_total(config: Config, rows: int) -> Config:
@@ -145,7 +151,7 @@ def with_schedule_total(config: Config, rows: int) -> Config:
     if getattr(schedule, "total", 0) is not None:
         return config
     epochs = config.stopping.max_epochs
-    steps = epoch_steps(rows, config.training.batch_size, has_batch_norm(config))
+    steps = epoch_steps(rows, config.training.batch_size, needs_two_rows(config))
     total = epochs if schedule.interval == "epoch" else epochs * steps
     return config.model_copy(update={"schedule": schedule.model_copy(update={"total": total})})
 
@@ -233,3 +239,83 @@ def make_budget(config: Config) -> Budget:
 def make_cadence(config: Config) -> Cadence:
     spec = config.training.checkpoint
     return Cadence(spec.every_epochs, spec.every_steps, spec.every_seconds)
+
+
+# --- the assembly ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Rules:
+    """What a run logs and watches, each metric checked against the log: fit trains with these, check stops here."""
+
+    config: Config  # with the schedule's total fixed (with_schedule_total)
+    columns: list[str]  # of metrics.csv
+    rate: LearningRate
+    early_stopping: EarlyStopping | None
+    restore_best: bool
+    targets: tuple[Condition, ...]
+    divergence: tuple[Condition, ...]
+
+    def callbacks(self) -> list[Callback]:
+        """The stopping rules and the plateau schedule as callbacks, in the order the loop asks them."""
+        out: list[Callback] = [ReduceOnPlateau()] if self.rate.plateau is not None else []
+        if self.early_stopping is not None:
+            out.append(EarlyStoppingCallback(self.early_stopping, self.restore_best))
+        return out + [Targets(self.targets), Divergence(self.divergence)]
+
+
+def rules(config: Config, task: str, has_val: bool, train_rows: int) -> Rules:
+    """The metrics logged, and the schedule and stopping rules that watch them; ConfigError naming the key."""
+    columns = metric_columns(config, task, has_val)
+    logged = logged_metrics(columns)
+    stopper, restore_best = make_early_stopping(config, logged)
+    config = with_schedule_total(config, train_rows)
+    rate = make_rate(config, logged)
+    targets, divergence = make_conditions(config, logged)
+    return Rules(config, columns, rate, stopper, restore_best, targets, divergence)
+
+
+def model_for(spec: dict[str, Any], seed: int | None, batch_size: int):
+    """The network of a model spec, initialized from `seed`'s streams, or, with seed None, with
+    placeholder weights (a model file's replace them) and no dropout noise."""
+    if seed is None:
+        init_rng, noise_rng = np.random.default_rng(0), None
+    else:
+        _, init_rng, _, noise_rng = seeds.streams(seed)
+    return make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=batch_size)
+
+
+@dataclass
+class Assembly:
+    """A training run put together: the setup the loop runs, the rules that watch it, and what the model file stores."""
+
+    setup: Setup
+    rules: Rules
+    spec: dict[str, Any]  # model_spec
+    loss: tuple[str, dict[str, Any]]  # (name, options)
+
+
+def assemble(config: Config, prep, n_in: int, loss: tuple[str, dict[str, Any]], train_rows: int, has_val: bool, dtype: str | None = None) -> Assembly:
+    """The training setup for `config` (its seed set) on data of `n_in` inputs and `train_rows` training
+    rows, preprocessed by `prep`, with the loss `loss`; `dtype` overrides the model's (gradcheck: float64)."""
+    watched = rules(config, prep.task, has_val, train_rows)
+    config = watched.config
+    n_out = output_units(loss[0], prep.task, len(prep.classes), len(prep.targets))
+    spec = {**model_spec(config, n_in, n_out), **({"dtype": dtype} if dtype else {})}
+    batch_size = min(config.training.batch_size, train_rows)
+    model = model_for(spec, config.seed, batch_size)
+    setup = Setup(
+        model=model,
+        loss=make_loss(*loss, spec["dtype"]),
+        optimizer=make_optimizer(config, model.params),
+        rate=watched.rate,
+        prep=prep,
+        batch_size=batch_size,
+        shuffle=config.training.shuffle,
+        rng=seeds.stream(config.seed, seeds.SHUFFLE),
+        budget=make_budget(config),
+        regularizer=make_regularizer(config, model.params),
+        clip=make_clip(config),
+        detect_anomaly=config.training.detect_anomaly,
+    )
+    return Assembly(setup, watched, spec, loss)

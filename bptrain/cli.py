@@ -240,9 +240,12 @@ def evaluate(
                 print(f"{split:<6} {_metric_line(values)}", flush=True)
 
 
-def _log_event(kind: str, **payload: Any) -> None:
-    if kind == "warning":
-        _err(f"warning: {payload['message']}")
+def _log_event(event) -> None:
+    """Warnings of evaluate and predict (bptrain.events.Warning); they report no other event."""
+    from bptrain import events
+
+    if isinstance(event, events.Warning):
+        _err(f"warning: {event.message}")
 
 
 # --- predict ----------------------------------------------------------------------------------
@@ -267,7 +270,7 @@ def predict(
     unwritten = "the predictions on stdout stop early" if output == "-" else f"{output} is left as it was, with no partial file"
     with errors_to_exit_codes(f"predict {{stop}}; {unwritten}"):
         from bptrain import app as services
-        from bptrain.checkpoint import atomic_write
+        from bptrain.fileio import atomic_write
         from bptrain.errors import ConfigError
 
         if fmt not in ("csv", "jsonl"):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 import bptrain
-from bptrain import app, report, runs
+from bptrain import app, events, report, runs
 from bptrain.config import Config
 from bptrain.train import StopRequest
 
@@ -32,7 +32,7 @@ def cross_validate(
     runs_dir: Path = Path("runs"),
     name: str | None = None,
     stop_request: StopRequest | None = None,
-    on_event: app.Events = lambda kind, **payload: None,
+    on_event: events.Events = events.quiet,
 ) -> CrossValidation:
     """k-fold cross-validation (k = data.split.folds): one run folder `fold-<i>` per fold inside one
     folder, each an ordinary run whose config.yaml names its fold; `cv.json` holds every fold's
@@ -48,7 +48,7 @@ def cross_validate(
     for fold in range(1, folds + 1):
         folder = parent / f"fold-{fold}"
         folder.mkdir()
-        on_event("fold", fold=fold, folds=folds)
+        on_event(events.Fold(fold, folds))
         reports.append(app.fit(_fold(config, fold), folder=folder, stop_request=stop_request, on_event=on_event).report)
     summary = {
         "bptrain_version": bptrain.__version__,

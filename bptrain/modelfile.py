@@ -211,7 +211,7 @@ def load(path: Path):
         prep_meta = _check_model_meta(file)
         spec = meta["model"]
         loss = _loss(file, meta["loss"], spec, prep_meta)
-        model = build.make_model(spec, rng=np.random.default_rng(0), noise_rng=None, batch_size=1)
+        model = build.model_for(spec, None, batch_size=1)
         expected = {name: Expected(a.shape, spec["dtype"]) for name, a in _model_arrays(model).items()}
         arrays = file.read({**expected, **_prep_arrays(prep_meta)})
         _check_finite(file, arrays)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bptrain.errors import ConfigError
 from bptrain.preprocess import Preprocessor
-from bptrain.train import probabilities, unscale
+from bptrain.inference import probabilities, unscale
 
 
 def header(prep: Preprocessor, proba: bool) -> list[str]:

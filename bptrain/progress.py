@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from bptrain import events
+
 SHOWN = ("train_loss", "val_loss", "val_accuracy", "val_r2")
 WIDTH = 80  # plain lines go to logs, read later in terminals of any size
 
@@ -46,6 +48,7 @@ class Progress:
         self.live = enabled and self.stream.isatty()
         self._bar = None
         self._task = None
+        self._renderers = {events.Fold: self._on_fold, events.Start: self._on_start, events.Epoch: self._on_epoch, events.Done: self._on_done}
 
     def __enter__(self) -> "Progress":
         return self
@@ -62,38 +65,39 @@ class Progress:
             self.stream.write(text + "\n")
             self.stream.flush()
 
-    def handle(self, kind: str, **payload: Any) -> None:
-        if kind in ("warning", "notice"):  # shown even with -q
-            self._write(f"{kind}: {payload['message']}")
-            return
-        if not self.enabled:
-            return
-        if kind == "fold":
-            self._write(f"fold {payload['fold']}/{payload['folds']}")
-        elif kind == "start":
-            rows = "/".join(str(v) for v in payload["rows"].values())
-            what = {"classification": f"{len(payload['classes'])} classes", "multilabel": f"{len(payload['classes'])} labels"}.get(
-                payload["task"], "regression"
-            )
-            inputs = payload.get("inputs", payload["features"])
-            shown = f"{payload['features']} features" + (f" ({inputs} inputs)" if inputs != payload["features"] else "")
-            self._write(
-                f"{payload['run_dir']}: {payload['task']} ({what}), {shown}, "
-                f"{rows} rows ({'/'.join(payload['rows'])}), loss {payload['loss']}"
-            )
-            if payload.get("resumed_at"):
-                epoch, step = payload["resumed_at"]
-                self._write(f"resuming from the checkpoint at epoch {epoch}, step {step}")
-            if self.live:
-                self._start_bar(payload["epochs"])
-        elif kind == "epoch":
-            row = payload["row"]
-            if self._bar is not None:
-                status = fitted(metric_fields(row), self._bar.console.width)
-                self._bar.update(self._task, completed=row["epoch"], status=status)
-            else:
-                self._write(epoch_line(row, payload["epochs"]))
-        elif kind == "done" and self._bar is not None:
+    def handle(self, event: events.Event) -> None:
+        """Render one event (bptrain.events) by its type; warnings and notices show even when disabled."""
+        if isinstance(event, (events.Warning, events.Notice)):
+            self._write(f"{'warning' if isinstance(event, events.Warning) else 'notice'}: {event.message}")
+        elif self.enabled:
+            render = self._renderers.get(type(event))  # a Batch, for one, shows nothing
+            if render is not None:
+                render(event)
+
+    def _on_fold(self, event: events.Fold) -> None:
+        self._write(f"fold {event.fold}/{event.folds}")
+
+    def _on_start(self, event: events.Start) -> None:
+        rows = "/".join(str(v) for v in event.rows.values())
+        what = {"classification": f"{len(event.classes)} classes", "multilabel": f"{len(event.classes)} labels"}.get(event.task, "regression")
+        shown = f"{event.features} features" + (f" ({event.inputs} inputs)" if event.inputs != event.features else "")
+        self._write(f"{event.run_dir}: {event.task} ({what}), {shown}, {rows} rows ({'/'.join(event.rows)}), loss {event.loss}")
+        if event.resumed_at:
+            epoch, step = event.resumed_at
+            self._write(f"resuming from the checkpoint at epoch {epoch}, step {step}")
+        if self.live:
+            self._start_bar(event.epochs)
+
+    def _on_epoch(self, event: events.Epoch) -> None:
+        row = event.row
+        if self._bar is not None:
+            status = fitted(metric_fields(row), self._bar.console.width)
+            self._bar.update(self._task, completed=row["epoch"], status=status)
+        else:
+            self._write(epoch_line(row, event.epochs))
+
+    def _on_done(self, event: events.Done) -> None:
+        if self._bar is not None:
             self._bar.stop()
             self._bar = None
 

@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bptrain.checkpoint import atomic_write, atomic_write_text, writing
+from bptrain.callbacks import Callback
+from bptrain.fileio import atomic_write, atomic_write_text, writing
 
 
 def finite_or_none(value: Any) -> Any:
@@ -31,8 +32,8 @@ def to_json(value: Any, indent: int | None = 2) -> str:
     return json.dumps(finite_or_none(value), indent=indent, allow_nan=False)
 
 
-class MetricsLog:
-    """Appends one row per epoch to metrics.csv and metrics.jsonl, flushed as it goes."""
+class MetricsLog(Callback):
+    """Appends one row per epoch to metrics.csv and metrics.jsonl, flushed as it goes (a training callback)."""
 
     def __init__(self, folder: Path, columns: list[str]):
         self.columns = columns
@@ -56,6 +57,9 @@ class MetricsLog:
             self._csv.flush()
         for row in rows:
             self.write(row)
+
+    def on_epoch_end(self, trainer, row: dict) -> None:
+        self.write(row)
 
     def write(self, row: dict) -> None:
         clean = finite_or_none(row)

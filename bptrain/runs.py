@@ -12,7 +12,7 @@ try:
 except ImportError:  # not on POSIX: run folders are not locked
     fcntl = None
 
-from bptrain.checkpoint import storage_error, writing
+from bptrain.fileio import storage_error, writing
 from bptrain.errors import ConfigError, ModelFileError, StorageError
 
 NAME = re.compile(r"[A-Za-z0-9._-]+")

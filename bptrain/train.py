@@ -1,113 +1,26 @@
 """Training: the one loop (forward, loss, backward, update, per mini-batch), resumable between any two steps.
 
-`Trainer.run()` runs epochs of shuffled mini-batches until a stopping rule fires, scores the
-validation split after every epoch, and hands each epoch's row of metrics to `on_epoch` and its
-state to `on_checkpoint` at the configured cadence. Batches are gathered into buffers allocated
-once, so the loop allocates nothing per batch.
+`Trainer(setup, train, val, callbacks).run()` runs epochs of shuffled mini-batches until a
+stopping rule fires, scores the validation split after every epoch and hands each epoch's row of
+metrics to the callbacks (bptrain.callbacks), which also keep the checkpoints and the logs. Batches
+are gathered into buffers allocated once, so the loop allocates nothing per batch.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from bptrain import metrics
+from bptrain.callbacks import BatchEnd, Callback, Stop, overriding
 from bptrain.data import Preprocessor, Split
 from bptrain.errors import DivergedError, ModelFileError
-from bptrain.stopping import resolve_mode
-from bptrain.nn.layers import BatchNorm
+from bptrain.inference import score
 from bptrain.nn.state import check_state
-
-INFERENCE_ROWS = 256  # every evaluation of the network is one batch of exactly this many rows
-
-
-# --- inference ------------------------------------------------------------------------------
-
-
-def outputs(model, loss, x: np.ndarray, first_row: int = 0) -> np.ndarray:
-    """The model's predictions for `x` in output space (probabilities or standardized values).
-
-    `first_row` is the number of x's first row in its file; see `_batches` for why it matters.
-    """
-    out = None
-    for a, b, logits, i in _batches(model, x, first_row):
-        p = loss.link(logits)  # on the whole batch, so that element-wise kernels see the same shape too
-        if out is None:
-            out = np.empty((len(x), p.shape[1]), p.dtype)
-        out[a:b] = p[i : i + b - a]
-    return out if out is not None else np.empty((0, 1))
-
-
-def _batches(model, x: np.ndarray, first_row: int = 0):
-    """(a, b, logits, i): the network's logits for one batch of INFERENCE_ROWS rows, x[a:b] at logits[i : i + b - a].
-
-    Row r of a file always sits at position r % INFERENCE_ROWS of a batch of exactly
-    INFERENCE_ROWS rows, zero-padded at the ends, so its result does not depend on how the rows
-    are grouped into blocks, nor on the other rows: a BLAS may choose its kernel (gemv for one row,
-    edge kernels for a remainder) by the shape of a product and by where a row sits in it. The
-    BLAS runs on one thread here: its split of a product between threads cannot change a row
-    either, and for products this small, threads cost more than they gain.
-    """
-    size = INFERENCE_ROWS
-    batch = np.zeros((size, *x.shape[1:]), x.dtype)
-    with _blas().limit(limits=1, user_api="blas"):
-        for start in range(-(first_row % size), len(x), size):
-            a, b = max(start, 0), min(start + size, len(x))
-            if b - a < size:
-                batch.fill(0)
-            batch[a - start : b - start] = x[a:b]
-            yield a, b, model.forward(batch, train=False), a - start
-
-
-@functools.cache
-def _blas():
-    """The BLAS thread pools, found once (a search of the loaded libraries takes milliseconds)."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def probabilities(out: np.ndarray) -> np.ndarray:
-    """One column per class: a single sigmoid column p becomes [1 - p, p]."""
-    return np.hstack([1.0 - out, out]) if out.shape[1] == 1 else out
-
-
-def loss_value(model, loss, x: np.ndarray, y: np.ndarray) -> float:
-    """The mean loss over all rows, in evaluation mode."""
-    total = 0.0
-    for a, b, logits, i in _batches(model, x):
-        value, _ = loss(logits[i : i + b - a], y[a:b])
-        total += value * (b - a)
-    return total / len(x)
-
-
-def score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
-    """`loss` and the task's metrics of `model` on one split (non-finite values are reported, not warned about)."""
-    with np.errstate(all="ignore"):
-        return _score(model, loss, prep, split)
-
-
-def _score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
-    out = outputs(model, loss, split.x)
-    result = {"loss": loss_value(model, loss, split.x, split.y)}
-    if prep.task == "classification":
-        result.update(metrics.classification(split.labels, probabilities(out)))
-    elif prep.task == "multilabel":
-        result.update(metrics.multilabel(split.labels, out))
-    else:
-        result.update(metrics.regression(prep.target_values(split.frame), unscale(prep, out)))
-    return result
-
-
-def unscale(prep: Preprocessor, out: np.ndarray) -> np.ndarray:
-    """Regression outputs back in the targets' original units, one column per target."""
-    return out.astype(np.float64) * prep.target_scale + prep.target_center
-
+from bptrain.stopping import Budget, resolve_mode
 
 # --- the learning rate -----------------------------------------------------------------------
 
@@ -195,13 +108,22 @@ class StopRequest:
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Cadence:
-    """When to write a checkpoint: every N epochs, every N steps, every T seconds (any that are set)."""
+@dataclass
+class Setup:
+    """Everything one training run is made of, as build.assemble puts it together from a config."""
 
-    every_epochs: int | None = 1
-    every_steps: int | None = None
-    every_seconds: float | None = None
+    model: Any
+    loss: Any
+    optimizer: Any
+    rate: LearningRate
+    prep: Preprocessor | None  # scores the validation split (None: there is none)
+    batch_size: int
+    shuffle: bool
+    rng: np.random.Generator  # shuffles the rows
+    budget: Budget
+    regularizer: Any = None
+    clip: Callable[[list], object] | None = None
+    detect_anomaly: bool = False
 
 
 @dataclass
@@ -236,48 +158,26 @@ class Trainer:
 
     def __init__(
         self,
-        model,
-        loss,
-        optimizer,
-        rate: LearningRate,
-        prep: Preprocessor,
+        setup: Setup,
         train_split: Split,
         val_split: Split | None,
-        *,
-        batch_size: int,
-        shuffle: bool,
-        rng: np.random.Generator,
-        budget,
-        early_stopping=None,
-        restore_best: bool = True,
-        targets: tuple = (),
-        divergence: tuple = (),
-        regularizer=None,
-        clip: Callable[[list], object] | None = None,
-        detect_anomaly: bool = False,
-        cadence: Cadence = Cadence(),
+        callbacks: list[Callback] = (),  # type: ignore[assignment]
         stop_request: StopRequest | None = None,
-        on_epoch: Callable[[dict], None] = lambda row: None,
-        on_batch: Callable[[int, int, int], None] = lambda epoch, batch, batches: None,
-        on_checkpoint: Callable[["Trainer"], None] = lambda trainer: None,
     ):
-        self.model, self.loss, self.optimizer, self.rate, self.prep = model, loss, optimizer, rate, prep
+        self.setup = setup
+        self.model, self.loss, self.optimizer, self.rate = setup.model, setup.loss, setup.optimizer, setup.rate
         self.train_split, self.val_split = train_split, val_split
-        self.shuffle, self.rng, self.budget = shuffle, rng, budget
-        self.early_stopping, self.restore_best = early_stopping, restore_best
-        self.targets, self.divergence = tuple(targets), tuple(divergence)
-        self.regularizer, self.clip, self.detect_anomaly = regularizer, clip, detect_anomaly
-        self.cadence, self.stop_request = cadence, stop_request or StopRequest()
-        self.on_epoch, self.on_batch, self.on_checkpoint = on_epoch, on_batch, on_checkpoint
-
+        self.callbacks = list(callbacks)
+        self.stop_request = stop_request or StopRequest()
         n = len(train_split.x)
-        self.batch_size = min(batch_size, n)
-        # a lone last row sits the epoch out under batch norm (a different row each epoch, when shuffled)
-        self.batches = epoch_steps(n, self.batch_size, any(isinstance(layer, BatchNorm) for layer in model.layers))
+        self.batch_size = min(setup.batch_size, n)
+        # a lone last row sits the epoch out when a layer needs more (a different row each epoch, when shuffled)
+        self.batches = epoch_steps(n, self.batch_size, self.model.min_batch_rows > 1)
         self.rows_per_epoch = min(n, self.batches * self.batch_size)
         self.order = np.arange(n)
-        self.best_state: dict[str, np.ndarray] | None = None
-        self.position = Position(lr=rate.at(0, 0))
+        self.best_state: dict[str, np.ndarray] | None = None  # kept by the early stopping callback
+        self.position = Position(lr=setup.rate.at(0, 0))
+        self._clock = self._epoch_start = time.perf_counter()
 
     # --- saving and restoring ----------------------------------------------------------------
 
@@ -291,11 +191,12 @@ class Trainer:
         noise = getattr(self.model, "noise_rng", None)
         meta = {
             "position": self.position.__dict__,
-            "early_stopping": self.early_stopping.state_dict() if self.early_stopping else None,
+            "early_stopping": None,  # the key is always there; the early stopping callback fills it in
             "rate": self.rate.state_dict(),
-            "shuffle_rng": self.rng.bit_generator.state,
+            "shuffle_rng": self.setup.rng.bit_generator.state,
             "noise_rng": noise.bit_generator.state if noise is not None else None,
         }
+        meta.update({c.state_key: c.state_dict() for c in self.callbacks if c.state_key})
         return arrays, meta
 
     def restore(self, arrays: dict[str, np.ndarray], meta: dict, source="checkpoint", columns: list[str] | None = None) -> None:
@@ -323,10 +224,11 @@ class Trainer:
         np.copyto(self.order, arrays["order"])
         self.position = Position(**meta["position"])
         self._check_position(columns)
-        if self.early_stopping is not None and meta["early_stopping"] is not None:
-            self.early_stopping.load_state_dict(meta["early_stopping"])
+        for callback in self.callbacks:
+            if callback.state_key:
+                callback.load_state_dict(meta[callback.state_key])
         self.rate.load_state_dict(meta["rate"])
-        self.rng.bit_generator.state = meta["shuffle_rng"]
+        self.setup.rng.bit_generator.state = meta["shuffle_rng"]
         noise = getattr(self.model, "noise_rng", None)
         if noise is not None and meta["noise_rng"] is not None:
             noise.bit_generator.state = meta["noise_rng"]
@@ -348,105 +250,119 @@ class Trainer:
         """The stopping rule a restored state has already met (resuming it would train nothing), if any."""
         pos = self.position
         if pos.rows and pos.batch == 0:
-            stop = self._after_epoch(pos.rows[-1], resumed=True)
-            return stop[0] if stop else None
-        return self.budget.after_step(pos.step, pos.seconds) if pos.step else None
+            stop = self._epoch_stop(pos.rows[-1])
+            return stop.reason if stop else None
+        return self.setup.budget.after_step(pos.step, pos.seconds) if pos.step else None
 
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> Outcome:
-        """Train until a stopping rule fires; the final state is checkpointed (before restoring the best weights)."""
+        """Train until a stopping rule fires; then every callback's on_train_end, the last one first."""
+        self._clock = self._epoch_start = time.perf_counter()
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are caught and reported
-            reason, message = self._loop()
-        if reason != "diverged":
-            self.checkpoint()
-        best_epoch = self.early_stopping.best_epoch if self.early_stopping else len(self.position.rows)
-        if self.restore_best and self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-        return Outcome(self.position.rows, reason, best_epoch or len(self.position.rows), self.position.step, self.position.seconds, message)
+            stop = self._loop()
+        pos = self.position
+        outcome = Outcome(pos.rows, stop.reason, len(pos.rows), pos.step, pos.seconds, stop.message)
+        for callback in reversed(self.callbacks):
+            callback.on_train_end(self, outcome)
+        outcome.seconds = pos.seconds  # the final checkpoint counts its time too
+        return outcome
 
-    def checkpoint(self) -> None:
-        """Hand the state to on_checkpoint, unless a weight is non-finite: the last good checkpoint stays."""
-        if not all(np.isfinite(p.value).all() for p in self.model.params):
-            return
-        self._sync_time()
-        self._last_checkpoint = time.perf_counter()
-        self.on_checkpoint(self)
-
-    def _sync_time(self) -> None:
+    def sync_time(self) -> None:
+        """Add the time since the last call to the training time (position.seconds)."""
         now = time.perf_counter()
         self.position.seconds += now - self._clock
         self._clock = now
 
-    def _loop(self) -> tuple[str, str]:
-        pos, cadence = self.position, self.cadence
+    def _loop(self) -> Stop:
+        pos = self.position
+        if pos.rows and pos.batch == 0:
+            stop = self._epoch_stop(pos.rows[-1])
+            if stop:
+                return stop
         x, y = self.train_split.x, self.train_split.y
         xb = np.empty((self.batch_size, *x.shape[1:]), dtype=x.dtype)
         yb = np.empty((self.batch_size, *y.shape[1:]), dtype=y.dtype)
-        params = self.model.params
-        self._clock = self._last_checkpoint = self._epoch_start = time.perf_counter()
-        if pos.rows and pos.batch == 0:
-            stop = self._after_epoch(pos.rows[-1], resumed=True)
+        watchers = overriding(self.callbacks, "on_batch_end")
+        while True:
+            if pos.batch == 0:
+                self._begin_epoch()
+            stop = self._epoch(xb, yb, watchers)
             if stop:
                 return stop
-        if pos.step == 0:
-            self.checkpoint()  # so that a good checkpoint and model exist even if the first steps diverge
-        while True:
-            if pos.batch == 0 and self.shuffle:
-                self.rng.shuffle(self.order)
-            while pos.batch < self.batches:
-                rows = self.order[pos.batch * self.batch_size : (pos.batch + 1) * self.batch_size]
-                m = len(rows)
-                np.take(x, rows, axis=0, out=xb[:m])
-                np.take(y, rows, axis=0, out=yb[:m])
-                try:
-                    value = self._step(xb[:m], yb[:m], params)
-                except DivergedError as e:  # from training.detect_anomaly
-                    return "diverged", str(e)
-                if not math.isfinite(value):
-                    return "diverged", (
-                        f"training diverged at epoch {pos.epoch}, step {pos.step + 1}: loss became {value}. "
-                        f"Try a smaller optimizer.lr (now {pos.lr:g})"
-                    )
-                pos.step += 1
-                pos.batch += 1
-                pos.total += value * m
-                self.on_batch(pos.epoch, pos.batch, self.batches)
-                self._sync_time()
-                if self.stop_request.reason is not None:
-                    return self.stop_request.reason, ""
-                over = self.budget.after_step(pos.step, pos.seconds)
-                if over and pos.batch < self.batches:
-                    return over, ""
-                if (cadence.every_steps and pos.step % cadence.every_steps == 0) or (
-                    cadence.every_seconds and time.perf_counter() - self._last_checkpoint >= cadence.every_seconds
-                ):
-                    self.checkpoint()
-            stop = self._close_epoch(params)
+            stop = self._close_epoch()
             if stop:
                 return stop
 
-    def _step(self, xb: np.ndarray, yb: np.ndarray, params) -> float:
+    def _begin_epoch(self) -> None:
+        if self.setup.shuffle:
+            self.setup.rng.shuffle(self.order)
+        for callback in self.callbacks:
+            callback.on_epoch_begin(self)
+
+    def _epoch(self, xb: np.ndarray, yb: np.ndarray, watchers: list[Callback]) -> Stop | None:
+        """The rest of the epoch in progress, batch by batch, into the buffers xb and yb: forward,
+        loss, backward, update, repeat; `watchers` are the callbacks with an on_batch_end."""
+        pos, batch_size, batches = self.position, self.batch_size, self.batches
+        x, y = self.train_split.x, self.train_split.y
+        while pos.batch < batches:
+            rows = self.order[pos.batch * batch_size : (pos.batch + 1) * batch_size]
+            m = len(rows)
+            np.take(x, rows, axis=0, out=xb[:m])
+            np.take(y, rows, axis=0, out=yb[:m])
+            try:
+                value = self._step(xb[:m], yb[:m])
+            except DivergedError as e:  # from training.detect_anomaly
+                return Stop("diverged", str(e))
+            if not math.isfinite(value):
+                return Stop("diverged", f"training diverged at epoch {pos.epoch}, step {pos.step + 1}: loss became {value}. {self._smaller_lr()}")
+            pos.step += 1
+            pos.batch += 1
+            pos.total += value * m
+            self.sync_time()
+            stop = self._step_stop()
+            if stop:
+                return stop
+            if watchers:
+                event = BatchEnd(pos.epoch, pos.batch, batches, pos.step)
+                for callback in watchers:
+                    callback.on_batch_end(self, event)
+        return None
+
+    def _step_stop(self) -> Stop | None:
+        """A signal, or a budget of steps or time used up in the middle of an epoch."""
+        if self.stop_request.reason is not None:
+            return Stop(self.stop_request.reason)
+        over = self.setup.budget.after_step(self.position.step, self.position.seconds)
+        return Stop(over) if over and self.position.batch < self.batches else None
+
+    def _smaller_lr(self) -> str:
+        return f"Try a smaller optimizer.lr (now {self.position.lr:g})"
+
+    def _step(self, xb: np.ndarray, yb: np.ndarray) -> float:
         """Forward, loss, backward, update for one mini-batch; returns the batch's loss."""
-        if self.detect_anomaly:
-            return self._checked_step(xb, yb, params)
+        if self.setup.detect_anomaly:
+            return self._checked_step(xb, yb)
         logits = self.model.forward(xb, train=True)  # forward pass
         value, grad = self.loss(logits, yb)  # mean loss and dL/dlogits
         if not math.isfinite(value):
             return value
         self.model.backward(grad)  # the chain rule, layer by layer: every param.grad
-        self._update(params)
+        self._update()
         return value
 
-    def _update(self, params) -> None:
-        if self.regularizer is not None:
-            self.regularizer.add_grad()
-        if self.clip is not None:
-            self.clip(params)
+    def _update(self) -> None:
+        setup = self.setup
+        if setup.regularizer is not None:
+            setup.regularizer.add_grad()
+        if setup.clip is not None:
+            setup.clip(self.model.params)
         self.position.lr = self.rate.at(self.position.step, self.position.epoch - 1)
         self.optimizer.step(self.position.lr)  # the update: only the optimizer changes weights
 
-    def _checked_step(self, xb: np.ndarray, yb: np.ndarray, params) -> float:
+    def _checked_step(self, xb: np.ndarray, yb: np.ndarray) -> float:
         """The same step, layer by layer, stopping at the first non-finite value (training.detect_anomaly)."""
         pos = self.position
         where = f"at epoch {pos.epoch}, step {pos.step + 1}"
@@ -465,54 +381,46 @@ class Trainer:
             if bad or not np.isfinite(grad).all():
                 what = f"the gradient of {bad[0]}" if bad else "the gradient it passes down"
                 raise DivergedError(f"non-finite value in the backward pass of layers.{i} ({type(layer).__name__}): {what} {where}")
-        self._update(params)
+        self._update()
         return value
 
-    def _close_epoch(self, params) -> tuple[str, str] | None:
+    def _close_epoch(self) -> Stop | None:
+        """The epoch's row of metrics, to every callback; then the stopping rules."""
         pos = self.position
-        bad = next((p.name for p in params if not np.isfinite(p.value).all()), None)
+        bad = next((p.name for p in self.model.params if not np.isfinite(p.value).all()), None)
         if bad is not None:
-            return "diverged", (
-                f"training diverged at epoch {pos.epoch}, step {pos.step}: weights {bad} became non-finite. "
-                f"Try a smaller optimizer.lr (now {pos.lr:g})"
-            )
-        row = {"epoch": pos.epoch, "step": pos.step, "lr": pos.lr, "train_loss": pos.total / self.rows_per_epoch}
-        if self.regularizer is not None:
-            row["penalty"] = self.regularizer.value()
-        if self.val_split is not None:
-            row.update({f"val_{k}": v for k, v in score(self.model, self.loss, self.prep, self.val_split).items()})
-        now = time.perf_counter()
-        row["seconds"] = now - self._epoch_start
-        self._epoch_start = now
+            return Stop("diverged", f"training diverged at epoch {pos.epoch}, step {pos.step}: weights {bad} became non-finite. {self._smaller_lr()}")
+        row = self._row()
         pos.rows.append(row)
         pos.epoch += 1
         pos.batch = 0
         pos.total = 0.0
-        self.on_epoch(row)
-        self.rate.end_epoch(row)
-        if self.early_stopping is not None:
-            stop = self.early_stopping.update(row["epoch"], row[self.early_stopping.monitor])
-            if self.early_stopping.best_epoch == row["epoch"] and self.restore_best:
-                self.best_state = self.model.state_dict()
-        else:
-            stop = False
-        if self.cadence.every_epochs and row["epoch"] % self.cadence.every_epochs == 0:
-            self.checkpoint()
-        return self._after_epoch(row, early=stop)
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, row)
+        return self._epoch_stop(row)
 
-    def _after_epoch(self, row: dict, early: bool = False, resumed: bool = False) -> tuple[str, str] | None:
-        """The stopping rules asked at the end of an epoch (also on resuming at an epoch's end)."""
+    def _row(self) -> dict:
         pos = self.position
-        for rule in self.divergence:
-            if rule.holds(row):
-                return "diverged", f"training diverged at epoch {row['epoch']}: {rule.metric} = {row[rule.metric]:g} met the divergence rule {rule}"
+        row = {"epoch": pos.epoch, "step": pos.step, "lr": pos.lr, "train_loss": pos.total / self.rows_per_epoch}
+        if self.setup.regularizer is not None:
+            row["penalty"] = self.setup.regularizer.value()
+        if self.val_split is not None:
+            row.update({f"val_{k}": v for k, v in score(self.model, self.loss, self.setup.prep, self.val_split).items()})
+        now = time.perf_counter()
+        row["seconds"] = now - self._epoch_start
+        self._epoch_start = now
+        return row
+
+    def _epoch_stop(self, row: dict) -> Stop | None:
+        """The stopping rules asked at the end of an epoch (also on resuming at an epoch's end): the
+        callbacks', a signal, the budget; of those that fire, the first in STOP_ORDER."""
+        stops = [stop for callback in self.callbacks if (stop := callback.should_stop(self, row))]
         if self.stop_request.reason is not None:
-            return self.stop_request.reason, ""
-        if any(rule.holds(row) for rule in self.targets):
-            return "target", ""
-        if early or (resumed and self.early_stopping and self.early_stopping.wait >= self.early_stopping.patience):
-            return "early_stopping", ""
-        if row["epoch"] >= self.budget.max_epochs:
-            return "max_epochs", ""
-        over = self.budget.after_step(pos.step, pos.seconds)
-        return (over, "") if over else None
+            stops.append(Stop(self.stop_request.reason))
+        budget = self.setup.budget
+        if row["epoch"] >= budget.max_epochs:
+            stops.append(Stop("max_epochs"))
+        over = budget.after_step(self.position.step, self.position.seconds)
+        if over:
+            stops.append(Stop(over))
+        return min(stops, key=lambda stop: stop.rank) if stops else None

@@ -23,6 +23,8 @@ from bptrain.nn.params import Param
 class Layer:
     """No params and no buffers until build() makes them."""
 
+    min_batch_rows = 1  # the fewest rows a training batch may hold
+
     def __init__(self):
         self.params: list[Param] = []
         self.buffers: dict[str, np.ndarray] = {}
@@ -179,6 +181,8 @@ class BatchNorm(_Norm):
     running_mean ← (1 - momentum)·running_mean + momentum·mean, and running_var likewise with the
     unbiased variance (n/(n - 1) times the biased one). Evaluation uses the running statistics.
     """
+
+    min_batch_rows = 2  # a variance over one row is undefined
 
     kind = "batch_norm"
 

@@ -44,6 +44,11 @@ class Sequential:
         return self
 
     @property
+    def min_batch_rows(self) -> int:
+        """The fewest rows a training batch may hold (batch norm needs 2)."""
+        return max((getattr(layer, "min_batch_rows", 1) for layer in self.layers), default=1)
+
+    @property
     def params(self) -> list[Param]:
         return [p for layer in self.layers for p in layer.params]
 

@@ -114,7 +114,7 @@ def test_unwritable_runs_folder_exits_6():
 
 
 def test_full_disk_raises_storage_error_and_leaves_no_temp_file(tmp_path):
-    from bptrain.checkpoint import atomic_write
+    from bptrain.fileio import atomic_write
     from bptrain.errors import StorageError
 
     target = tmp_path / "model.npz"
@@ -133,7 +133,7 @@ def test_full_disk_raises_storage_error_and_leaves_no_temp_file(tmp_path):
 
 
 def test_other_os_errors_are_not_disguised_as_storage_errors(tmp_path):
-    from bptrain.checkpoint import atomic_write
+    from bptrain.fileio import atomic_write
 
     with pytest.raises(FileNotFoundError):
         atomic_write(tmp_path / "missing" / "file", lambda f: f.write(b"x"))

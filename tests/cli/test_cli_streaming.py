@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from bptrain.train import INFERENCE_ROWS
+from bptrain.inference import INFERENCE_ROWS
 from conftest import ROOT, fit_iris, run_cli
 
 GIB = 1 << 30

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from bptrain import checkpoint, runs
+from bptrain import checkpoint, fileio, runs
 from bptrain.errors import ConfigError, ModelFileError
 
 
@@ -57,14 +57,14 @@ def test_a_newer_format_version_is_refused(tmp_path):
 
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "f.txt"
-    checkpoint.atomic_write_text(path, "old")
+    fileio.atomic_write_text(path, "old")
 
     def fail(f):
         f.write(b"partial")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        checkpoint.atomic_write(path, fail)
+        fileio.atomic_write(path, fail)
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["f.txt"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bptrain import app, build, seeds
+from bptrain import app, build, events, seeds
 from bptrain.checkpoint import load_model
 from bptrain.config import load_config, parse_overrides
 
@@ -125,7 +125,7 @@ def test_fit_warns_once_about_categories_only_the_validation_and_test_rows_hold(
     (tmp_path / "u.csv").write_text("n,c,y\n" + "".join(f"{2 * n},{c},{y}\n" for n, c, y in rows))  # 2n: not a row number
     (tmp_path / "u.yaml").write_text("seed: 0\ndata: {train: u.csv, target: y, split: {stratify: false}}\nstopping: {max_epochs: 1}\n")
     warnings = []
-    app.fit(load_config(tmp_path / "u.yaml"), runs_dir=tmp_path / "runs", on_event=lambda kind, **p: kind == "warning" and warnings.append(p["message"]))
+    app.fit(load_config(tmp_path / "u.yaml"), runs_dir=tmp_path / "runs", on_event=lambda e: isinstance(e, events.Warning) and warnings.append(e.message))
     assert warnings == [
         f"{tmp_path / 'u.csv'} (validation and test rows): 2 values in categorical columns the model never saw, "
         "encoded as unknown (no category): c 'rare' (2 rows)"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 
+from bptrain import events
 from bptrain.progress import Progress, epoch_line
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -16,6 +18,7 @@ START = {
     "loss": "cross_entropy",
     "rows": {"train": 102, "val": 24, "test": 24},
     "features": 4,
+    "inputs": 4,
     "classes": ["setosa", "versicolor", "virginica"],
 }
 
@@ -54,8 +57,8 @@ def test_plain_epoch_lines_fit_80_columns_and_keep_the_epoch_and_losses(line, ep
 def test_plain_progress_writes_the_fitted_lines():
     stream = io.StringIO()
     with Progress(stream=stream) as progress:
-        progress.handle("start", **START, epochs=300)
-        progress.handle("epoch", row=row(300, train_loss=12345.678, seconds=99.99), epochs=300)
+        progress.handle(events.Start(**START, epochs=300))
+        progress.handle(events.Epoch(row(300, train_loss=12345.678, seconds=99.99), 300))
     lines = stream.getvalue().splitlines()
     assert lines[1:] == ["epoch 300/300  train_loss 1.235e+04  val_loss 0.2345  val_accuracy 0.9333"]
 
@@ -70,13 +73,37 @@ def test_the_live_bar_fits_80_columns_and_shows_the_epoch_and_every_metric(monke
     monkeypatch.setenv("COLUMNS", "80")
     stream = Terminal()
     with Progress(stream=stream) as progress:
-        progress.handle("start", **START, epochs=epochs)
+        progress.handle(events.Start(**START, epochs=epochs))
         for epoch in (1, 2, 3):
-            progress.handle("epoch", row=row(epoch, seconds=123.4), epochs=epochs)
-        progress.handle("done")
+            progress.handle(events.Epoch(row(epoch, seconds=123.4), epochs))
+        progress.handle(events.Done(Path("runs/iris"), {}))
     start, *shown = frames(stream.getvalue())
     assert start.startswith("runs/iris: classification (3 classes)")
     assert all(len(line) <= 80 for line in shown), shown
     bar, status = shown[-2:]
     assert re.fullmatch(rf"epoch +3/{epochs} ━+ \d:\d\d:\d\d", bar), bar
     assert status == "train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9333"
+
+
+def test_events_are_rendered_by_type_and_warnings_and_notices_show_even_when_quiet():
+    stream = io.StringIO()
+    with Progress(enabled=False, stream=stream) as progress:
+        progress.handle(events.Start(**START, epochs=3))
+        progress.handle(events.Batch(1, 1, 7))
+        progress.handle(events.Warning("w.csv: something to fix"))
+        progress.handle(events.Notice("runs/iris: already finished"))
+        progress.handle(events.Epoch(row(1), 3))
+    assert stream.getvalue() == "warning: w.csv: something to fix\nnotice: runs/iris: already finished\n"
+
+
+def test_a_fold_a_resumed_start_and_a_batch_in_plain_lines():
+    stream = io.StringIO()
+    with Progress(stream=stream) as progress:
+        progress.handle(events.Fold(2, 5))
+        progress.handle(events.Start(**{**START, "inputs": 7}, epochs=300, resumed_at=(4, 28)))
+        progress.handle(events.Batch(4, 1, 7))
+    assert stream.getvalue().splitlines() == [
+        "fold 2/5",
+        "runs/iris: classification (3 classes), 4 features (7 inputs), 102/24/24 rows (train/val/test), loss cross_entropy",
+        "resuming from the checkpoint at epoch 4, step 28",
+    ]

@@ -10,7 +10,9 @@ from bptrain.data import Preprocessor, Split
 from bptrain.columns import numeric_column
 from bptrain.nn import LOSSES, OPTIMIZERS, build_model
 from bptrain.stopping import Budget, EarlyStopping, resolve_mode
-from bptrain.train import INFERENCE_ROWS, Cadence, LearningRate, Trainer, epoch_steps, lone_row_warning, loss_value, outputs
+from bptrain.inference import INFERENCE_ROWS, loss_value, outputs
+from bptrain.callbacks import Cadence, Callback, Checkpointing, EarlyStopping as EarlyStoppingCallback, Stop, overriding
+from bptrain.train import LearningRate, Setup, Trainer, epoch_steps, lone_row_warning
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])
@@ -57,14 +59,21 @@ def constant_rate(lr):
     return LearningRate("constant", lr, {})
 
 
+def setup(model, prep, optimizer=None, lr=0.1, epochs=5, batch_size=10, shuffle=True, seed=0):
+    """The Setup build.assemble would make for these pieces."""
+    optimizer = optimizer or OPTIMIZERS["sgd"](model.params)
+    return Setup(
+        model, LOSSES["cross_entropy"](), optimizer, constant_rate(lr), prep,
+        batch_size=batch_size, shuffle=shuffle, rng=np.random.default_rng(seed), budget=Budget(epochs),
+    )
+
+
 def run(epochs=5, stopper=None, restore_best=True, lr=0.05, seed=0, val=True, activation="tanh"):
     prep, split = toy_problem()
     model = build_model([{"units": 8, "activation": activation, "init": "auto"}], 3, 2, dtype="float64", rng=np.random.default_rng(seed), batch_size=10)
     optimizer = OPTIMIZERS["sgd"](model.params, momentum=0.9)
-    outcome = Trainer(
-        model, LOSSES["cross_entropy"](), optimizer, constant_rate(lr), prep, split, split if val else None,
-        budget=Budget(epochs), batch_size=10, shuffle=True, rng=np.random.default_rng(seed), early_stopping=stopper, restore_best=restore_best,
-    ).run()
+    callbacks = [EarlyStoppingCallback(stopper, restore_best)] if stopper is not None else []
+    outcome = Trainer(setup(model, prep, optimizer, lr, epochs, seed=seed), split, split if val else None, callbacks).run()
     return model, outcome
 
 
@@ -98,12 +107,12 @@ def test_restore_best_puts_back_the_best_epochs_weights():
     stopper.update = update
     prep, split = toy_problem()
     model = build_model([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=10)
-    optimizer = OPTIMIZERS["sgd"](model.params)
-    outcome = Trainer(
-        model, LOSSES["cross_entropy"](), optimizer, constant_rate(0.1), prep, split, split,
-        budget=Budget(10), batch_size=10, shuffle=False, rng=np.random.default_rng(0), early_stopping=stopper,
-        on_epoch=lambda row: seen.__setitem__(row["epoch"], model.state_dict()),
-    ).run()
+    class Snapshots(Callback):
+        def on_epoch_end(self, trainer, row):
+            seen[row["epoch"]] = model.state_dict()
+
+    callbacks = [Snapshots(), EarlyStoppingCallback(stopper)]
+    outcome = Trainer(setup(model, prep, epochs=10, shuffle=False), split, split, callbacks).run()
     assert outcome.stop_reason == "early_stopping" and outcome.epochs_run == 5 and outcome.best_epoch == 2
     for key, value in model.state_dict().items():
         assert np.array_equal(value, seen[2][key])
@@ -124,11 +133,8 @@ def checkpoints_taken(cadence, epochs=4):
     prep, split = toy_problem()
     model = build_model([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=10)
     seen = []
-    Trainer(
-        model, LOSSES["cross_entropy"](), OPTIMIZERS["sgd"](model.params), constant_rate(0.1), prep, split, None,
-        budget=Budget(epochs), batch_size=10, shuffle=True, rng=np.random.default_rng(0), cadence=cadence,
-        on_checkpoint=lambda t: seen.append((t.position.epoch, t.position.batch, t.position.step)),
-    ).run()
+    saving = Checkpointing(lambda t: seen.append((t.position.epoch, t.position.batch, t.position.step)), cadence)
+    Trainer(setup(model, prep, epochs=epochs), split, None, [saving]).run()
     return seen
 
 
@@ -175,10 +181,7 @@ def test_no_lone_row_warning_when_no_row_is_skipped(rows, batch_size, batch_norm
 def test_the_loop_takes_as_many_steps_as_counted_under_batch_norm():
     prep, split = toy_problem()  # 64 rows in batches of 9: the eighth batch would hold one row
     model = build_model([{"type": "dense", "units": 4}, {"type": "batch_norm"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=9)
-    outcome = Trainer(
-        model, LOSSES["cross_entropy"](), OPTIMIZERS["sgd"](model.params), constant_rate(0.1), prep, split, None,
-        budget=Budget(3), batch_size=9, shuffle=True, rng=np.random.default_rng(0),
-    ).run()
+    outcome = Trainer(setup(model, prep, epochs=3, batch_size=9), split, None).run()
     assert [row["step"] for row in outcome.rows] == [epoch_steps(64, 9, True) * e for e in (1, 2, 3)] == [7, 14, 21]
 
 
@@ -232,3 +235,72 @@ def test_the_mean_loss_counts_real_rows_only():
     loss = LOSSES["cross_entropy"]()
     p = outputs(model, loss, split.x)
     assert loss_value(model, loss, split.x, split.y) == pytest.approx(-np.mean(np.log(p[np.arange(300), split.y])), rel=1e-12)
+
+
+# --- callbacks ----------------------------------------------------------------------------------
+
+
+class Rule(Callback):
+    """A stopping rule that fires with `reason` at the end of epoch `at`."""
+
+    def __init__(self, reason, at, log=None):
+        self.reason, self.at, self.log = reason, at, log
+
+    def should_stop(self, trainer, row):
+        return Stop(self.reason, f"{self.reason} at {row['epoch']}") if row["epoch"] >= self.at else None
+
+    def on_train_end(self, trainer, outcome):
+        if self.log is not None:
+            self.log.append(self.reason)
+
+
+def trained_with(callbacks, epochs=5):
+    prep, split = toy_problem()
+    model = build_model([{"units": 4, "activation": "tanh", "init": "auto"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=10)
+    return Trainer(setup(model, prep, epochs=epochs), split, None, callbacks).run()
+
+
+@pytest.mark.parametrize(
+    "reasons, expected",
+    [
+        (["early_stopping", "target"], "target"),
+        (["target", "diverged"], "diverged"),
+        (["early_stopping"], "early_stopping"),
+        (["max_steps", "early_stopping"], "early_stopping"),
+    ],
+)
+def test_rules_firing_at_the_same_epoch_end_give_the_first_reason_in_stop_order(reasons, expected):
+    outcome = trained_with([Rule(reason, at=2) for reason in reasons])
+    assert (outcome.stop_reason, outcome.epochs_run) == (expected, 2)
+    assert outcome.message == f"{expected} at 2"
+
+
+def test_a_budget_that_ends_with_a_callbacks_rule_loses_to_it_and_max_epochs_to_early_stopping():
+    assert trained_with([Rule("early_stopping", at=3)], epochs=3).stop_reason == "early_stopping"
+    assert trained_with([Rule("early_stopping", at=4)], epochs=3).stop_reason == "max_epochs"
+
+
+def test_on_train_end_runs_in_reverse_order():
+    ended = []
+    trained_with([Rule("target", at=1, log=ended), Rule("early_stopping", at=9, log=ended), Rule("diverged", at=9, log=ended)])
+    assert ended == ["diverged", "early_stopping", "target"]
+
+
+def test_only_callbacks_that_override_on_batch_end_are_called_per_batch():
+    class Counting(Callback):
+        def __init__(self):
+            self.batches = []
+
+        def on_batch_end(self, trainer, batch):
+            self.batches.append((batch.epoch, batch.batch, batch.batches, batch.step))
+
+    counting, idle = Counting(), Callback()
+    assert overriding([idle, counting], "on_batch_end") == [counting]
+    trained_with([idle, counting], epochs=2)
+    assert counting.batches == [(e, b, 7, 7 * (e - 1) + b) for e in (1, 2) for b in range(1, 8)]
+
+
+def test_the_fewest_rows_a_batch_may_hold_comes_from_the_layers():
+    plain = build_model([{"units": 4}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=9)
+    normed = build_model([{"type": "dense", "units": 4}, {"type": "batch_norm"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=9)
+    assert (plain.min_batch_rows, normed.min_batch_rows) == (1, 2)
