@@ -32,6 +32,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config) -> int | None:
+    """`-n auto` (pyproject.toml) starts a worker per core, but none for one test file: starting
+    the workers would take longer than most files' tests. None leaves the count to pytest-xdist."""
+    files = {arg.split("::")[0] for arg in config.args}
+    if len(files) == 1 and (config.invocation_params.dir / files.pop()).is_file():
+        return 0
+    return None
+
+
 def run_cli(*args: str, input: bytes | str | None = None, cwd: Path | None = None, timeout: float = 120, env=None):
     """Run `python -m bptrain ARGS` and return the CompletedProcess (text mode)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **(env or {})}
