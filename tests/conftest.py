@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -11,12 +12,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner
 
+from bptrain import cli as cli_module
 from bptrain.cli import app as cli_app
 
 # Property and fuzz tests: few derandomized examples in the suite ("ci"); HYPOTHESIS_PROFILE=thorough
@@ -27,6 +30,16 @@ settings.register_profile("fuzz", max_examples=1000, deadline=None, database=Non
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config) -> int | None:
+    """`-n auto` (pyproject.toml) starts a worker per core, but none for one test file: starting
+    the workers would take longer than most files' tests. None leaves the count to pytest-xdist."""
+    files = {arg.split("::")[0] for arg in config.args}
+    if len(files) == 1 and (config.invocation_params.dir / files.pop()).is_file():
+        return 0
+    return None
 
 
 def run_cli(*args: str, input: bytes | str | None = None, cwd: Path | None = None, timeout: float = 120, env=None):
@@ -42,6 +55,26 @@ def run_cli(*args: str, input: bytes | str | None = None, cwd: Path | None = Non
         timeout=timeout,
         env=environment,
     )
+
+
+def call_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `bptrain ARGS` in this process, through the console script's own entry point (bptrain.cli.main).
+
+    The same exit code, stdout and stderr as run_cli, without a new interpreter: for tests that pin
+    a message across many crafted inputs. Pipes, signals and the process's own exit stay with run_cli.
+    """
+    argv = ["bptrain", *map(str, args)]
+    stdout, stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    here = os.getcwd()
+    os.chdir(cwd or ROOT)  # relative paths as run_cli sees them (contextlib.chdir is Python 3.11+)
+    try:
+        with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"COLUMNS": "200"}):
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as exited:
+                cli_module.main()
+    finally:
+        os.chdir(here)
+    stdout.flush()
+    return subprocess.CompletedProcess(argv, exited.value.code, stdout.buffer.getvalue().decode("utf-8"), stderr.getvalue())
 
 
 def fit_iris(runs: Path, epochs: int) -> Path:

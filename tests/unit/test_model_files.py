@@ -2,6 +2,8 @@
 and the field, through `bptrain predict`, `bptrain evaluate` and `bptrain fit --resume`.
 
 Each crafted file is re-hashed, as whoever crafts a file can do: the sha256 is no defence.
+Every crafted file goes through the CLI's entry point in this process (call_cli); one per command
+also through a real `python -m bptrain` process (run_cli), for the process's own exit code.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 
 from bptrain import checkpoint, npzfile
 from bptrain.errors import ModelFileError
-from conftest import run_cli
+from conftest import call_cli, run_cli
 
 IRIS = "configs/iris.yaml"
 LAYERS = ("--set", "model.layers=[{units: 8}]")
@@ -221,16 +223,26 @@ MODEL_VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("command", ["predict", "evaluate"])
-@pytest.mark.parametrize("variant", list(MODEL_VARIANTS))
-def test_crafted_model_file_exits_5_naming_the_field(run, command, variant):
+def assert_crafted_model_file_exits_5(runner, run: Path, command: str, variant: str) -> None:
     craft, message = MODEL_VARIANTS[variant]
     path = run / "model.npz"
     craft(path)
     args = ["datasets/iris.csv"] if command == "predict" else []
-    result = run_cli(command, run, *args)
+    result = runner(command, run, *args)
     assert (result.returncode, result.stdout) == (5, ""), result.stderr
     assert result.stderr == f"error: {path}: {message}\n"
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("variant", list(MODEL_VARIANTS))
+def test_crafted_model_file_exits_5_naming_the_field(run, command, variant):
+    assert_crafted_model_file_exits_5(call_cli, run, command, variant)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("variant", ["wrong-shape", "object-array"])
+def test_crafted_model_file_exits_5_from_a_real_process(run, command, variant):
+    assert_crafted_model_file_exits_5(run_cli, run, command, variant)
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -316,15 +328,14 @@ def folder_state(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("variant", list(CHECKPOINT_VARIANTS))
-def test_crafted_checkpoint_exits_5_naming_the_field_and_changes_nothing(run, variant):
+def assert_crafted_checkpoint_exits_5(runner, run: Path, variant: str) -> None:
     craft, message = CHECKPOINT_VARIANTS[variant]
     folder = run / "checkpoints"
     last = folder / "last.npz"
     (folder / "previous.npz").unlink()
     craft(last)
     before = folder_state(run)
-    result = run_cli("fit", IRIS, "--resume", run, *RESUME)
+    result = runner("fit", IRIS, "--resume", run, *RESUME)
     assert (result.returncode, result.stdout) == (5, ""), result.stderr
     if message.startswith(CHANGED):
         assert result.stderr == f"error: {last}: {message}{FOR_THIS_RUN}\n"
@@ -332,6 +343,16 @@ def test_crafted_checkpoint_exits_5_naming_the_field_and_changes_nothing(run, va
         prefix = f"error: {folder}: no usable checkpoint: {last}: {message}"
         assert result.stderr.startswith(prefix) and result.stderr.count("\n") == 1, result.stderr
     assert folder_state(run) == before
+
+
+@pytest.mark.parametrize("variant", list(CHECKPOINT_VARIANTS))
+def test_crafted_checkpoint_exits_5_naming_the_field_and_changes_nothing(run, variant):
+    assert_crafted_checkpoint_exits_5(call_cli, run, variant)
+
+
+@pytest.mark.parametrize("variant", ["position-batch", "order-missing"])  # the two forms of the message
+def test_crafted_checkpoint_exits_5_from_a_real_process(run, variant):
+    assert_crafted_checkpoint_exits_5(run_cli, run, variant)
 
 
 def test_a_crafted_last_checkpoint_falls_back_to_previous(run):
