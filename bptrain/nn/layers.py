@@ -52,7 +52,7 @@ def _mapping(value: Any) -> dict:
 UNITS = Option("units", "integer", "output width", range=Range(0, low_open=True))
 ACTIVATION = Option(
     "activation", "custom", "an activation name, or {name: ..., option: value}", must="an activation name",
-    check=_name_in(ACTIVATIONS), config="Activation",
+    check=_name_in(ACTIVATIONS), config="Activation", shown="an activation below",
 )
 ACTIVATION_OPTIONS = Option(
     "activation_options", "custom", "the activation's options", {}, must="a mapping", check=_mapping, in_config=False
@@ -357,7 +357,7 @@ def _layer_type(name: str, *options: Option, doc: str):
     replace(ACTIVATION, default="relu"),
     ACTIVATION_OPTIONS,
     Option("init", "custom", "weight initializer, or `auto` (see below)", "auto", must="an initializer name or 'auto'",
-           check=_name_in(INITIALIZERS, "auto"), config="InitializerOrAuto"),
+           check=_name_in(INITIALIZERS, "auto"), config="InitializerOrAuto", shown="an initializer below, or `auto`"),
     Option("bias_init", "number", "starting value of every bias", 0.0, ANY),
     Option("dropout", "number", "dropout after the activation when > 0", 0.0, FRACTION),
     doc="`x W + b`, then the activation, then dropout when `dropout` > 0",

@@ -39,7 +39,7 @@ def _weights(value: Any, scalar_ok: bool) -> float | tuple[float, ...] | None:
     return float(numbers[0]) if len(numbers) == 1 and np.ndim(value) == 0 else tuple(map(float, numbers))
 
 
-def weights_option(name: str, doc: str, scalar_ok: bool, config: str, config_name: str | None = None) -> Option:
+def weights_option(name: str, doc: str, scalar_ok: bool, config: str, shown: str, config_name: str | None = None) -> Option:
     """A per-class or per-output weights option: None, a list of numbers > 0 (or, if scalar_ok, one number)."""
     must = f"{'a number > 0 or ' if scalar_ok else ''}a list of finite numbers > 0"
     def check(value: Any) -> Any:
@@ -48,7 +48,7 @@ def weights_option(name: str, doc: str, scalar_ok: bool, config: str, config_nam
         except TypeError:
             raise ValueError(value) from None
 
-    return Option(name, "custom", doc, None, must=must, check=check, config=config, config_name=config_name)
+    return Option(name, "custom", doc, None, must=must, check=check, config=config, config_name=config_name, shown=shown)
 
 
 def _check_shape(y: np.ndarray, shape: tuple[int, ...], loss: str) -> None:
@@ -81,6 +81,7 @@ class Loss(Options):
         "(others weigh 1), or `balanced`: n / (k · count of the class)",
         scalar_ok=False,
         config="Literal['balanced'] | list[Positive] | dict[str | Int, Positive] | None",
+        shown="`null`, a list or a mapping of numbers > 0, or `balanced`",
         config_name="class_weights",
     ),
     doc="softmax cross-entropy, for classification",
@@ -165,6 +166,7 @@ class CrossEntropy(Loss):
         "weight of the positive term: a number, one per label, or `balanced`: negatives / positives, per label",
         scalar_ok=True,
         config="Positive | Literal['balanced'] | list[Positive] | None",
+        shown="`null`, a number > 0, a list of them, or `balanced`",
     ),
     doc="sigmoid cross-entropy, for two classes or multilabel",
 )

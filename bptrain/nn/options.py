@@ -94,6 +94,7 @@ class Option:
     nn: bool = True
     in_config: bool = True
     config_check: bool = False  # the schema checks a config value with `check` too
+    shown: str = ""  # what the config takes, in words, when `config` changes it
 
     @property
     def key(self) -> str:

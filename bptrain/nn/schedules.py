@@ -42,7 +42,7 @@ GAMMA = Option("gamma", "number", "factor applied at each decay", 0.1, ABOVE_0)
 MIN_LR = Option("min_lr", "number", "the lowest rate", 0.0, AT_LEAST_0)
 TOTAL = Option(
     "total", "integer", "length of the schedule (null: the whole run)", range=AT_LEAST_1,
-    config="Count | None", config_default=None,
+    config="Count | None", config_default=None, shown="an integer >= 1, or `null`",
 )
 WARMUP = Option("warmup", "integer", "length of the linear warm-up", 0, Range(0))
 WARMUP_BEFORE_TOTAL = Rule(
@@ -246,9 +246,9 @@ def linear(t: int, *, lr: float, total: int, warmup: int, min_lr: float) -> floa
 @SCHEDULES.register(
     "reduce_on_plateau",
     Option("monitor", "custom", "the logged metric watched", "val_loss", must="a metric name", check=str,
-           config="Annotated[str, Field(pattern=METRIC_PATTERN)]", nn=False),
+           config="Annotated[str, Field(pattern=METRIC_PATTERN)]", nn=False, shown="a logged metric, e.g. `val_accuracy`"),
     Option("mode", "choice", "`auto`: max for accuracy-like metrics and r2, min otherwise", "min", choices=("min", "max"),
-           config="Literal['auto', 'min', 'max']", config_default="auto"),
+           config="Literal['auto', 'min', 'max']", config_default="auto", shown="`auto`, `min`, `max`"),
     Option("factor", "number", "the rate is multiplied by factor", 0.1, OPEN_UNIT),
     Option("patience", "integer", "epochs without improvement before a reduction", 10, Range(0)),
     Option("threshold", "number", "smallest change that counts as an improvement", 1e-4, AT_LEAST_0),
