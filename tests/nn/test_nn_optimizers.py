@@ -140,6 +140,19 @@ def adadelta_textbook(theta, rho=0.9, eps=1e-6, weight_decay=0.0):
     return theta
 
 
+def lion_textbook(theta, betas=(0.9, 0.99), weight_decay=0.0):
+    """Lion, Algorithm 2 of Chen et al. (2023): the sign of an interpolation of m and g, decoupled decay."""
+    b1, b2 = betas
+    m = np.zeros_like(theta)
+    for t in range(1, STEPS + 1):
+        lr = LRS[t - 1]
+        g = grads_for(theta, t)
+        update = np.sign(b1 * m + (1 - b1) * g)
+        theta = theta - lr * (update + weight_decay * theta)
+        m = b2 * m + (1 - b2) * g
+    return theta
+
+
 TEXTBOOK = {
     "sgd": sgd_textbook,
     "adam": adam_textbook,
@@ -149,6 +162,7 @@ TEXTBOOK = {
     "rmsprop": rmsprop_textbook,
     "adagrad": adagrad_textbook,
     "adadelta": adadelta_textbook,
+    "lion": lion_textbook,
 }
 
 CASES = {
@@ -205,6 +219,12 @@ CASES = {
         {},
         {"weight_decay": 0.1},
         {"rho": 0.5, "eps": 1e-3},
+    ],
+    "lion": [
+        {},
+        {"betas": (0.5, 0.9)},
+        {"weight_decay": 0.5},
+        {"betas": (0.95, 0.5), "weight_decay": 0.1},
     ],
 }
 ALL_CASES = [(name, hyper) for name, cases in CASES.items() for hyper in cases]
@@ -315,6 +335,7 @@ PYTORCH_DEFAULTS = {
     "rmsprop": (1e-2, {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False}),
     "adagrad": (1e-2, {"lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10}),
     "adadelta": (1.0, {"rho": 0.9, "eps": 1e-6, "weight_decay": 0.0}),
+    "lion": (1e-4, {"betas": (0.9, 0.99), "weight_decay": 0.0}),  # torch has none: the paper's reference code
 }
 
 
@@ -396,6 +417,9 @@ def test_step_allocates_nothing_param_sized(name, hyper):
      "adagrad: initial_accumulator_value must be a number >= 0 (got -1.0)"),
     ("adagrad", {"eps": True}, "adagrad: eps must be a number > 0 (got True)"),
     ("adadelta", {"rho": 1.1}, "adadelta: rho must be a number in [0, 1] (got 1.1)"),
+    ("lion", {"betas": (0.9, 1.0)}, "lion: betas must be two numbers in [0, 1) (got (0.9, 1.0))"),
+    ("lion", {"weight_decay": -0.1}, "lion: weight_decay must be a number >= 0 (got -0.1)"),
+    ("lion", {"eps": 1e-8}, "lion: unknown option 'eps'; allowed: betas, weight_decay."),
 ])
 def test_impossible_settings_are_config_errors_that_say_what_and_why(name, hyper, message):
     with pytest.raises(OptionError) as error:
