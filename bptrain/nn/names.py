@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from bptrain.nn.errors import UnknownName
 from bptrain.nn.options import Declaration
@@ -24,14 +24,14 @@ class Registry(dict, Generic[T]):
         self.label = label
         self.number = number
 
-    def register(self, name: str, *options, doc: str = "", rules=(), **extra: Any) -> Callable[[T], T]:
+    def register(self, name: str, *options, doc: str = "", rules=()) -> Callable[[T], T]:
         """Add the decorated class or function under `name`, declaring its options (see nn.options)."""
         def add(obj: T) -> T:
             if name in self:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             label = self.label.format(kind=self.kind, name=name)
             text = doc or (obj.__doc__ or "").strip().split("\n")[0]
-            obj.declaration = Declaration(name, self.kind, text, label, tuple(options), tuple(rules), self.number, extra)
+            obj.declaration = Declaration(name, self.kind, text, label, tuple(options), tuple(rules), self.number)
             self[name] = obj
             return obj
 

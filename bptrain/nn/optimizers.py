@@ -19,9 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bptrain.nn.names import Registry
-from bptrain.nn.options import ABOVE_0, AT_LEAST_0, FRACTION, UNIT, Option, Rule
+from bptrain.nn.options import ABOVE_0, AT_LEAST_0, FRACTION, UNIT, Declaration, Option, Rule
 from bptrain.nn.params import Param
-from bptrain.nn.options import Declaration
 from bptrain.nn.state import check_state
 
 OPTIMIZERS = Registry("optimizer", label="{name}")

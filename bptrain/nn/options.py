@@ -12,7 +12,7 @@ there, `nn=False` marks an option that only the config has (a schedule's `interv
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Callable, Mapping
 
@@ -182,7 +182,6 @@ class Declaration:
     options: tuple[Option, ...] = ()
     rules: tuple[Rule, ...] = ()
     number: str = "a number"  # how a number is called in messages ("a finite number")
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def nn_options(self) -> tuple[Option, ...]:
