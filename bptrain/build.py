@@ -8,8 +8,9 @@ model file all build through the same functions.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from bptrain.config import Config
 from bptrain.config.schema import layer_specs, optimizer_options
 from bptrain.errors import ConfigError
 from bptrain.nn import LOSSES, OPTIMIZERS, build_model, loss_for_task
+from bptrain.nn.errors import OptionError
 from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
 from bptrain.nn.model import Sequential, hidden_layers
 from bptrain.nn.regularizers import Regularizer
@@ -26,6 +28,15 @@ from bptrain.columns import label
 from bptrain.registry import did_you_mean
 from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration, resolve_mode
 from bptrain.train import LearningRate, Setup, epoch_steps
+
+@contextmanager
+def config_errors() -> Iterator[None]:
+    """The core's option errors, raised as the config errors they are for the user (same text)."""
+    try:
+        yield
+    except OptionError as e:
+        raise ConfigError(str(e)) from None
+
 
 # --- the loss ------------------------------------------------------------------------------
 
@@ -97,7 +108,8 @@ def make_loss(name: str, options: dict[str, Any], dtype: str):
     options = dict(options)
     if options.get("weight") is not None:
         options["weight"] = np.asarray(options["weight"], dtype=dtype)
-    return LOSSES.get(name)(**options)
+    with config_errors():
+        return LOSSES.get(name)(**options)
 
 
 def output_units(loss: str, task: str, n_classes: int, n_targets: int = 1) -> int:
@@ -122,20 +134,22 @@ def model_spec(config: Config, n_in: int, n_out: int) -> dict[str, Any]:
 
 
 def make_model(spec: dict[str, Any], *, rng: np.random.Generator, noise_rng: np.random.Generator | None, batch_size: int):
-    return build_model(
-        spec["layers"],
-        int(spec["n_in"]),
-        int(spec["n_out"]),
-        dtype=spec["dtype"],
-        rng=rng,
-        noise_rng=noise_rng,
-        batch_size=batch_size,
-        output_init=spec["output_init"],
-    )
+    with config_errors():
+        return build_model(
+            spec["layers"],
+            int(spec["n_in"]),
+            int(spec["n_out"]),
+            dtype=spec["dtype"],
+            rng=rng,
+            noise_rng=noise_rng,
+            batch_size=batch_size,
+            output_init=spec["output_init"],
+        )
 
 
 def make_optimizer(config: Config, params):
-    return OPTIMIZERS.get(config.optimizer.name)(params, **optimizer_options(config.optimizer))
+    with config_errors():
+        return OPTIMIZERS.get(config.optimizer.name)(params, **optimizer_options(config.optimizer))
 
 
 def needs_two_rows(config: Config) -> bool:
@@ -161,7 +175,8 @@ def make_rate(config: Config, logged: list[str]) -> LearningRate:
     monitor = options.get("monitor")
     if monitor is not None:
         check_monitor("schedule.monitor", monitor, logged)
-    return LearningRate(config.schedule.name, config.optimizer.lr, options)
+    with config_errors():
+        return LearningRate(config.schedule.name, config.optimizer.lr, options)
 
 
 def make_regularizer(config: Config, params) -> Regularizer | None:

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Record PyTorch's optimizers and learning-rate schedulers as plain fixtures for bptrain's parity tests.
 
+Lion, which torch lacks, is recorded from a torch.optim.Optimizer written here from its paper's rule.
+
 Writes, under tests/fixtures/optim/ (or --out DIR):
 
 * optimizers.json -- the cases (id, optimizer, options, file keys), the step count, torch's version
@@ -21,6 +23,7 @@ torch is needed only here, never by bptrain or its tests:
     python tools/make_fixtures_optim.py           # (re)write tests/fixtures/optim/
     python tools/make_fixtures_optim.py --check   # regenerate in a temp dir; exit 1 if anything differs
     python tools/make_fixtures_optim.py --out DIR # write somewhere else
+    python tools/make_fixtures_optim.py --only lion  # rerun lion's cases; keep every other recorded array
 """
 
 from __future__ import annotations
@@ -46,6 +49,31 @@ BATCH = 12
 N_IN, HIDDEN, N_OUT = 4, 8, 3
 SEED = 20260601
 
+class Lion(torch.optim.Optimizer):
+    """Lion as Chen et al. (2023), "Symbolic Discovery of Optimization Algorithms", Algorithm 2 writes it
+    (torch has none): c = b1 m + (1 - b1) g; p *= 1 - lr wd; p -= lr sign(c); m = b2 m + (1 - b2) g.
+    Defaults are those of the paper's reference implementation."""
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, foreach=None):
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p)
+                m = state["exp_avg"]
+                p.mul_(1.0 - lr * weight_decay)
+                c = m.mul(beta1).add_(p.grad, alpha=1.0 - beta1)
+                p.add_(c.sign_(), alpha=-lr)
+                m.mul_(beta2).add_(p.grad, alpha=1.0 - beta2)
+
+
 TORCH_OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
@@ -55,6 +83,7 @@ TORCH_OPTIMIZERS = {
     "rmsprop": torch.optim.RMSprop,
     "adagrad": torch.optim.Adagrad,
     "adadelta": torch.optim.Adadelta,
+    "lion": Lion,  # written here from the paper's rule: torch has no Lion
 }
 
 # (case id, optimizer, options, base lr); each option of each optimizer is set away from its
@@ -95,6 +124,9 @@ OPTIMIZER_CASES = [
     ("adadelta-plain", "adadelta", {}, 1.0),
     ("adadelta-weight_decay", "adadelta", {"weight_decay": 0.05}, 1.0),
     ("adadelta-custom", "adadelta", {"rho": 0.95, "eps": 1e-4}, 1.0),
+    ("lion-plain", "lion", {}, 0.002),
+    ("lion-betas", "lion", {"betas": [0.8, 0.95]}, 0.002),
+    ("lion-weight_decay", "lion", {"weight_decay": 1.0}, 0.002),
 ]
 
 
@@ -296,17 +328,32 @@ def run_schedule(case: tuple) -> dict:
 # --- main -----------------------------------------------------------------------------------------
 
 
-def write(out: Path) -> None:
+def optimizer_arrays(out: Path, data: dict[str, np.ndarray], only: list[str]) -> dict[str, np.ndarray]:
+    """Every case's arrays; with `only`, the recorded ones of the other optimizers are kept as they are
+    (another machine's torch may round differently in the last bit)."""
+    arrays = dict(data)
+    if only:
+        with np.load(out / "optimizers.npz", allow_pickle=False) as recorded:
+            arrays.update({k: recorded[k] for k in recorded.files if k.split(":")[0] not in _case_ids(only)})
+    for case in OPTIMIZER_CASES:
+        if not only or case[1] in only:
+            arrays.update(run_optimizer(case, data))
+    check_cases_differ(arrays)
+    return arrays
+
+
+def _case_ids(only: list[str]) -> set[str]:
+    return {case_id for case_id, name, _, _ in OPTIMIZER_CASES if name in only}
+
+
+def write(out: Path, only: list[str] = []) -> None:  # noqa: B006 (read only)
     torch.set_default_dtype(torch.float64)  # optimizer scalars (step, NAdam's mu_product) in float64
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # SequentialLR/LinearLR deprecation chatter
     out.mkdir(parents=True, exist_ok=True)
 
     data = make_data(np.random.default_rng(SEED))
-    arrays = dict(data)
-    for case in OPTIMIZER_CASES:
-        arrays.update(run_optimizer(case, data))
-    check_cases_differ(arrays)
+    arrays = optimizer_arrays(out, data, only)
     np.savez_compressed(out / "optimizers.npz", **arrays)
     index = {
         "torch_version": torch.__version__,
@@ -349,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT, help=f"folder to write (default {OUT.relative_to(ROOT)})")
     parser.add_argument("--check", action="store_true", help="regenerate in a temp dir and compare with --out")
+    parser.add_argument("--only", action="append", default=[], metavar="OPTIMIZER",
+                        help="rerun only this optimizer's cases (repeatable); the other recorded arrays stay")
     args = parser.parse_args(argv)
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:
@@ -357,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in differ:
             print(f"differs: {args.out / name}")
         return 1 if differ else 0
-    write(args.out)
+    write(args.out, args.only)
     for path in sorted(args.out.iterdir()):
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}  {path.stat().st_size} bytes")
     return 0

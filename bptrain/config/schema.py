@@ -1,8 +1,9 @@
 """The config schema: strict pydantic models of every section; unknown keys are errors.
 
 Names that select an implementation (activation, loss, optimizer, schedule, layer type) are the
-keys of the registries in bptrain.nn; each named choice has its own model with its own options,
-so an option of another optimizer or schedule is reported as an unknown key.
+keys of the registries in bptrain.nn; each named choice has its own model, made from the options
+its declaration lists (component_model), so an option of another optimizer or schedule is
+reported as an unknown key.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    PlainSerializer,
     Tag,
+    create_model,
     field_serializer,
     field_validator,
     model_validator,
 )
 
 from bptrain.config.data_schema import DataConfig, Strict
-from bptrain.config.numbers import Float, Fraction, Int, NonNegative, Positive
-from bptrain.nn import INITIALIZERS
+from bptrain.config.numbers import Float, Int, NonNegative, Positive
+from bptrain.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
+from bptrain.nn.names import Registry
+from bptrain.nn.options import REQUIRED, SAME, Declaration, Option, Rule
 from bptrain.registry import did_you_mean
 from bptrain.stopping import Condition, parse_duration
 
@@ -80,69 +85,65 @@ def tagged(key: str, kind: str, default: str | None, *members: type[BaseModel], 
 # --- data: in data_schema.py ------------------------------------------------------------------
 
 
-# --- activations: a name, or a mapping with the name and its options --------------------------
+# --- components: one model per registered name, made from its declaration (bptrain.nn.options) ---
 
 
-class _Plain(Strict):
-    pass
+def _checked_by(option: Option):
+    """An AfterValidator function refusing what the option's own check refuses, as the core would."""
+
+    def check(value: Any) -> Any:
+        try:
+            option.check(value)  # type: ignore[misc]
+        except (ValueError, TypeError):
+            raise ValueError(f"must be {option.must} (got {value})") from None
+        return value
+
+    return check
 
 
-class Identity(_Plain):
-    name: Literal["identity"]
+def _annotation(option: Option) -> Any:
+    """The pydantic type of an option: its `config` type expression, or one made from its kind and range."""
+    if option.config is not None:
+        annotation = eval(option.config, _NAMESPACE)  # a type expression declared in bptrain.nn, never user input
+    elif option.kind == "flag":
+        annotation = bool
+    elif option.kind == "choice":
+        annotation = Literal[option.choices]  # type: ignore[valid-type]
+    else:
+        number = Annotated[Int if option.kind == "integer" else Float, Field(**option.range.constraints())]
+        annotation = tuple[number, number] if option.kind == "pair" else number
+    return Annotated[annotation, AfterValidator(_checked_by(option))] if option.config_check else annotation
 
 
-class ReLU(_Plain):
-    name: Literal["relu"]
+def _field(option: Option) -> tuple[Any, Any]:
+    default = option.default if option.config_default is SAME else option.config_default
+    if default is REQUIRED:
+        return _annotation(option), Field()
+    # a declared default in the core's terms (`relu`) becomes the config's model of it
+    return _annotation(option), Field(default, validate_default=option.config is not None and default is not None)
 
 
-class Sigmoid(_Plain):
-    name: Literal["sigmoid"]
+def _rule_validator(rule: Rule):
+    def check(self: BaseModel) -> BaseModel:
+        if rule.broken(dict(self)):
+            raise ValueError(rule.text)
+        return self
+
+    return model_validator(mode="after")(check)
 
 
-class Tanh(_Plain):
-    name: Literal["tanh"]
+def component_model(declaration: Declaration, key: str = "name") -> type[BaseModel]:
+    """The strict model of one registered name: its tag (`key`) and its options as the config spells them."""
+    fields = {option.key: _field(option) for option in declaration.options if option.in_config}
+    rules = {f"rule_{i}": _rule_validator(r) for i, r in enumerate(declaration.rules) if r.in_config}
+    class_name = "".join(part.title() for part in declaration.name.split("_")) + declaration.kind.title().replace(" ", "")
+    return create_model(  # type: ignore[call-overload]
+        class_name, __base__=Strict, __validators__=rules, **{key: (Literal[declaration.name], ...)}, **fields
+    )
 
 
-class SELU(_Plain):
-    name: Literal["selu"]
-
-
-class SiLU(_Plain):
-    name: Literal["silu"]
-
-
-class LeakyReLU(Strict):
-    name: Literal["leaky_relu"]
-    negative_slope: NonNegative = 0.01
-
-
-class ELU(Strict):
-    name: Literal["elu"]
-    alpha: Positive = 1.0
-
-
-class GELU(Strict):
-    name: Literal["gelu"]
-    approximate: Literal["none", "tanh"] = "none"
-
-
-class Softplus(Strict):
-    name: Literal["softplus"]
-    beta: Positive = 1.0
-    threshold: Positive = 20.0
-
-
-ACTIVATION_MODELS = (Identity, ReLU, Sigmoid, Tanh, SELU, SiLU, LeakyReLU, ELU, GELU, Softplus)
-ActivationConfig = tagged("name", "activation", None, *ACTIVATION_MODELS)
-
-
-def activation_options(activation: BaseModel) -> dict[str, Any]:
-    return activation.model_dump(exclude={"name"})
-
-
-def _short_activation(activation: BaseModel) -> Any:
-    """An activation without options is written back as its bare name."""
-    return activation.name if not activation_options(activation) else activation.model_dump()  # type: ignore[attr-defined]
+def component_models(registry: Registry, key: str = "name") -> tuple[type[BaseModel], ...]:
+    return tuple(component_model(member.declaration, key) for member in registry.values())
 
 
 def _initializer(value: str, allow_auto: bool) -> str:
@@ -152,46 +153,38 @@ def _initializer(value: str, allow_auto: bool) -> str:
     raise ValueError(f"unknown initializer {value!r}; choose from {', '.join(names)}.{did_you_mean(value, names)}")
 
 
+def _short_activation(activation: BaseModel) -> Any:
+    """An activation without options is written back as its bare name."""
+    return activation.name if not activation_options(activation) else activation.model_dump()  # type: ignore[attr-defined]
+
+
+def activation_options(activation: BaseModel) -> dict[str, Any]:
+    return activation.model_dump(exclude={"name"})
+
+
+# --- activations: a name, or a mapping with the name and its options --------------------------
+
+ACTIVATION_MODELS = component_models(ACTIVATIONS)
+ActivationConfig = tagged("name", "activation", None, *ACTIVATION_MODELS)
+
+# the names that the declarations' `config` type expressions may use
+_NAMESPACE = {
+    "Annotated": Annotated,
+    "Literal": Literal,
+    "Field": Field,
+    "Int": Int,
+    "Positive": Positive,
+    "Count": Annotated[Int, Field(ge=1)],
+    "METRIC_PATTERN": METRIC_PATTERN,
+    "Activation": Annotated[ActivationConfig, PlainSerializer(_short_activation)],
+    "InitializerOrAuto": Annotated[str, AfterValidator(lambda value: _initializer(value, allow_auto=True))],
+}
+
 # --- layers --------------------------------------------------------------------------------
 
-
-class DenseLayer(Strict):
-    type: Literal["dense"]
-    units: Int = Field(gt=0)
-    activation: ActivationConfig = ReLU(name="relu")
-    init: str = "auto"
-    bias_init: Float = 0.0
-    dropout: Fraction = 0.0
-
-    _init = field_validator("init")(lambda value: _initializer(value, allow_auto=True))
-    _short = field_serializer("activation")(lambda self, value: _short_activation(value))
-
-
-class ActivationLayer(Strict):
-    type: Literal["activation"]
-    activation: ActivationConfig
-
-    _short = field_serializer("activation")(lambda self, value: _short_activation(value))
-
-
-class DropoutLayer(Strict):
-    type: Literal["dropout"]
-    p: Fraction = 0.5
-
-
-class BatchNormLayer(Strict):
-    type: Literal["batch_norm"]
-    momentum: Float = Field(0.1, gt=0.0, le=1.0)
-    eps: Positive = 1e-5
-
-
-class LayerNormLayer(Strict):
-    type: Literal["layer_norm"]
-    eps: Positive = 1e-5
-
-
-LAYER_MODELS = (DenseLayer, ActivationLayer, DropoutLayer, BatchNormLayer, LayerNormLayer)
+LAYER_MODELS = component_models(LAYERS, key="type")
 LayerConfig = tagged("type", "layer type", "dense", *LAYER_MODELS, number="units")
+DenseLayer = LAYER_MODELS[list(LAYERS).index("dense")]
 
 
 class ModelConfig(Strict):
@@ -214,38 +207,14 @@ def layer_specs(model: ModelConfig) -> list[dict[str, Any]]:
     return specs
 
 
-# --- losses -------------------------------------------------------------------------------
+# --- losses: `auto` is the config's own choice, the others are the core's -------------------------
 
 
 class AutoLoss(Strict):
     name: Literal["auto"]
 
 
-class CrossEntropyLoss(Strict):
-    name: Literal["cross_entropy"]
-    label_smoothing: Fraction = 0.0
-    class_weights: Literal["balanced"] | list[Positive] | dict[str | Int, Positive] | None = None
-
-
-class BinaryCrossEntropyLoss(Strict):
-    name: Literal["binary_cross_entropy"]
-    pos_weight: Positive | Literal["balanced"] | list[Positive] | None = None
-
-
-class MSELoss(Strict):
-    name: Literal["mse"]
-
-
-class MAELoss(Strict):
-    name: Literal["mae"]
-
-
-class HuberLoss(Strict):
-    name: Literal["huber"]
-    delta: Positive = 1.0
-
-
-LOSS_MODELS = (AutoLoss, CrossEntropyLoss, BinaryCrossEntropyLoss, MSELoss, MAELoss, HuberLoss)
+LOSS_MODELS = (AutoLoss, *component_models(LOSSES))
 LossConfig = tagged("name", "loss", None, *LOSS_MODELS)
 
 
@@ -257,185 +226,22 @@ class RegularizationConfig(Strict):
 
 # --- optimizers: PyTorch's options and defaults ----------------------------------------------
 
-Beta = Annotated[Float, Field(ge=0.0, lt=1.0)]
-
-
-class SGD(Strict):
-    name: Literal["sgd"]
-    lr: Positive = 1e-3
-    momentum: Fraction = 0.0
-    dampening: Float = Field(0.0, ge=0.0, le=1.0)
-    nesterov: bool = False
-    weight_decay: NonNegative = 0.0
-
-    @model_validator(mode="after")
-    def _nesterov_needs_momentum(self) -> "SGD":
-        if self.nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
-            raise ValueError("nesterov needs momentum > 0 and dampening 0")
-        return self
-
-
-class Adam(Strict):
-    name: Literal["adam"]
-    lr: Positive = 1e-3
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
-    eps: Positive = 1e-8
-    weight_decay: NonNegative = 0.0
-    amsgrad: bool = False
-
-
-class AdamW(Strict):
-    name: Literal["adamw"]
-    lr: Positive = 1e-3
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
-    eps: Positive = 1e-8
-    weight_decay: NonNegative = 1e-2
-    amsgrad: bool = False
-
-
-class NAdam(Strict):
-    name: Literal["nadam"]
-    lr: Positive = 2e-3
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
-    eps: Positive = 1e-8
-    weight_decay: NonNegative = 0.0
-    momentum_decay: NonNegative = 4e-3
-    decoupled_weight_decay: bool = False
-
-
-class Adamax(Strict):
-    name: Literal["adamax"]
-    lr: Positive = 2e-3
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
-    eps: Positive = 1e-8
-    weight_decay: NonNegative = 0.0
-
-
-class RMSprop(Strict):
-    name: Literal["rmsprop"]
-    lr: Positive = 1e-2
-    alpha: Beta = 0.99
-    eps: Positive = 1e-8
-    weight_decay: NonNegative = 0.0
-    momentum: Fraction = 0.0
-    centered: bool = False
-
-
-class Adagrad(Strict):
-    name: Literal["adagrad"]
-    lr: Positive = 1e-2
-    lr_decay: NonNegative = 0.0
-    weight_decay: NonNegative = 0.0
-    initial_accumulator_value: NonNegative = 0.0
-    eps: Positive = 1e-10
-
-
-class Adadelta(Strict):
-    name: Literal["adadelta"]
-    lr: Positive = 1.0
-    rho: Float = Field(0.9, ge=0.0, le=1.0)
-    eps: Positive = 1e-6
-    weight_decay: NonNegative = 0.0
-
-
-OPTIMIZER_MODELS = (SGD, Adam, AdamW, NAdam, Adamax, RMSprop, Adagrad, Adadelta)
+OPTIMIZER_MODELS = component_models(OPTIMIZERS)
 OptimizerConfig = tagged("name", "optimizer", "adam", *OPTIMIZER_MODELS)
+Adam = OPTIMIZER_MODELS[list(OPTIMIZERS).index("adam")]
 
 
 def optimizer_options(optimizer: BaseModel) -> dict[str, Any]:
-    options = optimizer.model_dump(exclude={"name", "lr"})
-    if "betas" in options:
-        options["betas"] = tuple(options["betas"])
-    return options
+    """The optimizer's constructor options (not lr: the schedule passes the rate to each step)."""
+    declared = OPTIMIZERS[optimizer.name].declaration  # type: ignore[attr-defined]
+    return {o.name: getattr(optimizer, o.key) for o in declared.nn_options}
 
 
 # --- schedules ------------------------------------------------------------------------------
 
-Interval = Literal["epoch", "step"]
-Count = Annotated[Int, Field(ge=1)]
-
-
-class Constant(Strict):
-    name: Literal["constant"]
-
-
-class StepLR(Strict):
-    name: Literal["step"]
-    step_size: Count
-    gamma: Positive = 0.1
-    interval: Interval = "epoch"
-
-
-class MultiStepLR(Strict):
-    name: Literal["multistep"]
-    milestones: list[Count]
-    gamma: Positive = 0.1
-    interval: Interval = "epoch"
-
-    @field_validator("milestones")
-    @classmethod
-    def _increasing(cls, value: list[int]) -> list[int]:
-        if not value or any(b <= a for a, b in zip(value, value[1:])):
-            raise ValueError(f"must be a non-empty, strictly increasing list (got {value})")
-        return value
-
-
-class ExponentialLR(Strict):
-    name: Literal["exponential"]
-    gamma: Positive
-    interval: Interval = "epoch"
-
-
-class Cosine(Strict):
-    name: Literal["cosine"]
-    total: Count | None = None
-    warmup: Annotated[Int, Field(ge=0)] = 0
-    min_lr: NonNegative = 0.0
-    interval: Interval = "epoch"
-
-
-class CosineRestarts(Strict):
-    name: Literal["cosine_restarts"]
-    t_0: Count
-    t_mult: Count = 1
-    min_lr: NonNegative = 0.0
-    interval: Interval = "epoch"
-
-
-class OneCycle(Strict):
-    name: Literal["one_cycle"]
-    total: Count | None = None
-    pct_start: Float = Field(0.3, gt=0.0, lt=1.0)
-    anneal: Literal["cos", "linear"] = "cos"
-    div_factor: Positive = 25.0
-    final_div_factor: Positive = 1e4
-    three_phase: bool = False
-    interval: Interval = "step"
-
-
-class Linear(Strict):
-    name: Literal["linear"]
-    total: Count | None = None
-    warmup: Annotated[Int, Field(ge=0)] = 0
-    min_lr: NonNegative = 0.0
-    interval: Interval = "step"
-
-
-class ReduceOnPlateau(Strict):
-    name: Literal["reduce_on_plateau"]
-    monitor: str = Field("val_loss", pattern=METRIC_PATTERN)
-    mode: Literal["auto", "min", "max"] = "auto"
-    factor: Float = Field(0.1, gt=0.0, lt=1.0)
-    patience: Annotated[Int, Field(ge=0)] = 10
-    threshold: NonNegative = 1e-4
-    threshold_mode: Literal["rel", "abs"] = "rel"
-    cooldown: Annotated[Int, Field(ge=0)] = 0
-    min_lr: NonNegative = 0.0
-    eps: NonNegative = 1e-8
-
-
-SCHEDULE_MODELS = (Constant, StepLR, MultiStepLR, ExponentialLR, Cosine, CosineRestarts, OneCycle, Linear, ReduceOnPlateau)
+SCHEDULE_MODELS = component_models(SCHEDULES)
 ScheduleConfig = tagged("name", "schedule", "constant", *SCHEDULE_MODELS)
+Constant = SCHEDULE_MODELS[list(SCHEDULES).index("constant")]
 
 
 # --- training and stopping -----------------------------------------------------------------

@@ -4,73 +4,43 @@ z and a are the input and output of the latest forward (out must not overlap z).
 comes from the output a where the maths allows, else from z or from what forward kept (Φ(z) for
 gelu, σ(z) for silu); scratch arrays are the activation's own, reserved on first use.
 
-Options: each class's `options` maps its keyword options to their PyTorch defaults, e.g.
-ACTIVATIONS.get("leaky_relu").options == {"negative_slope": 0.01}; ACTIVATIONS.get(name)(**options)
-builds one, and an unknown option or an impossible value raises ConfigError.
+Options are declared when registered (nn.options), with PyTorch's defaults:
+ACTIVATIONS.get(name)(**options) builds one, and an unknown option or an impossible value raises
+OptionError.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from bptrain.errors import ConfigError
 from bptrain.nn.buffers import rows_like
-from bptrain.registry import Registry, did_you_mean
+from bptrain.nn.names import Registry
+from bptrain.nn.options import ABOVE_0, AT_LEAST_0, Declaration, Option
 
-ACTIVATIONS = Registry("activation")
-
-NO_OPTIONS: Mapping[str, object] = MappingProxyType({})
+ACTIVATIONS = Registry("activation", number="a finite number")
 
 
 class Options:
-    """Keyword options with defaults, listed in the class attribute `options` (name -> default).
+    """A registered component whose constructor takes its declared keyword options (nn.options).
 
-    Cls(**given) sets each option as an attribute, given or default; an unknown name raises
-    ConfigError naming the allowed ones. Subclasses set `registry`, used to name them in messages.
+    Cls(**given) checks them (OptionError) and sets each as an attribute, given or default.
     """
 
-    registry: ClassVar[Registry]
-    options: ClassVar[Mapping[str, object]] = NO_OPTIONS
+    declaration: ClassVar[Declaration]
 
-    def __init__(self, **given: object):
-        for key in given:
-            if key not in self.options:
-                allowed = f"allowed: {', '.join(self.options)}" if self.options else "it takes no options"
-                raise self.error(f"unknown option {key!r}; {allowed}.{did_you_mean(key, self.options)}")
-        for key, default in self.options.items():
-            setattr(self, key, given.get(key, default))
+    def __init__(self, **given: Any):
+        vars(self).update(self.declaration.check(given))
 
-    @classmethod
-    def label(cls) -> str:
-        """'<kind> <registered name>', e.g. "activation 'elu'"."""
-        name = next((n for n, c in cls.registry.items() if c is cls), cls.__name__)
-        return f"{cls.registry.kind} {name!r}"
-
-    def error(self, message: str) -> ConfigError:
-        return ConfigError(f"{self.label()}: {message}")
-
-    def _float(self, key: str, ok: Callable[[float], bool] = lambda v: True, must: str = "") -> float:
-        """Store option `key` as a finite Python float (so float32 stays float32), or raise ConfigError."""
-        value = getattr(self, key)
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if isinstance(value, bool) or not math.isfinite(number) or not ok(number):
-            raise self.error(f"{key} must be a finite number{must} (got {value!r})")
-        setattr(self, key, number)
-        return number
+    def error(self, message: str) -> ValueError:
+        return self.declaration.error(message)
 
 
 class Elementwise(Options):
     """Base of the activations; `_d`, `_e`, `_mask` are scratch and `_kept` what forward keeps for backward."""
 
-    registry = ACTIVATIONS
     _d = _e = _mask = _kept = None
 
 
@@ -126,7 +96,7 @@ def normal_cdf(z: np.ndarray, out: np.ndarray, tmp1: np.ndarray, tmp2: np.ndarra
     return out
 
 
-@ACTIVATIONS.register("identity")
+@ACTIVATIONS.register("identity", doc="z unchanged")
 class Identity(Elementwise):
     def forward(self, z, out):
         np.copyto(out, z)
@@ -136,7 +106,7 @@ class Identity(Elementwise):
         return grad
 
 
-@ACTIVATIONS.register("relu")
+@ACTIVATIONS.register("relu", doc="max(z, 0)")
 class ReLU(Elementwise):
     def forward(self, z, out):
         return np.maximum(z, 0.0, out=out)
@@ -147,15 +117,11 @@ class ReLU(Elementwise):
         return grad
 
 
-@ACTIVATIONS.register("leaky_relu")
+@ACTIVATIONS.register(
+    "leaky_relu", Option("negative_slope", "number", "slope for z < 0", 0.01, AT_LEAST_0), doc="z, or negative_slope·z for z < 0"
+)
 class LeakyReLU(Elementwise):
     """z for z > 0, negative_slope·z otherwise."""
-
-    options = MappingProxyType({"negative_slope": 0.01})
-
-    def __init__(self, **given):
-        super().__init__(**given)
-        self._float("negative_slope")
 
     def forward(self, z, out):
         np.multiply(z, self.negative_slope, out=out)
@@ -171,16 +137,13 @@ class LeakyReLU(Elementwise):
         return grad
 
 
-@ACTIVATIONS.register("elu")
+@ACTIVATIONS.register(
+    "elu", Option("alpha", "number", "the limit for very negative z is -alpha", 1.0, ABOVE_0), doc="z, or alpha·(exp(z) - 1) for z < 0"
+)
 class ELU(Elementwise):
     """scale·z for z > 0, scale·alpha·(exp(z) - 1) otherwise, with scale 1 (selu changes it)."""
 
-    options = MappingProxyType({"alpha": 1.0})
     scale = 1.0
-
-    def __init__(self, **given):
-        super().__init__(**given)
-        self._float("alpha")
 
     def forward(self, z, out):
         self._d, d = rows_like(self._d, z)
@@ -201,30 +164,27 @@ class ELU(Elementwise):
         return grad
 
 
-@ACTIVATIONS.register("selu")
+@ACTIVATIONS.register("selu", doc="ELU scaled by PyTorch's self-normalizing constants")
 class SELU(ELU):
     """ELU with PyTorch's self-normalizing constants; no options."""
 
-    options = NO_OPTIONS
     alpha = 1.6732632423543772848170429916717
     scale = 1.0507009873554804934193349852946
 
 
-@ACTIVATIONS.register("gelu")
+@ACTIVATIONS.register(
+    "gelu",
+    Option("approximate", "choice", "`tanh`: the tanh approximation of Φ", "none", choices=("none", "tanh")),
+    doc="z·Φ(z), Φ the normal CDF",
+)
 class GELU(Elementwise):
     """z·P(z) with P = Φ, the normal CDF, or for approximate="tanh" P = (1 + tanh(√(2/π)(z + 0.044715 z³)))/2.
 
     forward keeps P; f' = P + z·P' with P' = φ(z) = exp(-z²/2)/√(2π), or for tanh P' = 2P(1 - P)·u'(z).
     """
 
-    options = MappingProxyType({"approximate": "none"})
     C = 0.044715
     K = math.sqrt(2.0 / math.pi)
-
-    def __init__(self, **given):
-        super().__init__(**given)
-        if self.approximate not in ("none", "tanh"):
-            raise self.error(f"approximate must be 'none' or 'tanh' (got {self.approximate!r})")
 
     def forward(self, z, out):
         self._kept, p = rows_like(self._kept, z)
@@ -266,7 +226,7 @@ class GELU(Elementwise):
         return grad
 
 
-@ACTIVATIONS.register("silu")
+@ACTIVATIONS.register("silu", doc="z·sigmoid(z)")
 class SiLU(Elementwise):
     """z·σ(z); forward keeps σ(z), and f' = σ(z)(1 - a) + a."""
 
@@ -284,16 +244,14 @@ class SiLU(Elementwise):
         return grad
 
 
-@ACTIVATIONS.register("softplus")
+@ACTIVATIONS.register(
+    "softplus",
+    Option("beta", "number", "sharpness: log(1 + exp(beta z)) / beta", 1.0, ABOVE_0),
+    Option("threshold", "number", "z itself where beta z > threshold", 20.0, ABOVE_0),
+    doc="log(1 + exp(beta·z)) / beta",
+)
 class Softplus(Elementwise):
     """log(1 + exp(beta·z))/beta, and z itself where beta·z > threshold (PyTorch's linear region)."""
-
-    options = MappingProxyType({"beta": 1.0, "threshold": 20.0})
-
-    def __init__(self, **given):
-        super().__init__(**given)
-        self._float("beta", lambda v: v > 0.0, " > 0")
-        self._float("threshold")
 
     def forward(self, z, out):
         self._mask, linear = rows_like(self._mask, z, bool)
@@ -314,7 +272,7 @@ class Softplus(Elementwise):
         return grad
 
 
-@ACTIVATIONS.register("sigmoid")
+@ACTIVATIONS.register("sigmoid", doc="1 / (1 + exp(-z))")
 class Sigmoid(Elementwise):
     def forward(self, z, out):
         return sigmoid(z, out)
@@ -327,7 +285,7 @@ class Sigmoid(Elementwise):
         return grad
 
 
-@ACTIVATIONS.register("tanh")
+@ACTIVATIONS.register("tanh", doc="tanh(z)")
 class Tanh(Elementwise):
     def forward(self, z, out):
         return np.tanh(z, out=out)

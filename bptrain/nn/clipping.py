@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from bptrain.errors import ConfigError
+from bptrain.nn.errors import OptionError
 from bptrain.nn.params import Param
 
 EPS = 1e-6
@@ -18,7 +18,7 @@ EPS = 1e-6
 
 def _positive(what: str, value: float) -> float:
     if not value > 0.0:
-        raise ConfigError(f"{what} must be > 0 (got {value})")
+        raise OptionError(f"{what} must be > 0 (got {value})")
     return float(value)
 
 

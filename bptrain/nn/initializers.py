@@ -14,50 +14,50 @@ import math
 
 import numpy as np
 
-from bptrain.registry import Registry
+from bptrain.nn.names import Registry
 
 INITIALIZERS = Registry("initializer")
 
 RELU_LIKE = frozenset({"relu", "leaky_relu", "elu", "gelu", "silu", "softplus"})
 
 
-@INITIALIZERS.register("glorot_uniform")
+@INITIALIZERS.register("glorot_uniform", doc="U(-a, a), a = sqrt(6 / (fan_in + fan_out))")
 def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(dtype)
 
 
-@INITIALIZERS.register("glorot_normal")
+@INITIALIZERS.register("glorot_normal", doc="N(0, 2 / (fan_in + fan_out))")
 def glorot_normal(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     std = math.sqrt(2.0 / (fan_in + fan_out))
     return rng.normal(0.0, std, (fan_in, fan_out)).astype(dtype)
 
 
-@INITIALIZERS.register("he_uniform")
+@INITIALIZERS.register("he_uniform", doc="U(-a, a), a = sqrt(6 / fan_in)")
 def he_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     limit = math.sqrt(6.0 / fan_in)
     return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(dtype)
 
 
-@INITIALIZERS.register("he_normal")
+@INITIALIZERS.register("he_normal", doc="N(0, 2 / fan_in)")
 def he_normal(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     std = math.sqrt(2.0 / fan_in)
     return rng.normal(0.0, std, (fan_in, fan_out)).astype(dtype)
 
 
-@INITIALIZERS.register("lecun_uniform")
+@INITIALIZERS.register("lecun_uniform", doc="U(-a, a), a = sqrt(3 / fan_in)")
 def lecun_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     limit = math.sqrt(3.0 / fan_in)
     return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(dtype)
 
 
-@INITIALIZERS.register("lecun_normal")
+@INITIALIZERS.register("lecun_normal", doc="N(0, 1 / fan_in)")
 def lecun_normal(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     std = math.sqrt(1.0 / fan_in)
     return rng.normal(0.0, std, (fan_in, fan_out)).astype(dtype)
 
 
-@INITIALIZERS.register("orthogonal")
+@INITIALIZERS.register("orthogonal", doc="orthonormal columns (or rows), as torch.nn.init.orthogonal_")
 def orthogonal(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     """Orthonormal columns (W.T @ W = I) when fan_in >= fan_out, else orthonormal rows (W @ W.T = I).
 
@@ -70,7 +70,7 @@ def orthogonal(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> np
     return np.ascontiguousarray(q if fan_in >= fan_out else q.T, dtype=dtype)
 
 
-@INITIALIZERS.register("zeros")
+@INITIALIZERS.register("zeros", doc="all zeros")
 def zeros(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     return np.zeros((fan_in, fan_out), dtype)
 

@@ -7,17 +7,65 @@ itself), and keeps a reference to its input; backward(grad) overwrites (never su
 and returns dL/dx: a view of an owned buffer, or `grad` itself, which backward may overwrite.
 `params` lists the Params; `buffers` maps names like "layers.3.running_mean" to state that is not
 learned but saved with the model.
+
+LAYERS holds the layer types of a model's layer list, each a factory declared with its options
+(nn.options): LAYERS.get(type)(**options) checks them (OptionError) and returns the layers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from functools import wraps
+from typing import Any
+
 import numpy as np
 
-from bptrain.errors import ConfigError
 from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.buffers import reserve, rows_like
-from bptrain.nn.initializers import INITIALIZERS
+from bptrain.nn.errors import OptionError
+from bptrain.nn.initializers import INITIALIZERS, auto_initializer
+from bptrain.nn.names import Registry
+from bptrain.nn.options import ABOVE_0, ANY, FRACTION, Option, Range
 from bptrain.nn.params import Param
+
+LAYERS = Registry("layer type", label="{name}")
+
+
+def _name_in(registry: Registry, *extra: str):
+    """A check that accepts a name `registry` holds (or one of `extra`)."""
+
+    def check(value: Any) -> str:
+        if value not in extra:
+            registry.get(value)  # UnknownName says what exists
+        return value
+
+    return check
+
+
+def _mapping(value: Any) -> dict:
+    if not isinstance(value, Mapping):
+        raise ValueError(value)
+    return dict(value)
+
+
+UNITS = Option("units", "integer", "output width", range=Range(0, low_open=True))
+ACTIVATION = Option(
+    "activation", "custom", "an activation name, or {name: ..., option: value}", must="an activation name",
+    check=_name_in(ACTIVATIONS), config="Activation", shown="an activation below",
+)
+ACTIVATION_OPTIONS = Option(
+    "activation_options", "custom", "the activation's options", {}, must="a mapping", check=_mapping, in_config=False
+)
+P = Option("p", "number", "probability that a value is zeroed in training", 0.5, FRACTION)
+EPS = Option("eps", "number", "added to the variance for stability", 1e-5, ABOVE_0)
+MOMENTUM = Option("momentum", "number", "weight of the batch in the running statistics", 0.1, Range(0.0, 1.0, low_open=True))
+
+
+def _checked(kind: str, **given: Any) -> dict[str, Any]:
+    """A layer class's constructor arguments, checked against its layer type's declaration."""
+    declaration = LAYERS[kind].declaration
+    return declaration.check({o.name: given[o.name] for o in declaration.nn_options if o.name in given})
 
 
 class Layer:
@@ -35,9 +83,10 @@ class Dense(Layer):
 
     def __init__(self, units: int, init: str = "glorot_uniform", bias_init: float = 0.0):
         super().__init__()
-        if units < 1:
-            raise ConfigError(f"a dense layer needs at least 1 unit (got {units})")
-        self.units = units
+        try:
+            self.units = UNITS.parse(units)
+        except OptionError as e:
+            raise OptionError(f"dense: {e}") from None
         self.init = init
         self._initializer = INITIALIZERS.get(init)
         self.bias_init = float(bias_init)
@@ -103,11 +152,9 @@ class Dropout(Layer):
     of a batch as big as the last one reuse its mask (a gradient check needs one fixed function).
     """
 
-    def __init__(self, p: float):
+    def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ConfigError(f"dropout p must be in [0, 1) (got {p})")
-        self.p = float(p)
+        self.p = _checked("dropout", p=p)["p"]
         self.freeze_mask = False
 
     def build(self, in_features, batch_size, dtype, rng, name, noise_rng=None) -> int:
@@ -146,11 +193,9 @@ class Dropout(Layer):
 class _Norm(Layer):
     """Shared by the norm layers: out = gamma·xhat + beta per feature, with learnable gamma and beta."""
 
-    def __init__(self, eps: float):
+    def __init__(self, **options: float):
         super().__init__()
-        if not eps > 0.0:
-            raise ConfigError(f"{self.kind} eps must be > 0 (got {eps})")
-        self.eps = float(eps)
+        vars(self).update(_checked(self.kind, **options))
 
     def build(self, in_features, batch_size, dtype, rng, name, noise_rng=None) -> int:
         self.dtype = dtype = np.dtype(dtype)
@@ -187,10 +232,7 @@ class BatchNorm(_Norm):
     kind = "batch_norm"
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5):
-        super().__init__(eps)
-        if not 0.0 <= momentum <= 1.0:
-            raise ConfigError(f"batch_norm momentum must be in [0, 1] (got {momentum})")
-        self.momentum = float(momentum)
+        super().__init__(momentum=momentum, eps=eps)
 
     def build(self, in_features, batch_size, dtype, rng, name, noise_rng=None) -> int:
         k = super().build(in_features, batch_size, dtype, rng, name)
@@ -208,7 +250,7 @@ class BatchNorm(_Norm):
         self._train, invstd = train, self._invstd
         if train:
             if n < 2:
-                raise ConfigError(
+                raise OptionError(
                     f"batch_norm needs at least 2 rows in a training batch (got {n}); "
                     "choose a batch size that leaves no last batch of one row"
                 )
@@ -254,7 +296,7 @@ class LayerNorm(_Norm):
     kind = "layer_norm"
 
     def __init__(self, eps: float = 1e-5):
-        super().__init__(eps)
+        super().__init__(eps=eps)
 
     def build(self, in_features, batch_size, dtype, rng, name, noise_rng=None) -> int:
         k = super().build(in_features, batch_size, dtype, rng, name)
@@ -295,3 +337,70 @@ class LayerNorm(_Norm):
         grad -= m1
         grad *= invstd
         return grad
+
+
+# --- the layer types of a model's layer list ----------------------------------------------------------
+
+
+def _layer_type(name: str, *options: Option, doc: str):
+    """Register a factory of layers under `name`; calling it checks the options first."""
+
+    def add(factory):
+        @wraps(factory)
+        def checked(**given: Any) -> list[Layer]:
+            return factory(**checked.declaration.check(given))
+
+        return LAYERS.register(name, *options, doc=doc)(checked)
+
+    return add
+
+
+@_layer_type(
+    "dense",
+    UNITS,
+    replace(ACTIVATION, default="relu"),
+    ACTIVATION_OPTIONS,
+    Option("init", "custom", "weight initializer, or `auto` (see below)", "auto", must="an initializer name or 'auto'",
+           check=_name_in(INITIALIZERS, "auto"), config="InitializerOrAuto", shown="an initializer below, or `auto`"),
+    Option("bias_init", "number", "starting value of every bias", 0.0, ANY),
+    Option("dropout", "number", "dropout after the activation when > 0", 0.0, FRACTION),
+    doc="`x W + b`, then the activation, then dropout when `dropout` > 0",
+)
+def dense(units, activation, activation_options, init, bias_init, dropout) -> list[Layer]:
+    init = auto_initializer(activation) if init == "auto" else init
+    layers: list[Layer] = [Dense(units, init=init, bias_init=bias_init), Activation(activation, **activation_options)]
+    return layers + ([Dropout(dropout)] if dropout > 0.0 else [])
+
+
+@_layer_type(
+    "activation",
+    ACTIVATION,
+    ACTIVATION_OPTIONS,
+    doc="an activation on its own, e.g. after a `batch_norm`",
+)
+def activation(activation, activation_options) -> list[Layer]:
+    return [Activation(activation, **activation_options)]
+
+
+@_layer_type(
+    "dropout",
+    P,
+    doc="inverted dropout: zeroes each value with probability p and scales the rest by 1/(1-p) in training",
+)
+def dropout(p) -> list[Layer]:
+    return [Dropout(p)]
+
+
+@_layer_type(
+    "batch_norm",
+    MOMENTUM,
+    EPS,
+    doc="as `torch.nn.BatchNorm1d`: batch statistics in training, running statistics (kept in `model.npz`) at evaluation",
+)
+def batch_norm(momentum, eps) -> list[Layer]:
+    return [BatchNorm(momentum=momentum, eps=eps)]
+
+
+@_layer_type("layer_norm", EPS, doc="as `torch.nn.LayerNorm` over the features of each row; learnable scale and shift")
+def layer_norm(eps) -> list[Layer]:
+    return [LayerNorm(eps=eps)]

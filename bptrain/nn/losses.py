@@ -3,24 +3,52 @@
 dL/dlogits lives in a buffer the loss owns, reused by the next call (grown for a bigger batch).
 Every formula is stable for any finite logits. link(logits) returns new predictions in output space.
 Targets: class indices of shape (n,) for cross_entropy, floats of the logits' shape otherwise.
-Each class has `task` ("classification" or "regression") and `options`, its keyword options with
-PyTorch's defaults: LOSSES.get(name)(**options); an unknown option or bad value raises ConfigError.
+Each class has `task` ("classification" or "regression") and declares its keyword options with
+PyTorch's defaults when registered: LOSSES.get(name)(**options); an unknown option or bad value
+raises OptionError.
 """
 
 from __future__ import annotations
 
 import math
-from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from bptrain.errors import ConfigError, DataError
 from bptrain.nn.activations import Options, sigmoid
 from bptrain.nn.buffers import reserve, rows_like
-from bptrain.registry import Registry
+from bptrain.nn.errors import OptionError
+from bptrain.nn.names import Registry
+from bptrain.nn.options import ABOVE_0, FRACTION, Option
 
-LOSSES = Registry("loss")
+LOSSES = Registry("loss", number="a finite number")
+
+
+def _weights(value: Any, scalar_ok: bool) -> float | tuple[float, ...] | None:
+    """None, a float > 0 (if scalar_ok) or a non-empty tuple of them; ValueError for anything else."""
+    if value is None:
+        return None
+    if scalar_ok and np.ndim(value) == 0 and isinstance(value, (int, float, np.number)):
+        numbers: tuple = (value,)
+    else:
+        numbers = tuple(float(v) for v in value if not isinstance(v, (bool, str, np.bool_)))  # TypeError: not a list
+        if np.ndim(value) != 1 or not 0 < len(numbers) == len(value):
+            raise ValueError(value)
+    if not all(not isinstance(v, (bool, np.bool_)) and math.isfinite(v) and v > 0.0 for v in numbers):
+        raise ValueError(value)
+    return float(numbers[0]) if len(numbers) == 1 and np.ndim(value) == 0 else tuple(map(float, numbers))
+
+
+def weights_option(name: str, doc: str, scalar_ok: bool, config: str, shown: str, config_name: str | None = None) -> Option:
+    """A per-class or per-output weights option: None, a list of numbers > 0 (or, if scalar_ok, one number)."""
+    must = f"{'a number > 0 or ' if scalar_ok else ''}a list of finite numbers > 0"
+    def check(value: Any) -> Any:
+        try:
+            return _weights(value, scalar_ok)
+        except TypeError:
+            raise ValueError(value) from None
+
+    return Option(name, "custom", doc, None, must=must, check=check, config=config, config_name=config_name, shown=shown)
 
 
 def _check_shape(y: np.ndarray, shape: tuple[int, ...], loss: str) -> None:
@@ -29,26 +57,7 @@ def _check_shape(y: np.ndarray, shape: tuple[int, ...], loss: str) -> None:
 
 
 class Loss(Options):
-    registry = LOSSES
     task: ClassVar[str]
-
-    def _weights(self, key: str, scalar_ok: bool) -> float | tuple[float, ...] | None:
-        """Option `key` as None, a Python float >= 0 (if scalar_ok) or a tuple of them; else ConfigError."""
-        value = getattr(self, key)
-        if value is None:
-            return None
-        if scalar_ok and np.ndim(value) == 0:
-            return self._float(key, lambda v: v >= 0.0, " >= 0")
-        try:
-            numbers = tuple(float(v) for v in value if not isinstance(v, (bool, str)))
-            ok = np.ndim(value) == 1 and len(numbers) == len(value) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise self.error(f"{key} must be {'a number or ' if scalar_ok else ''}a list of numbers (got {value!r})")
-        if not all(math.isfinite(v) and v >= 0.0 for v in numbers):
-            raise self.error(f"{key} must hold finite numbers >= 0 (got {list(numbers)})")
-        return numbers
 
     def _per_output(self, key: str, k: int, dtype) -> np.ndarray | None:
         """Option `key` (a tuple) as a (k,) array of dtype, made once and remade only if k or dtype change."""
@@ -63,7 +72,20 @@ class Loss(Options):
         return cached
 
 
-@LOSSES.register("cross_entropy")
+@LOSSES.register(
+    "cross_entropy",
+    Option("label_smoothing", "number", "share of each target spread evenly over the classes", 0.0, FRACTION),
+    weights_option(
+        "weight",
+        "a weight per class: a list in the order of report.json's classes, a mapping {class: weight} "
+        "(others weigh 1), or `balanced`: n / (k · count of the class)",
+        scalar_ok=False,
+        config="Literal['balanced'] | list[Positive] | dict[str | Int, Positive] | None",
+        shown="`null`, a list or a mapping of numbers > 0, or `balanced`",
+        config_name="class_weights",
+    ),
+    doc="softmax cross-entropy, for classification",
+)
 class CrossEntropy(Loss):
     """Softmax cross-entropy as torch.nn.CrossEntropyLoss, y holding class indices of shape (n,).
 
@@ -73,12 +95,9 @@ class CrossEntropy(Loss):
     """
 
     task = "classification"
-    options = MappingProxyType({"label_smoothing": 0.0, "weight": None})
 
     def __init__(self, **given):
         super().__init__(**given)
-        self._float("label_smoothing", lambda v: 0.0 <= v <= 1.0, " in [0, 1]")
-        self.weight = self._weights("weight", scalar_ok=False)
         self._weight = self._ones = None  # the weights (or ones) as an array of the logits' dtype
         self._grad = self._max = self._lse = self._wy = self._dot = self._wk = self._rows = None
 
@@ -113,9 +132,7 @@ class CrossEntropy(Loss):
         p /= lse  # softmax
         np.log(lse, out=lse)  # logsumexp - max >= 0
         np.take(w, y, out=wy)
-        total = float(np.sum(wy))  # the weighted mean's denominator, as in PyTorch
-        if not total > 0.0:
-            raise self.error("every target in this batch has class weight 0, so the weighted mean is undefined")
+        total = float(np.sum(wy))  # the weighted mean's denominator, as in PyTorch; weights are > 0
         if eps:
             smoothed = float(np.sum(w)) * float(np.sum(lse)) - float(np.sum(dot))  # a sum of terms >= 0
         lse += top
@@ -142,7 +159,17 @@ class CrossEntropy(Loss):
         return p
 
 
-@LOSSES.register("binary_cross_entropy")
+@LOSSES.register(
+    "binary_cross_entropy",
+    weights_option(
+        "pos_weight",
+        "weight of the positive term: a number, one per label, or `balanced`: negatives / positives, per label",
+        scalar_ok=True,
+        config="Positive | Literal['balanced'] | list[Positive] | None",
+        shown="`null`, a number > 0, a list of them, or `balanced`",
+    ),
+    doc="sigmoid cross-entropy, for two classes or multilabel",
+)
 class BinaryCrossEntropy(Loss):
     """Sigmoid cross-entropy on logits as torch.nn.BCEWithLogitsLoss, mean over all entries.
 
@@ -152,11 +179,9 @@ class BinaryCrossEntropy(Loss):
     """
 
     task = "classification"
-    options = MappingProxyType({"pos_weight": None})
 
     def __init__(self, **given):
         super().__init__(**given)
-        self.pos_weight = self._weights("pos_weight", scalar_ok=True)
         self._pos_weight = None
         self._grad = self._softplus = self._py = self._m = None
 
@@ -197,7 +222,7 @@ class Regression(Loss):
         return logits.copy()
 
 
-@LOSSES.register("mse")
+@LOSSES.register("mse", doc="mean squared error, for regression")
 class MeanSquaredError(Regression):
     """Mean squared error over all entries; y has the predictions' shape."""
 
@@ -214,7 +239,7 @@ class MeanSquaredError(Regression):
         return loss, g
 
 
-@LOSSES.register("mae")
+@LOSSES.register("mae", doc="mean absolute error (L1), for regression")
 class MeanAbsoluteError(Regression):
     """Mean absolute error (torch.nn.L1Loss); the gradient is sign(z - y)/N, 0 where z = y."""
 
@@ -233,18 +258,19 @@ class MeanAbsoluteError(Regression):
         return loss, g
 
 
-@LOSSES.register("huber")
+@LOSSES.register(
+    "huber",
+    Option("delta", "number", "where the loss turns from quadratic to linear", 1.0, ABOVE_0),
+    doc="Huber loss, for regression: quadratic within delta, linear beyond",
+)
 class Huber(Regression):
     """torch.nn.HuberLoss: d²/2 where |d| < delta, else delta·(|d| - delta/2), mean over entries.
 
     With c = clip(d, -delta, delta) each entry's loss is c·d - c²/2 and its gradient c.
     """
 
-    options = MappingProxyType({"delta": 1.0})
-
     def __init__(self, **given):
         super().__init__(**given)
-        self._float("delta", lambda v: v > 0.0, " > 0")
         self._grad = self._diff = None
 
     def __call__(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -263,7 +289,7 @@ def loss_for_task(task: str, n_classes: int) -> str:
     if task == "regression":
         return "mse"
     if task != "classification":
-        raise ConfigError(f"unknown task {task!r}; choose from classification, regression")
+        raise OptionError(f"unknown task {task!r}; choose from classification, regression")
     if n_classes < 2:
-        raise DataError(f"classification needs at least 2 classes in the target (got {n_classes})")
+        raise OptionError(f"classification needs at least 2 classes in the target (got {n_classes})")
     return "cross_entropy" if n_classes > 2 else "binary_cross_entropy"

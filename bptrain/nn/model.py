@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 
 import numpy as np
 
-from bptrain.errors import ConfigError
-from bptrain.nn.initializers import auto_initializer
-from bptrain.nn.layers import Activation, BatchNorm, Dense, Dropout, LayerNorm
+from bptrain.nn.errors import OptionError, UnknownName
+from bptrain.nn.layers import LAYERS, Dense
 from bptrain.nn.params import Param
 from bptrain.nn.state import check_state
 
@@ -34,7 +32,7 @@ class Sequential:
         noise_rng draws the dropout masks (None: the model cannot train with dropout).
         """
         if np.dtype(dtype).name not in DTYPES:
-            raise ConfigError(f"model dtype must be one of {', '.join(DTYPES)} (got {dtype})")
+            raise OptionError(f"model dtype must be one of {', '.join(DTYPES)} (got {dtype})")
         self.dtype = np.dtype(dtype)
         self.noise_rng = noise_rng
         self.in_features = width = in_features
@@ -82,55 +80,25 @@ class Sequential:
             np.copyto(array, state[name])
 
 
-NONE: Mapping = MappingProxyType({})
-LAYER_KEYS = {  # each layer type's keys in build_model's dicts, with their defaults (None: required)
-    "dense": {"units": None, "activation": "relu", "activation_options": NONE, "init": "auto", "bias_init": 0.0, "dropout": 0.0},
-    "activation": {"activation": None, "activation_options": NONE},
-    "dropout": {"p": None},
-    "batch_norm": {"momentum": 0.1, "eps": 1e-5},
-    "layer_norm": {"eps": 1e-5},
-}
-
-
-def _spec(i: int, spec: Mapping) -> dict:
-    """spec with its "type" (default "dense") and every default filled in; ConfigError on unknown or missing keys.
-
-    Keys given as None count as missing, so a flat dump of every layer type's keys is accepted.
-    """
-    spec = {key: value for key, value in spec.items() if value is not None}
-    kind = spec.get("type", "dense")
-    if kind not in LAYER_KEYS:
-        raise ConfigError(f"layers[{i}]: unknown layer type {kind!r}; choose from {', '.join(LAYER_KEYS)}")
-    keys = LAYER_KEYS[kind]
-    for key in spec:
-        if key != "type" and key not in keys:
-            raise ConfigError(f"layers[{i}]: unknown key {key!r} for a {kind} layer; allowed: {', '.join(keys)}")
-    full = {"type": kind, **keys, **spec}
-    missing = [key for key, value in full.items() if value is None]
-    if missing:
-        raise ConfigError(f"layers[{i}]: a {kind} layer needs {', '.join(missing)}")
-    return full
+def _spec(i: int, spec: Mapping) -> tuple[str, dict]:
+    """(layer type, its options) of a layer dict; keys given as None count as missing, so a flat
+    dump of every layer type's keys is accepted."""
+    options = {key: value for key, value in spec.items() if value is not None}
+    kind = options.pop("type", "dense")
+    if kind not in LAYERS:
+        raise UnknownName(f"layers[{i}]: {LAYERS.unknown(kind)}")
+    return kind, options
 
 
 def hidden_layers(specs: list[Mapping]) -> list:
     """The layers that the dicts describe (see build_model), in order."""
     layers: list = []
     for i, spec in enumerate(specs):
-        s = _spec(i, spec)
-        kind = s["type"]
-        if kind == "dense":
-            init = auto_initializer(s["activation"]) if s["init"] == "auto" else s["init"]
-            layers += [Dense(s["units"], init=init, bias_init=s["bias_init"])]
-            layers += [Activation(s["activation"], **s["activation_options"])]
-            layers += [Dropout(s["dropout"])] if s["dropout"] > 0.0 else []
-        elif kind == "activation":
-            layers.append(Activation(s["activation"], **s["activation_options"]))
-        elif kind == "dropout":
-            layers.append(Dropout(s["p"]))
-        elif kind == "batch_norm":
-            layers.append(BatchNorm(momentum=s["momentum"], eps=s["eps"]))
-        else:
-            layers.append(LayerNorm(eps=s["eps"]))
+        kind, options = _spec(i, spec)
+        try:
+            layers += LAYERS[kind](**options)
+        except OptionError as e:
+            raise type(e)(f"layers[{i}]: {e}") from None
     return layers
 
 
@@ -147,14 +115,11 @@ def build_model(
 ) -> Sequential:
     """The hidden layers that the dicts describe, then a Dense(n_out) output of logits (the loss applies the link).
 
-    Layer dicts, missing (or None) keys taking the defaults shown:
+    Layer dicts: "type" (default "dense") names a layer type of nn.layers.LAYERS, and the other keys
+    are its declared options, missing (or None) keys taking their defaults; e.g.
       {"type": "dense", "units": int, "activation": "relu", "activation_options": {}, "init": "auto",
        "bias_init": 0.0, "dropout": 0.0}  -> Dense + Activation (+ Dropout(dropout) when > 0);
        init "auto" picks the initializer from the activation (auto_initializer)
-      {"type": "activation", "activation": str, "activation_options": {}}
-      {"type": "dropout", "p": float}
-      {"type": "batch_norm", "momentum": 0.1, "eps": 1e-5}
-      {"type": "layer_norm", "eps": 1e-5}
     rng draws the initial weights in layer order; noise_rng (kept as model.noise_rng) the dropout masks.
     Sequential layer i (after dense dicts expand) is named f"layers.{i}".
     """

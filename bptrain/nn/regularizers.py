@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from bptrain.errors import ConfigError
+from bptrain.nn.errors import OptionError
 from bptrain.nn.params import Param
 
 
@@ -18,7 +18,7 @@ class Regularizer:
     def __init__(self, params: list[Param], *, l1: float = 0.0, l2: float = 0.0, include_bias: bool = False):
         for key, value in (("l1", l1), ("l2", l2)):
             if not (math.isfinite(value) and value >= 0.0):
-                raise ConfigError(f"regularization {key} must be a finite number >= 0 (got {value})")
+                raise OptionError(f"regularization {key} must be a finite number >= 0 (got {value})")
         self.l1, self.l2 = float(l1), float(l2)
         self.include_bias = include_bias
         self.params = [p for p in params if include_bias or p.kind == "weight"]

@@ -1,9 +1,10 @@
 """Learning-rate schedules: pure functions f(t, *, lr, **options) -> the learning rate at step t.
 
 t = 0, 1, 2, ... counts whatever the caller steps on (optimizer steps or epochs); lr is the base
-(peak) learning rate. Every function returns a Python float, exposes its options and defaults in its
-signature, and raises ConfigError for a bad option whatever t is, so f(0, lr=lr, **options) checks
-a config. Each matches the PyTorch scheduler named in its docstring, stepped once per t.
+(peak) learning rate. Every function returns a Python float; its options are declared when it is
+registered (nn.options), and the registered function checks them, raising OptionError for a bad
+option whatever t is, so f(0, lr=lr, **options) checks a config. Each matches the PyTorch
+scheduler named in its docstring, stepped once per t.
 
 One schedule is not a function of t: ReduceOnPlateau follows a monitored value. It is a class,
 registered with `stateful = True` (every function has `stateful = False`).
@@ -13,92 +14,105 @@ from __future__ import annotations
 
 import bisect
 import math
-from numbers import Integral, Real
+from dataclasses import replace
+from functools import wraps
+from numbers import Integral
 from typing import Any
 
-from bptrain.errors import ConfigError
-from bptrain.registry import Registry
+from bptrain.nn.names import Registry
+from bptrain.nn.options import ABOVE_0, AT_LEAST_0, AT_LEAST_1, OPEN_UNIT, REQUIRED, Option, Range, Rule
 
-SCHEDULES = Registry("schedule")
+SCHEDULES = Registry("schedule", label="{name}")
 
 
-def _schedule(name: str):
-    """Register a pure schedule function under `name`, marked stateful = False."""
+def _interval(default: str) -> Option:
+    return Option(
+        "interval", "choice", "what t counts: epochs, or optimizer steps", default, choices=("epoch", "step"), nn=False
+    )
+
+
+def _increasing(value: Any) -> list[int]:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(m, Integral) and not isinstance(m, bool) for m in value)
+    if not ok or not value or value[0] < 1 or any(a >= b for a, b in zip(value, value[1:])):
+        raise ValueError(value)
+    return list(value)
+
+
+GAMMA = Option("gamma", "number", "factor applied at each decay", 0.1, ABOVE_0)
+MIN_LR = Option("min_lr", "number", "the lowest rate", 0.0, AT_LEAST_0)
+TOTAL = Option(
+    "total", "integer", "length of the schedule (null: the whole run)", range=AT_LEAST_1,
+    config="Count | None", config_default=None, shown="an integer >= 1, or `null`",
+)
+WARMUP = Option("warmup", "integer", "length of the linear warm-up", 0, Range(0))
+WARMUP_BEFORE_TOTAL = Rule(
+    "warmup must be < total", lambda o: o["warmup"] >= o["total"], lambda o: f"warmup={o['warmup']}, total={o['total']}"
+)
+RISE = Rule(
+    "pct_start * total must be > 1, so the rise has a step to take",
+    lambda o: o["pct_start"] * o["total"] <= 1.0,
+    lambda o: f"{o['pct_start']!r} * {o['total']} = {o['pct_start'] * o['total']:g}",
+)
+LAST_PHASE = Rule(
+    "with three_phase, 2 * pct_start * total must be < total + 1, so the last phase has a step to take",
+    lambda o: o["three_phase"] and 2.0 * o["pct_start"] * o["total"] - 2.0 >= o["total"] - 1,
+    lambda o: f"2 * {o['pct_start']!r} * {o['total']} = {2.0 * o['pct_start'] * o['total']:g}",
+)
+
+
+def _schedule(name: str, *options: Option, rules: tuple[Rule, ...] = (), doc: str):
+    """Register a pure schedule function under `name`, marked stateful = False; calling it checks its options."""
 
     def add(fn):
-        fn.stateful = False
-        return SCHEDULES.register(name)(fn)
+        @wraps(fn)
+        def checked(t: int, *, lr: float, **given: Any) -> float:
+            return fn(t, lr=lr, **checked.declaration.check(given))
+
+        checked.stateful = False
+        return SCHEDULES.register(name, *options, rules=rules, doc=doc)(checked)
 
     return add
-
-
-# --- option checks: each raises ConfigError("<schedule>: <option> must be ... (got ...)") ---------
-
-
-def _integer(schedule: str, option: str, value: Any, low: int) -> int:
-    if not (isinstance(value, Integral) and not isinstance(value, bool) and value >= low):
-        raise ConfigError(f"{schedule}: {option} must be an integer >= {low} (got {value!r})")
-    return int(value)
-
-
-def _positive(schedule: str, option: str, value: Any) -> float:
-    if not (isinstance(value, Real) and not isinstance(value, bool) and value > 0):
-        raise ConfigError(f"{schedule}: {option} must be a number > 0 (got {value!r})")
-    return float(value)
-
-
-def _non_negative(schedule: str, option: str, value: Any) -> float:
-    if not (isinstance(value, Real) and not isinstance(value, bool) and value >= 0):
-        raise ConfigError(f"{schedule}: {option} must be a number >= 0 (got {value!r})")
-    return float(value)
-
-
-def _warmup(schedule: str, total: Any, warmup: Any) -> tuple[int, int]:
-    total = _integer(schedule, "total", total, 1)
-    warmup = _integer(schedule, "warmup", warmup, 0)
-    if warmup >= total:
-        raise ConfigError(f"{schedule}: warmup must be < total (got warmup={warmup}, total={total})")
-    return total, warmup
 
 
 # --- the schedules --------------------------------------------------------------------------------
 
 
-@_schedule("constant")
+@_schedule("constant", doc="`lr`")
 def constant(t: int, *, lr: float) -> float:
     """lr at every step."""
     return float(lr)
 
 
-@_schedule("step")
-def step(t: int, *, lr: float, step_size: int, gamma: float = 0.1) -> float:
+@_schedule(
+    "step",
+    Option("step_size", "integer", "steps (or epochs) between decays", range=AT_LEAST_1),
+    GAMMA,
+    _interval("epoch"),
+    doc="`lr · gamma^floor(t / step_size)`",
+)
+def step(t: int, *, lr: float, step_size: int, gamma: float) -> float:
     """lr * gamma ** (t // step_size): torch StepLR."""
-    step_size = _integer("step", "step_size", step_size, 1)
-    gamma = _positive("step", "gamma", gamma)
     return float(lr * gamma ** (t // step_size))
 
 
-@_schedule("multistep")
-def multistep(t: int, *, lr: float, milestones: list[int], gamma: float = 0.1) -> float:
-    """lr * gamma ** (the number of milestones <= t): torch MultiStepLR.
-
-    milestones: strictly increasing integers >= 1 (an empty list keeps lr constant).
-    """
-    ok = isinstance(milestones, (list, tuple)) and all(
-        isinstance(m, Integral) and not isinstance(m, bool) for m in milestones
-    )
-    if not ok or any(m < 1 for m in milestones) or any(a >= b for a, b in zip(milestones, milestones[1:])):
-        raise ConfigError(
-            f"multistep: milestones must be strictly increasing integers >= 1 (got {milestones!r})"
-        )
-    gamma = _positive("multistep", "gamma", gamma)
+@_schedule(
+    "multistep",
+    Option(
+        "milestones", "custom", "the t at which the rate decays", must="a non-empty, strictly increasing list",
+        check=_increasing, config="list[Count]", config_check=True,
+    ),
+    GAMMA,
+    _interval("epoch"),
+    doc="`lr · gamma^(milestones passed)`",
+)
+def multistep(t: int, *, lr: float, milestones: list[int], gamma: float) -> float:
+    """lr * gamma ** (the number of milestones <= t): torch MultiStepLR; milestones are integers >= 1."""
     return float(lr * gamma ** bisect.bisect_right(milestones, t))
 
 
-@_schedule("exponential")
+@_schedule("exponential", replace(GAMMA, default=REQUIRED), _interval("epoch"), doc="`lr · gamma^t`")
 def exponential(t: int, *, lr: float, gamma: float) -> float:
     """lr * gamma ** t: torch ExponentialLR."""
-    gamma = _positive("exponential", "gamma", gamma)
     return float(lr * gamma**t)
 
 
@@ -107,8 +121,16 @@ def _cosine(lr: float, min_lr: float, progress: float) -> float:
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-@_schedule("cosine")
-def cosine(t: int, *, lr: float, total: int, warmup: int = 0, min_lr: float = 0.0) -> float:
+@_schedule(
+    "cosine",
+    TOTAL,
+    WARMUP,
+    MIN_LR,
+    _interval("epoch"),
+    rules=(WARMUP_BEFORE_TOTAL,),
+    doc="linear warm-up `lr·(t+1)/warmup`, then half a cosine from `lr` to `min_lr` at `total`",
+)
+def cosine(t: int, *, lr: float, total: int, warmup: int, min_lr: float) -> float:
     """Linear warm-up, then half a cosine from lr down to min_lr, reached at t = total and kept after.
 
     t < warmup:  lr * (t + 1) / warmup            (lr / warmup, 2 lr / warmup, ..., lr)
@@ -120,21 +142,23 @@ def cosine(t: int, *, lr: float, total: int, warmup: int = 0, min_lr: float = 0.
     CosineAnnealingLR(T_max=total-warmup, eta_min=min_lr)], milestones=[warmup]): the peak lr is
     used at both t = warmup - 1 and t = warmup.
     """
-    total, warmup = _warmup("cosine", total, warmup)
-    min_lr = _non_negative("cosine", "min_lr", min_lr)
     if t < warmup:
         return float(lr * (t + 1) / warmup)
     return float(_cosine(lr, min_lr, min(1.0, (t - warmup) / (total - warmup))))
 
 
-@_schedule("cosine_restarts")
-def cosine_restarts(t: int, *, lr: float, t_0: int, t_mult: int = 1, min_lr: float = 0.0) -> float:
+@_schedule(
+    "cosine_restarts",
+    Option("t_0", "integer", "length of the first cycle", range=AT_LEAST_1),
+    Option("t_mult", "integer", "each cycle is t_mult times longer than the last", 1, AT_LEAST_1),
+    MIN_LR,
+    _interval("epoch"),
+    doc="cosine from `lr` to `min_lr` over `t_0`, restarting, each cycle `t_mult` times longer",
+)
+def cosine_restarts(t: int, *, lr: float, t_0: int, t_mult: int, min_lr: float) -> float:
     """Cosine from lr to min_lr over t_0 steps, restarted at lr, each cycle t_mult times longer than
     the last: torch CosineAnnealingWarmRestarts(T_0=t_0, T_mult=t_mult, eta_min=min_lr).
     """
-    t_0 = _integer("cosine_restarts", "t_0", t_0, 1)
-    t_mult = _integer("cosine_restarts", "t_mult", t_mult, 1)
-    min_lr = _non_negative("cosine_restarts", "min_lr", min_lr)
     if t_mult == 1:
         t_cur, t_i = t % t_0, t_0
     else:
@@ -145,17 +169,28 @@ def cosine_restarts(t: int, *, lr: float, t_0: int, t_mult: int = 1, min_lr: flo
     return float(_cosine(lr, min_lr, t_cur / t_i))
 
 
-@_schedule("one_cycle")
+@_schedule(
+    "one_cycle",
+    TOTAL,
+    Option("pct_start", "number", "share of the steps spent raising the rate", 0.3, OPEN_UNIT),
+    Option("anneal", "choice", "shape of each phase", "cos", choices=("cos", "linear")),
+    Option("div_factor", "number", "the rate starts at lr / div_factor", 25.0, ABOVE_0),
+    Option("final_div_factor", "number", "and ends at lr / div_factor / final_div_factor", 1e4, ABOVE_0),
+    Option("three_phase", "flag", "go back down to the start rate before the final decay", False),
+    _interval("step"),
+    rules=(RISE, LAST_PHASE),
+    doc="`torch.optim.lr_scheduler.OneCycleLR` with `max_lr = lr` (momentum is not cycled)",
+)
 def one_cycle(
     t: int,
     *,
     lr: float,
     total: int,
-    pct_start: float = 0.3,
-    anneal: str = "cos",
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-    three_phase: bool = False,
+    pct_start: float,
+    anneal: str,
+    div_factor: float,
+    final_div_factor: float,
+    three_phase: bool,
 ) -> float:
     """torch OneCycleLR(max_lr=lr, total_steps=total, cycle_momentum=False): momentum is not cycled.
 
@@ -165,26 +200,7 @@ def one_cycle(
     phase. Phase ends are at step pct_start * total - 1 (three_phase: also 2 pct_start total - 2)
     and total - 1; the lr stays at the final lr after t = total - 1 (torch raises past total).
     """
-    total = _integer("one_cycle", "total", total, 1)
-    if not (isinstance(pct_start, Real) and not isinstance(pct_start, bool) and 0 < pct_start < 1):
-        raise ConfigError(f"one_cycle: pct_start must be a number in (0, 1) (got {pct_start!r})")
-    if anneal not in ("cos", "linear"):
-        raise ConfigError(f"one_cycle: anneal must be 'cos' or 'linear' (got {anneal!r})")
-    div_factor = _positive("one_cycle", "div_factor", div_factor)
-    final_div_factor = _positive("one_cycle", "final_div_factor", final_div_factor)
-    if not isinstance(three_phase, bool):
-        raise ConfigError(f"one_cycle: three_phase must be true or false (got {three_phase!r})")
     rise = float(pct_start * total)
-    if rise <= 1.0:
-        raise ConfigError(
-            f"one_cycle: pct_start * total must be > 1, so the rise has a step to take "
-            f"(got {pct_start!r} * {total} = {rise:g})"
-        )
-    if three_phase and 2.0 * rise - 2.0 >= total - 1:
-        raise ConfigError(
-            f"one_cycle: with three_phase, 2 * pct_start * total must be < total + 1, so the last "
-            f"phase has a step to take (got 2 * {pct_start!r} * {total} = {2.0 * rise:g})"
-        )
     start = lr / div_factor
     final = start / final_div_factor
     if three_phase:  # (last step of the phase, lr at its start, lr at its end)
@@ -203,8 +219,16 @@ def one_cycle(
     return float((lr_to - lr_from) * pct + lr_from)
 
 
-@_schedule("linear")
-def linear(t: int, *, lr: float, total: int, warmup: int = 0, min_lr: float = 0.0) -> float:
+@_schedule(
+    "linear",
+    TOTAL,
+    WARMUP,
+    MIN_LR,
+    _interval("step"),
+    rules=(WARMUP_BEFORE_TOTAL,),
+    doc="linear warm-up to `lr`, then linear decay to `min_lr` at `total`",
+)
+def linear(t: int, *, lr: float, total: int, warmup: int, min_lr: float) -> float:
     """Linear warm-up, then a straight line from lr down to min_lr, reached at t = total and kept after.
 
     t < warmup:  lr * (t + 1) / warmup
@@ -214,14 +238,26 @@ def linear(t: int, *, lr: float, total: int, warmup: int = 0, min_lr: float = 0.
     LinearLR(start_factor=1, end_factor=min_lr/lr, total_iters=total-warmup)], milestones=[warmup]),
     or LambdaLR with the same formula divided by lr.
     """
-    total, warmup = _warmup("linear", total, warmup)
-    min_lr = _non_negative("linear", "min_lr", min_lr)
     if t < warmup:
         return float(lr * (t + 1) / warmup)
     return float(lr + (min_lr - lr) * min(1.0, (t - warmup) / (total - warmup)))
 
 
-@SCHEDULES.register("reduce_on_plateau")
+@SCHEDULES.register(
+    "reduce_on_plateau",
+    Option("monitor", "custom", "the logged metric watched", "val_loss", must="a metric name", check=str,
+           config="Annotated[str, Field(pattern=METRIC_PATTERN)]", nn=False, shown="a logged metric, e.g. `val_accuracy`"),
+    Option("mode", "choice", "`auto`: max for accuracy-like metrics and r2, min otherwise", "min", choices=("min", "max"),
+           config="Literal['auto', 'min', 'max']", config_default="auto", shown="`auto`, `min`, `max`"),
+    Option("factor", "number", "the rate is multiplied by factor", 0.1, OPEN_UNIT),
+    Option("patience", "integer", "epochs without improvement before a reduction", 10, Range(0)),
+    Option("threshold", "number", "smallest change that counts as an improvement", 1e-4, AT_LEAST_0),
+    Option("threshold_mode", "choice", "threshold relative to the best value, or absolute", "rel", choices=("rel", "abs")),
+    Option("cooldown", "integer", "epochs after a reduction that count no bad epoch", 0, Range(0)),
+    MIN_LR,
+    Option("eps", "number", "a smaller change of the rate is skipped", 1e-8, AT_LEAST_0),
+    doc="after each epoch, multiply the rate by `factor` when `monitor` has not improved for `patience` epochs",
+)
 class ReduceOnPlateau:
     """torch ReduceLROnPlateau: lr *= factor after more than `patience` steps without improvement.
 
@@ -236,34 +272,10 @@ class ReduceOnPlateau:
     stateful = True
     _STATE = ("lr", "best", "num_bad_epochs", "cooldown_counter", "steps")
 
-    def __init__(
-        self,
-        lr: float,
-        *,
-        mode: str = "min",
-        factor: float = 0.1,
-        patience: int = 10,
-        threshold: float = 1e-4,
-        threshold_mode: str = "rel",
-        cooldown: int = 0,
-        min_lr: float = 0.0,
-        eps: float = 1e-8,
-    ):
-        name = "reduce_on_plateau"
-        if mode not in ("min", "max"):
-            raise ConfigError(f"{name}: mode must be 'min' or 'max' (got {mode!r})")
-        if threshold_mode not in ("rel", "abs"):
-            raise ConfigError(f"{name}: threshold_mode must be 'rel' or 'abs' (got {threshold_mode!r})")
-        if not (isinstance(factor, Real) and not isinstance(factor, bool) and 0 < factor < 1):
-            raise ConfigError(f"{name}: factor must be a number in (0, 1) (got {factor!r})")
-        self.mode, self.threshold_mode, self.factor = mode, threshold_mode, float(factor)
-        self.patience = _integer(name, "patience", patience, 0)
-        self.threshold = _non_negative(name, "threshold", threshold)
-        self.cooldown = _integer(name, "cooldown", cooldown, 0)
-        self.min_lr = _non_negative(name, "min_lr", min_lr)
-        self.eps = _non_negative(name, "eps", eps)
+    def __init__(self, lr: float, **options: Any):
+        vars(self).update(self.declaration.check(options))
         self._lr = float(lr)
-        self.best = math.inf if mode == "min" else -math.inf
+        self.best = math.inf if self.mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.steps = 0

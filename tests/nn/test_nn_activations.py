@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bptrain.errors import ConfigError
+from bptrain.nn.errors import OptionError
 from bptrain.nn.activations import ACTIVATIONS, normal_cdf
 from bptrain.nn.gradcheck import numeric_gradient, rel_error_norm
 
@@ -40,7 +40,7 @@ OPTIONS = {  # each activation's keyword options and their PyTorch defaults
 
 VARIANTS = [(name, {}) for name in sorted(ACTIVATIONS)] + [
     ("leaky_relu", {"negative_slope": 0.2}),
-    ("leaky_relu", {"negative_slope": -0.5}),
+    ("leaky_relu", {"negative_slope": 0.0}),
     ("leaky_relu", {"negative_slope": 1.5}),
     ("elu", {"alpha": 0.5}),
     ("elu", {"alpha": 2.0}),
@@ -67,9 +67,9 @@ def test_every_activation_has_a_textbook_formula_here():
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_options_are_the_keyword_defaults_and_become_attributes(name):
     cls = ACTIVATIONS.get(name)
-    assert dict(cls.options) == OPTIONS.get(name, {})
+    assert dict(cls.declaration.defaults) == OPTIONS.get(name, {})
     act = cls()
-    for key, default in cls.options.items():
+    for key, default in cls.declaration.defaults.items():
         assert getattr(act, key) == default
 
 
@@ -176,24 +176,27 @@ def test_normal_cdf_matches_math_erfc_to_a_few_ulps_in_both_tails():
 
 
 def test_an_unknown_option_is_a_config_error_naming_the_allowed_ones():
-    with pytest.raises(ConfigError, match=r"activation 'leaky_relu': unknown option 'negative_slop'; "
+    with pytest.raises(OptionError, match=r"activation 'leaky_relu': unknown option 'negative_slop'; "
                                           r"allowed: negative_slope\. Did you mean 'negative_slope'\?"):
         make("leaky_relu", {"negative_slop": 0.2})
-    with pytest.raises(ConfigError, match="activation 'softplus': unknown option 'alpha'; allowed: beta, threshold"):
+    with pytest.raises(OptionError, match="activation 'softplus': unknown option 'alpha'; allowed: beta, threshold"):
         make("softplus", {"alpha": 1.0})
-    with pytest.raises(ConfigError, match="activation 'relu': unknown option 'alpha'; it takes no options"):
+    with pytest.raises(OptionError, match="activation 'relu': unknown option 'alpha'; it takes no options"):
         make("relu", {"alpha": 1.0})
 
 
 @pytest.mark.parametrize("name, options, message", [
     ("gelu", {"approximate": "fast"}, "approximate must be 'none' or 'tanh' (got 'fast')"),
     ("softplus", {"beta": 0.0}, "beta must be a finite number > 0 (got 0.0)"),
-    ("elu", {"alpha": float("nan")}, "alpha must be a finite number (got nan)"),
-    ("leaky_relu", {"negative_slope": "steep"}, "negative_slope must be a finite number (got 'steep')"),
-    ("leaky_relu", {"negative_slope": True}, "negative_slope must be a finite number (got True)"),
+    ("elu", {"alpha": float("nan")}, "alpha must be a finite number > 0 (got nan)"),
+    ("elu", {"alpha": 0.0}, "alpha must be a finite number > 0 (got 0.0)"),
+    ("leaky_relu", {"negative_slope": -0.5}, "negative_slope must be a finite number >= 0 (got -0.5)"),
+    ("softplus", {"threshold": -1.0}, "threshold must be a finite number > 0 (got -1.0)"),
+    ("leaky_relu", {"negative_slope": "steep"}, "negative_slope must be a finite number >= 0 (got 'steep')"),
+    ("leaky_relu", {"negative_slope": True}, "negative_slope must be a finite number >= 0 (got True)"),
 ])
 def test_impossible_option_values_are_config_errors(name, options, message):
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(OptionError) as caught:
         make(name, options)
     assert str(caught.value) == f"activation {name!r}: {message}"
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bptrain.errors import ConfigError
+from bptrain.nn.errors import OptionError
 from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
 from bptrain.nn.params import Param
 
@@ -65,5 +65,5 @@ def test_clipping_works_in_place_and_keeps_float32():
     (lambda ps: clip_value(ps, 0.0), "clip_value"),
 ])
 def test_limits_must_be_positive(clip, name):
-    with pytest.raises(ConfigError, match=f"{name} must be > 0"):
+    with pytest.raises(OptionError, match=f"{name} must be > 0"):
         clip(params())

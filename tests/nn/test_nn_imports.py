@@ -32,7 +32,7 @@ def allowed(module: str) -> bool:
     return (
         top == "numpy"
         or top in sys.stdlib_module_names
-        or module in ("bptrain.errors", "bptrain.registry")
+        or module == "bptrain.registry"
         or module == "bptrain.nn"
         or module.startswith("bptrain.nn.")
     )

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from bptrain.errors import ConfigError
+from bptrain.nn.errors import OptionError
 from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.gradcheck import layer_gradcheck
 from bptrain.nn.layers import Activation, BatchNorm, Dense, Dropout, LayerNorm
-from bptrain.nn.model import LAYER_KEYS
+from bptrain.nn.layers import LAYERS
 
 EXAMPLES = {  # one instance of each layer type build_model takes, with options that differ from the defaults
     "dense": lambda: Dense(3, bias_init=0.1),
@@ -37,10 +37,10 @@ def inputs(rows=5, cols=4, seed=1):
 
 
 def test_every_layer_has_an_example_here():
-    assert set(EXAMPLES) == set(LAYER_KEYS)
+    assert set(EXAMPLES) == set(LAYERS)
 
 
-@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
+@pytest.mark.parametrize("name", sorted(LAYERS))
 def test_layer_gradients_match_finite_differences_in_training(name):
     layer = randomized(built(EXAMPLES[name]()))
     errors = layer_gradcheck(layer, inputs())
@@ -48,7 +48,7 @@ def test_layer_gradients_match_finite_differences_in_training(name):
     assert max(errors.values()) < 1e-7, errors
 
 
-@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
+@pytest.mark.parametrize("name", sorted(LAYERS))
 def test_layer_gradients_match_finite_differences_at_evaluation(name):
     layer = randomized(built(EXAMPLES[name]()))
     layer.forward(inputs(seed=7))  # batch norm: running statistics that are not 0 and 1
@@ -97,7 +97,7 @@ def test_dense_computes_the_textbook_affine_map_and_gradients():
     np.testing.assert_allclose(dx, g @ W.T, rtol=1e-14)
 
 
-@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
+@pytest.mark.parametrize("name", sorted(LAYERS))
 def test_backward_overwrites_param_grads_instead_of_summing(name):
     layer, x = built(EXAMPLES[name]()), inputs()
     g = np.random.default_rng(2).standard_normal((5, WIDTH.get(name, 4)))
@@ -110,7 +110,7 @@ def test_backward_overwrites_param_grads_instead_of_summing(name):
         np.testing.assert_array_equal(p.grad, grad)
 
 
-@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
+@pytest.mark.parametrize("name", sorted(LAYERS))
 def test_forward_returns_a_view_of_an_owned_buffer(name):
     layer = built(EXAMPLES[name]())
     out1 = layer.forward(inputs(seed=1))
@@ -137,7 +137,7 @@ def test_backward_may_return_the_gradient_it_is_given_overwritten(name):
     assert layer.backward(grad) is grad
 
 
-@pytest.mark.parametrize("name", sorted(LAYER_KEYS))
+@pytest.mark.parametrize("name", sorted(LAYERS))
 def test_a_batch_larger_than_the_buffers_grows_them(name):
     small, big = built(EXAMPLES[name](), batch_size=2), built(EXAMPLES[name](), batch_size=9)
     x = inputs(rows=9)
@@ -147,13 +147,14 @@ def test_a_batch_larger_than_the_buffers_grows_them(name):
 
 
 def test_dense_rejects_no_units_and_misspelled_initializers():
-    with pytest.raises(ConfigError, match="at least 1 unit"):
+    with pytest.raises(OptionError) as caught:
         Dense(0)
-    with pytest.raises(ConfigError, match="Did you mean 'glorot_uniform'"):
+    assert str(caught.value) == "dense: units must be an integer > 0 (got 0)"
+    with pytest.raises(OptionError, match="Did you mean 'glorot_uniform'"):
         Dense(3, init="glorot_unifrom")
-    with pytest.raises(ConfigError, match="Did you mean 'relu'"):
+    with pytest.raises(OptionError, match="Did you mean 'relu'"):
         Activation("rellu")
-    with pytest.raises(ConfigError, match="unknown option 'alpha'"):
+    with pytest.raises(OptionError, match="unknown option 'alpha'"):
         Activation("relu", alpha=1.0)
 
 
@@ -219,8 +220,9 @@ def test_dropout_needs_a_noise_generator_to_train_but_not_to_evaluate():
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
 def test_dropout_p_must_be_a_probability_below_1(p):
-    with pytest.raises(ConfigError, match=r"dropout p must be in \[0, 1\)"):
+    with pytest.raises(OptionError) as caught:
         Dropout(p)
+    assert str(caught.value) == f"dropout: p must be a number in [0, 1) (got {p!r})"
 
 
 # --- batch norm and layer norm ------------------------------------------------------------------
@@ -261,7 +263,7 @@ def test_batch_norm_evaluation_uses_the_running_statistics_and_changes_nothing()
 
 
 def test_batch_norm_refuses_to_train_on_one_row():
-    with pytest.raises(ConfigError, match="at least 2 rows in a training batch"):
+    with pytest.raises(OptionError, match="at least 2 rows in a training batch"):
         built(BatchNorm()).forward(inputs(rows=1))
 
 
@@ -275,10 +277,11 @@ def test_layer_norm_is_the_textbook_formula_in_training_and_evaluation():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: BatchNorm(momentum=1.5), r"batch_norm momentum must be in \[0, 1\]"),
-    (lambda: BatchNorm(eps=0.0), "batch_norm eps must be > 0"),
-    (lambda: LayerNorm(eps=-1.0), "layer_norm eps must be > 0"),
+    (lambda: BatchNorm(momentum=1.5), r"batch_norm: momentum must be a number in \(0, 1\] \(got 1.5\)"),
+    (lambda: BatchNorm(momentum=0.0), r"batch_norm: momentum must be a number in \(0, 1\] \(got 0.0\)"),
+    (lambda: BatchNorm(eps=0.0), r"batch_norm: eps must be a number > 0 \(got 0.0\)"),
+    (lambda: LayerNorm(eps=-1.0), r"layer_norm: eps must be a number > 0 \(got -1.0\)"),
 ])
 def test_norm_options_are_checked(make, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(OptionError, match=message):
         make()

@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from bptrain.errors import ConfigError
+from bptrain.nn.errors import OptionError
 from bptrain.nn.optimizers import OPTIMIZERS, Optimizer
 from bptrain.nn.params import Param
 
@@ -140,6 +140,19 @@ def adadelta_textbook(theta, rho=0.9, eps=1e-6, weight_decay=0.0):
     return theta
 
 
+def lion_textbook(theta, betas=(0.9, 0.99), weight_decay=0.0):
+    """Lion, Algorithm 2 of Chen et al. (2023): the sign of an interpolation of m and g, decoupled decay."""
+    b1, b2 = betas
+    m = np.zeros_like(theta)
+    for t in range(1, STEPS + 1):
+        lr = LRS[t - 1]
+        g = grads_for(theta, t)
+        update = np.sign(b1 * m + (1 - b1) * g)
+        theta = theta - lr * (update + weight_decay * theta)
+        m = b2 * m + (1 - b2) * g
+    return theta
+
+
 TEXTBOOK = {
     "sgd": sgd_textbook,
     "adam": adam_textbook,
@@ -149,6 +162,7 @@ TEXTBOOK = {
     "rmsprop": rmsprop_textbook,
     "adagrad": adagrad_textbook,
     "adadelta": adadelta_textbook,
+    "lion": lion_textbook,
 }
 
 CASES = {
@@ -205,6 +219,12 @@ CASES = {
         {},
         {"weight_decay": 0.1},
         {"rho": 0.5, "eps": 1e-3},
+    ],
+    "lion": [
+        {},
+        {"betas": (0.5, 0.9)},
+        {"weight_decay": 0.5},
+        {"betas": (0.95, 0.5), "weight_decay": 0.1},
     ],
 }
 ALL_CASES = [(name, hyper) for name, cases in CASES.items() for hyper in cases]
@@ -286,7 +306,7 @@ def test_decoupled_weight_decay_shrinks_weights_by_lr_times_decay_when_the_gradi
 def test_adagrad_lr_decay_divides_the_step_by_one_plus_steps_before_times_decay():
     """With g = 1 throughout, sum = t, so step t moves the weight by lr / (1 + (t - 1) decay) / sqrt(t)."""
     p = Param("w", np.zeros(1), np.ones(1))
-    opt = OPTIMIZERS.get("adagrad")([p], lr_decay=0.5, eps=0.0)
+    opt = OPTIMIZERS.get("adagrad")([p], lr_decay=0.5, eps=1e-300)  # eps > 0, lost beside sqrt(t)
     moves = []
     for _ in range(3):
         before = p.value[0]
@@ -315,6 +335,7 @@ PYTORCH_DEFAULTS = {
     "rmsprop": (1e-2, {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False}),
     "adagrad": (1e-2, {"lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10}),
     "adadelta": (1.0, {"rho": 0.9, "eps": 1e-6, "weight_decay": 0.0}),
+    "lion": (1e-4, {"betas": (0.9, 0.99), "weight_decay": 0.0}),  # torch has none: the paper's reference code
 }
 
 
@@ -329,10 +350,12 @@ def test_defaults_and_default_lr_are_pytorchs():
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_options_are_keyword_only_and_lr_is_not_one(name):
     params = inspect.signature(OPTIMIZERS[name]).parameters
-    assert [p.name for p in params.values() if p.kind is not p.KEYWORD_ONLY] == ["params"]
-    assert "lr" not in params
+    assert [p.name for p in params.values() if p.kind is not p.VAR_KEYWORD] == ["params"]
+    assert "lr" not in OPTIMIZERS[name].defaults
     with pytest.raises(TypeError):
         OPTIMIZERS[name]([Param("w", np.zeros(2), np.zeros(2))], 0.5)
+    with pytest.raises(OptionError, match=f"^{name}: unknown option 'lr'; allowed: "):
+        OPTIMIZERS[name]([Param("w", np.zeros(2), np.zeros(2))], lr=0.5)
 
 
 @pytest.mark.parametrize("name, hyper", ALL_CASES, ids=CASE_IDS)
@@ -368,32 +391,38 @@ def test_step_allocates_nothing_param_sized(name, hyper):
 
 
 @pytest.mark.parametrize("name, hyper, message", [
-    ("sgd", {"momentum": -0.1}, "sgd: momentum must be a number >= 0 (got -0.1)"),
+    ("sgd", {"momentum": -0.1}, "sgd: momentum must be a number in [0, 1) (got -0.1)"),
+    ("sgd", {"momentum": 1.0}, "sgd: momentum must be a number in [0, 1) (got 1.0)"),
     ("sgd", {"dampening": 1.5}, "sgd: dampening must be a number in [0, 1] (got 1.5)"),
-    ("sgd", {"nesterov": True}, "sgd: nesterov needs momentum > 0 and dampening = 0 (got momentum=0.0, dampening=0.0)"),
+    ("sgd", {"nesterov": True}, "sgd: nesterov needs momentum > 0 and dampening 0 (got momentum=0.0, dampening=0.0)"),
     ("sgd", {"nesterov": True, "momentum": 0.9, "dampening": 0.1},
-     "sgd: nesterov needs momentum > 0 and dampening = 0 (got momentum=0.9, dampening=0.1)"),
+     "sgd: nesterov needs momentum > 0 and dampening 0 (got momentum=0.9, dampening=0.1)"),
     ("sgd", {"nesterov": "yes"}, "sgd: nesterov must be true or false (got 'yes')"),
     ("sgd", {"weight_decay": float("nan")}, "sgd: weight_decay must be a number >= 0 (got nan)"),
     ("adam", {"betas": (0.9, 1.0)}, "adam: betas must be two numbers in [0, 1) (got (0.9, 1.0))"),
     ("adam", {"betas": 0.9}, "adam: betas must be two numbers in [0, 1) (got 0.9)"),
-    ("adam", {"eps": -1.0}, "adam: eps must be a number >= 0 (got -1.0)"),
+    ("adam", {"eps": -1.0}, "adam: eps must be a number > 0 (got -1.0)"),
+    ("adam", {"eps": 0.0}, "adam: eps must be a number > 0 (got 0.0)"),
     ("adamw", {"weight_decay": -0.01}, "adamw: weight_decay must be a number >= 0 (got -0.01)"),
     ("adamw", {"amsgrad": 1}, "adamw: amsgrad must be true or false (got 1)"),
     ("nadam", {"momentum_decay": -1}, "nadam: momentum_decay must be a number >= 0 (got -1)"),
     ("nadam", {"decoupled_weight_decay": None}, "nadam: decoupled_weight_decay must be true or false (got None)"),
     ("adamax", {"betas": (-0.1, 0.9)}, "adamax: betas must be two numbers in [0, 1) (got (-0.1, 0.9))"),
-    ("rmsprop", {"alpha": 1.5}, "rmsprop: alpha must be a number in [0, 1] (got 1.5)"),
-    ("rmsprop", {"momentum": "0.9"}, "rmsprop: momentum must be a number >= 0 (got '0.9')"),
+    ("rmsprop", {"alpha": 1.5}, "rmsprop: alpha must be a number in [0, 1) (got 1.5)"),
+    ("rmsprop", {"alpha": 1.0}, "rmsprop: alpha must be a number in [0, 1) (got 1.0)"),
+    ("rmsprop", {"momentum": "0.9"}, "rmsprop: momentum must be a number in [0, 1) (got '0.9')"),
     ("rmsprop", {"centered": "false"}, "rmsprop: centered must be true or false (got 'false')"),
     ("adagrad", {"lr_decay": -0.1}, "adagrad: lr_decay must be a number >= 0 (got -0.1)"),
     ("adagrad", {"initial_accumulator_value": -1.0},
      "adagrad: initial_accumulator_value must be a number >= 0 (got -1.0)"),
-    ("adagrad", {"eps": True}, "adagrad: eps must be a number >= 0 (got True)"),
+    ("adagrad", {"eps": True}, "adagrad: eps must be a number > 0 (got True)"),
     ("adadelta", {"rho": 1.1}, "adadelta: rho must be a number in [0, 1] (got 1.1)"),
+    ("lion", {"betas": (0.9, 1.0)}, "lion: betas must be two numbers in [0, 1) (got (0.9, 1.0))"),
+    ("lion", {"weight_decay": -0.1}, "lion: weight_decay must be a number >= 0 (got -0.1)"),
+    ("lion", {"eps": 1e-8}, "lion: unknown option 'eps'; allowed: betas, weight_decay."),
 ])
 def test_impossible_settings_are_config_errors_that_say_what_and_why(name, hyper, message):
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(OptionError) as error:
         OPTIMIZERS.get(name)([Param("w", np.zeros(2), np.zeros(2))], **hyper)
     assert str(error.value) == message
 

@@ -3,7 +3,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from bptrain.errors import ConfigError
+from bptrain.nn.errors import OptionError
 from bptrain.nn.gradcheck import numeric_gradient, rel_error_norm
 from bptrain.nn.params import KINDS, Param
 from bptrain.nn.regularizers import Regularizer
@@ -96,5 +96,5 @@ def test_float32_stays_float32_and_nothing_is_allocated_per_call():
 
 @pytest.mark.parametrize("options", [{"l1": -0.1}, {"l2": float("inf")}])
 def test_negative_or_infinite_strengths_are_config_errors(options):
-    with pytest.raises(ConfigError, match="must be a finite number >= 0"):
+    with pytest.raises(OptionError, match="must be a finite number >= 0"):
         Regularizer(params(), **options)

@@ -14,7 +14,8 @@ import pytest
 
 from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.losses import LOSSES
-from bptrain.nn.model import LAYER_KEYS, build_model
+from bptrain.nn.layers import LAYERS
+from bptrain.nn.model import build_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "network"
 INDEX = json.loads((FIXTURES / "index.json").read_text(encoding="utf-8"))
@@ -36,19 +37,19 @@ def test_every_registered_activation_and_each_of_its_options_has_a_fixture():
     used = [(spec["activation"], spec.get("activation_options", {})) for spec in specs() if "activation" in spec]
     assert {name for name, _ in used} == set(ACTIVATIONS), REGENERATE
     for name, cls in ACTIVATIONS.items():
-        for option in cls.options:
+        for option in cls.declaration.defaults:
             assert any(n == name and option in options for n, options in used), f"{name} {option}: {REGENERATE}"
 
 
 def test_every_registered_loss_and_each_of_its_options_has_a_fixture():
     assert {case["loss"] for case in CASES} == set(LOSSES), REGENERATE
     for name, cls in LOSSES.items():
-        for option in cls.options:
+        for option in cls.declaration.defaults:
             assert any(c["loss"] == name and option in c["loss_options"] for c in CASES), f"{name} {option}: {REGENERATE}"
 
 
 def test_every_layer_type_but_dropout_has_a_fixture():
-    assert set(LAYER_KEYS) - {spec["type"] for spec in specs()} == {"dropout"}, REGENERATE
+    assert set(LAYERS) - {spec["type"] for spec in specs()} == {"dropout"}, REGENERATE
     assert any(spec.get("momentum", 0.1) != 0.1 for spec in specs("batch_norm"))
     assert any(spec.get("eps", 1e-5) != 1e-5 for spec in specs("layer_norm"))
 

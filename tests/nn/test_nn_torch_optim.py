@@ -1,7 +1,6 @@
 """Parity with PyTorch 2.13: optimizer trajectories and schedule values recorded by
 tools/make_fixtures_optim.py in tests/fixtures/optim/ (torch itself is never imported here)."""
 
-import inspect
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from bptrain.nn.losses import LOSSES
 from bptrain.nn.model import build_model
 from bptrain.nn.optimizers import OPTIMIZERS
+from bptrain.nn.options import REQUIRED
 from bptrain.nn.schedules import SCHEDULES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "optim"
@@ -48,8 +48,8 @@ def test_every_registered_schedule_has_a_fixture_and_no_fixture_is_stale():
 
 
 def schedule_defaults(name: str) -> dict:
-    params = inspect.signature(SCHEDULES[name]).parameters.values()
-    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+    declared = SCHEDULES[name].declaration.defaults
+    return {key: value for key, value in declared.items() if value is not REQUIRED}
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

@@ -59,7 +59,7 @@ def test_every_problem_is_reported_at_once_with_its_path(tmp_path):
         "model.layers[0].units: must be greater than 0 (got 0)",
         "model.layers[0].activation: unknown activation 'rleu'; choose from elu, gelu, identity, leaky_relu, relu, selu, sigmoid, silu, softplus, tanh. Did you mean 'relu'?",
         "model.layers[1].activaton: unknown key. Did you mean 'activation'?",
-        "optimizer: unknown optimizer 'adamm'; choose from adadelta, adagrad, adam, adamax, adamw, nadam, rmsprop, sgd. Did you mean 'adam'?",
+        "optimizer: unknown optimizer 'adamm'; choose from adadelta, adagrad, adam, adamax, adamw, lion, nadam, rmsprop, sgd. Did you mean 'adam'?",
         "training.batch_size: must be a valid integer, unable to parse string as an integer (got 'x')",
         "trainig: unknown key. Did you mean 'training'?",
     ]
@@ -314,7 +314,7 @@ def test_a_layer_that_is_neither_a_number_nor_a_mapping(tmp_path):
 def test_a_choice_without_its_name(tmp_path):
     assert problems(tmp_path, MINIMAL + "optimizer: 3\nmodel: {layers: [{units: 3, activation: {alpha: 2}}]}\n") == [
         "model.layers[0].activation: needs its name: one of elu, gelu, identity, leaky_relu, relu, selu, sigmoid, silu, softplus, tanh",
-        "optimizer: must be an optimizer name or a mapping with its name; choose from adadelta, adagrad, adam, adamax, adamw, nadam, rmsprop, sgd (got 3)",
+        "optimizer: must be an optimizer name or a mapping with its name; choose from adadelta, adagrad, adam, adamax, adamw, lion, nadam, rmsprop, sgd (got 3)",
     ]
 
 

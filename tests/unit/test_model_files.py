@@ -175,7 +175,7 @@ MODEL_VARIANTS = {
     "loss-for-another-task": (setting("loss", "name", "mse"), BAD_MODEL + "loss.name: mse does not fit the classification task of preprocessing.task" + ASK),
     "loss-option": (
         setting("loss", "options", {"label_smoothing": 2.0}),
-        BAD_MODEL + "loss.options: loss 'cross_entropy': label_smoothing must be a finite number in [0, 1] (got 2.0)" + ASK,
+        BAD_MODEL + "loss.options: loss 'cross_entropy': label_smoothing must be a finite number in [0, 1) (got 2.0)" + ASK,
     ),
     "class-weights": (
         setting("loss", "options", {"weight": [1.0, 2.0]}),

@@ -1,80 +1,49 @@
-"""The config schema and the core's registries name the same things, with the same defaults."""
-
-import inspect
+"""The config schema's component models are made from the core's declarations: same names, keys, defaults."""
 
 import pytest
 
 from bptrain.config import schema
-from bptrain.nn import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS, SCHEDULES, BatchNorm, LayerNorm
-from bptrain.nn.model import LAYER_KEYS
+from bptrain.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
+from bptrain.nn.options import REQUIRED, SAME
+
+KINDS = [
+    (schema.ACTIVATION_MODELS, ACTIVATIONS, "name"),
+    (schema.LOSS_MODELS[1:], LOSSES, "name"),  # the first is `auto`, the config's own choice
+    (schema.LAYER_MODELS, LAYERS, "type"),
+    (schema.OPTIMIZER_MODELS, OPTIMIZERS, "name"),
+    (schema.SCHEDULE_MODELS, SCHEDULES, "name"),
+]
+CASES = [(models, registry, key, name) for models, registry, key in KINDS for name in registry]
 
 
-def model_tag(model) -> str:
-    for key in ("name", "type"):
-        field = model.model_fields.get(key)
-        if field is not None:
-            return field.annotation.__args__[0]
-    raise AssertionError(model)
+def model_of(models, key, name):
+    (model,) = [m for m in models if m.model_fields[key].annotation.__args__ == (name,)]
+    return model
 
 
-def options(model) -> dict:
-    """A schema model's options and their defaults (its tag, lr and interval/monitor excluded)."""
-    return {k: f.get_default() for k, f in model.model_fields.items() if k not in ("name", "type")}
+@pytest.mark.parametrize("models, registry, key", KINDS, ids=[r.kind for _, r, _ in KINDS])
+def test_every_registered_name_has_one_model_in_registry_order(models, registry, key):
+    assert [m.model_fields[key].annotation.__args__[0] for m in models] == list(registry)
 
 
-def by_tag(models):
-    return {model_tag(m): m for m in models}
+@pytest.mark.parametrize("models, registry, key, name", CASES, ids=[f"{r.kind}-{n}" for _, r, _, n in CASES])
+def test_each_model_has_the_declared_keys_defaults_and_required_ones(models, registry, key, name):
+    model, declared = model_of(models, key, name), registry[name].declaration
+    options = [o for o in declared.options if o.in_config]
+    assert list(model.model_fields) == [key] + [o.key for o in options]
+    for option in options:
+        field = model.model_fields[option.key]
+        default = option.default if option.config_default is SAME else option.config_default
+        assert field.is_required() == (default is REQUIRED), option.key
+        if default is not REQUIRED and option.config is None:
+            assert field.get_default() == default, option.key
 
 
-def test_activations():
-    models = by_tag(schema.ACTIVATION_MODELS)
-    assert set(models) == set(ACTIVATIONS)
-    for name, model in models.items():
-        assert options(model) == dict(getattr(ACTIVATIONS[name], "options", None) or {}), name
-
-
-def test_losses():
-    models = by_tag(schema.LOSS_MODELS)
-    assert set(models) == set(LOSSES) | {"auto"}
-    renamed = {"class_weights": "weight"}  # the config's name for PyTorch's `weight`
-    for name, model in models.items():
-        if name != "auto":
-            assert {renamed.get(k, k): v for k, v in options(model).items()} == dict(LOSSES[name].options), name
-
-
-def test_layers():
-    models = by_tag(schema.LAYER_MODELS)
-    assert set(models) == set(LAYER_KEYS)
-    for name, layer in (("batch_norm", BatchNorm), ("layer_norm", LayerNorm)):
-        defaults = {k: p.default for k, p in inspect.signature(layer).parameters.items()}
-        assert options(models[name]) == defaults, name
-
-
-def test_optimizers_take_pytorchs_options_and_defaults():
-    models = by_tag(schema.OPTIMIZER_MODELS)
-    assert set(models) == set(OPTIMIZERS)
-    for name, model in models.items():
-        found = options(model)
-        assert found.pop("lr") == OPTIMIZERS[name].default_lr, name
-        assert found == dict(OPTIMIZERS[name].defaults), name
-
-
-def test_schedules():
-    models = by_tag(schema.SCHEDULE_MODELS)
-    assert set(models) == set(SCHEDULES)
-    for name, model in models.items():
-        parameters = inspect.signature(SCHEDULES[name]).parameters
-        wanted = {k: p.default for k, p in parameters.items() if k not in ("t", "lr")}
-        found = {k: v for k, v in options(model).items() if k not in ("interval", "monitor")}
-        if "total" in found:
-            assert found.pop("total") is None  # filled in from stopping.max_epochs
-            wanted.pop("total")
-        if name == "reduce_on_plateau":
-            assert found.pop("mode") == "auto"  # resolved from the monitored metric
-            wanted.pop("mode")
-        required = {k for k, v in wanted.items() if v is inspect.Parameter.empty}
-        assert {k for k, f in model.model_fields.items() if f.is_required() and k != "name"} == required, name
-        assert {k: v for k, v in found.items() if k not in required} == {k: v for k, v in wanted.items() if k not in required}, name
+def test_config_only_and_core_only_options():
+    assert "lr" in schema.OPTIMIZER_MODELS[0].model_fields and "lr" not in OPTIMIZERS["sgd"].defaults
+    assert "activation_options" not in model_of(schema.LAYER_MODELS, "type", "dense").model_fields
+    assert "class_weights" in model_of(schema.LOSS_MODELS, "name", "cross_entropy").model_fields
+    assert "weight" in LOSSES["cross_entropy"].declaration.defaults
 
 
 @pytest.mark.parametrize("name", sorted(INITIALIZERS) + ["auto"])
