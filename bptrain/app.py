@@ -20,7 +20,7 @@ from bptrain import build, memory, modelfile, reading, resuming
 from bptrain.callbacks import Callback, Checkpointing, ProgressEvents
 from bptrain.config import Config, dump_yaml, load_config, resolved_dict
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
-from bptrain.registry import did_you_mean
+from bptrain.nn.options import did_you_mean
 from bptrain.inference import outputs, probabilities, score
 from bptrain.events import Events
 from bptrain.train import Outcome, StopRequest, Trainer, lone_row_warning

@@ -25,7 +25,7 @@ from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_valu
 from bptrain.nn.model import Sequential, hidden_layers
 from bptrain.nn.regularizers import Regularizer
 from bptrain.columns import label
-from bptrain.registry import did_you_mean
+from bptrain.nn.options import did_you_mean
 from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration, resolve_mode
 from bptrain.train import LearningRate, Setup, epoch_steps
 

@@ -27,7 +27,7 @@ from bptrain.reading import (  # noqa: F401
     sha256_file,
     source_name,
 )
-from bptrain.registry import did_you_mean
+from bptrain.nn.options import did_you_mean
 
 SPLIT_VALUES = ("train", "val", "test")
 SHOWN_COLUMNS = 10

@@ -29,7 +29,7 @@ from bptrain.columns import (
 )
 from bptrain.errors import DataError
 from bptrain.reading import ReadOptions
-from bptrain.registry import did_you_mean
+from bptrain.nn.options import did_you_mean
 
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
 VERSION = 2

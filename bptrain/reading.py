@@ -25,7 +25,7 @@ from typing import IO, Iterator
 import pandas as pd
 
 from bptrain.errors import ConfigError, DataError
-from bptrain.registry import did_you_mean
+from bptrain.nn.options import did_you_mean
 
 STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"

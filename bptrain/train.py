@@ -46,8 +46,9 @@ class LearningRate:
             self.interval = "epoch"
             self._lr = lambda t: self.plateau.lr
         else:
-            self._lr = lambda t: float(rule(t, lr=lr, **options))
-        self._lr(0)  # options that do not fit together fail here, before training starts
+            rule(0, lr=lr, **options)  # the options are checked here, once, before training starts
+            pure, checked = rule.__wrapped__, rule.declaration.check(options)
+            self._lr = lambda t: float(pure(t, lr=lr, **checked))
 
     def at(self, step: int, epoch: int) -> float:
         """The rate for optimizer step `step` (0-based) in epoch `epoch` (0-based)."""

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from bptrain.config.schema import Config
 from bptrain.config.yamlfile import YAMLSyntaxError, parse_yaml, read_capped
 from bptrain.errors import ConfigError
-from bptrain.registry import did_you_mean
+from bptrain.nn.options import did_you_mean
 
 
 def read_yaml_mapping(path: Path) -> dict:

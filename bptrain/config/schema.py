@@ -30,7 +30,7 @@ from bptrain.config.numbers import Float, Int, NonNegative, Positive
 from bptrain.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
 from bptrain.nn.names import Registry
 from bptrain.nn.options import REQUIRED, SAME, Declaration, Option, Rule
-from bptrain.registry import did_you_mean
+from bptrain.nn.options import did_you_mean
 from bptrain.stopping import Condition, parse_duration
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"

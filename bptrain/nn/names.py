@@ -1,12 +1,11 @@
-"""Registries: name -> implementation, each with its declared options; a miss says what exists and what was meant."""
+"""Registries: name -> implementation, each with its declared options; a miss says what exists and the closest name."""
 
 from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
 from bptrain.nn.errors import UnknownName
-from bptrain.nn.options import Declaration
-from bptrain.registry import did_you_mean
+from bptrain.nn.options import Declaration, did_you_mean
 
 T = TypeVar("T")
 

@@ -11,6 +11,7 @@ there, `nn=False` marks an option that only the config has (a schedule's `interv
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -19,10 +20,16 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from bptrain.nn.errors import OptionError
-from bptrain.registry import did_you_mean
 
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 SAME: Any = type("Same", (), {"__repr__": lambda self: "SAME"})()
+
+
+def did_you_mean(name: str, choices) -> str:
+    """' Did you mean 'x'?' for the closest choice, or '' when none is close; letter case aside (`Relu` is relu, not elu)."""
+    folded = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(name).lower(), folded, n=1)
+    return f" Did you mean {folded[close[0]]!r}?" if close else ""
 
 
 @dataclass(frozen=True)

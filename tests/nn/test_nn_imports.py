@@ -32,7 +32,6 @@ def allowed(module: str) -> bool:
     return (
         top == "numpy"
         or top in sys.stdlib_module_names
-        or module == "bptrain.registry"
         or module == "bptrain.nn"
         or module.startswith("bptrain.nn.")
     )
