@@ -26,7 +26,8 @@ from bptrain.nn.model import Sequential, hidden_layers
 from bptrain.nn.regularizers import Regularizer
 from bptrain.columns import label
 from bptrain.nn.options import did_you_mean
-from bptrain.stopping import Budget, Condition, EarlyStopping, parse_duration, resolve_mode
+from bptrain.config.rules import Condition, parse_duration
+from bptrain.stopping import Budget, EarlyStopping, resolve_mode
 from bptrain.train import LearningRate, Setup, epoch_steps
 
 @contextmanager

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from bptrain import events
-from bptrain.stopping import Condition, EarlyStopping as EarlyStoppingRule
+from bptrain.config.rules import Condition
+from bptrain.stopping import EarlyStopping as EarlyStoppingRule
 
 if TYPE_CHECKING:
     from bptrain.train import Outcome, Trainer

@@ -31,7 +31,7 @@ from bptrain.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SC
 from bptrain.nn.names import Registry
 from bptrain.nn.options import REQUIRED, SAME, Declaration, Option, Rule
 from bptrain.nn.options import did_you_mean
-from bptrain.stopping import Condition, parse_duration
+from bptrain.config.rules import Condition, parse_duration
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 METRIC_PATTERN = r"^(train|val)_[a-z0-9_]+$"
