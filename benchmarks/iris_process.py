@@ -39,7 +39,7 @@ SKLEARN_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "l
 def sklearn_command(config_path: Path) -> list[str]:
     """benchmarks/sklearn_fit.py with the data, network and training settings of the bptrain config."""
     from bptrain.app import check
-    from bptrain.config import load_config
+    from bptrain.config.loading import load_config
 
     config = load_config(ROOT / config_path)
     data, split = config.data, config.data.split

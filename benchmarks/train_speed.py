@@ -12,7 +12,7 @@ rows with the same batch size:
     M  20,000 x 100 -> 256 -> 256 -> 2, batch 64   synthetic, seeded; two classes: one sigmoid output
     L  60,000 x 784 -> 256 -> 128 -> 10, batch 128 synthetic, seeded
 
-- bptrain: the Trainer, model, loss and optimizer built as `bptrain fit` builds them (bptrain.build).
+- bptrain: the Trainer, model, loss and optimizer built as `bptrain fit` builds them (bptrain.training.assembly).
 - PyTorch: nn.Sequential and torch.optim.Adam over the same shuffled mini-batches (same permutations).
 - scikit-learn: MLPClassifier(solver="adam", alpha=0), one partial_fit per epoch (its own shuffling).
 - bare GEMMs: only the matrix products of one epoch, forward and backward: the floor.
@@ -98,7 +98,7 @@ def shuffle_rng(seed: int) -> np.random.Generator:
 
 
 def bptrain_config(size: Size, seed: int):
-    from bptrain.config import validate_config
+    from bptrain.config.loading import validate_config
 
     raw = {
         "name": f"speed-{size.name}",
@@ -117,16 +117,16 @@ def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> E
     """bptrain's Trainer, put together as bptrain.app.fit does; each call runs it one epoch further."""
     from types import SimpleNamespace
 
-    from bptrain import build
-    from bptrain.data import Split, loss_target
-    from bptrain.stopping import Budget
-    from bptrain.train import Trainer
+    from bptrain.data.splits import Split, loss_target
+    from bptrain.training import assembly
+    from bptrain.training.loop import Trainer
+    from bptrain.training.stopping import Budget
 
     config = bptrain_config(size, seed)
     classes = [str(c) for c in range(size.classes)]
-    loss = build.loss_spec(config, "classification", classes, labels)
+    loss = assembly.loss_spec(config, "classification", classes, labels)
     prep = SimpleNamespace(task="classification", classes=classes, targets=["digit"])  # what the assembly asks of the preprocessor
-    built = build.assemble(config, prep, size.inputs, loss, size.rows, has_val=False)
+    built = assembly.assemble(config, prep, size.inputs, loss, size.rows, has_val=False)
     split = Split("train", x, loss_target(labels, loss[0], "float32"), frame=None, labels=labels)
     trainer = Trainer(built.setup, split, None)
 

@@ -15,15 +15,21 @@ from typing import IO, Any
 import numpy as np
 
 import bptrain
-from bptrain import checkpoint, data as data_mod, events, fileio, predictions, report, runs
-from bptrain import build, memory, modelfile, reading, resuming
-from bptrain.callbacks import Callback, Checkpointing, ProgressEvents
-from bptrain.config import Config, dump_yaml, load_config, resolved_dict
+from bptrain import events, fileio, predictions
+from bptrain.config.loading import dump_yaml, load_config, resolved_dict
+from bptrain.config.schema import Config
+from bptrain.data import reading, splits
+from bptrain.data.columns import OTHER, Unseen
+from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
-from bptrain.nn.options import did_you_mean
-from bptrain.inference import outputs, probabilities, score
 from bptrain.events import Events
-from bptrain.train import Outcome, StopRequest, Trainer, lone_row_warning
+from bptrain.inference import outputs, probabilities, score
+from bptrain.nn.options import did_you_mean
+from bptrain.runs import checkpoint, modelfile, report, resuming
+from bptrain.runs import folder as runs
+from bptrain.training import assembly, memory
+from bptrain.training.callbacks import Callback, Checkpointing, ProgressEvents
+from bptrain.training.loop import Outcome, StopRequest, Trainer, lone_row_warning
 
 _quiet = events.quiet
 
@@ -123,7 +129,7 @@ def _fit(
         resuming.check_data(raw.files, state[1], run_dir)
     dataset, warnings = _arrays(raw, prep, loss_name, config.model.dtype)
     rows = len(dataset.train.x)
-    built = build.assemble(config, prep, dataset.train.x.shape[1], (loss_name, loss_options), rows, dataset.val is not None)
+    built = assembly.assemble(config, prep, dataset.train.x.shape[1], (loss_name, loss_options), rows, dataset.val is not None)
     for message in warnings + _lone_row(config, rows):
         on_event(events.Warning(message))
     if run_dir is None:
@@ -162,7 +168,7 @@ def _reopen(run_dir: Path, config: Config, lock: runs.RunLock, on_event: Events)
 class RunFiles:
     """What training writes into the run folder: model.npz, checkpoints/, config.yaml and the metrics logs."""
 
-    def __init__(self, run_dir: Path, built: build.Assembly, prep: data_mod.Preprocessor, data_files: list[dict]):
+    def __init__(self, run_dir: Path, built: assembly.Assembly, prep: Preprocessor, data_files: list[dict]):
         self.run_dir, self.built, self.data_files = run_dir, built, data_files
         self.resolved = resolved_dict(built.rules.config, run_dir)
         self.prep_arrays, prep_meta = prep.to_arrays()
@@ -186,7 +192,7 @@ class RunFiles:
         self.save_model(trainer.best_state if trainer.best_state is not None else trainer.model.state_dict())
 
     def checkpointing(self) -> Callback:
-        return Checkpointing(self.save, build.make_cadence(self.built.rules.config))
+        return Checkpointing(self.save, assembly.make_cadence(self.built.rules.config))
 
     def metrics_log(self, rows: list[dict]) -> report.MetricsLog:
         """config.yaml, and the metrics logs holding `rows` (a resumed run's)."""
@@ -197,7 +203,7 @@ class RunFiles:
         return log
 
 
-def _train(trainer: Trainer, files: RunFiles, built: build.Assembly, raw, prep, dataset, *, resumed: bool, on_event: Events) -> Outcome:
+def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, prep, dataset, *, resumed: bool, on_event: Events) -> Outcome:
     """Train with the metrics log and progress; then save the model as it ends (the last good one after a divergence)."""
     log = files.metrics_log(trainer.position.rows if resumed else [])
     epochs = built.rules.config.stopping.max_epochs
@@ -264,16 +270,16 @@ def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome
 def _data_and_loss(config: Config, seed: int):
     """The config's data read and split, the preprocessor fitted on its training rows (once the
     network and its inputs are known to fit in memory), and the loss."""
-    raw = data_mod.read_splits(config.data, seed)
-    prep = data_mod.fit_preprocessor(raw, before_encoding=lambda columns: memory.check_training(config, raw.frames, raw.task, columns))
-    loss_name, loss_options = build.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
+    raw = splits.read_splits(config.data, seed)
+    prep = splits.fit_preprocessor(raw, before_encoding=lambda columns: memory.check_training(config, raw.frames, raw.task, columns))
+    loss_name, loss_options = assembly.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
     return raw, prep, loss_name, loss_options
 
 
-def _arrays(raw, prep, loss_name: str, dtype: str) -> tuple[data_mod.Dataset, list[str]]:
+def _arrays(raw, prep, loss_name: str, dtype: str) -> tuple[splits.Dataset, list[str]]:
     """Every split's arrays, and the warnings about the data: fit trains on these, check stops here."""
-    unseen = data_mod.Unseen()
-    dataset = data_mod.transform(raw, prep, loss_name, dtype, unseen)
+    unseen = Unseen()
+    dataset = splits.transform(raw, prep, loss_name, dtype, unseen)
     warnings = [f"{raw.sources['train']}: {note}" for note in raw.notes]
     unseen_message = unseen.message(f"{raw.sources['train']} (validation and test rows)", hint="")
     return dataset, warnings + ([unseen_message] if unseen_message else [])
@@ -331,7 +337,7 @@ class Trained:
     model_path: Path
     model: Any
     loss: Any
-    prep: data_mod.Preprocessor
+    prep: Preprocessor
     meta: dict[str, Any]
 
 
@@ -349,16 +355,16 @@ def evaluate(
     trained = load_trained(run)
     prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
     if data is not None:
-        frame = data_mod.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
-        source = data_mod.source_name(data)
+        frame = reading.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
+        source = reading.source_name(data)
         absent = [t for t in prep.targets if t not in frame.columns]
         if absent:
             raise DataError(
                 f"{source}: target column {absent[0]!r} not found; evaluate needs labelled rows "
                 f"(use bptrain predict for unlabelled ones).{did_you_mean(absent[0], list(frame.columns))}"
             )
-        unseen = data_mod.Unseen()
-        split = data_mod.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
+        unseen = Unseen()
+        split = splits.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
         _warn_dropped(source, len(frame) - len(split.frame), on_event)
         _warn_unseen(unseen, source, on_event)
         return {"data": score(trained.model, trained.loss, prep, split)}
@@ -367,9 +373,9 @@ def evaluate(
     if not config_path.is_file():
         raise ModelFileError(f"{trained.run_dir}: no config.yaml beside the model, so its validation and test rows are unknown; use --data FILE")
     config = load_config(config_path)
-    raw = data_mod.read_splits(config.data, config.seed)
+    raw = splits.read_splits(config.data, config.seed)
     _warn_if_changed(trained.run_dir, raw.files, on_event)
-    dataset = data_mod.transform(raw, prep, loss_name, dtype)
+    dataset = splits.transform(raw, prep, loss_name, dtype)
     return {s.name: score(trained.model, trained.loss, prep, s) for s in (dataset.val, dataset.test) if s is not None}
 
 
@@ -378,7 +384,7 @@ def _warn_dropped(source: str, dropped: int, on_event: Events) -> None:
         on_event(events.Warning(f"{source}: left out {dropped} row{'s' if dropped > 1 else ''} with missing values where the model drops them (missing: drop)"))
 
 
-def _warn_unseen(unseen: data_mod.Unseen, source: str, on_event: Events) -> None:
+def _warn_unseen(unseen: Unseen, source: str, on_event: Events) -> None:
     message = unseen.message(source)
     if message:
         on_event(events.Warning(message))
@@ -386,7 +392,7 @@ def _warn_unseen(unseen: data_mod.Unseen, source: str, on_event: Events) -> None
 
 def _lone_row(config: Config, rows: int) -> list[str]:
     """The warning, if any, that batch norm skips each epoch's last batch of one row."""
-    message = lone_row_warning(rows, config.training.batch_size, build.needs_two_rows(config))
+    message = lone_row_warning(rows, config.training.batch_size, assembly.needs_two_rows(config))
     return [message] if message else []
 
 
@@ -426,8 +432,8 @@ def predict(
         raise ConfigError("--proba: this model does regression; there are no class probabilities to add")
     keep = list(dict.fromkeys(keep))
     writer = predictions.Writer(out, predictions.output_header(prep, proba, keep), fmt, escape)
-    name = data_mod.source_name(source)
-    unseen = data_mod.Unseen()
+    name = reading.source_name(source)
+    unseen = Unseen()
     rows = 0
     for first, frame, kept in reading.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
         x = prep.features_of(frame, name, dtype, first_row=first, strict=strict, unseen=unseen)
@@ -448,19 +454,19 @@ def check(config: Config) -> dict[str, Any]:
     raw, prep, loss_name, _ = _data_and_loss(config, config.seed if config.seed is not None else 0)
     _, warnings = _arrays(raw, prep, loss_name, config.model.dtype)
     rows = len(raw.frames["train"])
-    watched = build.rules(config, raw.task, raw.frames["val"] is not None, rows)
+    watched = assembly.rules(config, raw.task, raw.frames["val"] is not None, rows)
     train = raw.frames["train"]
     return {
         "task": raw.task,
         "target": config.data.target,
         "features": raw.features,
         "inputs": len(prep.inputs),
-        "categorical": {c.name: c.categories + ([data_mod.OTHER] if c.other else []) for c in prep.columns if c.kind == "categorical"},
+        "categorical": {c.name: c.categories + ([OTHER] if c.other else []) for c in prep.columns if c.kind == "categorical"},
         "missing": {c.name: (int(train[c.name].isna().sum()), c.missing) for c in prep.columns if train[c.name].isna().any()},
         "classes": prep.classes,
         "loss": loss_name,
         "rows": {k: (len(v) if v is not None else 0) for k, v in raw.frames.items()},
-        "metrics": build.logged_metrics(watched.columns),
+        "metrics": assembly.logged_metrics(watched.columns),
         "warnings": warnings + _lone_row(config, rows),
     }
 
@@ -472,13 +478,13 @@ GRADCHECK_TOLERANCE = 1e-6
 
 def gradcheck(config: Config, *, rows: int = 16, tolerance: float = GRADCHECK_TOLERANCE) -> dict[str, Any]:
     """Finite differences against backprop for the configured network, on `rows` training rows, in float64."""
-    from bptrain.nn import gradcheck as check_gradients
+    from bptrain.nn.gradcheck import gradcheck as check_gradients
 
     config = config.model_copy(update={"seed": config.seed if config.seed is not None else 0})
     raw, prep, loss_name, loss_options = _data_and_loss(config, config.seed)
     sample = raw.frames["train"].iloc[:rows]
-    split = data_mod.split_of("train", sample, raw.sources["train"], prep, loss_name, "float64")
-    built = build.assemble(config, prep, split.x.shape[1], (loss_name, loss_options), len(split.x), raw.frames["val"] is not None, dtype="float64")
+    split = splits.split_of("train", sample, raw.sources["train"], prep, loss_name, "float64")
+    built = assembly.assemble(config, prep, split.x.shape[1], (loss_name, loss_options), len(split.x), raw.frames["val"] is not None, dtype="float64")
     model = built.setup.model
     errors = check_gradients(model, built.setup.loss, split.x, split.y, regularizer=built.setup.regularizer)
     shapes = {p.name: p.value.shape for p in model.params}

@@ -123,20 +123,16 @@ def fit(
 ) -> None:
     """Train the network that CONFIG describes; write a run folder and print a summary."""
     with errors_to_exit_codes("{stop} before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN"):
-        from bptrain import app as services, runs
-        from bptrain.config import load_config, parse_overrides
+        from bptrain import app as services
+        from bptrain.config.loading import load_config, parse_overrides
         from bptrain.errors import ConfigError
         from bptrain.progress import Progress
-        from bptrain.train import StopRequest
+        from bptrain.training.loop import StopRequest
 
         if config is None and resume is None:
             raise ConfigError("fit needs a CONFIG file, or --resume RUN to continue a run")
         if resume is not None:
-            resume = runs.resolve_run(resume, runs_dir)
-            if not resume.exists():
-                raise runs.missing_run(resume, f"--resume {resume}")
-            if not (resume / "config.yaml").is_file():
-                raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
+            resume = _run_to_resume(resume, runs_dir)
         if folds is not None and resume is not None:
             raise ConfigError("--folds cannot be combined with --resume; resume one fold's run folder, e.g. --resume RUN/fold-2")
         overrides = parse_overrides(set_ or [])
@@ -218,6 +214,19 @@ def _metric_line(values: dict[str, Any]) -> str:
 # --- evaluate ---------------------------------------------------------------------------------
 
 
+def _run_to_resume(resume: Path, runs_dir: Path) -> Path:
+    """The run folder `--resume` names (`latest` resolved), checked to be one that fit wrote."""
+    from bptrain.errors import ConfigError
+    from bptrain.runs import folder as runs
+
+    resume = runs.resolve_run(resume, runs_dir)
+    if not resume.exists():
+        raise runs.missing_run(resume, f"--resume {resume}")
+    if not (resume / "config.yaml").is_file():
+        raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
+    return resume
+
+
 @app.command()
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run folder (or the model.npz inside one).", show_default=False)],
@@ -230,7 +239,7 @@ def evaluate(
     """Metrics of a saved model, recomputed from the model file."""
     with errors_to_exit_codes():
         from bptrain import app as services
-        from bptrain.report import to_json
+        from bptrain.runs.report import to_json
 
         results = services.evaluate(run, data, strict=strict, on_event=_log_event)
         if as_json:
@@ -270,8 +279,8 @@ def predict(
     unwritten = "the predictions on stdout stop early" if output == "-" else f"{output} is left as it was, with no partial file"
     with errors_to_exit_codes(f"predict {{stop}}; {unwritten}"):
         from bptrain import app as services
-        from bptrain.fileio import atomic_write
         from bptrain.errors import ConfigError
+        from bptrain.fileio import atomic_write
 
         if fmt not in ("csv", "jsonl"):
             raise ConfigError(f"--format {fmt}: choose csv or jsonl")
@@ -304,7 +313,7 @@ def check(
     """Validate CONFIG and read its data's header and target, without training."""
     with errors_to_exit_codes():
         from bptrain import app as services
-        from bptrain.config import load_config, parse_overrides
+        from bptrain.config.loading import load_config, parse_overrides
 
         summary = services.check(load_config(config, parse_overrides(set_ or [])))
         for warning in summary["warnings"]:
@@ -344,7 +353,7 @@ def gradcheck(
     """Check backprop against finite differences on CONFIG's network and data, in float64."""
     with errors_to_exit_codes():
         from bptrain import app as services
-        from bptrain.config import load_config, parse_overrides
+        from bptrain.config.loading import load_config, parse_overrides
 
         result = services.gradcheck(load_config(config, parse_overrides(set_ or [])), rows=rows)
         width = max(len(p["name"]) for p in result["params"])

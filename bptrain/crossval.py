@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 
 import bptrain
-from bptrain import app, events, report, runs
-from bptrain.config import Config
-from bptrain.train import StopRequest
+from bptrain import app, events
+from bptrain.config.schema import Config
+from bptrain.runs import folder as runs
+from bptrain.runs import report
+from bptrain.training.loop import StopRequest
 
 
 @dataclass

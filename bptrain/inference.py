@@ -7,7 +7,8 @@ import functools
 import numpy as np
 
 from bptrain import metrics
-from bptrain.data import Preprocessor, Split
+from bptrain.data.preprocess import Preprocessor
+from bptrain.data.splits import Split
 
 INFERENCE_ROWS = 256  # every evaluation of the network is one batch of exactly this many rows
 

@@ -4,7 +4,7 @@ One target: `prediction` (a class label or a number in the target's units), then
 one `proba_<class>` per class. Several targets: `prediction_<target>` for each (0/1 for multilabel,
 numbers for regression), then with `--proba` one `proba_<label>` per label (multilabel). Kept
 input columns come first and may not take one of these names. `Writer` writes each chunk as it
-comes (the input side, blocks of whole records, is bptrain.reading.frame_chunks).
+comes (the input side, blocks of whole records, is bptrain.data.reading.frame_chunks).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError
-from bptrain.preprocess import Preprocessor
 from bptrain.inference import probabilities, unscale
 
 

@@ -103,7 +103,8 @@ class Progress:
 
     def _start_bar(self, epochs: int) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
         from rich.text import Text
 
         class TwoRows(Bar):

@@ -11,9 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bptrain.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
+from bptrain.nn.activations import ACTIVATIONS
+from bptrain.nn.initializers import INITIALIZERS
+from bptrain.nn.layers import LAYERS
+from bptrain.nn.losses import LOSSES
 from bptrain.nn.names import Registry
+from bptrain.nn.optimizers import OPTIMIZERS
 from bptrain.nn.options import REQUIRED, SAME, Option
+from bptrain.nn.schedules import SCHEDULES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 COMMAND = "python -m bptrain.config.reference --write"

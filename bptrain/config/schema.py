@@ -27,11 +27,15 @@ from pydantic import (
 
 from bptrain.config.data_schema import DataConfig, Strict
 from bptrain.config.numbers import Float, Int, NonNegative, Positive
-from bptrain.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
-from bptrain.nn.names import Registry
-from bptrain.nn.options import REQUIRED, SAME, Declaration, Option, Rule
-from bptrain.nn.options import did_you_mean
 from bptrain.config.rules import Condition, parse_duration
+from bptrain.nn.activations import ACTIVATIONS
+from bptrain.nn.initializers import INITIALIZERS
+from bptrain.nn.layers import LAYERS
+from bptrain.nn.losses import LOSSES
+from bptrain.nn.names import Registry
+from bptrain.nn.optimizers import OPTIMIZERS
+from bptrain.nn.options import REQUIRED, SAME, Declaration, Option, Rule, did_you_mean
+from bptrain.nn.schedules import SCHEDULES
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 METRIC_PATTERN = r"^(train|val)_[a-z0-9_]+$"

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 IRIS = "configs/iris.yaml"  # 7 steps per epoch
@@ -106,7 +105,7 @@ def test_a_renamed_run_folder_still_resumes(partial, tmp_path):
 
 def test_a_checkpoint_without_a_recorded_config_still_resumes(partial, tmp_path):
     """As bptrain 0.1 wrote them: no `config` or `run` in the checkpoint's metadata."""
-    from bptrain.checkpoint import load_model, save_model
+    from bptrain.runs.checkpoint import load_model, save_model
 
     run = copy_of(partial, tmp_path)
     for name in ("last.npz", "previous.npz"):

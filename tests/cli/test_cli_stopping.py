@@ -19,7 +19,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from conftest import model_digests, run_cli
 
 IRIS = "configs/iris.yaml"  # batch_size 16 over 102 training rows: 7 steps per epoch
@@ -309,8 +308,8 @@ def test_huge_learning_rate_keeps_the_last_checkpointed_model(done):
 def first_non_finite_layer(run: Path) -> tuple[int, str, int]:
     """(layer index, layer type, step) where the failing step's forward pass first leaves the finite
     numbers, recomputed in float32 from the checkpoint before that step and the run's own training rows."""
-    from bptrain import data
-    from bptrain.config import load_config
+    from bptrain.config.loading import load_config
+    from bptrain.data import splits as data
 
     config = load_config(run / "config.yaml")
     raw = data.read_splits(config.data, config.seed)

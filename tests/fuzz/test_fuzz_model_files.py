@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
-
-from bptrain.checkpoint import content_hash
 from fuzzing import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bptrain.runs.checkpoint import content_hash
 
 DEEP = "zzdeepzz"  # stands for a deeply nested value, written into the JSON text as it is
 WORDS = [

@@ -6,8 +6,10 @@ import re
 import numpy as np
 import pytest
 
-from bptrain import checkpoint, fileio, runs
+from bptrain import fileio
 from bptrain.errors import ConfigError, ModelFileError
+from bptrain.runs import checkpoint
+from bptrain.runs import folder as runs
 
 
 def test_round_trip_with_allow_pickle_false(tmp_path):

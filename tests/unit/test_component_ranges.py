@@ -14,11 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bptrain.config import validate_config
+from bptrain.config.loading import validate_config
 from bptrain.errors import ConfigError
-from bptrain.nn import ACTIVATIONS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Param
+from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.errors import OptionError
+from bptrain.nn.layers import LAYERS
+from bptrain.nn.losses import LOSSES
+from bptrain.nn.optimizers import OPTIMIZERS
 from bptrain.nn.options import REQUIRED, Range
+from bptrain.nn.params import Param
+from bptrain.nn.schedules import SCHEDULES
 
 MINIMAL = {"data": {"train": "data/x.csv", "target": "y"}}
 NEEDED = {  # values for required options, chosen so that no rule between options objects

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bptrain.config import Config, dump_yaml, load_config, parse_overrides, resolved_dict
+from bptrain.config.loading import dump_yaml, load_config, parse_overrides, resolved_dict
+from bptrain.config.schema import Config
 from bptrain.errors import ConfigError
 
 MINIMAL = "data: {train: data/x.csv, target: y}\n"

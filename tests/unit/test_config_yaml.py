@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bptrain.config import load_config, parse_overrides
+from bptrain.config.loading import load_config, parse_overrides
 from bptrain.config.yamlfile import MAX_BYTES, MAX_DEPTH, StrictLoader, parse_yaml
 from bptrain.errors import ConfigError
 

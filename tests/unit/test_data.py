@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bptrain.config import load_config
-from bptrain.data import Preprocessor, class_labels, fit_preprocessor, infer_task, read_splits, read_table, split_indices, transform
+from bptrain.config.loading import load_config
+from bptrain.data.columns import numeric_column
+from bptrain.data.preprocess import Preprocessor, class_labels, infer_task
+from bptrain.data.reading import read_table
+from bptrain.data.splits import fit_preprocessor, read_splits, split_indices, transform
 from bptrain.errors import ConfigError, DataError
-from bptrain.columns import numeric_column
 
 
 @pytest.mark.parametrize(

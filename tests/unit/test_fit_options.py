@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bptrain import app, build, events, seeds
-from bptrain.checkpoint import load_model
-from bptrain.config import load_config, parse_overrides
+from bptrain import app, events, seeds
+from bptrain.config.loading import load_config, parse_overrides
+from bptrain.runs.checkpoint import load_model
+from bptrain.training import assembly
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +54,7 @@ def test_clipping_by_value_bounds_every_update(tmp_path):
     config, result, _ = fit(tmp_path, "optimizer={name: sgd, lr: 0.1}", "training.clip={value: 1.0e-9}", epochs=2)
     arrays, _ = load_model(result.run_dir / "model.npz")
     _, init_rng, _, noise_rng = seeds.streams(config.seed)
-    start = build.make_model(build.model_spec(config, 4, 3), rng=init_rng, noise_rng=noise_rng, batch_size=16).state_dict()
+    start = assembly.make_model(assembly.model_spec(config, 4, 3), rng=init_rng, noise_rng=noise_rng, batch_size=16).state_dict()
     steps = 2 * 7
     for name, value in start.items():
         assert np.abs(arrays[name] - value).max() <= 0.1 * 1e-9 * steps * 1.001 + 1e-7, name
@@ -71,22 +72,22 @@ def test_dropout_and_batch_norm_runs_evaluate_like_the_report(tmp_path):
 def test_balanced_class_weights_are_computed_from_the_training_labels(tmp_path):
     config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides(["loss={name: cross_entropy, class_weights: balanced}"]))
     labels = np.array([0] * 10 + [1] * 30 + [2] * 20)
-    name, options = build.loss_spec(config, "classification", ["a", "b", "c"], labels)
+    name, options = assembly.loss_spec(config, "classification", ["a", "b", "c"], labels)
     assert name == "cross_entropy" and options["weight"] == pytest.approx([2.0, 2 / 3, 1.0])
 
 
 def test_class_weights_by_name_default_to_one_for_the_classes_not_named():
     config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides(["loss={name: cross_entropy, class_weights: {virginica: 3, setosa: 0.5}}"]))
-    _, options = build.loss_spec(config, "classification", ["setosa", "versicolor", "virginica"], None)
+    _, options = assembly.loss_spec(config, "classification", ["setosa", "versicolor", "virginica"], None)
     assert options["weight"] == [0.5, 1.0, 3.0]
 
 
 def test_balanced_pos_weight_is_counted_per_label_for_multilabel():
     config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides(["loss={name: binary_cross_entropy, pos_weight: balanced}"]))
     labels = np.array([[1, 0], [1, 0], [0, 0], [1, 1]])
-    name, options = build.loss_spec(config, "multilabel", ["l1", "l2"], labels)
+    name, options = assembly.loss_spec(config, "multilabel", ["l1", "l2"], labels)
     assert name == "binary_cross_entropy" and options["pos_weight"] == [1 / 3, 3.0]
-    assert build.output_units(name, "multilabel", 2) == 2 and build.output_units("mse", "regression", 0, 3) == 3
+    assert assembly.output_units(name, "multilabel", 2) == 2 and assembly.output_units("mse", "regression", 0, 3) == 3
 
 
 @pytest.mark.parametrize(
@@ -109,7 +110,7 @@ def test_config_that_does_not_fit_the_data(tmp_path, setting, message):
 
 
 def test_gradcheck_catches_a_wrong_derivative(monkeypatch):
-    from bptrain.nn import ACTIVATIONS
+    from bptrain.nn.activations import ACTIVATIONS
 
     config = load_config(ROOT / "configs" / "wine.yaml")  # tanh hidden layer
     assert app.gradcheck(config)["passed"]

@@ -2,9 +2,9 @@
 
 import pytest
 
-from bptrain import memory
-from bptrain.columns import Column
+from bptrain.data.columns import Column
 from bptrain.errors import ConfigError
+from bptrain.training import memory
 
 GIB = 2**30
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from bptrain import checkpoint, npzfile
-from bptrain.errors import ModelFileError
 from conftest import call_cli, run_cli
+
+from bptrain.errors import ModelFileError
+from bptrain.runs import checkpoint, npzfile
 
 IRIS = "configs/iris.yaml"
 LAYERS = ("--set", "model.layers=[{units: 8}]")
@@ -379,7 +379,7 @@ def test_a_format_version_that_is_not_a_whole_number_is_named_exactly(tmp_path, 
 
 
 def test_a_model_written_by_the_unchanged_save_path_loads(trained):
-    from bptrain import modelfile
+    from bptrain.runs import modelfile
 
     model, loss, prep, meta = modelfile.load(trained / "model.npz")
     arrays, _ = checkpoint.load_model(trained / "model.npz")
@@ -431,7 +431,7 @@ FIXTURE_0_1 = Path(__file__).resolve().parents[1] / "fixtures" / "model-0.1" / "
 
 def test_a_model_file_of_bptrain_0_1_still_loads():
     """tests/fixtures/model-0.1/model.npz: iris, written by bptrain 0.1 (layer specs, version-1 preprocessing)."""
-    from bptrain import modelfile
+    from bptrain.runs import modelfile
 
     model, loss, prep, meta = modelfile.load(FIXTURE_0_1)
     assert (meta["kind"], "version" in meta["preprocessing"]) == ("model", False)
@@ -442,7 +442,7 @@ def test_a_model_file_of_bptrain_0_1_still_loads():
 
 
 def test_a_checkpoint_given_as_the_model_is_named_as_such(trained):
-    from bptrain import modelfile
+    from bptrain.runs import modelfile
 
     path = trained / "checkpoints" / "last.npz"
     with pytest.raises(ModelFileError) as info:

@@ -1,4 +1,4 @@
-"""Preprocessing (bptrain.columns, bptrain.preprocess): kinds, fill values, scaling, one-hot encoding,
+"""Preprocessing (bptrain.data.columns, bptrain.data.preprocess): kinds, fill values, scaling, one-hot encoding,
 the schema contract of features_of."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from bptrain.config.data_schema import DataConfig
+from bptrain.data.columns import Unseen, infer_kind, numeric_column, resolve_columns
+from bptrain.data.preprocess import Preprocessor, infer_task
 from bptrain.errors import ConfigError, DataError
-from bptrain.columns import Unseen, infer_kind, numeric_column, resolve_columns
-from bptrain.preprocess import Preprocessor, infer_task
 
 
 @pytest.mark.parametrize(

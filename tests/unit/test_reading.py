@@ -10,8 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bptrain.data.reading import (
+    MAX_LINE_BYTES,
+    ReadOptions,
+    detect_delimiter,
+    frame_chunks,
+    read_table,
+    record_chunks,
+)
 from bptrain.errors import ConfigError, DataError
-from bptrain.reading import MAX_LINE_BYTES, ReadOptions, detect_delimiter, frame_chunks, read_table, record_chunks
 
 ROWS = "".join(f"{i},{i * 0.5},{'ab'[i % 2]}\n" for i in range(10))
 CSV = ("x,y,label\n" + ROWS).encode()
@@ -92,7 +99,7 @@ def test_chunks_add_up_to_the_whole_and_number_their_rows(tmp_path, block_bytes,
 
 
 def test_chunks_from_stdin_with_a_sample_shorter_than_the_file(monkeypatch):
-    import bptrain.reading as reading
+    import bptrain.data.reading as reading
 
     monkeypatch.setattr(reading, "SAMPLE_BYTES", 16)  # the detection sample ends mid-file
     text = ("a;b\n" + "".join(f"{i};{i % 3}\n" for i in range(100))).encode()

@@ -3,8 +3,13 @@
 import pytest
 
 from bptrain.config import schema
-from bptrain.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
+from bptrain.nn.activations import ACTIVATIONS
+from bptrain.nn.initializers import INITIALIZERS
+from bptrain.nn.layers import LAYERS
+from bptrain.nn.losses import LOSSES
+from bptrain.nn.optimizers import OPTIMIZERS
 from bptrain.nn.options import REQUIRED, SAME
+from bptrain.nn.schedules import SCHEDULES
 
 KINDS = [
     (schema.ACTIVATION_MODELS, ACTIVATIONS, "name"),

@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from conftest import ROOT
 
-from bptrain.build import make_budget
-from bptrain.config import load_config, parse_overrides
+from bptrain.config.loading import load_config, parse_overrides
 from bptrain.config.rules import Condition, parse_duration
-from bptrain.stopping import Budget, EarlyStopping
+from bptrain.training.assembly import make_budget
+from bptrain.training.stopping import Budget, EarlyStopping
 
 DURATION_HELP = "must be a duration such as 90s, 10m, 2h or 1h30m"
 COMPARISON_HELP = "must be a comparison such as '>= 0.99' or '< 0.01'"

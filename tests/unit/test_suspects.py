@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bptrain import suspects
-from bptrain.columns import infer_kind, numeric_column, Column
+from bptrain.data import suspects
+from bptrain.data.columns import Column, infer_kind, numeric_column
 
 
 def warned(name: str, values, decimal: str = ".") -> list[str]:

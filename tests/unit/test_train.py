@@ -6,13 +6,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bptrain.data import Preprocessor, Split
-from bptrain.columns import numeric_column
-from bptrain.nn import LOSSES, OPTIMIZERS, build_model
-from bptrain.stopping import Budget, EarlyStopping, resolve_mode
+from bptrain.data.columns import numeric_column
+from bptrain.data.preprocess import Preprocessor
+from bptrain.data.splits import Split
 from bptrain.inference import INFERENCE_ROWS, loss_value, outputs
-from bptrain.callbacks import Cadence, Callback, Checkpointing, EarlyStopping as EarlyStoppingCallback, Stop, overriding
-from bptrain.train import LearningRate, Setup, Trainer, epoch_steps, lone_row_warning
+from bptrain.nn.losses import LOSSES
+from bptrain.nn.model import build_model
+from bptrain.nn.optimizers import OPTIMIZERS
+from bptrain.training.callbacks import (
+    Cadence,
+    Callback,
+    Checkpointing,
+    Stop,
+    overriding,
+)
+from bptrain.training.callbacks import (
+    EarlyStopping as EarlyStoppingCallback,
+)
+from bptrain.training.loop import LearningRate, Setup, Trainer, epoch_steps, lone_row_warning
+from bptrain.training.stopping import Budget, EarlyStopping, resolve_mode
 
 
 @pytest.mark.parametrize("patience, stops_at", [(1, 3), (2, 4), (3, 5)])

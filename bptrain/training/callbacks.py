@@ -19,10 +19,10 @@ import numpy as np
 
 from bptrain import events
 from bptrain.config.rules import Condition
-from bptrain.stopping import EarlyStopping as EarlyStoppingRule
+from bptrain.training.stopping import EarlyStopping as EarlyStoppingRule
 
 if TYPE_CHECKING:
-    from bptrain.train import Outcome, Trainer
+    from bptrain.training.loop import Outcome, Trainer
 
 # the reason a run gives when several rules fire at the end of one epoch: the first of these
 STOP_ORDER = ("diverged", "interrupted", "terminated", "target", "early_stopping", "max_epochs", "max_steps", "max_time")

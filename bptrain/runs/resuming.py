@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bptrain.checkpoint import LAST, PREVIOUS
-from bptrain.config import Config, load_config
-from bptrain.config.loading import validate_config
+from bptrain.config.loading import load_config, validate_config
+from bptrain.config.schema import Config
 from bptrain.errors import ConfigError, DataError, ModelFileError
+from bptrain.runs.checkpoint import LAST, PREVIOUS
 
 # Keys that only decide how long to train, when to save, and how closely to watch.
 BUDGET_KEYS = (

@@ -12,8 +12,8 @@ try:
 except ImportError:  # not on POSIX: run folders are not locked
     fcntl = None
 
-from bptrain.fileio import storage_error, writing
 from bptrain.errors import ConfigError, ModelFileError, StorageError
+from bptrain.fileio import storage_error, writing
 
 NAME = re.compile(r"[A-Za-z0-9._-]+")
 MODEL_FILE = "model.npz"

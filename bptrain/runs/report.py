@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bptrain.callbacks import Callback
 from bptrain.fileio import atomic_write, atomic_write_text, writing
+from bptrain.training.callbacks import Callback
 
 
 def finite_or_none(value: Any) -> Any:

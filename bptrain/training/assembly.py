@@ -15,20 +15,30 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from bptrain import metrics, seeds
-from bptrain.callbacks import Cadence, Callback, Divergence, EarlyStopping as EarlyStoppingCallback, ReduceOnPlateau, Targets
-from bptrain.config import Config
-from bptrain.config.schema import layer_specs, optimizer_options
-from bptrain.errors import ConfigError
-from bptrain.nn import LOSSES, OPTIMIZERS, build_model, loss_for_task
-from bptrain.nn.errors import OptionError
-from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
-from bptrain.nn.model import Sequential, hidden_layers
-from bptrain.nn.regularizers import Regularizer
-from bptrain.columns import label
-from bptrain.nn.options import did_you_mean
 from bptrain.config.rules import Condition, parse_duration
-from bptrain.stopping import Budget, EarlyStopping, resolve_mode
-from bptrain.train import LearningRate, Setup, epoch_steps
+from bptrain.config.schema import Config, layer_specs, optimizer_options
+from bptrain.data.columns import label
+from bptrain.errors import ConfigError
+from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
+from bptrain.nn.errors import OptionError
+from bptrain.nn.losses import LOSSES, loss_for_task
+from bptrain.nn.model import Sequential, build_model, hidden_layers
+from bptrain.nn.optimizers import OPTIMIZERS
+from bptrain.nn.options import did_you_mean
+from bptrain.nn.regularizers import Regularizer
+from bptrain.training.callbacks import (
+    Cadence,
+    Callback,
+    Divergence,
+    ReduceOnPlateau,
+    Targets,
+)
+from bptrain.training.callbacks import (
+    EarlyStopping as EarlyStoppingCallback,
+)
+from bptrain.training.loop import LearningRate, Setup, epoch_steps
+from bptrain.training.stopping import Budget, EarlyStopping, resolve_mode
+
 
 @contextmanager
 def config_errors() -> Iterator[None]:

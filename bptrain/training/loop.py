@@ -2,7 +2,7 @@
 
 `Trainer(setup, train, val, callbacks).run()` runs epochs of shuffled mini-batches until a
 stopping rule fires, scores the validation split after every epoch and hands each epoch's row of
-metrics to the callbacks (bptrain.callbacks), which also keep the checkpoints and the logs. Batches
+metrics to the callbacks (bptrain.training.callbacks), which also keep the checkpoints and the logs. Batches
 are gathered into buffers allocated once, so the loop allocates nothing per batch.
 """
 
@@ -15,12 +15,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bptrain.callbacks import BatchEnd, Callback, Stop, overriding
-from bptrain.data import Preprocessor, Split
+from bptrain.data.preprocess import Preprocessor
+from bptrain.data.splits import Split
 from bptrain.errors import DivergedError, ModelFileError
 from bptrain.inference import score
 from bptrain.nn.state import check_state
-from bptrain.stopping import Budget, resolve_mode
+from bptrain.training.callbacks import BatchEnd, Callback, Stop, overriding
+from bptrain.training.stopping import Budget, resolve_mode
 
 # --- the learning rate -----------------------------------------------------------------------
 
@@ -33,7 +34,7 @@ class LearningRate:
     """
 
     def __init__(self, name: str, lr: float, options: dict):
-        from bptrain.nn import SCHEDULES
+        from bptrain.nn.schedules import SCHEDULES
 
         options = dict(options)
         self.interval = options.pop("interval", "epoch")
@@ -111,7 +112,7 @@ class StopRequest:
 
 @dataclass
 class Setup:
-    """Everything one training run is made of, as build.assemble puts it together from a config."""
+    """Everything one training run is made of, as assembly.assemble puts it together from a config."""
 
     model: Any
     loss: Any

@@ -2,7 +2,7 @@
 
 `read_splits(config.data, seed)` reads and checks the files, infers the task and each column's
 kind, and splits the rows (fractions, a split column, separate files, or one fold of k);
-`fit_preprocessor` fits the `Preprocessor` (bptrain.preprocess) on the training rows only;
+`fit_preprocessor` fits the `Preprocessor` (bptrain.data.preprocess) on the training rows only;
 `transform` gives the arrays of every split. The same `Preprocessor` is stored in the model file,
 so `evaluate` and `predict` transform new rows exactly as in training.
 """
@@ -16,17 +16,20 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bptrain import seeds, suspects
-from bptrain.errors import ConfigError, DataError
-from bptrain.columns import OTHER, Column, Unseen, check_values, label, labels_of, resolve_columns, rows_text  # noqa: F401
-from bptrain.preprocess import Preprocessor, class_labels, column_list, infer_task  # noqa: F401
-from bptrain.reading import (  # noqa: F401
-    ReadOptions,
-    delimiter_hint,
-    read_table,
-    sha256_file,
-    source_name,
+from bptrain import seeds
+from bptrain.data import suspects
+from bptrain.data.columns import (
+    Column,
+    Unseen,
+    check_values,
+    label,
+    labels_of,
+    resolve_columns,
+    rows_text,
 )
+from bptrain.data.preprocess import Preprocessor, column_list, infer_task
+from bptrain.data.reading import ReadOptions, delimiter_hint, read_table, sha256_file
+from bptrain.errors import ConfigError, DataError
 from bptrain.nn.options import did_you_mean
 
 SPLIT_VALUES = ("train", "val", "test")

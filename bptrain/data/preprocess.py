@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bptrain.columns import (
+from bptrain.data.columns import (
     Column,
     Unseen,
     encode_column,
@@ -27,8 +27,8 @@ from bptrain.columns import (
     rows_text,
     scaling,
 )
+from bptrain.data.reading import ReadOptions
 from bptrain.errors import DataError
-from bptrain.reading import ReadOptions
 from bptrain.nn.options import did_you_mean
 
 MAX_CLASSES_FOR_INTEGER_TARGET = 20

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bptrain import metrics
 
+
 def resolve_mode(monitor: str, mode: str) -> str:
     """`min` or `max` for a watched metric: `auto` maximizes accuracy-like metrics and r2."""
     if mode != "auto":

@@ -17,14 +17,16 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from bptrain import build, checkpoint
-from bptrain.checkpoint import BptrainFile, Expected
-from bptrain.columns import Column
 from bptrain.config.data_schema import CategoricalMissing, NumericMissing, ReadConfig, Scale
 from bptrain.config.schema import LayerConfig
+from bptrain.data.columns import Column
+from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, ModelFileError
-from bptrain.nn import INITIALIZERS, LOSSES
-from bptrain.preprocess import Preprocessor
+from bptrain.nn.initializers import INITIALIZERS
+from bptrain.nn.losses import LOSSES
+from bptrain.runs import checkpoint
+from bptrain.runs.checkpoint import BptrainFile, Expected
+from bptrain.training import assembly
 
 MAX_LAYERS = 1_000
 MAX_PARAMETERS = 2**28  # weights and statistics of one network: 1 GiB in float32, 2 GiB in float64
@@ -211,7 +213,7 @@ def load(path: Path):
         prep_meta = _check_model_meta(file)
         spec = meta["model"]
         loss = _loss(file, meta["loss"], spec, prep_meta)
-        model = build.model_for(spec, None, batch_size=1)
+        model = assembly.model_for(spec, None, batch_size=1)
         expected = {name: Expected(a.shape, spec["dtype"]) for name, a in _model_arrays(model).items()}
         arrays = file.read({**expected, **_prep_arrays(prep_meta)})
         _check_finite(file, arrays)
@@ -313,11 +315,11 @@ def _loss(file: BptrainFile, loss: dict[str, Any], spec: dict[str, Any], prep: d
     if not fits.get(task, LOSSES.get(name).task == "regression"):
         raise file.invalid(f"loss.name: {name} does not fit the {task} task of preprocessing.task")
     targets = len(prep["targets"]) if "targets" in prep else 1
-    units = build.output_units(name, task, len(classes), targets)
+    units = assembly.output_units(name, task, len(classes), targets)
     if spec["n_out"] != units:
         raise file.invalid(f"model.n_out: {spec['n_out']} output units, but a {task} model with this loss and these classes has {units}")
     try:
-        made = build.make_loss(name, loss["options"], spec["dtype"])
+        made = assembly.make_loss(name, loss["options"], spec["dtype"])
     except (ConfigError, TypeError, ValueError) as e:
         raise file.invalid(f"loss.options: {e}") from None
     for key in ("weight", "pos_weight"):

@@ -22,9 +22,9 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from bptrain import npzfile
 from bptrain.errors import ModelFileError
 from bptrain.fileio import atomic_write, writing
+from bptrain.runs import npzfile
 
 FORMAT_VERSION = 1
 META_KEY = npzfile.META_KEY
@@ -233,7 +233,7 @@ def load_checkpoint(folder: Path, warn=lambda message: None) -> Loaded:
 
 def _checkpoint_layout(file: BptrainFile) -> dict[str, Expected]:
     """The arrays a checkpoint must hold, once its kind and metadata are checked."""
-    from bptrain.modelfile import check_checkpoint  # imported here: modelfile imports this module
+    from bptrain.runs.modelfile import check_checkpoint  # imported here: modelfile imports this module
 
     kind = file.meta.get("kind")
     if kind != "checkpoint":

@@ -12,7 +12,7 @@ import re
 
 import pandas as pd
 
-from bptrain.columns import NUMERIC_SHARE_OF_TEXT, Column, is_number_dtype
+from bptrain.data.columns import NUMERIC_SHARE_OF_TEXT, Column, is_number_dtype
 
 FREE_TEXT_MIN_DISTINCT = 20
 FREE_TEXT_SHARE = 0.5

@@ -1,0 +1,1 @@
+"""The data: reading files, columns and their preprocessing, splits; nothing here trains."""
