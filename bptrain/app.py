@@ -230,7 +230,7 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
     if outcome.stop_reason != "diverged" or trainer.best_state is not None:
         files.save_model(trainer.model.state_dict())
     elif model_path.exists():  # diverged with no best epoch: report on the last good model
-        good, _ = checkpoint.load_model(model_path)
+        good, _ = checkpoint.read_arrays(model_path)
         trainer.model.load_state_dict({k: good[k] for k in trainer.model.state_dict()})
     return outcome
 

@@ -57,7 +57,7 @@ MAX_CHECKPOINT_BYTES = 8 * 2**30
 MAX_DEPTH = 32  # of nested JSON lists and objects in the metadata
 
 
-def load_model(path: Path, expect: Callable[[BptrainFile], dict[str, Expected]] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_arrays(path: Path, expect: Callable[[BptrainFile], dict[str, Expected]] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The arrays and metadata of a model or checkpoint file; ModelFileError when it is not a usable one.
 
     `expect(file)` may check the metadata and return the dtype and shape of every array the file
@@ -219,7 +219,7 @@ def load_checkpoint(folder: Path, warn=lambda message: None) -> Loaded:
         if not path.exists():
             continue
         try:
-            arrays, meta = load_model(path, expect=_checkpoint_layout)
+            arrays, meta = read_arrays(path, expect=_checkpoint_layout)
         except ModelFileError as e:
             problems.append(f"{path}: {getattr(e, 'damage', None) or str(e).removeprefix(f'{path}: ')}")
             continue

@@ -18,7 +18,7 @@ def test_round_trip_with_allow_pickle_false(tmp_path):
     checkpoint.save_model(path, arrays, {"task": "regression", "classes": []})
     with np.load(path, allow_pickle=False) as archive:
         assert set(archive.files) == {"__meta__", "layers.0.W", "prep.mean"}
-    loaded, meta = checkpoint.load_model(path)
+    loaded, meta = checkpoint.read_arrays(path)
     assert meta == {"format_version": 1, "kind": "model", "task": "regression", "classes": [], "sha256": meta["sha256"]}
     assert len(meta["sha256"]) == 64
     assert all(np.array_equal(loaded[k], v) and loaded[k].dtype == v.dtype for k, v in arrays.items())
@@ -28,18 +28,18 @@ def test_files_that_are_not_models_are_refused(tmp_path):
     bare = tmp_path / "bare.npz"
     np.savez(bare, w=np.zeros(3))
     with pytest.raises(ModelFileError) as info:
-        checkpoint.load_model(bare)
+        checkpoint.read_arrays(bare)
     assert str(info.value) == f"{bare}: not a bptrain model file (format_version missing); was it written by bptrain fit?"
 
     text = tmp_path / "model.npz"
     text.write_text("hello")
     with pytest.raises(ModelFileError, match=r"model.npz: not a bptrain model file, or a damaged one \(.*\); was it written by bptrain fit\?"):
-        checkpoint.load_model(text)
+        checkpoint.read_arrays(text)
 
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, __meta__=np.array('{"format_version": 1}'), w=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ModelFileError, match="damaged"):
-        checkpoint.load_model(pickled)
+        checkpoint.read_arrays(pickled)
 
 
 def test_truncated_model_file_is_refused(tmp_path):
@@ -47,14 +47,14 @@ def test_truncated_model_file_is_refused(tmp_path):
     checkpoint.save_model(path, {"w": np.ones(1000)}, {})
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(ModelFileError, match="damaged"):
-        checkpoint.load_model(path)
+        checkpoint.read_arrays(path)
 
 
 def test_a_newer_format_version_is_refused(tmp_path):
     path = tmp_path / "model.npz"
     np.savez(path, __meta__=np.array('{"format_version": 99}'))
     with pytest.raises(ModelFileError, match="format_version 99 is not supported by this bptrain"):
-        checkpoint.load_model(path)
+        checkpoint.read_arrays(path)
 
 
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from bptrain import app, events, seeds
 from bptrain.config.loading import load_config, parse_overrides
-from bptrain.runs.checkpoint import load_model
+from bptrain.runs.checkpoint import read_arrays
 from bptrain.training import assembly
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def test_reduce_on_plateau_follows_the_monitored_metric(tmp_path):
 
 def test_the_penalty_is_logged_and_computed_from_the_weights(tmp_path):
     _, result, rows = fit(tmp_path, "regularization={l1: 0.001, l2: 0.01}")
-    arrays, _ = load_model(result.run_dir / "model.npz")
+    arrays, _ = read_arrays(result.run_dir / "model.npz")
     weights = [v.astype(np.float64) for k, v in arrays.items() if k.endswith(".W")]
     expected = 0.001 * sum(np.abs(w).sum() for w in weights) + 0.01 * sum((w * w).sum() for w in weights)
     assert float(rows[-1]["penalty"]) == pytest.approx(expected, rel=1e-5)
@@ -52,7 +52,7 @@ def test_the_penalty_is_logged_and_computed_from_the_weights(tmp_path):
 
 def test_clipping_by_value_bounds_every_update(tmp_path):
     config, result, _ = fit(tmp_path, "optimizer={name: sgd, lr: 0.1}", "training.clip={value: 1.0e-9}", epochs=2)
-    arrays, _ = load_model(result.run_dir / "model.npz")
+    arrays, _ = read_arrays(result.run_dir / "model.npz")
     _, init_rng, _, noise_rng = seeds.streams(config.seed)
     start = assembly.make_model(assembly.model_spec(config, 4, 3), rng=init_rng, noise_rng=noise_rng, batch_size=16).state_dict()
     steps = 2 * 7
@@ -62,7 +62,7 @@ def test_clipping_by_value_bounds_every_update(tmp_path):
 
 def test_dropout_and_batch_norm_runs_evaluate_like_the_report(tmp_path):
     _, result, _ = fit(tmp_path, "model.layers=[{units: 16, dropout: 0.2}, {type: batch_norm}, {type: layer_norm}, {units: 8, activation: elu}]")
-    arrays, _ = load_model(result.run_dir / "model.npz")
+    arrays, _ = read_arrays(result.run_dir / "model.npz")
     assert {"layers.3.running_mean", "layers.3.running_var"} <= set(arrays)
     again = app.evaluate(result.run_dir)
     for split in ("val", "test"):

@@ -371,7 +371,7 @@ def test_a_format_version_that_is_not_a_whole_number_is_named_exactly(tmp_path, 
     path = tmp_path / "model.npz"
     checkpoint.save_model(path, {}, {"format_version": version})
     with pytest.raises(ModelFileError) as info:
-        checkpoint.load_model(path)
+        checkpoint.read_arrays(path)
     assert str(info.value) == f"{path}: not a bptrain model file (format_version is {shown}, not a whole number){ASK}"
 
 
@@ -382,7 +382,7 @@ def test_a_model_written_by_the_unchanged_save_path_loads(trained):
     from bptrain.runs import modelfile
 
     model, loss, prep, meta = modelfile.load(trained / "model.npz")
-    arrays, _ = checkpoint.load_model(trained / "model.npz")
+    arrays, _ = checkpoint.read_arrays(trained / "model.npz")
     assert all(np.array_equal(model.state_dict()[k], arrays[k]) for k in model.state_dict())
     assert prep.classes == ["setosa", "versicolor", "virginica"] and meta["kind"] == "model"
 
@@ -402,7 +402,7 @@ def test_a_zip_bomb_is_refused_before_it_is_decompressed(tmp_path, monkeypatch):
     tracemalloc.start()
     try:
         with pytest.raises(ModelFileError) as info:
-            checkpoint.load_model(path)
+            checkpoint.read_arrays(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -423,7 +423,7 @@ def test_too_many_members_are_refused(tmp_path, monkeypatch):
     checkpoint.save_model(path, {f"w{i}": np.zeros(1) for i in range(5)}, {})
     monkeypatch.setattr(npzfile, "MAX_MEMBERS", 4)
     with pytest.raises(ModelFileError, match=r"\(6 members, more than the 4 bptrain reads\)"):
-        checkpoint.load_model(path)
+        checkpoint.read_arrays(path)
 
 
 FIXTURE_0_1 = Path(__file__).resolve().parents[1] / "fixtures" / "model-0.1" / "model.npz"
