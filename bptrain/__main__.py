@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from bptrain.interrupts import Signalled, install
+from bptrain.interrupts import Signalled, install, raise_pending
 
 
 def main() -> None:
@@ -13,6 +13,7 @@ def main() -> None:
         install()  # before typer and numpy import: a signal during imports must not print a traceback
         from bptrain.cli import main as cli_main
 
+        raise_pending()  # a signal whose exception Python dropped during the imports
         cli_main()
     except (Signalled, KeyboardInterrupt) as e:  # before a command took over
         stop = e if isinstance(e, Signalled) else Signalled(signal.SIGINT)

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 
 from bptrain.errors import BptrainError, ExitCode
+from bptrain import interrupts
 from bptrain.interrupts import Signalled
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ def errors_to_exit_codes(on_signal: str = "{stop}; nothing was written") -> Iter
     """
     try:
         yield
+        interrupts.raise_pending()  # a signal whose exception Python dropped still ends the command
     except BptrainError as e:
         _err(f"error: {e}")
         raise typer.Exit(int(e.exit_code)) from None
@@ -64,6 +66,7 @@ def errors_to_exit_codes(on_signal: str = "{stop}; nothing was written") -> Iter
         raise typer.Exit(int(ExitCode.OK)) from None
     except (KeyboardInterrupt, Signalled) as e:
         stop = e if isinstance(e, Signalled) else Signalled(signal.SIGINT)
+        interrupts.handled()
         _err("error: " + on_signal.format(stop=stop))
         raise typer.Exit(stop.exit_code) from None
     except (typer.Exit, typer.Abort, SystemExit):

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
+from bptrain import interrupts
 from bptrain.errors import StorageError
 
 
@@ -34,6 +35,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: 
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
+            interrupts.raise_pending()  # a signal dropped meanwhile: the target keeps its old content
             if keep_previous is not None and path.exists():
                 os.replace(path, keep_previous)
             os.replace(tmp, path)

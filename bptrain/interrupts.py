@@ -8,6 +8,7 @@ traceback or a death by signal. Each command then decides what its message says.
 from __future__ import annotations
 
 import signal
+import sys
 
 _REASONS = {signal.SIGINT: ("interrupted", "SIGINT", 130), signal.SIGTERM: ("terminated", "SIGTERM", 143)}
 
@@ -22,11 +23,36 @@ class Signalled(BaseException):
         super().__init__(f"{self.reason} by {self.name}")
 
 
+_raised: list[int] = []  # every signal whose Signalled the handler raised
+
+
 def _raise(signum, frame) -> None:
+    _raised.append(signum)
     raise Signalled(signum)
+
+
+def _unraisable(hook_args) -> None:
+    """Python drops an exception raised where it cannot propagate (a weakref callback, such as
+    the import system's, or a __del__) and prints it: a Signalled dropped there stays silent,
+    and raise_pending() raises it again at the next point that must not pass it by."""
+    if hook_args.exc_type is not None and issubclass(hook_args.exc_type, Signalled):
+        return
+    sys.__unraisablehook__(hook_args)
+
+
+def raise_pending() -> None:
+    """Raise Signalled for a signal that arrived but whose exception was dropped (see _unraisable)."""
+    if _raised:
+        raise Signalled(_raised[-1])
+
+
+def handled() -> None:
+    """The Signalled raised so far has reached the command's error handling."""
+    _raised.clear()
 
 
 def install() -> None:
     """Make SIGINT and SIGTERM raise Signalled in the main thread."""
+    sys.unraisablehook = _unraisable
     for signum in _REASONS:
         signal.signal(signum, _raise)
