@@ -236,7 +236,7 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
 
 
 def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome) -> dict[str, Any]:
-    """Write report.json, report.md and curves.png for the model as it ends; return the report."""
+    """Write report.json, report.md and (unless report.figures is false) curves.png for the model as it ends; return the report."""
     has_rows = bool(outcome.rows)
     split_metrics = {s.name: score(model, loss, prep, s) for s in dataset.splits()}
     summary = {
@@ -261,9 +261,13 @@ def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome
     }
     report.write_json(run_dir / "report.json", summary)
     fileio.atomic_write_text(run_dir / "report.md", report.markdown(summary))
-    if has_rows:
+    figure = run_dir / "curves.png"
+    if has_rows and config.report.figures:
         main_metric = "r2" if raw.task == "regression" else "accuracy"
-        report.curves(run_dir / "curves.png", outcome.rows, summary["best_epoch"], main_metric if dataset.val else None)
+        report.curves(figure, outcome.rows, summary["best_epoch"], main_metric if dataset.val else None)
+    elif has_rows:
+        with fileio.writing(figure, "remove"):  # drawn before a resume, it would show fewer epochs than the report
+            figure.unlink(missing_ok=True)
     return summary
 
 

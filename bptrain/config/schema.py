@@ -18,6 +18,7 @@ from pydantic import (
     Discriminator,
     Field,
     PlainSerializer,
+    StrictBool,
     Tag,
     create_model,
     field_serializer,
@@ -332,6 +333,12 @@ class StoppingConfig(Strict):
     _rules = field_validator("target", "divergence")(_conditions)
 
 
+class ReportConfig(Strict):
+    """What a run writes besides its model and metrics."""
+
+    figures: StrictBool = True
+
+
 def _not_only_dots(name: str) -> str:
     # `.` and `..` are folders already; the run-folder code refuses them, so check refuses them first
     if set(name) == {"."}:
@@ -350,6 +357,7 @@ class Config(Strict):
     schedule: ScheduleConfig = Constant(name="constant")
     training: TrainingConfig = TrainingConfig()
     stopping: StoppingConfig = StoppingConfig()
+    report: ReportConfig = ReportConfig()
 
     @field_serializer("loss", "schedule")
     def _short_name(self, value: BaseModel) -> Any:

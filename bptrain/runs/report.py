@@ -1,7 +1,7 @@
 """Reports: the metrics log (CSV + JSON lines), report.json, report.md and curves.png of a run.
 
 JSON is written with allow_nan=False: non-finite numbers become null. matplotlib is imported only
-when a figure is drawn.
+when a figure is drawn, and never its pyplot: the figure is drawn on the Agg canvas.
 """
 
 from __future__ import annotations
@@ -140,14 +140,15 @@ def _md_cell(text: Any) -> str:
 
 def curves(path: Path, rows: list[dict], best_epoch: int, task_metric: str | None) -> None:
     """Learning curves: training and validation loss, and the main validation metric, by epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure on the Agg canvas: pyplot would load a GUI backend and its global state, a second per run
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     epochs = [r["epoch"] for r in rows]
     panels = 2 if task_metric and f"val_{task_metric}" in rows[0] else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    fig = Figure(figsize=(5.5 * panels, 4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, panels, squeeze=False)
     ax = axes[0][0]
     ax.plot(epochs, [r["train_loss"] for r in rows], label="train loss")
     if "val_loss" in rows[0]:
@@ -168,5 +169,4 @@ def curves(path: Path, rows: list[dict], best_epoch: int, task_metric: str | Non
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     atomic_write(path, lambda f: f.write(buffer.getvalue()))

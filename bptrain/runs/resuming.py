@@ -17,7 +17,7 @@ from bptrain.config.schema import Config
 from bptrain.errors import ConfigError, DataError, ModelFileError
 from bptrain.runs.checkpoint import LAST, PREVIOUS
 
-# Keys that only decide how long to train, when to save, and how closely to watch.
+# Keys that only decide how long to train, when to save, how closely to watch, and what to draw.
 BUDGET_KEYS = (
     "name",
     "stopping.max_epochs",
@@ -27,6 +27,7 @@ BUDGET_KEYS = (
     "stopping.divergence",
     "training.checkpoint",
     "training.detect_anomaly",
+    "report",
 )
 
 

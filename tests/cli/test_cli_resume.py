@@ -45,7 +45,7 @@ CORRUPT = (*STEADY[:-2], "--set", f"stopping.max_epochs={CORRUPT_EPOCHS}")  # a 
 SUMMARY = re.compile(r"stopped    (\w+) after (\d+) epochs, \d+\.\d s; best epoch (\d+)")
 ALLOWED = (
     "Only these keys may change when resuming: name, stopping.max_epochs, stopping.max_steps, stopping.max_time, "
-    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly. "
+    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, report. "
     "To train differently, start a new run without --resume."
 )
 
