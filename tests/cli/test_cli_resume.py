@@ -41,7 +41,7 @@ STEADY = (
 KILL_EPOCHS = 60
 KILL = (*STEADY, "--set", f"stopping.max_epochs={KILL_EPOCHS}")
 CORRUPT_EPOCHS = 12
-CORRUPT = (*STEADY[:-2], "--set", f"stopping.max_epochs={CORRUPT_EPOCHS}")  # a checkpoint every epoch
+CORRUPT = (*STEADY[:-2], "--set", "training.checkpoint.every_epochs=1", "--set", f"stopping.max_epochs={CORRUPT_EPOCHS}")  # a checkpoint every epoch
 SUMMARY = re.compile(r"stopped    (\w+) after (\d+) epochs, \d+\.\d s; best epoch (\d+)")
 ALLOWED = (
     "Only these keys may change when resuming: name, stopping.max_epochs, stopping.max_steps, stopping.max_time, "
