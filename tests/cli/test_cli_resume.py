@@ -446,6 +446,39 @@ def test_finished_run_continues_with_a_larger_max_epochs(tmp_path):
     assert_same_training(short, whole)
 
 
+# --- the default cadence: at the start and at every stop -------------------------------------------
+
+# iris stops early after 21 epochs (best epoch 19) in well under the default 60 seconds between checkpoints
+EARLY = ("--set", "stopping.early_stopping={patience: 2}", "--set", "stopping.max_epochs=60")
+
+
+def checkpoint_arrays(path: Path, prefix: str) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {name[len(prefix):]: archive[name] for name in archive.files if name.startswith(prefix)}
+
+
+def test_default_cadence_saves_at_the_start_and_at_the_stop_with_the_best_weights(tmp_path):
+    done = fit(tmp_path, *EARLY)
+    run = done.run
+    assert_summary(done.result, "early_stopping", 21, 19)
+    folder = run / "checkpoints"
+    assert checkpoint_position(folder / "previous.npz")["step"] == 0
+    assert checkpoint_position(folder / "last.npz")["step"] == 21 * STEPS_PER_EPOCH
+    best, last = checkpoint_arrays(folder / "last.npz", "best/"), checkpoint_arrays(folder / "last.npz", "model/")
+    model = checkpoint_arrays(run / "model.npz", "")
+    assert best and best.keys() <= model.keys()
+    assert all(np.array_equal(model[name], value) for name, value in best.items())  # model.npz is the best epoch's
+    assert not all(np.array_equal(last[name], value) for name, value in best.items())  # not the last epoch's
+
+
+def test_a_stopped_run_with_early_stopping_resumes_bit_identical_under_the_default_cadence(tmp_path):
+    with ThreadPoolExecutor(2) as pool:
+        whole, part = pool.map(lambda a: fit(tmp_path / a[0], *EARLY, *a[1]).run, [("whole", ()), ("part", ("--set", "stopping.max_steps=66"))])
+    assert checkpoint_position(part / "checkpoints" / "last.npz")["step"] == 66  # mid-epoch 10, saved at the stop
+    assert_summary(resume(part, "--set", "stopping.max_steps=null"), "early_stopping", 21, 19)
+    assert_same_training(part, whole)
+
+
 # --- reproducibility records -----------------------------------------------------------------------
 
 
