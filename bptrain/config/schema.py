@@ -268,11 +268,13 @@ class ClipConfig(Strict):
 
 
 class CheckpointConfig(Strict):
-    """When to save the training state (any that are set); it is always saved when training stops."""
+    """When to save the training state (any that are set); it is always saved at the start and when training stops."""
 
-    every_epochs: Annotated[Int, Field(ge=1)] | None = 1
+    # by time by default: a save costs most of a small run's epoch, and a run killed without warning
+    # loses at most a minute of work, which --resume redoes exactly
+    every_epochs: Annotated[Int, Field(ge=1)] | None = None
     every_steps: Annotated[Int, Field(ge=1)] | None = None
-    every_seconds: Positive | None = None
+    every_seconds: Positive | None = 60.0
 
 
 class TrainingConfig(Strict):

@@ -155,11 +155,12 @@ class Divergence(Callback):
 
 @dataclass(frozen=True)
 class Cadence:
-    """When to write a checkpoint: every N epochs, every N steps, every T seconds (any that are set)."""
+    """When to write a checkpoint: every N epochs, every N steps, every T seconds (any that are set);
+    the defaults are the config's (training.checkpoint)."""
 
-    every_epochs: int | None = 1
+    every_epochs: int | None = None
     every_steps: int | None = None
-    every_seconds: float | None = None
+    every_seconds: float | None = 60.0
 
 
 class Checkpointing(Callback):

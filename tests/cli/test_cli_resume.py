@@ -41,7 +41,7 @@ STEADY = (
 KILL_EPOCHS = 60
 KILL = (*STEADY, "--set", f"stopping.max_epochs={KILL_EPOCHS}")
 CORRUPT_EPOCHS = 12
-CORRUPT = (*STEADY[:-2], "--set", f"stopping.max_epochs={CORRUPT_EPOCHS}")  # a checkpoint every epoch
+CORRUPT = (*STEADY[:-2], "--set", "training.checkpoint.every_epochs=1", "--set", f"stopping.max_epochs={CORRUPT_EPOCHS}")  # a checkpoint every epoch
 SUMMARY = re.compile(r"stopped    (\w+) after (\d+) epochs, \d+\.\d s; best epoch (\d+)")
 ALLOWED = (
     "Only these keys may change when resuming: name, stopping.max_epochs, stopping.max_steps, stopping.max_time, "
@@ -444,6 +444,39 @@ def test_finished_run_continues_with_a_larger_max_epochs(tmp_path):
     assert_summary(result, "max_epochs", 9, 9)
     assert yaml.safe_load((short / "config.yaml").read_text(encoding="utf-8"))["stopping"]["max_epochs"] == 9
     assert_same_training(short, whole)
+
+
+# --- the default cadence: at the start and at every stop -------------------------------------------
+
+# iris stops early after 21 epochs (best epoch 19) in well under the default 60 seconds between checkpoints
+EARLY = ("--set", "stopping.early_stopping={patience: 2}", "--set", "stopping.max_epochs=60")
+
+
+def checkpoint_arrays(path: Path, prefix: str) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {name[len(prefix):]: archive[name] for name in archive.files if name.startswith(prefix)}
+
+
+def test_default_cadence_saves_at_the_start_and_at_the_stop_with_the_best_weights(tmp_path):
+    done = fit(tmp_path, *EARLY)
+    run = done.run
+    assert_summary(done.result, "early_stopping", 21, 19)
+    folder = run / "checkpoints"
+    assert checkpoint_position(folder / "previous.npz")["step"] == 0
+    assert checkpoint_position(folder / "last.npz")["step"] == 21 * STEPS_PER_EPOCH
+    best, last = checkpoint_arrays(folder / "last.npz", "best/"), checkpoint_arrays(folder / "last.npz", "model/")
+    model = checkpoint_arrays(run / "model.npz", "")
+    assert best and best.keys() <= model.keys()
+    assert all(np.array_equal(model[name], value) for name, value in best.items())  # model.npz is the best epoch's
+    assert not all(np.array_equal(last[name], value) for name, value in best.items())  # not the last epoch's
+
+
+def test_a_stopped_run_with_early_stopping_resumes_bit_identical_under_the_default_cadence(tmp_path):
+    with ThreadPoolExecutor(2) as pool:
+        whole, part = pool.map(lambda a: fit(tmp_path / a[0], *EARLY, *a[1]).run, [("whole", ()), ("part", ("--set", "stopping.max_steps=66"))])
+    assert checkpoint_position(part / "checkpoints" / "last.npz")["step"] == 66  # mid-epoch 10, saved at the stop
+    assert_summary(resume(part, "--set", "stopping.max_steps=null"), "early_stopping", 21, 19)
+    assert_same_training(part, whole)
 
 
 # --- reproducibility records -----------------------------------------------------------------------

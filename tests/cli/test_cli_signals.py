@@ -20,8 +20,8 @@ from conftest import ROOT, metrics_rows, model_digests, run_cli
 
 IRIS = "configs/iris.yaml"  # 7 steps per epoch
 EPOCHS = 60
-# early stopping off, dropout on (the noise generator's state matters), a checkpoint every epoch (the
-# default): the state saved on a signal is usually mid-epoch
+# early stopping off, dropout on (the noise generator's state matters), the default checkpoint cadence (at
+# the start, then every 60 s: the run is shorter): the state saved on a signal is usually mid-epoch
 STEADY = (
     "--set", "stopping.early_stopping=null",
     "--set", "model.layers=[{units: 32, dropout: 0.2}, {units: 32, dropout: 0.2}]",

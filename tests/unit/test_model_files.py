@@ -25,14 +25,15 @@ from bptrain.runs import checkpoint, npzfile
 
 IRIS = "configs/iris.yaml"
 LAYERS = ("--set", "model.layers=[{units: 8}]")
-SHORT = ("--set", "stopping.max_epochs=3", "--set", "stopping.max_steps=10", *LAYERS)
+CHECKPOINT_EACH_EPOCH = ("--set", "training.checkpoint.every_epochs=1")  # so that previous.npz is the end of epoch 1
+SHORT = ("--set", "stopping.max_epochs=3", "--set", "stopping.max_steps=10", *CHECKPOINT_EACH_EPOCH, *LAYERS)
 RESUME = ("--set", "stopping.max_epochs=3", *LAYERS)
 NAN = float("nan")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """An iris run stopped at step 10 (mid-epoch 2): model.npz, checkpoints/last.npz and previous.npz."""
+    """An iris run stopped at step 10 (mid-epoch 2): model.npz, checkpoints/last.npz and previous.npz (step 7)."""
     runs = tmp_path_factory.mktemp("runs")
     result = run_cli("fit", IRIS, "--runs-dir", runs, *SHORT)
     assert result.returncode == 0, result.stderr

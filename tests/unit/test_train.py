@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bptrain.config.schema import CheckpointConfig
 from bptrain.data.columns import numeric_column
 from bptrain.data.preprocess import Preprocessor
 from bptrain.data.splits import Split
@@ -157,6 +158,11 @@ def test_checkpoint_cadence_by_epochs_and_steps():
         (1, 0, 0), (2, 3, 10), (3, 6, 20), (5, 0, 28)
     ]
     assert checkpoints_taken(Cadence(every_epochs=None)) == [(1, 0, 0), (5, 0, 28)]
+
+
+def test_default_checkpoint_cadence_is_every_minute_so_a_short_run_saves_at_start_and_stop():
+    assert Cadence() == Cadence(**CheckpointConfig().model_dump()) == Cadence(every_epochs=None, every_steps=None, every_seconds=60.0)
+    assert checkpoints_taken(Cadence()) == [(1, 0, 0), (5, 0, 28)]
 
 
 def test_checkpoint_cadence_by_seconds():
