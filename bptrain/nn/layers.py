@@ -77,6 +77,11 @@ class Layer:
         self.params: list[Param] = []
         self.buffers: dict[str, np.ndarray] = {}
 
+    def param_grads(self, grad: np.ndarray) -> None:
+        """Backward for the network's first layer: its parameter gradients, without the gradient
+        with respect to its input, which nothing uses (layers that save nothing by it run backward)."""
+        self.backward(grad)
+
 
 class Dense(Layer):
     """y = x W + b, with W of shape (in_features, units)."""
@@ -117,6 +122,10 @@ class Dense(Layer):
         np.sum(grad, axis=0, out=self.b.grad)
         self._dx = reserve(self._dx, (n, self._dx.shape[1]), self.dtype)
         return np.matmul(grad, self.W.value.T, out=self._dx[:n])
+
+    def param_grads(self, grad: np.ndarray) -> None:
+        np.matmul(self._x.T, grad, out=self.W.grad)
+        np.sum(grad, axis=0, out=self.b.grad)
 
 
 class Activation(Layer):

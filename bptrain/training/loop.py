@@ -351,7 +351,7 @@ class Trainer:
         value, grad = self.loss(logits, yb)  # mean loss and dL/dlogits
         if not math.isfinite(value):
             return value
-        self.model.backward(grad)  # the chain rule, layer by layer: every param.grad
+        self.model.param_grads(grad)  # backward: the chain rule, layer by layer, into every param.grad
         self._update()
         return value
 

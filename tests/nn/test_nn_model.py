@@ -329,3 +329,35 @@ def test_keys_given_as_none_take_their_defaults():
     model = build_model([flat], N_IN, N_OUT, rng=np.random.default_rng(0), batch_size=BATCH)
     assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Activation", "Dense"]
     assert model.layers[0].init == "glorot_uniform" and not model.layers[0].b.value.any()
+
+
+@pytest.mark.parametrize(
+    "first",
+    [{"type": "dense", "units": 6, "activation": "tanh"}, {"type": "batch_norm"}, {"type": "layer_norm"}, {"type": "activation", "activation": "relu"}],
+)
+def test_param_grads_equal_backwards_parameter_gradients_bit_for_bit(first):
+    # training calls param_grads, which skips the input gradient of the first layer: the parameter
+    # gradients must be exactly backward's, whatever the first layer is
+    layers = [first, {"type": "dense", "units": 5, "activation": "relu"}]
+    x = np.random.default_rng(1).normal(size=(9, 4))
+    grad = np.random.default_rng(2).normal(size=(9, 3))
+    grads = []
+    for method in ("backward", "param_grads"):
+        model = build_model(layers, 4, 3, dtype="float64", rng=np.random.default_rng(0), batch_size=9)
+        model.forward(x, train=True)
+        getattr(model, method)(grad.copy())
+        grads.append({p.name: p.grad.copy() for p in model.params})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        np.testing.assert_array_equal(grads[1][name], grads[0][name], err_msg=name)
+
+
+def test_param_grads_leaves_the_first_dense_layers_input_gradient_uncomputed():
+    model = build_model([{"type": "dense", "units": 5}], 4, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=3)
+    first = model.layers[0]
+    model.forward(np.ones((3, 4)), train=True)
+    first._dx.fill(7.0)
+    model.param_grads(np.ones((3, 2)))
+    assert (first._dx == 7.0).all()
+    model.backward(np.ones((3, 2)))
+    assert not (first._dx == 7.0).all()
