@@ -47,9 +47,9 @@ class LearningRate:
             self.interval = "epoch"
             self._lr = lambda t: self.plateau.lr
         else:
-            rule(0, lr=lr, **options)  # the options are checked here, once, before training starts
-            pure, checked = rule.__wrapped__, rule.declaration.check(options)
+            pure, checked = rule.__wrapped__, rule.declaration.check(options)  # checked once, not at every step
             self._lr = lambda t: float(pure(t, lr=lr, **checked))
+            self._lr(0)  # options that do not fit together fail here, before training starts
 
     def at(self, step: int, epoch: int) -> float:
         """The rate for optimizer step `step` (0-based) in epoch `epoch` (0-based)."""

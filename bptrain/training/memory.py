@@ -20,7 +20,7 @@ from bptrain.errors import ConfigError
 PARAMETER_COPIES = 6
 ACTIVATION_COPIES = 3  # a layer's output, its input gradient and a dropout mask
 ENCODING_COPIES = 2  # float64 blocks of one-hot columns and the matrix they are stacked into
-EVAL_ROWS = 4096  # bptrain.training.loop.EVAL_CHUNK: evaluation runs the network on this many rows at once
+EVAL_ROWS = 4096  # rows of one evaluation pass the estimate allows for: more than inference.INFERENCE_ROWS, so it errs high
 CGROUP_LIMIT = Path("/sys/fs/cgroup/memory.max")
 GIB = 2**30
 
