@@ -204,7 +204,7 @@ class RunFiles:
 
 
 def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, prep, dataset, *, resumed: bool, on_event: Events) -> Outcome:
-    """Train with the metrics log and progress; then save the model as it ends (the last good one after a divergence)."""
+    """Train with the metrics log and progress; after a divergence, save the best weights or go back to the last good model."""
     log = files.metrics_log(trainer.position.rows if resumed else [])
     epochs = built.rules.config.stopping.max_epochs
     trainer.callbacks[:0] = [log, ProgressEvents(on_event, epochs)]  # they join once the run is known to continue
@@ -226,10 +226,11 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
         outcome = trainer.run()
     finally:
         log.close()
+    # a run that did not diverge ended with a checkpoint, which wrote model.npz with these weights
     model_path = files.run_dir / runs.MODEL_FILE
-    if outcome.stop_reason != "diverged" or trainer.best_state is not None:
+    if outcome.stop_reason == "diverged" and trainer.best_state is not None:  # early stopping put the best back
         files.save_model(trainer.model.state_dict())
-    elif model_path.exists():  # diverged with no best epoch: report on the last good model
+    elif outcome.stop_reason == "diverged" and model_path.exists():  # no best epoch: report on the last good model
         good, _ = checkpoint.read_arrays(model_path)
         trainer.model.load_state_dict({k: good[k] for k in trainer.model.state_dict()})
     return outcome
