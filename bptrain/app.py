@@ -16,6 +16,7 @@ import numpy as np
 
 import bptrain
 from bptrain import events, fileio, predictions
+from bptrain import threads as blas
 from bptrain.config.loading import dump_yaml, load_config, resolved_dict
 from bptrain.config.schema import Config
 from bptrain.data import reading, splits
@@ -23,7 +24,7 @@ from bptrain.data.columns import OTHER, Unseen
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.events import Events
-from bptrain.inference import outputs, probabilities, score
+from bptrain.inference import INFERENCE_ROWS, outputs, probabilities, score
 from bptrain.nn.options import did_you_mean
 from bptrain.runs import checkpoint, modelfile, report, resuming
 from bptrain.runs import folder as runs
@@ -137,7 +138,8 @@ def _fit(
         lock.acquire(run_dir)
     if stop_request is not None:
         stop_request.run_dir = run_dir
-    files = RunFiles(run_dir, built, prep, raw.files)
+    used = _training_threads(config, built, state)
+    files = RunFiles(run_dir, built, prep, raw.files, used)
     trainer = Trainer(built.setup, dataset.train, dataset.val, built.rules.callbacks() + [files.checkpointing()], stop_request)
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         trainer.restore(*state, columns=built.rules.columns)
@@ -145,8 +147,9 @@ def _fit(
         if finished is not None:
             on_event(events.Notice(resuming.finished_notice(run_dir, finished)))
             return FitResult(run_dir, finished)
-    outcome = _train(trainer, files, built, raw, prep, dataset, resumed=state is not None, on_event=on_event)
-    summary = _report(run_dir, built.rules.config, raw, prep, dataset, trainer.model, trainer.loss, loss_name, outcome)
+    with blas.limited(used.count):
+        outcome = _train(trainer, files, built, raw, prep, dataset, resumed=state is not None, on_event=on_event)
+        summary = _report(run_dir, built.rules.config, raw, prep, dataset, trainer, loss_name, outcome, used)
     on_event(events.Done(run_dir, summary))
     if outcome.stop_reason == "diverged":
         kept = f"; the best model so far is in {run_dir / runs.MODEL_FILE}" if (run_dir / runs.MODEL_FILE).exists() else ""
@@ -154,6 +157,14 @@ def _fit(
     if outcome.stop_reason in ("interrupted", "terminated"):
         raise RunInterrupted(outcome.stop_reason, run_dir)
     return FitResult(run_dir, summary)
+
+
+def _training_threads(config: Config, built: assembly.Assembly, state: checkpoint.Loaded | None) -> blas.Threads:
+    """The BLAS threads of the run: those it started with when resuming (the count changes the bits)."""
+    recorded = state[1].get("threads") if state is not None else None
+    if recorded is not None:
+        return blas.Threads(recorded["count"], recorded["chosen"])
+    return blas.choose(config.training.threads, blas.largest_product(built.setup.model, built.setup.batch_size))
 
 
 def _reopen(run_dir: Path, config: Config, lock: runs.RunLock, on_event: Events) -> tuple[Path, Config, checkpoint.Loaded]:
@@ -168,8 +179,8 @@ def _reopen(run_dir: Path, config: Config, lock: runs.RunLock, on_event: Events)
 class RunFiles:
     """What training writes into the run folder: model.npz, checkpoints/, config.yaml and the metrics logs."""
 
-    def __init__(self, run_dir: Path, built: assembly.Assembly, prep: Preprocessor, data_files: list[dict]):
-        self.run_dir, self.built, self.data_files = run_dir, built, data_files
+    def __init__(self, run_dir: Path, built: assembly.Assembly, prep: Preprocessor, data_files: list[dict], threads: blas.Threads):
+        self.run_dir, self.built, self.data_files, self.threads = run_dir, built, data_files, threads
         self.resolved = resolved_dict(built.rules.config, run_dir)
         self.prep_arrays, prep_meta = prep.to_arrays()
         loss_name, loss_options = built.loss
@@ -187,7 +198,8 @@ class RunFiles:
     def save(self, trainer: Trainer) -> None:
         """The training state into checkpoints/, and the best weights so far into model.npz."""
         arrays, state = trainer.state()
-        origin = {"run": self.run_dir.name, "config": self.resolved, "data": self.data_files}  # what a resume compares against
+        # what a resume compares against, and the thread count it continues with
+        origin = {"run": self.run_dir.name, "config": self.resolved, "data": self.data_files, "threads": self.threads.report()}
         checkpoint.save_checkpoint(self.run_dir / "checkpoints", arrays, {**state, **origin})
         self.save_model(trainer.best_state if trainer.best_state is not None else trainer.model.state_dict())
 
@@ -236,9 +248,10 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
     return outcome
 
 
-def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome) -> dict[str, Any]:
+def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, threads: blas.Threads) -> dict[str, Any]:
     """Write report.json, report.md and (unless report.figures is false) curves.png for the model as it ends; return the report."""
     has_rows = bool(outcome.rows)
+    model, loss = trainer.model, trainer.loss
     split_metrics = {s.name: score(model, loss, prep, s) for s in dataset.splits()}
     summary = {
         "bptrain_version": bptrain.__version__,
@@ -258,6 +271,7 @@ def _report(run_dir, config, raw, prep, dataset, model, loss, loss_name, outcome
         "features": _schema(prep),
         **_class_details(model, loss, prep, dataset.test or dataset.val),
         "data": dataset.files,
+        "threads": threads.report(),
         "environment": environment(),
     }
     report.write_json(run_dir / "report.json", summary)
@@ -354,10 +368,26 @@ def load_trained(run: Path) -> Trained:
 
 
 def evaluate(
-    run: Path, data: str | None = None, *, strict: bool = False, stdin: IO[bytes] | None = None, on_event: Events = _quiet
+    run: Path,
+    data: str | None = None,
+    *,
+    strict: bool = False,
+    threads: int | str = "auto",
+    stdin: IO[bytes] | None = None,
+    on_event: Events = _quiet,
 ) -> dict[str, Any]:
-    """Metrics of a saved model: on its own validation and test rows, or on the labelled CSV `data`."""
+    """Metrics of a saved model: on its own validation and test rows, or on the labelled CSV `data`;
+    `threads` BLAS threads ("auto": bptrain.threads.choose)."""
     trained = load_trained(run)
+    with blas.limited(_inference_threads(trained, threads).count):
+        return _evaluate(trained, data, strict, stdin, on_event)
+
+
+def _inference_threads(trained: Trained, setting: int | str) -> blas.Threads:
+    return blas.choose(setting, blas.largest_product(trained.model, INFERENCE_ROWS))
+
+
+def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes] | None, on_event: Events) -> dict[str, Any]:
     prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
     if data is not None:
         frame = reading.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
@@ -423,15 +453,21 @@ def predict(
     fmt: str = "csv",
     escape: bool = False,
     strict: bool = False,
+    threads: int | str = "auto",
     stdin: IO[bytes] | None = None,
     on_event: Events = _quiet,
 ) -> int:
     """Write predictions for the rows of `source` to `out`, block by block as it reads; return the row count.
 
     Categories the model never saw are encoded as unknown and reported in one warning at the end
-    (with `strict`, they are an error naming the column and rows).
+    (with `strict`, they are an error naming the column and rows). `threads` as in evaluate.
     """
     trained = load_trained(run)
+    with blas.limited(_inference_threads(trained, threads).count):
+        return _predict(trained, source, out, proba, keep, fmt, escape, strict, stdin, on_event)
+
+
+def _predict(trained: Trained, source: str, out: IO[str], proba, keep, fmt, escape, strict, stdin, on_event) -> int:
     prep, dtype = trained.prep, trained.meta["model"]["dtype"]
     if proba and prep.task == "regression":
         raise ConfigError("--proba: this model does regression; there are no class probabilities to add")

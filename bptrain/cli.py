@@ -238,18 +238,28 @@ def evaluate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Make a category the model never saw an error (default: a warning).")] = False,
+    threads: Annotated[str, typer.Option("--threads", help="BLAS threads: a number, or auto (one for small networks, else the idle cores).")] = "auto",
 ) -> None:
     """Metrics of a saved model, recomputed from the model file."""
     with errors_to_exit_codes():
         from bptrain import app as services
         from bptrain.runs.report import to_json
 
-        results = services.evaluate(run, data, strict=strict, on_event=_log_event)
+        results = services.evaluate(run, data, strict=strict, threads=_threads(threads), on_event=_log_event)
         if as_json:
             print(to_json(results), flush=True)
         else:
             for split, values in results.items():
                 print(f"{split:<6} {_metric_line(values)}", flush=True)
+
+
+def _threads(text: str) -> int | str:
+    """--threads: "auto" or a whole number from 1; a ConfigError otherwise."""
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text if text == "auto" else int(text)
+    from bptrain.errors import ConfigError
+
+    raise ConfigError(f"--threads {text}: give auto or a whole number of threads from 1")
 
 
 def _log_event(event) -> None:
@@ -277,6 +287,7 @@ def predict(
         bool, typer.Option("--escape-formulas", help="Prefix text cells starting with = + - @ with ' (for spreadsheets).")
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Make a category the model never saw an error (default: a warning).")] = False,
+    threads: Annotated[str, typer.Option("--threads", help="BLAS threads: a number, or auto (one for small networks, else the idle cores).")] = "auto",
 ) -> None:
     """Predict for the rows of INPUT, streaming; write kept columns, prediction, probabilities."""
     unwritten = "the predictions on stdout stop early" if output == "-" else f"{output} is left as it was, with no partial file"
@@ -287,7 +298,8 @@ def predict(
 
         if fmt not in ("csv", "jsonl"):
             raise ConfigError(f"--format {fmt}: choose csv or jsonl")
-        kwargs = {"proba": proba, "keep": list(keep or []), "fmt": fmt, "escape": escape_formulas, "strict": strict, "on_event": _log_event}
+        kwargs = {"proba": proba, "keep": list(keep or []), "fmt": fmt, "escape": escape_formulas, "strict": strict}
+        kwargs.update(threads=_threads(threads), on_event=_log_event)
         if output == "-":
             services.predict(run, input, sys.stdout, **kwargs)
         else:

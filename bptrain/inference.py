@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from bptrain import metrics
@@ -34,26 +32,17 @@ def _batches(model, x: np.ndarray, first_row: int = 0):
     INFERENCE_ROWS rows, zero-padded at the ends, so its result does not depend on how the rows
     are grouped into blocks, nor on the other rows: a BLAS may choose its kernel (gemv for one row,
     edge kernels for a remainder) by the shape of a product and by where a row sits in it. The
-    BLAS runs on one thread here: its split of a product between threads cannot change a row
-    either, and for products this small, threads cost more than they gain.
+    BLAS thread count is the caller's (bptrain.threads): for a given count, a product of a given
+    shape is split between threads the same way every time.
     """
     size = INFERENCE_ROWS
     batch = np.zeros((size, *x.shape[1:]), x.dtype)
-    with _blas().limit(limits=1, user_api="blas"):
-        for start in range(-(first_row % size), len(x), size):
-            a, b = max(start, 0), min(start + size, len(x))
-            if b - a < size:
-                batch.fill(0)
-            batch[a - start : b - start] = x[a:b]
-            yield a, b, model.forward(batch, train=False), a - start
-
-
-@functools.cache
-def _blas():
-    """The BLAS thread pools, found once (a search of the loaded libraries takes milliseconds)."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
+    for start in range(-(first_row % size), len(x), size):
+        a, b = max(start, 0), min(start + size, len(x))
+        if b - a < size:
+            batch.fill(0)
+        batch[a - start : b - start] = x[a:b]
+        yield a, b, model.forward(batch, train=False), a - start
 
 
 def probabilities(out: np.ndarray) -> np.ndarray:

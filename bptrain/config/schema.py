@@ -283,6 +283,7 @@ class TrainingConfig(Strict):
     clip: ClipConfig | None = None
     detect_anomaly: bool = False
     checkpoint: CheckpointConfig = CheckpointConfig()
+    threads: Literal["auto"] | Annotated[Int, Field(ge=1)] = "auto"
 
 
 class EarlyStoppingConfig(Strict):

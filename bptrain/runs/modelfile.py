@@ -171,6 +171,13 @@ class DataFile(Meta):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class ThreadsSpec(Meta):
+    """The BLAS threads the run started with, and how they were chosen (bptrain.threads)."""
+
+    count: Annotated[int, Field(ge=1)]
+    chosen: str
+
+
 class CheckpointMeta(Header):
     kind: Literal["checkpoint"]
     position: Position
@@ -181,6 +188,7 @@ class CheckpointMeta(Header):
     data: list[DataFile]
     run: Label | None = None  # these two are absent from checkpoints of bptrain 0.1
     config: dict[str, Any] | None = None  # the resolved config; resuming validates it as a config
+    threads: ThreadsSpec | None = None  # absent from older checkpoints
 
 
 CHECKPOINT_GROUPS = ("model/", "optim/", "best/")

@@ -157,3 +157,16 @@ def test_run_reached_through_a_symlink_still_evaluates(tmp_path):
     run = fit("configs/iris.yaml", link, "--set", "stopping.max_epochs=1")
     result = run_cli("evaluate", run)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_same_thread_count_gives_identical_weights_on_threaded_products(tmp_path):
+    """Two BLAS threads on products large enough for OpenBLAS to split (64 x 64 x 512): still the
+    same bytes twice, and the count is what report.json records."""
+    threaded = ("--set", "training.threads=2", "--set", "stopping.max_epochs=2", "--set", "model.layers=[512]")
+    a, b = (fit("configs/digits.yaml", tmp_path / name, *threaded) for name in ("a", "b"))
+    assert_same_model(a, b)
+    assert metrics_without_seconds(a) == metrics_without_seconds(b)
+    for run in (a, b):
+        report = json.loads((run / "report.json").read_text())
+        assert report["threads"] == {"count": 2, "chosen": "set"}
+        assert report["environment"]["blas_threads"] == 2

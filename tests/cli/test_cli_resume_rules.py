@@ -140,3 +140,36 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, budget, n
     assert result.stdout.splitlines()[0] == f"run        {run}"
     assert folder_state(run) == before
     assert run_cli("evaluate", run).stdout == summary
+
+
+def test_the_thread_count_is_refused_as_a_change(partial, tmp_path):
+    run = copy_of(partial, tmp_path)
+    result = run_cli("fit", "--resume", run, "-q", "--set", "training.threads=2")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: --resume {run}: these changes would alter the model, the data or the optimization:\n"
+        f"  training.threads: auto -> 2\n{ALLOWED}\n"
+    )
+
+
+def test_a_resumed_run_keeps_the_thread_count_it_started_with(partial, tmp_path):
+    """`auto` is not chosen again on resuming: the count the checkpoint records is used (it changes the bits)."""
+    import json
+
+    from bptrain.runs.checkpoint import read_arrays, save_model
+
+    run = copy_of(partial, tmp_path)
+    started = {"count": 2, "chosen": "auto: 2.0 of 2 cores idle at the start"}  # as on an idle 2-core machine
+    for name in ("last.npz", "previous.npz"):
+        path = run / "checkpoints" / name
+        arrays, meta = read_arrays(path)
+        assert meta["threads"] == {"count": 1, "chosen": "auto: products up to 4,096 multiply-adds are too small for threads"}
+        meta["threads"] = started
+        for key in ("format_version", "kind", "sha256"):
+            meta.pop(key)
+        save_model(path, arrays, meta, kind="checkpoint")
+    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=14")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run / "report.json").read_text())
+    assert report["threads"] == started
+    assert report["environment"]["blas_threads"] == 2

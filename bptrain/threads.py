@@ -1,0 +1,116 @@
+"""BLAS threads: how many a network's matrix products get, chosen from their size and the idle cores.
+
+A second thread pays only on large products: on small ones OpenBLAS's threads spin more than they
+work, and beside another busy process a spinning thread slows every product several times over
+(benchmarks/README.md, "Threads"). So `auto` gives one thread to networks whose largest product per
+batch is small, and to larger ones as many threads as cores are idle when the command starts.
+OpenBLAS sums a product's terms in an order that depends on how it splits the product between
+threads, so results are bit-identical only for the same count: the count is decided once per
+command, and a resumed run keeps the count it started with.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+# Multiply-adds of a network's largest product per batch from which a second thread pays
+# (on the 2-core machine of benchmarks/README.md: 1.3x faster at 1.6 M, 1.0x at 0.13 M).
+MIN_THREADED_PRODUCT = 1_000_000
+IDLE_WINDOW = 0.1  # seconds over which idle cores are counted
+
+
+@dataclass(frozen=True)
+class Threads:
+    count: int  # the BLAS threads the command uses
+    why: str  # how the count was chosen
+
+    def report(self) -> dict:
+        """As report.json and the checkpoints record it."""
+        return {"count": self.count, "chosen": self.why}
+
+
+def choose(setting: int | str, largest_product: int) -> Threads:
+    """The thread count for `setting` ("auto" or a number) and a network whose largest matrix product
+    per batch takes `largest_product` multiply-adds."""
+    if setting != "auto":
+        return Threads(int(setting), "set")
+    if largest_product < MIN_THREADED_PRODUCT:
+        return Threads(1, f"auto: products up to {largest_product:,} multiply-adds are too small for threads")
+    cores = usable_cores()
+    idle = idle_cores(cores)
+    count = max(1, min(cores, math.floor(idle + 0.2)))
+    return Threads(count, f"auto: {idle:.1f} of {cores} cores idle at the start")
+
+
+def largest_product(model, rows: int) -> int:
+    """Multiply-adds of the largest matrix product in a forward pass over `rows` rows."""
+    return max((rows * p.value.size for p in model.params if p.value.ndim == 2), default=0)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, within a cgroup's CPU quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def idle_cores(cores: int) -> float:
+    """How many of the usable cores sat idle over the last IDLE_WINDOW seconds (Linux: /proc/stat;
+    elsewhere: the cores less the load average)."""
+    try:
+        before = _cpu_times()
+        time.sleep(IDLE_WINDOW)
+        after = _cpu_times()
+    except (OSError, ValueError):
+        return max(0.0, cores - os.getloadavg()[0]) if hasattr(os, "getloadavg") else 1.0
+    idle = sum(after[cpu][0] - before[cpu][0] for cpu in after if cpu in before)
+    total = sum(after[cpu][1] - before[cpu][1] for cpu in after if cpu in before)
+    return cores * idle / total if total > 0 else float(cores)
+
+
+def _cpu_times() -> dict[str, tuple[int, int]]:
+    """(idle, total) jiffies of each CPU this process may use, from /proc/stat."""
+    try:
+        allowed = {f"cpu{i}" for i in os.sched_getaffinity(0)}
+    except AttributeError:
+        allowed = None
+    times = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *fields = line.split()
+            if not name.startswith("cpu") or name == "cpu" or (allowed is not None and name not in allowed):
+                continue
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, fields[:8])
+            times[name] = (idle + iowait, user + nice + system + idle + iowait + irq + softirq + steal)
+    if not times:
+        raise ValueError("no CPU lines in /proc/stat")
+    return times
+
+
+@functools.cache
+def _controller():
+    """The BLAS thread pools, found once (a search of the loaded libraries takes milliseconds)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextmanager
+def limited(count: int) -> Iterator[None]:
+    """Every BLAS pool of the process at `count` threads, for the duration of the block."""
+    with _controller().limit(limits=count, user_api="blas"):
+        yield

@@ -1,0 +1,40 @@
+"""`--threads` of predict and evaluate through real processes: a count or auto is taken, anything
+else is a usage error naming the option; the count never changes a small network's outputs."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, run_cli
+
+IRIS = ROOT / "datasets" / "iris.csv"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    result = run_cli("fit", "configs/iris.yaml", "-q", "--set", "stopping.max_epochs=3", "--runs-dir", runs)
+    assert result.returncode == 0, result.stderr
+    (folder,) = runs.iterdir()
+    return folder
+
+
+@pytest.mark.parametrize("command", [("predict", "{run}", str(IRIS)), ("evaluate", "{run}")])
+@pytest.mark.parametrize("value", ["0", "many", "-1", "1.5", ""])
+def test_a_bad_thread_count_is_a_usage_error(run, command, value):
+    result = run_cli(*(part.format(run=run) for part in command), "--threads", value)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == f"error: --threads {value}: give auto or a whole number of threads from 1\n"
+
+
+def test_predict_writes_the_same_bytes_at_any_thread_count(run):
+    outputs = {n: run_cli("predict", run, IRIS, "--proba", "--threads", n) for n in ("auto", "1", "2")}
+    assert all(result.returncode == 0 for result in outputs.values()), [r.stderr for r in outputs.values()]
+    assert outputs["1"].stdout == outputs["2"].stdout == outputs["auto"].stdout
+    assert outputs["1"].stdout.count("\n") == 151
+
+
+def test_evaluate_takes_a_thread_count(run):
+    default, two = run_cli("evaluate", run, "--json"), run_cli("evaluate", run, "--json", "--threads", "2")
+    assert default.returncode == two.returncode == 0, default.stderr + two.stderr
+    assert default.stdout == two.stdout

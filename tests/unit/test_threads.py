@@ -1,0 +1,64 @@
+"""The BLAS thread policy (bptrain.threads): a set count is kept, `auto` gives small networks one
+thread without looking at the machine and larger ones the idle cores, and the limit is applied
+through threadpoolctl for the duration of a block."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from bptrain import threads
+from bptrain.nn.model import build_model
+
+
+def blas_threads() -> int:
+    return next(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def test_a_set_count_is_used_as_it_is():
+    assert threads.choose(3, 10**9) == threads.Threads(3, "set")
+
+
+def test_auto_gives_small_products_one_thread_without_measuring(monkeypatch):
+    monkeypatch.setattr(threads, "idle_cores", lambda cores: pytest.fail("measured the machine for a small network"))
+    assert threads.choose("auto", threads.MIN_THREADED_PRODUCT - 1) == threads.Threads(
+        1, "auto: products up to 999,999 multiply-adds are too small for threads"
+    )
+
+
+@pytest.mark.parametrize("idle, count", [(4.0, 4), (3.85, 4), (3.75, 3), (1.79, 1), (1.8, 2), (0.3, 1), (0.0, 1)])
+def test_auto_gives_large_products_the_idle_cores(monkeypatch, idle, count):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
+    monkeypatch.setattr(threads, "idle_cores", lambda cores: idle)
+    chosen = threads.choose("auto", threads.MIN_THREADED_PRODUCT)
+    assert chosen == threads.Threads(count, f"auto: {idle:.1f} of 4 cores idle at the start")
+
+
+def test_idle_cores_scale_the_idle_share_of_the_cpu_time(monkeypatch):
+    snapshots = iter([{"cpu0": (100, 1000), "cpu1": (50, 900)}, {"cpu0": (110, 1010), "cpu1": (52, 910)}])
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(snapshots))
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
+    assert threads.idle_cores(2) == pytest.approx(2 * 12 / 20)  # cpu0 idle all along, cpu1 busy 80 %
+
+
+def test_the_cpu_times_are_read_for_the_cores_this_process_may_use():
+    import os
+
+    times = threads._cpu_times()
+    assert set(times) == {f"cpu{i}" for i in os.sched_getaffinity(0)}
+    assert all(0 <= idle <= total for idle, total in times.values())
+    assert 1 <= threads.usable_cores() <= len(times)
+    assert 0.0 <= threads.idle_cores(len(times)) <= len(times)
+
+
+def test_the_largest_product_is_that_of_the_widest_layer():
+    model = build_model([{"units": 16}], 4, 3, rng=np.random.default_rng(0), batch_size=32)
+    assert threads.largest_product(model, 32) == max(32 * 4 * 16, 32 * 16 * 3)
+
+
+def test_the_limit_holds_inside_the_block_and_is_undone_after():
+    before = blas_threads()
+    with threads.limited(1):
+        assert blas_threads() == 1
+    assert blas_threads() == before
