@@ -1,7 +1,8 @@
 """Optimizers: step(lr) updates each Param.value in place from its grad, as PyTorch's namesake does.
 
 The base class owns the params, the step count t and every array: state and scratch are allocated
-once, in __init__, with each param's dtype, and scalars are Python floats, so float32 stays float32.
+once, in __init__, per unit with its dtype (a unit is a param, or all params at once when
+nn.model.pack laid them back to back: every rule is element-wise, so one pass computes the same), and scalars are Python floats, so float32 stays float32.
 Each optimizer is registered with its declared options (nn.options): the base __init__ checks
 them (OptionError) and sets each as an attribute, then the subclass's _allocate() makes its state,
 and step() applies the update rule; step() never allocates and never changes p.grad. The learning
@@ -67,6 +68,42 @@ def _average_square(avg: np.ndarray, x: np.ndarray, beta: float, tmp: np.ndarray
     avg += tmp
 
 
+# --- all params as one ----------------------------------------------------------------------------
+
+
+def flat(params: list[Param]) -> list[Param] | None:
+    """[one Param spanning all of `params`] when their values, and their grads, lie back to back in
+    one array each (as nn.model.pack leaves them); None otherwise. The update rules are element-wise,
+    so one pass over the whole array computes exactly what a pass per param does."""
+    values, grads = _span([p.value for p in params]), _span([p.grad for p in params])
+    if len(params) < 2 or values is None or grads is None:
+        return None
+    return [Param("all", values, grads)]
+
+
+def _span(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The 1-d array that `arrays` (C-contiguous views of one base) tile in order, or None."""
+    base = arrays[0].base if arrays else None
+    if base is None or base.ndim != 1 or not all(a.base is base and a.flags.c_contiguous for a in arrays):
+        return None
+    origin = base.__array_interface__["data"][0]
+    start = end = (arrays[0].__array_interface__["data"][0] - origin) // base.itemsize
+    for a in arrays:
+        if a.__array_interface__["data"][0] != origin + end * base.itemsize:
+            return None
+        end += a.size
+    return base[start:end]
+
+
+def _parts(array: np.ndarray, params: list[Param]) -> list[np.ndarray]:
+    """Views of the flat `array`, one per param, shaped as its value."""
+    parts, start = [], 0
+    for p in params:
+        parts.append(array[start : start + p.value.size].reshape(p.value.shape))
+        start += p.value.size
+    return parts
+
+
 # --- the base class -------------------------------------------------------------------------------
 
 
@@ -82,6 +119,7 @@ class Optimizer:
     def __init__(self, params: list[Param], **options: Any):
         vars(self).update(self.declaration.check(options))
         self.params = list(params)
+        self._units = flat(self.params) or self.params  # what the rule updates: all params at once when packed
         self.t = 0  # steps taken
         self._state: dict[str, list[np.ndarray]] = {}
         self._l2 = getattr(self, "weight_decay", 0.0) if self._coupled else 0.0  # added to the gradient by _grad()
@@ -92,17 +130,19 @@ class Optimizer:
         """Make the state and scratch arrays (the options are set)."""
 
     def _zeros(self, key: str, fill: float = 0.0) -> list[np.ndarray]:
-        """One array per param filled with `fill`, saved in state_dict() as f"{key}.{param name}"."""
-        self._state[key] = [np.full_like(p.value, fill) for p in self.params]
-        return self._state[key]
+        """One array per unit filled with `fill`, saved in state_dict() as f"{key}.{param name}" (a
+        flat unit's array in the params' parts)."""
+        arrays = [np.full_like(u.value, fill) for u in self._units]
+        self._state[key] = _parts(arrays[0], self.params) if self._units is not self.params else arrays
+        return arrays
 
     def _empty(self) -> list[np.ndarray]:
-        """One scratch array per param, not saved."""
-        return [np.empty_like(p.value) for p in self.params]
+        """One scratch array per unit, not saved."""
+        return [np.empty_like(u.value) for u in self._units]
 
     def _grad(self, i: int) -> np.ndarray:
-        """Param i's gradient as the rule sees it: p.grad, or p.grad + l2 * p in a buffer of ours."""
-        p = self.params[i]
+        """Unit i's gradient as the rule sees it: p.grad, or p.grad + l2 * p in a buffer of ours."""
+        p = self._units[i]
         if not self._l2:
             return p.grad
         g = np.multiply(p.value, self._l2, out=self._g[i])
@@ -175,7 +215,7 @@ class SGD(Optimizer):
         lr, mu = float(lr), self.momentum
         first = self.t == 0
         self.t += 1
-        for i, (p, tmp) in enumerate(zip(self.params, self._tmp)):
+        for i, (p, tmp) in enumerate(zip(self._units, self._tmp)):
             g = self._grad(i)
             if not mu:
                 np.multiply(g, -lr, out=tmp)
@@ -221,7 +261,7 @@ class Adam(Optimizer):
         step_size = lr / (1.0 - b1**self.t)
         bc2_sqrt = math.sqrt(1.0 - b2**self.t)
         decay = 1.0 - lr * self.weight_decay if self._decoupled and self.weight_decay else None
-        for i, (p, m, v, v_max, tmp) in enumerate(zip(self.params, self._m, self._v, self._v_max, self._tmp)):
+        for i, (p, m, v, v_max, tmp) in enumerate(zip(self._units, self._m, self._v, self._v_max, self._tmp)):
             if decay is not None:
                 p.value *= decay
             g = self._grad(i)
@@ -290,7 +330,7 @@ class NAdam(Optimizer):
         g_scale = -lr * (1.0 - mu) / (1.0 - self.mu_product)
         m_scale = -lr * mu_next / (1.0 - self.mu_product * mu_next)
         decay = 1.0 - lr * self.weight_decay if self.decoupled_weight_decay and self.weight_decay else None
-        for i, (p, m, v, denom, tmp) in enumerate(zip(self.params, self._m, self._v, self._tmp, self._tmp2)):
+        for i, (p, m, v, denom, tmp) in enumerate(zip(self._units, self._m, self._v, self._tmp, self._tmp2)):
             if decay is not None:
                 p.value *= decay
             g = self._grad(i)
@@ -324,7 +364,7 @@ class Adamax(Optimizer):
         self.t += 1
         b1 = self.beta1
         step_size = float(lr) / (1.0 - b1**self.t)
-        for i, (p, m, u, tmp) in enumerate(zip(self.params, self._m, self._u, self._tmp)):
+        for i, (p, m, u, tmp) in enumerate(zip(self._units, self._m, self._u, self._tmp)):
             g = self._grad(i)
             _average(m, g, b1, tmp)
             u *= self.beta2
@@ -362,7 +402,7 @@ class RMSprop(Optimizer):
     def step(self, lr: float) -> None:
         lr, a = float(lr), self.alpha
         self.t += 1
-        for i, (p, v, tmp) in enumerate(zip(self.params, self._v, self._tmp)):
+        for i, (p, v, tmp) in enumerate(zip(self._units, self._v, self._tmp)):
             g = self._grad(i)
             _average_square(v, g, a, tmp)
             if self.centered:
@@ -406,7 +446,7 @@ class Adagrad(Optimizer):
     def step(self, lr: float) -> None:
         self.t += 1
         clr = float(lr) / (1.0 + (self.t - 1) * self.lr_decay)
-        for i, (p, s, tmp) in enumerate(zip(self.params, self._sum, self._tmp)):
+        for i, (p, s, tmp) in enumerate(zip(self._units, self._sum, self._tmp)):
             g = self._grad(i)
             np.multiply(g, g, out=tmp)
             s += tmp
@@ -439,7 +479,7 @@ class Adadelta(Optimizer):
     def step(self, lr: float) -> None:
         lr, rho = float(lr), self.rho
         self.t += 1
-        for i, (p, v, u, tmp, delta) in enumerate(zip(self.params, self._v, self._u, self._tmp, self._delta)):
+        for i, (p, v, u, tmp, delta) in enumerate(zip(self._units, self._v, self._u, self._tmp, self._delta)):
             g = self._grad(i)
             _average_square(v, g, rho, tmp)
             np.add(v, self.eps, out=tmp)
@@ -478,7 +518,7 @@ class Lion(Optimizer):
         self.t += 1
         b1 = self.beta1
         decay = 1.0 - lr * self.weight_decay if self.weight_decay else None
-        for p, m, c, tmp in zip(self.params, self._m, self._tmp, self._tmp2):
+        for p, m, c, tmp in zip(self._units, self._m, self._tmp, self._tmp2):
             if decay is not None:
                 p.value *= decay
             np.multiply(m, b1, out=c)

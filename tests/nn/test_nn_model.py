@@ -361,3 +361,24 @@ def test_param_grads_leaves_the_first_dense_layers_input_gradient_uncomputed():
     assert (first._dx == 7.0).all()
     model.backward(np.ones((3, 2)))
     assert not (first._dx == 7.0).all()
+
+
+def test_a_built_model_packs_its_params_for_a_one_pass_optimizer():
+    """Values and grads lie back to back in one array each, in param order, with the values the
+    layers drew; the optimizer then sees the params as one."""
+    model, again = mlp(seed=4), mlp(seed=4)
+    params = model.params
+    for kind in ("value", "grad"):
+        arrays = [getattr(p, kind) for p in params]
+        base = arrays[0].base
+        assert base is not None and base.size == sum(a.size for a in arrays)
+        assert all(a.base is base for a in arrays)
+        assert np.array_equal(np.concatenate([a.ravel() for a in arrays]), base)
+    optimizer = OPTIMIZERS.get("adam")(params)
+    assert len(optimizer._units) == 1 and optimizer._units[0].value.size == sum(p.value.size for p in params)
+    x, y = data("cross_entropy")
+    logits = model.forward(x)
+    _, grad = LOSSES.get("cross_entropy")()(logits, y)
+    model.param_grads(grad)  # each layer writes its grads into its part of the shared array
+    assert np.count_nonzero(optimizer._units[0].grad) > 0
+    assert [p.value.tobytes() for p in params] == [p.value.tobytes() for p in again.params]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bptrain.nn.errors import OptionError
-from bptrain.nn.optimizers import OPTIMIZERS, Optimizer
+from bptrain.nn.model import pack
+from bptrain.nn.optimizers import OPTIMIZERS, Optimizer, flat
 from bptrain.nn.params import Param
 
 STEPS = 6
@@ -490,6 +491,50 @@ def test_state_dict_round_trip_resumes_exactly(name, hyper):
     steps(resumed_params, resumed, range(4, 7))
     for p, q in zip(params, resumed_params):
         assert p.value.tobytes() == q.value.tobytes()
+
+
+@pytest.mark.parametrize("name, hyper", ALL_CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_params_update_in_one_pass_exactly_as_one_pass_each(name, hyper, dtype):
+    """nn.model.pack lays params back to back; the optimizer then updates the whole array at once,
+    and every weight and state array ends bit for bit where the per-param updates put it."""
+    def make(packed):
+        rng = np.random.default_rng(3)
+        params = [
+            Param("W", rng.standard_normal((5, 4)).astype(dtype), np.zeros((5, 4), dtype)),
+            Param("b", rng.standard_normal(4).astype(dtype), np.zeros(4, dtype)),
+            Param("V", rng.standard_normal((4, 3)).astype(dtype), np.zeros((4, 3), dtype)),
+        ]
+        if packed:
+            pack(params)
+        return params, OPTIMIZERS.get(name)(params, **hyper)
+
+    (alone, one_by_one), (packed, at_once) = make(False), make(True)
+    assert len(one_by_one._units) == 3 and len(at_once._units) == 1
+    for t in range(1, STEPS + 1):
+        for p, q in zip(alone, packed):
+            p.grad[...] = grads_for(p.value, t)
+            q.grad[...] = grads_for(q.value, t)
+        one_by_one.step(LRS[t - 1])
+        at_once.step(LRS[t - 1])
+    for p, q in zip(alone, packed):
+        assert p.value.tobytes() == q.value.tobytes(), p.name
+    expected, got = one_by_one.state_dict(), at_once.state_dict()
+    assert sorted(expected) == sorted(got)
+    for key in expected:
+        assert expected[key].shape == got[key].shape and expected[key].tobytes() == got[key].tobytes(), key
+
+
+def test_params_not_back_to_back_are_updated_one_by_one():
+    values = np.zeros(10)
+    grads = np.zeros(10)
+    gap = [Param("a", values[0:3], grads[0:3]), Param("b", values[4:10], grads[4:10])]  # values[3] is no param's
+    swapped = [Param("a", values[0:3], grads[3:6]), Param("b", values[3:6], grads[0:3])]
+    for params in (gap, swapped, gap[:1]):
+        assert flat(params) is None
+    whole = [Param("a", values[0:4], grads[0:4]), Param("b", values[4:10].reshape(2, 3), grads[4:10].reshape(2, 3))]
+    (unit,) = flat(whole)
+    assert np.shares_memory(unit.value, values) and unit.value.shape == (10,) and unit.grad.shape == (10,)
 
 
 def test_load_state_dict_names_the_offending_key():
