@@ -53,15 +53,6 @@ class Epoch:
 
 
 @dataclass(frozen=True)
-class Batch:
-    """An optimizer step ended: batch `batch` of `batches` in epoch `epoch`."""
-
-    epoch: int
-    batch: int
-    batches: int
-
-
-@dataclass(frozen=True)
 class Done:
     """Training ended and the report is written."""
 
@@ -69,7 +60,7 @@ class Done:
     report: dict[str, Any]
 
 
-Event = Warning | Notice | Fold | Start | Epoch | Batch | Done
+Event = Warning | Notice | Fold | Start | Epoch | Done
 Events = Callable[[Event], None]
 
 

@@ -70,7 +70,7 @@ class Progress:
         if isinstance(event, (events.Warning, events.Notice)):
             self._write(f"{'warning' if isinstance(event, events.Warning) else 'notice'}: {event.message}")
         elif self.enabled:
-            render = self._renderers.get(type(event))  # a Batch, for one, shows nothing
+            render = self._renderers.get(type(event))
             if render is not None:
                 render(event)
 

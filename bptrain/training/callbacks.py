@@ -201,13 +201,10 @@ class Checkpointing(Callback):
 
 
 class ProgressEvents(Callback):
-    """Reports each step and each epoch's row to `on_event` (bptrain.events), for the command line."""
+    """Reports each epoch's row to `on_event` (bptrain.events), for the command line."""
 
     def __init__(self, on_event: Callable[[Any], None], epochs: int):
         self.on_event, self.epochs = on_event, epochs
-
-    def on_batch_end(self, trainer: Trainer, batch: BatchEnd) -> None:
-        self.on_event(events.Batch(batch.epoch, batch.batch, batch.batches))
 
     def on_epoch_end(self, trainer: Trainer, row: dict) -> None:
         self.on_event(events.Epoch(row, self.epochs))

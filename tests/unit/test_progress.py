@@ -89,19 +89,17 @@ def test_events_are_rendered_by_type_and_warnings_and_notices_show_even_when_qui
     stream = io.StringIO()
     with Progress(enabled=False, stream=stream) as progress:
         progress.handle(events.Start(**START, epochs=3))
-        progress.handle(events.Batch(1, 1, 7))
         progress.handle(events.Warning("w.csv: something to fix"))
         progress.handle(events.Notice("runs/iris: already finished"))
         progress.handle(events.Epoch(row(1), 3))
     assert stream.getvalue() == "warning: w.csv: something to fix\nnotice: runs/iris: already finished\n"
 
 
-def test_a_fold_a_resumed_start_and_a_batch_in_plain_lines():
+def test_a_fold_and_a_resumed_start_in_plain_lines():
     stream = io.StringIO()
     with Progress(stream=stream) as progress:
         progress.handle(events.Fold(2, 5))
         progress.handle(events.Start(**{**START, "inputs": 7}, epochs=300, resumed_at=(4, 28)))
-        progress.handle(events.Batch(4, 1, 7))
     assert stream.getvalue().splitlines() == [
         "fold 2/5",
         "runs/iris: classification (3 classes), 4 features (7 inputs), 102/24/24 rows (train/val/test), loss cross_entropy",
