@@ -16,13 +16,25 @@ def outputs(model, loss, x: np.ndarray, first_row: int = 0) -> np.ndarray:
 
     `first_row` is the number of x's first row in its file; see `_batches` for why it matters.
     """
-    out = None
+    return _outputs(model, loss, x, None, first_row)[0]
+
+
+def outputs_and_loss(model, loss, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """outputs(x), and the mean loss over x's rows in evaluation mode, from one forward pass."""
+    return _outputs(model, loss, x, y)
+
+
+def _outputs(model, loss, x: np.ndarray, y: np.ndarray | None, first_row: int = 0) -> tuple[np.ndarray, float]:
+    out, total = None, 0.0
     for a, b, logits, i in _batches(model, x, first_row):
+        if y is not None:
+            value, _ = loss(logits[i : i + b - a], y[a:b])
+            total += value * (b - a)
         p = loss.link(logits)  # on the whole batch, so that element-wise kernels see the same shape too
         if out is None:
             out = np.empty((len(x), p.shape[1]), p.dtype)
         out[a:b] = p[i : i + b - a]
-    return out if out is not None else np.empty((0, 1))
+    return (out if out is not None else np.empty((0, 1))), (total / len(x) if len(x) else float("nan"))
 
 
 def _batches(model, x: np.ndarray, first_row: int = 0):
@@ -50,15 +62,6 @@ def probabilities(out: np.ndarray) -> np.ndarray:
     return np.hstack([1.0 - out, out]) if out.shape[1] == 1 else out
 
 
-def loss_value(model, loss, x: np.ndarray, y: np.ndarray) -> float:
-    """The mean loss over all rows, in evaluation mode."""
-    total = 0.0
-    for a, b, logits, i in _batches(model, x):
-        value, _ = loss(logits[i : i + b - a], y[a:b])
-        total += value * (b - a)
-    return total / len(x)
-
-
 def score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
     """`loss` and the task's metrics of `model` on one split (non-finite values are reported, not warned about)."""
     with np.errstate(all="ignore"):
@@ -66,8 +69,8 @@ def score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
 
 
 def _score(model, loss, prep: Preprocessor, split: Split) -> dict[str, float]:
-    out = outputs(model, loss, split.x)
-    result = {"loss": loss_value(model, loss, split.x, split.y)}
+    out, value = outputs_and_loss(model, loss, split.x, split.y)
+    result = {"loss": value}
     if prep.task == "classification":
         result.update(metrics.classification(split.labels, probabilities(out)))
     elif prep.task == "multilabel":

@@ -10,7 +10,7 @@ from bptrain.config.schema import CheckpointConfig
 from bptrain.data.columns import numeric_column
 from bptrain.data.preprocess import Preprocessor
 from bptrain.data.splits import Split
-from bptrain.inference import INFERENCE_ROWS, loss_value, outputs
+from bptrain.inference import INFERENCE_ROWS, outputs, outputs_and_loss
 from bptrain.nn.losses import LOSSES
 from bptrain.nn.model import build_model
 from bptrain.nn.optimizers import OPTIMIZERS
@@ -251,8 +251,9 @@ def test_the_mean_loss_counts_real_rows_only():
     prep, split = toy_problem(n=300)
     model = build_model([{"units": 4, "activation": "relu", "init": "auto"}], 3, 2, dtype="float64", rng=np.random.default_rng(0), batch_size=8)
     loss = LOSSES["cross_entropy"]()
-    p = outputs(model, loss, split.x)
-    assert loss_value(model, loss, split.x, split.y) == pytest.approx(-np.mean(np.log(p[np.arange(300), split.y])), rel=1e-12)
+    p, value = outputs_and_loss(model, loss, split.x, split.y)
+    assert value == pytest.approx(-np.mean(np.log(p[np.arange(300), split.y])), rel=1e-12)
+    np.testing.assert_array_equal(p, outputs(model, loss, split.x))  # the same pass gives the same outputs
 
 
 # --- callbacks ----------------------------------------------------------------------------------
