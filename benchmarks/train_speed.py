@@ -21,7 +21,13 @@ On each size, after --warmup epochs each, the contenders run one epoch in turn (
 ...) --repeats times, so that noise from other work on the machine hits all of them alike.
 The figure is the median; the table gives bptrain's time divided by the faster of PyTorch and
 scikit-learn, and each time divided by the bare GEMMs'. --threads limits the BLAS and OpenMP
-pools of every library (threadpoolctl) and torch's intra-op threads.
+pools of every library (threadpoolctl) and torch's intra-op threads; `--threads default` leaves
+each at its own default, bptrain's being training.threads auto (chosen once per size, as fit
+chooses at its start). `--busy` keeps one CPU-bound process running beside the benchmark, and the
+contender "bptrain 1 thread" (bptrain at training.threads 1) gives the ratio that auto must keep
+close to 1 there:
+
+    python benchmarks/train_speed.py --threads default --busy --contenders bptrain "bptrain 1 thread"
 
 PyTorch and scikit-learn are optional and never dependencies of bptrain; a contender whose package
 is missing is left out. To install them (the CPU build of torch):
@@ -33,8 +39,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -64,7 +72,7 @@ SIZES = {
     "M": Size("M", 20_000, 100, (256, 256), 2, 64),
     "L": Size("L", 60_000, 784, (256, 128), 10, 128),
 }
-CONTENDERS = ("bptrain", "PyTorch", "scikit-learn", "bare GEMMs")
+CONTENDERS = ("bptrain", "bptrain 1 thread", "PyTorch", "scikit-learn", "bare GEMMs")
 PEERS = ("PyTorch", "scikit-learn")
 
 
@@ -113,10 +121,16 @@ def bptrain_config(size: Size, seed: int):
     return validate_config(raw, ROOT / "configs" / "speed.yaml")
 
 
-def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> Epoch:
-    """bptrain's Trainer, put together as bptrain.app.fit does; each call runs it one epoch further."""
+def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int, threads: int | str | None = None) -> Epoch:
+    """bptrain's Trainer, put together as bptrain.app.fit does; each call runs it one epoch further.
+
+    `threads` as training.threads (its BLAS threads chosen once, here, as fit chooses them at the
+    start); None leaves the BLAS pools as the benchmark set them (--threads N).
+    """
+    from contextlib import nullcontext
     from types import SimpleNamespace
 
+    from bptrain import threads as blas
     from bptrain.data.splits import Split, loss_target
     from bptrain.training import assembly
     from bptrain.training.loop import Trainer
@@ -129,10 +143,14 @@ def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> E
     built = assembly.assemble(config, prep, size.inputs, loss, size.rows, has_val=False)
     split = Split("train", x, loss_target(labels, loss[0], "float32"), frame=None, labels=labels)
     trainer = Trainer(built.setup, split, None)
+    chosen = None if threads is None else blas.choose(threads, blas.largest_product(built.setup.model, size.batch))
+    if chosen is not None and threads == "auto":
+        print(f"{size.name}: bptrain's training.threads auto -> {chosen.count} ({chosen.why})", file=sys.stderr)
 
     def epoch() -> None:
         trainer.setup.budget = Budget(max_epochs=trainer.position.epoch)  # run() resumes where it stopped
-        outcome = trainer.run()
+        with blas.limited(chosen.count) if chosen is not None else nullcontext():
+            outcome = trainer.run()
         assert outcome.stop_reason == "max_epochs", f"bptrain stopped: {outcome.stop_reason} {outcome.message}"
 
     return epoch
@@ -215,7 +233,13 @@ def gemm_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> Epoc
     return epoch
 
 
-MAKERS = {"bptrain": bptrain_epoch, "PyTorch": torch_epoch, "scikit-learn": sklearn_epoch, "bare GEMMs": gemm_epoch}
+MAKERS = {
+    "bptrain": bptrain_epoch,
+    "bptrain 1 thread": lambda size, x, labels, seed: bptrain_epoch(size, x, labels, seed, threads=1),
+    "PyTorch": torch_epoch,
+    "scikit-learn": sklearn_epoch,
+    "bare GEMMs": gemm_epoch,
+}
 PACKAGES = {"PyTorch": ("torch", "torch==2.13.0"), "scikit-learn": ("sklearn", "scikit-learn")}  # (module, to install)
 
 
@@ -243,10 +267,12 @@ def timed(epoch: Epoch) -> float:
     return time.perf_counter() - start
 
 
-def measure(size: Size, contenders: list[str], warmup: int, repeats: int, seed: int) -> dict[str, list[float]]:
+def measure(size: Size, contenders: list[str], args: argparse.Namespace) -> dict[str, list[float]]:
     """Seconds of each contender's epochs on `size`, the contenders in turn within each repeat."""
+    warmup, repeats, seed = args.warmup, args.repeats, args.seed
     x, labels = make_data(size, seed)
-    epochs = {name: MAKERS[name](size, x, labels, seed) for name in contenders}
+    makers = {**MAKERS, "bptrain": lambda *a: bptrain_epoch(*a, threads="auto" if args.threads == "default" else None)}
+    epochs = {name: makers[name](size, x, labels, seed) for name in contenders}
     for _ in range(warmup):
         for epoch in epochs.values():
             epoch()
@@ -265,7 +291,9 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def table(contenders: list[str], seconds: dict[str, dict[str, list[float]]]) -> str:
     """A markdown table: median seconds per epoch, bptrain / the faster peer, each / the bare GEMMs."""
+    alone = "bptrain 1 thread" in contenders and "bptrain" in contenders
     head = ["size", *contenders, "bptrain ÷ faster peer", *(f"{c} ÷ GEMMs" for c in contenders if c != "bare GEMMs")]
+    head += ["bptrain ÷ bptrain 1 thread"] if alone else []
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for size, times in seconds.items():
         median = {c: statistics.median(times[c]) for c in contenders}
@@ -274,32 +302,58 @@ def table(contenders: list[str], seconds: dict[str, dict[str, list[float]]]) -> 
         cells = [size, *(f"{median[c]:.4g}" for c in contenders)]
         cells.append(f"{ratio(median['bptrain'], faster[0])} ({faster[1]})" if faster[1] and "bptrain" in median else "–")
         cells += [ratio(median[c], median.get("bare GEMMs")) for c in contenders if c != "bare GEMMs"]
+        cells += [ratio(median["bptrain"], median["bptrain 1 thread"])] if alone else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def limit_threads(threads: int):
-    """Limit every BLAS and OpenMP pool loaded so far, and torch's own threads, to `threads`."""
+def limit_threads(threads: str):
+    """Limit every BLAS and OpenMP pool loaded so far, and torch's own threads, to `threads`; with
+    "default", leave every library at its own default (bptrain: training.threads auto)."""
+    from contextlib import nullcontext
+
     from threadpoolctl import threadpool_limits
 
+    if threads == "default":
+        return nullcontext()
     torch = sys.modules.get("torch")
     if torch is not None:
-        torch.set_num_threads(threads)
-    return threadpool_limits(limits=threads)
+        torch.set_num_threads(int(threads))
+    return threadpool_limits(limits=int(threads))
+
+
+@contextmanager
+def busy(on: bool):
+    """One CPU-bound process beside the benchmark while the block runs (--busy)."""
+    if not on:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # running before any contender chooses its threads
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="problem sizes (default: S M L)")
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), metavar="NAME",
-                        help=f"which loops to time (default: all of {', '.join(CONTENDERS)})")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for every contender (default: 1)")
+    usual = [c for c in CONTENDERS if c != "bptrain 1 thread"]
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=usual, metavar="NAME",
+                        help=f"which loops to time, of {', '.join(CONTENDERS)} (default: {', '.join(usual)})")
+    parser.add_argument("--threads", default="1", help="BLAS/OpenMP threads for every contender, or 'default': each library's own "
+                        "default (bptrain: training.threads auto) (default: 1)")
+    parser.add_argument("--busy", action="store_true", help="run one CPU-bound process beside the benchmark")
     parser.add_argument("--warmup", type=int, default=2, help="untimed epochs first (default: 2)")
     parser.add_argument("--repeats", type=int, default=7, help="timed epochs; the median is reported (default: 7)")
     parser.add_argument("--seed", type=int, default=0, help="data, initial weights and shuffling (default: 0)")
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
-        parser.error("--threads and --repeats must be at least 1, --warmup at least 0")
+    if not (args.threads == "default" or (args.threads.isdigit() and int(args.threads) >= 1)):
+        parser.error("--threads must be a whole number from 1, or default")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be at least 1, --warmup at least 0")
     return args
 
 
@@ -307,12 +361,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     contenders = available(tuple(c for c in CONTENDERS if c in args.contenders))
     sizes = [SIZES[s] for s in args.sizes]
-    with limit_threads(args.threads):
+    with limit_threads(args.threads), busy(args.busy):
         print(f"machine: {describe()}")
-        print(f"threads: {args.threads}; {args.warmup} warm-up epochs, median of {args.repeats}; seed {args.seed}")
+        beside = "; one CPU-bound process beside" if args.busy else ""
+        print(f"threads: {args.threads}{beside}; {args.warmup} warm-up epochs, median of {args.repeats}; seed {args.seed}")
         versions = [f"{c} {sys.modules[PACKAGES[c][0]].__version__}" for c in contenders if c in PACKAGES]
         print(f"versions: {', '.join(versions) or 'neither PyTorch nor scikit-learn installed'}")
-        seconds = {size.name: measure(size, contenders, args.warmup, args.repeats, args.seed) for size in sizes}
+        seconds = {size.name: measure(size, contenders, args) for size in sizes}
     print(f"\nmedian seconds per epoch:\n{table(contenders, seconds)}")
     print(f"load average at the end: {load()}")
 
