@@ -312,8 +312,9 @@ class Trainer:
         while pos.batch < batches:
             rows = self.order[pos.batch * batch_size : (pos.batch + 1) * batch_size]
             m = len(rows)
-            np.take(x, rows, axis=0, out=xb[:m])
-            np.take(y, rows, axis=0, out=yb[:m])
+            # the rows are always in range; mode="clip" spares np.take a buffered copy of `out`
+            np.take(x, rows, axis=0, out=xb[:m], mode="clip")
+            np.take(y, rows, axis=0, out=yb[:m], mode="clip")
             try:
                 value = self._step(xb[:m], yb[:m])
             except DivergedError as e:  # from training.detect_anomaly
