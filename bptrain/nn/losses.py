@@ -99,7 +99,7 @@ class CrossEntropy(Loss):
     def __init__(self, **given):
         super().__init__(**given)
         self._weight = self._ones = None  # the weights (or ones) as an array of the logits' dtype
-        self._grad = self._max = self._lse = self._wy = self._dot = self._wk = self._rows = None
+        self._grad = self._max = self._lse = self._wy = self._dot = self._wk = self._rows = self._unit = None
 
     def _class_weights(self, k: int, dtype) -> np.ndarray:
         w = self._per_output("weight", k, dtype)
@@ -131,7 +131,11 @@ class CrossEntropy(Loss):
         np.sum(p, axis=1, keepdims=True, out=lse)
         p /= lse  # softmax
         np.log(lse, out=lse)  # logsumexp - max >= 0
-        np.take(w, y, out=wy)
+        plain = self.weight is None and not eps  # then w[y_i] = 1 and the products with it below are skipped
+        if plain:
+            wy = self._ones_for(n, logits.dtype)
+        else:
+            np.take(w, y, out=wy)
         total = float(np.sum(wy))  # the weighted mean's denominator, as in PyTorch; weights are > 0
         if eps:
             smoothed = float(np.sum(w)) * float(np.sum(lse)) - float(np.sum(dot))  # a sum of terms >= 0
@@ -142,14 +146,23 @@ class CrossEntropy(Loss):
             loss += eps / k * smoothed
         loss /= total
 
-        wy *= 1.0 - eps
-        np.add(wy, eps * float(np.sum(w)) / k, out=dot)
-        p *= dot[:, None]
+        if not plain:  # each factor below is 1 in the plain case
+            wy *= 1.0 - eps
+            np.add(wy, eps * float(np.sum(w)) / k, out=dot)
+            p *= dot[:, None]
         p[rows, y] -= wy
         if eps:
             p -= np.multiply(w, eps / k, out=self._wk)
         p *= 1.0 / total
         return loss, p
+
+    def _ones_for(self, n: int, dtype) -> np.ndarray:
+        """n ones of `dtype` (w[y_i] without class weights), filled once per allocation."""
+        buf = reserve(self._unit, (n,), dtype)
+        if buf is not self._unit:
+            buf.fill(1.0)
+            self._unit = buf
+        return buf[:n]
 
     def link(self, logits: np.ndarray) -> np.ndarray:
         """Softmax probabilities."""

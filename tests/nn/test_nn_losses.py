@@ -246,3 +246,17 @@ def test_loss_for_task_refuses_one_class_and_unknown_tasks():
         loss_for_task("classification", 1)
     with pytest.raises(OptionError, match="unknown task 'ranking'"):
         loss_for_task("ranking", 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_without_weights_gives_the_bits_of_unit_weights(dtype):
+    """Without class weights or smoothing the loss skips its products with w[y_i] = 1: the loss and
+    the gradient are those of the general computation with weights of one, bit for bit."""
+    rng = np.random.default_rng(8)
+    plain, unit = LOSSES["cross_entropy"](), LOSSES["cross_entropy"](weight=(1.0, 1.0, 1.0, 1.0))
+    for n in (7, 32, 5):  # the buffers grow and shrink
+        logits = (rng.standard_normal((n, 4)) * 3).astype(dtype)
+        y = rng.integers(0, 4, n)
+        (a, ga), (b, gb) = plain(logits, y), unit(logits, y)
+        assert a == b
+        assert ga.tobytes() == gb.tobytes()
