@@ -249,7 +249,7 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
 
 
 def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, threads: blas.Threads) -> dict[str, Any]:
-    """Write report.json, report.md and (unless report.figures is false) curves.png for the model as it ends; return the report."""
+    """Write report.json, report.md and (unless report.figures is false) curves.svg for the model as it ends; return the report."""
     has_rows = bool(outcome.rows)
     model, loss = trainer.model, trainer.loss
     split_metrics = {s.name: score(model, loss, prep, s) for s in dataset.splits()}
@@ -276,7 +276,7 @@ def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, th
     }
     report.write_json(run_dir / "report.json", summary)
     fileio.atomic_write_text(run_dir / "report.md", report.markdown(summary))
-    figure = run_dir / "curves.png"
+    figure = run_dir / "curves.svg"
     if has_rows and config.report.figures:
         main_metric = "r2" if raw.task == "regression" else "accuracy"
         report.curves(figure, outcome.rows, summary["best_epoch"], main_metric if dataset.val else None)

@@ -1,19 +1,17 @@
-"""Reports: the metrics log (CSV + JSON lines), report.json, report.md and curves.png of a run.
+"""Reports: the metrics log (CSV + JSON lines), report.json, report.md and curves.svg of a run.
 
-JSON is written with allow_nan=False: non-finite numbers become null. matplotlib is imported only
-when a figure is drawn, and never its pyplot: the figure is drawn on the Agg canvas.
+JSON is written with allow_nan=False: non-finite numbers become null.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from pathlib import Path
 from typing import Any
 
-from bptrain.fileio import atomic_write, atomic_write_text, writing
+from bptrain.fileio import atomic_write_text, writing
 from bptrain.training.callbacks import Callback
 
 
@@ -139,34 +137,7 @@ def _md_cell(text: Any) -> str:
 
 
 def curves(path: Path, rows: list[dict], best_epoch: int, task_metric: str | None) -> None:
-    """Learning curves: training and validation loss, and the main validation metric, by epoch."""
-    # a Figure on the Agg canvas: pyplot would load a GUI backend and its global state, a second per run
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """Learning curves (bptrain.runs.figures): training and validation loss, and the main validation metric, by epoch."""
+    from bptrain.runs.figures import curves_svg
 
-    epochs = [r["epoch"] for r in rows]
-    panels = 2 if task_metric and f"val_{task_metric}" in rows[0] else 1
-    fig = Figure(figsize=(5.5 * panels, 4))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, panels, squeeze=False)
-    ax = axes[0][0]
-    ax.plot(epochs, [r["train_loss"] for r in rows], label="train loss")
-    if "val_loss" in rows[0]:
-        ax.plot(epochs, [r["val_loss"] for r in rows], label="validation loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("Loss")
-    if panels == 2:
-        ax2 = axes[0][1]
-        ax2.plot(epochs, [r[f"val_{task_metric}"] for r in rows], color="tab:green", label=f"validation {task_metric}")
-        ax2.set_xlabel("epoch")
-        ax2.set_title(f"Validation {task_metric}")
-    for a in axes[0]:
-        if best_epoch:
-            a.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({best_epoch})")
-        a.grid(alpha=0.3)
-        a.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    atomic_write_text(path, curves_svg(rows, best_epoch, task_metric))

@@ -1,13 +1,13 @@
-"""report.figures: curves.png is drawn on the Agg canvas without pyplot, or not at all (and matplotlib not imported)."""
+"""report.figures: curves.svg is written directly, with no plotting library loaded, or not at all."""
 
 from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from conftest import ROOT, call_cli, run_cli
@@ -42,19 +42,17 @@ def fit_in_process(runs: Path, *sets: str) -> tuple[dict, Path]:
     return outcome, run
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    assert data[-8:-4] == b"IEND"
-    return struct.unpack(">II", data[16:24])
+def svg_size(path: Path) -> tuple[int, int]:
+    root = ElementTree.fromstring(path.read_text(encoding="utf-8"))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    return int(root.get("width")), int(root.get("height"))
 
 
-def test_default_draws_curves_without_pyplot(tmp_path):
+def test_default_draws_curves_without_loading_matplotlib(tmp_path):
     outcome, run = fit_in_process(tmp_path)
-    assert "matplotlib.backends.backend_agg" in outcome["matplotlib"]
-    assert "matplotlib.pyplot" not in outcome["matplotlib"]
-    # two panels (loss, validation accuracy) of 5.5 x 4 inches at 100 dpi
-    assert png_size(run / "curves.png") == (1100, 400)
+    assert outcome["matplotlib"] == []
+    # two panels (loss, validation accuracy) of 550 x 400 pixels
+    assert svg_size(run / "curves.svg") == (1100, 400)
 
 
 def test_figures_off_writes_no_curves_and_never_imports_matplotlib(tmp_path):
@@ -73,7 +71,7 @@ def test_resolved_config_holds_the_default(tmp_path):
     assert result.returncode == 0, result.stderr
     (run,) = tmp_path.iterdir()
     assert "report:\n  figures: true\n" in (run / "config.yaml").read_text(encoding="utf-8")
-    png_size(run / "curves.png")
+    svg_size(run / "curves.svg")
 
 
 @pytest.mark.parametrize(
@@ -99,7 +97,7 @@ def test_cross_validation_obeys_the_switch(tmp_path):
     assert [p.name for p in folds] == ["fold-1", "fold-2"]
     for fold in folds:
         assert (fold / "report.json").is_file()
-        assert not (fold / "curves.png").exists()
+        assert not (fold / "curves.svg").exists()
 
 
 def strip_report_section(run: Path) -> None:
@@ -125,15 +123,15 @@ def test_resuming_a_run_from_before_the_report_section(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr == ""
     assert json.loads((run / "report.json").read_text())["epochs_run"] == 4
-    png_size(run / "curves.png")
+    svg_size(run / "curves.svg")
 
 
 def test_resume_may_turn_figures_off_and_drops_the_older_figure(tmp_path):
     result = run_cli("fit", IRIS, "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
     assert result.returncode == 0, result.stderr
     (run,) = tmp_path.iterdir()
-    assert (run / "curves.png").is_file()
+    assert (run / "curves.svg").is_file()
     resumed = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_epochs=4", "--set", "report.figures=false")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run / "report.json").read_text())["epochs_run"] == 4
-    assert not (run / "curves.png").exists()  # it showed 2 of the 4 epochs
+    assert not (run / "curves.svg").exists()  # it showed 2 of the 4 epochs

@@ -31,12 +31,26 @@ STEADY = (
 SUMMARY = re.compile(r"stopped    (\w+) after (\d+) epochs, \d+\.\d s; best epoch (\d+)")
 
 
-def start(runs: Path) -> subprocess.Popen:
+# bptrain's entry point with a figure that takes 3 s to draw: a window in which to signal a run that is
+# writing its report (drawn in a millisecond otherwise)
+SLOW_FIGURE = """
+import sys, time
+from bptrain import __main__ as entry
+from bptrain.runs import report
+draw = report.curves
+report.curves = lambda *args: (time.sleep(3), draw(*args))
+sys.argv = ["bptrain", *sys.argv[1:]]
+entry.main()
+"""
+
+
+def start(runs: Path, slow_figure: bool = False) -> subprocess.Popen:
     """`bptrain fit` as run_cli runs it, but in the background, to be signalled."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     env.pop("BPTRAIN_TRACEBACK", None)
+    program = ["-c", SLOW_FIGURE] if slow_figure else ["-m", "bptrain"]
     return subprocess.Popen(
-        [sys.executable, "-m", "bptrain", "fit", IRIS, *STEADY, "--runs-dir", str(runs)],
+        [sys.executable, *program, "fit", IRIS, *STEADY, "--runs-dir", str(runs)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -137,11 +151,11 @@ def test_signal_saves_the_state_and_resume_is_bit_identical(tmp_path, uninterrup
 @pytest.fixture(scope="module")
 def double_sigint(tmp_path_factory):
     """A run sent SIGINT, then SIGINT again while it writes its report after the first (report.json is
-    written first, then report.md, then curves.png, which imports matplotlib: a window of a good fraction
-    of a second). Retried when the process finishes before the second signal could be sent."""
+    written first, then report.md, then curves.svg, here drawn slowly to leave a window). Retried when the
+    process finishes before the second signal could be sent."""
     for _ in range(3):
         runs = tmp_path_factory.mktemp("double")
-        proc = start(runs)
+        proc = start(runs, slow_figure=True)
         run = mid_training(runs, proc)
         proc.send_signal(signal.SIGINT)
         if poll(lambda: (run / "report.json").exists(), proc) is None:
@@ -161,7 +175,7 @@ def test_second_sigint_stops_at_once(double_sigint):
     assert "Traceback" not in r.err
     assert len(r.err.splitlines()) == 1, r.err
     assert "the training state is saved" not in r.err  # it did not finish the way the first SIGINT would
-    assert not (r.run / "curves.png").exists()  # cut short while writing the report
+    assert not (r.run / "curves.svg").exists()  # cut short while writing the report
     assert r.seconds < 5
     assert report(r.run)["stop_reason"] == "interrupted"
 

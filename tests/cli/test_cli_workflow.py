@@ -96,18 +96,17 @@ def test_run_folder_name_and_contents(fitted):
     assert RUN_NAME.fullmatch(fitted.run.name), fitted.run.name
     assert fitted.run.parent == fitted.runs
     names = {p.name for p in fitted.run.iterdir()}
-    required = {"config.yaml", "metrics.csv", "metrics.jsonl", "model.npz", "report.json", "report.md", "curves.png"}
+    required = {"config.yaml", "metrics.csv", "metrics.jsonl", "model.npz", "report.json", "report.md", "curves.svg"}
     assert required <= names, names
     assert not [n for n in names if n.endswith(".tmp")], names  # atomic writes leave no temp files
 
 
-def test_curves_png_is_a_real_png(fitted):
-    data = (fitted.run / "curves.png").read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert data[12:16] == b"IHDR"
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert width > 100 and height > 100
-    assert data.endswith(b"IEND\xaeB`\x82")
+def test_curves_svg_is_a_real_svg(fitted):
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring((fitted.run / "curves.svg").read_text(encoding="utf-8"))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert int(root.get("width")) > 100 and int(root.get("height")) > 100
 
 
 def test_report_json_has_every_contract_key(fitted):
