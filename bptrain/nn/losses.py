@@ -123,12 +123,13 @@ class CrossEntropy(Loss):
             self._rows = np.arange(n)
         rows, top, lse, wy, dot = self._rows[:n], self._max[:n], self._lse[:n], self._wy[:n], self._dot[:n]
 
-        np.max(logits, axis=1, keepdims=True, out=top)
+        # the ufuncs' reduce directly: np.max's and np.sum's wrappers cost more than these small reductions
+        np.maximum.reduce(logits, axis=1, keepdims=True, out=top)
         np.subtract(logits, top, out=p)  # shifted logits, each <= 0
         if eps:
             np.matmul(p, w, out=dot)  # Σ_c w_c (z_ic - max_i) <= 0
         np.exp(p, out=p)  # each row's largest entry is exp(0) = 1, so nothing overflows
-        np.sum(p, axis=1, keepdims=True, out=lse)
+        np.add.reduce(p, axis=1, keepdims=True, out=lse)
         p /= lse  # softmax
         np.log(lse, out=lse)  # logsumexp - max >= 0
         plain = self.weight is None and not eps  # then w[y_i] = 1 and the products with it below are skipped
@@ -136,7 +137,7 @@ class CrossEntropy(Loss):
             wy = self._ones_for(n, logits.dtype)
         else:
             np.take(w, y, out=wy)
-        total = float(np.sum(wy))  # the weighted mean's denominator, as in PyTorch; weights are > 0
+        total = float(np.add.reduce(wy))  # the weighted mean's denominator, as in PyTorch; weights are > 0
         if eps:
             smoothed = float(np.sum(w)) * float(np.sum(lse)) - float(np.sum(dot))  # a sum of terms >= 0
         lse += top
