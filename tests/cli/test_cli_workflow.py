@@ -178,6 +178,9 @@ def test_report_md_names_the_run(fitted):
     text = (fitted.run / "report.md").read_text(encoding="utf-8")
     assert text.splitlines()[0] == f"# Run {fitted.run.name}"
     assert "- seed: 42" in text
+    chosen = fitted.report["threads"]
+    assert text.endswith(f"\n\nBLAS threads: {chosen['count']} ({chosen['chosen']})\n")
+    assert chosen["count"] == 1 and chosen["chosen"].startswith("auto: products up to ")
 
 
 # --- metrics.csv / metrics.jsonl ------------------------------------------------------------------
