@@ -6,12 +6,15 @@ the lines are told apart from the command's own output by their prefix.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, fit_iris, run_cli
 
 IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
 PREFIX = "import time:"
+IRIS = ROOT / "datasets" / "iris.csv"
 
 
 def logged_modules(stderr: str) -> list[str]:
@@ -114,6 +117,29 @@ def test_help_is_plain_text_with_each_commands_whole_line():
 # --- commands -----------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory) -> Path:
+    return fit_iris(tmp_path_factory.mktemp("runs"), epochs=2)
+
+
+@pytest.mark.parametrize(
+    "command, lines",
+    [
+        (["predict", "{run}", str(IRIS)], 151),
+        (["predict", "{run}", str(IRIS), "--proba", "--format", "jsonl"], 150),
+        (["evaluate", "{run}", "--data", str(IRIS)], 1),
+    ],
+    ids=["predict", "predict-proba-jsonl", "evaluate-data"],
+)
+def test_commands_on_a_model_file_import_no_yaml_figures_or_progress_bar(iris_run, command, lines):
+    result, modules, stderr = run_logged(*[arg.format(run=iris_run) for arg in command])
+    assert (result.returncode, stderr) == (0, "")
+    assert len(result.stdout.splitlines()) == lines
+    assert {"numpy", "pandas", "pydantic"} <= packages(modules)  # what they use: arrays, CSV, the model file's schema
+    assert packages(modules) & {"yaml", "matplotlib", "rich"} == set()
+    assert "bptrain.config.loading" not in modules
+
+
 def test_check_imports_no_figures_progress_bar_or_thread_control():
     result, modules, stderr = run_logged("check", ROOT / "configs" / "iris.yaml")
     assert (result.returncode, stderr) == (0, "")
@@ -122,14 +148,24 @@ def test_check_imports_no_figures_progress_bar_or_thread_control():
     assert packages(modules) & {"matplotlib", "rich", "threadpoolctl"} == set()
 
 
-@pytest.mark.parametrize("figures", [True, False])
-def test_quiet_fit_imports_matplotlib_only_for_its_figures(tmp_path, figures):
+@pytest.mark.parametrize("figures, quiet", [(True, True), (False, True), (False, False)], ids=["figures", "no-figures", "progress-lines"])
+def test_fit_imports_matplotlib_only_for_its_figures_and_rich_only_for_a_bar(tmp_path, figures, quiet):
     result, modules, stderr = run_logged(
-        "fit", ROOT / "configs" / "iris.yaml", "-q", "--runs-dir", tmp_path,
+        "fit", ROOT / "configs" / "iris.yaml", *(["-q"] if quiet else []), "--runs-dir", tmp_path,
         "--set", "stopping.max_epochs=2", "--set", f"report.figures={str(figures).lower()}",
     )
-    assert (result.returncode, stderr) == (0, "")
+    assert result.returncode == 0, stderr
+    assert [line.split()[:2] for line in stderr.splitlines()[1:]] == ([] if quiet else [["epoch", "1/2"], ["epoch", "2/2"]])
     (run,) = tmp_path.iterdir()
     assert (run / "curves.png").is_file() == figures
     assert ("matplotlib" in packages(modules)) == figures
-    assert "rich" not in packages(modules)  # the progress bar's, and --quiet shows none
+    assert "rich" not in packages(modules)  # the progress bar's: on a pipe, progress is one line per epoch
+
+
+def test_the_config_package_still_gives_its_names_on_first_use():
+    import bptrain.config as package
+    from bptrain.config import loading, schema
+
+    assert (package.load_config, package.dump_yaml, package.Config) == (loading.load_config, loading.dump_yaml, schema.Config)
+    with pytest.raises(AttributeError, match="module 'bptrain.config' has no attribute 'nothing'"):
+        package.nothing
