@@ -17,7 +17,6 @@ import numpy as np
 import bptrain
 from bptrain import events, fileio, predictions
 from bptrain import threads as blas
-from bptrain.config.loading import dump_yaml, load_config, resolved_dict
 from bptrain.config.schema import Config
 from bptrain.data import reading, splits
 from bptrain.data.columns import OTHER, Unseen
@@ -180,6 +179,8 @@ class RunFiles:
     """What training writes into the run folder: model.npz, checkpoints/, config.yaml and the metrics logs."""
 
     def __init__(self, run_dir: Path, built: assembly.Assembly, prep: Preprocessor, data_files: list[dict], threads: blas.Threads):
+        from bptrain.config.loading import resolved_dict  # where used (and below): it loads the YAML reader, which predict never needs
+
         self.run_dir, self.built, self.data_files, self.threads = run_dir, built, data_files, threads
         self.resolved = resolved_dict(built.rules.config, run_dir)
         self.prep_arrays, prep_meta = prep.to_arrays()
@@ -208,6 +209,8 @@ class RunFiles:
 
     def metrics_log(self, rows: list[dict]) -> report.MetricsLog:
         """config.yaml, and the metrics logs holding `rows` (a resumed run's)."""
+        from bptrain.config.loading import dump_yaml
+
         fileio.atomic_write_text(self.run_dir / "config.yaml", dump_yaml(self.resolved))
         log = report.MetricsLog(self.run_dir, self.built.rules.columns)
         if rows:
@@ -407,6 +410,8 @@ def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes]
     config_path = trained.run_dir / "config.yaml"
     if not config_path.is_file():
         raise ModelFileError(f"{trained.run_dir}: no config.yaml beside the model, so its validation and test rows are unknown; use --data FILE")
+    from bptrain.config.loading import load_config
+
     config = load_config(config_path)
     raw = splits.read_splits(config.data, config.seed)
     _warn_if_changed(trained.run_dir, raw.files, on_event)

@@ -1,7 +1,8 @@
 """The command line: parse, call one service in bptrain.app, render; errors become exit codes here only.
 
-Data goes to stdout; progress, warnings and errors go to stderr. Heavy modules (pandas,
-matplotlib) are imported inside the commands so `bptrain --help` stays fast.
+Data goes to stdout; progress, warnings and errors go to stderr. Each command imports what it
+needs (numpy, pandas, pydantic, yaml, matplotlib) inside its function, and help is plain text
+rather than rich's, so `bptrain --help` loads typer alone (tests/cli/test_cli_imports.py).
 """
 
 from __future__ import annotations
@@ -17,17 +18,30 @@ from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from bptrain.errors import BptrainError, ExitCode
 from bptrain import interrupts
 from bptrain.interrupts import Signalled
 
+
+class _Commands(TyperGroup):
+    """Plain help that lists each command's whole first line, where click would cut it to fit 80 columns."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=1_000)) for name, command in self.commands.items() if not command.hidden]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="bptrain",
+    cls=_Commands,
     help="Train neural networks on tabular data by backpropagation, from a YAML config.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # rich's help would import rich, markdown-it and pygments: 0.1 s of each `--help`
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -399,9 +413,7 @@ def main() -> None:
     try:
         code = get_command(app).main(prog_name="bptrain", standalone_mode=False)
     except click.NoArgsIsHelpError as e:
-        text = e.ctx.get_help()  # rich prints the help itself and returns ""
-        if text:
-            print(text, flush=True)
+        print(e.ctx.get_help(), flush=True)
         code = int(ExitCode.USAGE)
     except click.ClickException as e:
         _err(_usage_error(e))

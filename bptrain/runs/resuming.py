@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bptrain.config.loading import load_config, validate_config
 from bptrain.config.schema import Config
 from bptrain.errors import ConfigError, DataError, ModelFileError
 from bptrain.runs.checkpoint import LAST, PREVIOUS
@@ -69,6 +68,8 @@ def merge(config: Config, run_dir: Path, checkpoint_meta: dict | None = None) ->
     saved_path = Path(run_dir) / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"--resume {run_dir}: no config.yaml in this folder; is it a run folder written by bptrain fit?")
+    from bptrain.config.loading import load_config  # where used: predict imports this module and needs no YAML reader
+
     recorded = (checkpoint_meta or {}).get("config")
     saved = _recorded_config(recorded, run_dir) if recorded is not None else load_config(saved_path)
     if config.seed is None:
@@ -91,6 +92,8 @@ def merge(config: Config, run_dir: Path, checkpoint_meta: dict | None = None) ->
 
 def _recorded_config(recorded: dict, run_dir: Path) -> Config:
     """The config a checkpoint was saved under; ModelFileError when it is not a valid config."""
+    from bptrain.config.loading import validate_config
+
     where = Path(run_dir) / "checkpoints"
     try:
         return validate_config(recorded, where)

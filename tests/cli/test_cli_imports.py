@@ -1,0 +1,172 @@
+"""Each command imports only what it uses: read from the real process's own import log (-X importtime).
+
+The log (PYTHONPROFILEIMPORTTIME) names every module the process imports, on stderr, one line each;
+the lines are told apart from the command's own output by their prefix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, fit_iris, run_cli
+
+IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
+PREFIX = "import time:"
+IRIS = ROOT / "datasets" / "iris.csv"
+
+
+def logged_modules(stderr: str) -> list[str]:
+    """The module names of the import log's lines, in order, its header first."""
+    return [line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith(PREFIX)]
+
+
+def run_logged(*args, **kwargs):
+    """run_cli with the import log on; returns (result, imported module names, stderr without the log)."""
+    result = run_cli(*args, env=IMPORT_LOG, **kwargs)
+    log = logged_modules(result.stderr)
+    assert log[0] == "imported package", "the import log's header"  # the log is on: its absence would pass every test
+    rest = "".join(line + "\n" for line in result.stderr.splitlines() if not line.startswith(PREFIX))
+    return result, set(log[1:]), rest
+
+
+def packages(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def own(modules: set[str]) -> set[str]:
+    return {name for name in modules if name == "bptrain" or name.startswith("bptrain.")}
+
+
+def test_the_log_parser_reads_module_names_and_nothing_else():
+    # the oracle itself, on made-up lines: the log's, and a command's own output between them
+    stderr = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       187 |        187 | bptrain\n"
+        "warning: a | b | c\n"
+        "import time:       608 |        608 |   bptrain.errors\n"
+    )
+    assert logged_modules(stderr) == ["imported package", "bptrain", "bptrain.errors"]
+
+
+# --- help ---------------------------------------------------------------------------------------
+
+HEAVY = {"numpy", "pandas", "pyarrow", "pydantic", "yaml", "matplotlib", "threadpoolctl", "rich", "markdown_it", "pygments"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []], ids=["help", "h", "no-arguments"])
+def test_help_imports_typer_and_the_cli_alone(args):
+    result, modules, stderr = run_logged(*args)
+    assert (result.returncode, stderr) == (0 if args else 2, "")
+    assert result.stdout.startswith("Usage: bptrain [OPTIONS] COMMAND")
+    assert "typer" in packages(modules)
+    assert packages(modules) & HEAVY == set()
+    assert own(modules) == {"bptrain", "bptrain.interrupts", "bptrain.errors", "bptrain.cli"}
+
+
+@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck"])
+def test_a_commands_help_imports_no_heavy_module_but_typers_pydantic(command):
+    # typer checks a command's options with pydantic as soon as it builds them, for help too
+    result, modules, stderr = run_logged(command, "--help")
+    assert (result.returncode, stderr) == (0, "")
+    assert result.stdout.startswith(f"Usage: bptrain {command} [OPTIONS]")
+    assert packages(modules) & HEAVY == {"pydantic"}
+    assert own(modules) == {"bptrain", "bptrain.interrupts", "bptrain.errors", "bptrain.cli"}
+
+
+def test_version_imports_no_heavy_module():
+    result, modules, stderr = run_logged("--version")
+    assert (result.returncode, stderr) == (0, "")
+    assert packages(modules) & HEAVY == set()
+
+
+HELP = """\
+Usage: bptrain [OPTIONS] COMMAND [ARGS]...
+
+  Train neural networks on tabular data by backpropagation, from a YAML
+  config.
+
+Options:
+  --traceback  Show the Python traceback of internal errors (or set
+               BPTRAIN_TRACEBACK=1).
+  --version    Print the version and exit.
+  -h, --help   Show this message and exit.
+
+Commands:
+  fit        Train the network that CONFIG describes; write a run folder and
+             print a summary.
+  evaluate   Metrics of a saved model, recomputed from the model file.
+  predict    Predict for the rows of INPUT, streaming; write kept columns,
+             prediction, probabilities.
+  check      Validate CONFIG and read its data's header and target, without
+             training.
+  gradcheck  Check backprop against finite differences on CONFIG's network and
+             data, in float64.
+"""
+
+
+def test_help_is_plain_text_with_each_commands_whole_line():
+    # plain help (rich's would import rich, markdown-it and pygments); click alone would cut the
+    # command lines to fit 80 columns ("Train the network that CONFIG describes; write a run folder...")
+    result = run_cli("--help")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == HELP
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory) -> Path:
+    return fit_iris(tmp_path_factory.mktemp("runs"), epochs=2)
+
+
+@pytest.mark.parametrize(
+    "command, lines",
+    [
+        (["predict", "{run}", str(IRIS)], 151),
+        (["predict", "{run}", str(IRIS), "--proba", "--format", "jsonl"], 150),
+        (["evaluate", "{run}", "--data", str(IRIS)], 1),
+    ],
+    ids=["predict", "predict-proba-jsonl", "evaluate-data"],
+)
+def test_commands_on_a_model_file_import_no_yaml_figures_or_progress_bar(iris_run, command, lines):
+    result, modules, stderr = run_logged(*[arg.format(run=iris_run) for arg in command])
+    assert (result.returncode, stderr) == (0, "")
+    assert len(result.stdout.splitlines()) == lines
+    assert {"numpy", "pandas", "pydantic"} <= packages(modules)  # what they use: arrays, CSV, the model file's schema
+    assert packages(modules) & {"yaml", "matplotlib", "rich"} == set()
+    assert "bptrain.config.loading" not in modules
+
+
+def test_check_imports_no_figures_progress_bar_or_thread_control():
+    result, modules, stderr = run_logged("check", ROOT / "configs" / "iris.yaml")
+    assert (result.returncode, stderr) == (0, "")
+    assert result.stdout.startswith("ok: ")
+    assert {"numpy", "pandas", "pydantic", "yaml"} <= packages(modules)
+    assert packages(modules) & {"matplotlib", "rich", "threadpoolctl"} == set()
+
+
+@pytest.mark.parametrize("figures, quiet", [(True, True), (False, True), (False, False)], ids=["figures", "no-figures", "progress-lines"])
+def test_fit_never_imports_matplotlib_and_imports_rich_only_for_a_bar(tmp_path, figures, quiet):
+    result, modules, stderr = run_logged(
+        "fit", ROOT / "configs" / "iris.yaml", *(["-q"] if quiet else []), "--runs-dir", tmp_path,
+        "--set", "stopping.max_epochs=2", "--set", f"report.figures={str(figures).lower()}",
+    )
+    assert result.returncode == 0, stderr
+    assert [line.split()[:2] for line in stderr.splitlines()[1:]] == ([] if quiet else [["epoch", "1/2"], ["epoch", "2/2"]])
+    (run,) = tmp_path.iterdir()
+    assert (run / "curves.svg").is_file() == figures
+    assert "matplotlib" not in packages(modules)  # curves.svg is written as text
+    assert "threadpoolctl" in packages(modules)  # the BLAS threads are set for training
+    assert "rich" not in packages(modules)  # the progress bar's: on a pipe, progress is one line per epoch
+
+
+def test_the_config_package_still_gives_its_names_on_first_use():
+    import bptrain.config as package
+    from bptrain.config import loading, schema
+
+    assert (package.load_config, package.dump_yaml, package.Config) == (loading.load_config, loading.dump_yaml, schema.Config)
+    with pytest.raises(AttributeError, match="module 'bptrain.config' has no attribute 'nothing'"):
+        package.nothing
