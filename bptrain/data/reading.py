@@ -24,6 +24,7 @@ from typing import IO, Iterator
 
 import pandas as pd
 
+from bptrain.data import fastcsv
 from bptrain.errors import ConfigError, DataError
 from bptrain.nn.options import did_you_mean
 
@@ -82,8 +83,38 @@ def read_table(
     with opened(source, stdin=stdin, paths=paths) as (name, head, rest):
         if head[:4] == PARQUET_MAGIC:
             return _parquet(name, head, rest)
+        fast = _fast_frame(name, source, head, options)
+        if fast is not None:
+            return fast
         data = _read_lines(name, head, rest)
     return _frame_of(name, data, options)
+
+
+def _fast_frame(name: str, source: Path | str, head: bytes, options: ReadOptions) -> pd.DataFrame | None:
+    """The frame of a plain numeric CSV file on disk, read by bptrain.data.fastcsv; None for
+    anything else (stdin, gzip, another encoding or decimal mark, an unusual header), which
+    `_frame_of` then reads, with its own checks and messages."""
+    if str(source) == STDIN or options.decimal != "." or _codec(options) != "utf-8-sig" or not fastcsv.available():
+        return None
+    if not os.path.isfile(source) or head[:2] == GZIP_MAGIC or _starts_with(source, GZIP_MAGIC):
+        return None
+    body_start = record_end(head)
+    delimiter = _delimiter(name, head, options)
+    try:
+        head[:body_start].decode(_codec(options))
+        header = _header(head, delimiter, options)
+        check_header(name, header)
+    except (UnicodeDecodeError, DataError):
+        return None
+    if not body_start or len(delimiter) != 1:
+        return None
+    frame = fastcsv.read_numeric(Path(source), header, body_start, delimiter, MAX_LINE_BYTES)
+    return None if frame is None else _checked(name, frame, header, rows=True)
+
+
+def _starts_with(path: Path | str, magic: bytes) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(magic)) == magic
 
 
 def _read_lines(name: str, head: bytes, rest: IO[bytes]) -> bytes:
