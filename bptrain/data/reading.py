@@ -24,7 +24,7 @@ from typing import IO, Iterator
 
 import pandas as pd
 
-from bptrain.data import fastcsv
+from bptrain.data import fast_parquet, fastcsv
 from bptrain.errors import ConfigError, DataError
 from bptrain.nn.options import did_you_mean
 
@@ -82,7 +82,8 @@ def read_table(
     """
     with opened(source, stdin=stdin, paths=paths) as (name, head, rest):
         if head[:4] == PARQUET_MAGIC:
-            return _parquet(name, head, rest)
+            fast = fast_parquet.read_numeric(Path(source)) if str(source) != STDIN and os.path.isfile(source) else None
+            return _checked(name, fast, header=None, rows=True) if fast is not None else _parquet(name, head, rest)
         fast = _fast_frame(name, source, head, options)
         if fast is not None:
             return fast
