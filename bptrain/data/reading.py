@@ -5,7 +5,9 @@ BLOCK_BYTES of whole records (`record_chunks` cuts the blocks; a quoted field ma
 streaming predict's memory stays flat. Both detect gzip and Parquet by their first bytes, detect
 the delimiter when asked (`auto`), hold every record to the header's number of fields and every
 line to MAX_LINE_BYTES, and raise DataError with one clear line (file, line, what to do) for
-anything they cannot read. Columns keep pandas' types; nothing is preprocessed.
+anything they cannot read. Columns keep pandas' types; nothing is preprocessed. With pyarrow
+installed, `read_table` reads a plain numeric CSV or Parquet file on disk through
+bptrain.data.fastcsv or bptrain.data.fast_parquet, which give the same frame or decline.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def _fast_frame(name: str, source: Path | str, head: bytes, options: ReadOptions
     `_frame_of` then reads, with its own checks and messages."""
     if str(source) == STDIN or options.decimal != "." or _codec(options) != "utf-8-sig" or not fastcsv.available():
         return None
-    if not os.path.isfile(source) or head[:2] == GZIP_MAGIC or _starts_with(source, GZIP_MAGIC):
+    if not os.path.isfile(source) or _starts_with(source, GZIP_MAGIC):
         return None
     body_start = record_end(head)
     delimiter = _delimiter(name, head, options)
