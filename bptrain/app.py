@@ -127,7 +127,7 @@ def _fit(
     raw, prep, loss_name, loss_options = _data_and_loss(config, config.seed)
     if state is not None:
         resuming.check_data(raw.files, state[1], run_dir)
-    dataset, warnings = _arrays(raw, prep, loss_name, config.model.dtype)
+    dataset, warnings = _arrays(raw, prep, loss_name, config.model.dtype, release=True)
     rows = len(dataset.train.x)
     built = assembly.assemble(config, prep, dataset.train.x.shape[1], (loss_name, loss_options), rows, dataset.val is not None)
     for message in warnings + _lone_row(config, rows):
@@ -298,10 +298,11 @@ def _data_and_loss(config: Config, seed: int):
     return raw, prep, loss_name, loss_options
 
 
-def _arrays(raw, prep, loss_name: str, dtype: str) -> tuple[splits.Dataset, list[str]]:
-    """Every split's arrays, and the warnings about the data: fit trains on these, check stops here."""
+def _arrays(raw, prep, loss_name: str, dtype: str, release: bool = False) -> tuple[splits.Dataset, list[str]]:
+    """Every split's arrays, and the warnings about the data: fit trains on these, check stops here.
+    With `release`, raw's frames keep only their non-feature columns afterwards (splits.transform)."""
     unseen = Unseen()
-    dataset = splits.transform(raw, prep, loss_name, dtype, unseen)
+    dataset = splits.transform(raw, prep, loss_name, dtype, unseen, release=release)
     warnings = [f"{raw.sources['train']}: {note}" for note in raw.notes]
     unseen_message = unseen.message(f"{raw.sources['train']} (validation and test rows)", hint="")
     return dataset, warnings + ([unseen_message] if unseen_message else [])

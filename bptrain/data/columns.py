@@ -8,6 +8,8 @@ the header (plus `first_row` for a chunk that starts further into a file).
 
 from __future__ import annotations
 
+import ctypes
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,7 @@ from bptrain.errors import ConfigError, DataError
 NUMERIC_SHARE_OF_TEXT = 0.95  # a text column this much made of numbers is numeric (the rest are errors)
 SHOWN_ROWS = 5
 OTHER = "(other)"
+RELEASE_BATCH = 64  # columns a Dropping removes at once
 
 
 # --- values and kinds ---------------------------------------------------------------------------
@@ -120,6 +123,44 @@ def _check_override(name: str, kind: str, own) -> None:
             float(own.fill_value)
         except ValueError:
             raise ConfigError(f"{key}.fill_value: must be a number for the numeric column {name!r} (got {own.fill_value!r})") from None
+
+
+class Dropping:
+    """Removes the columns named to it from `frame`, RELEASE_BATCH at a time (and the rest at
+    `flush`), so that a big frame's memory is handed back as its columns are used up: pandas
+    removes columns at a cost per call that grows with the frame's columns, so one at a time
+    would take time quadratic in them."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame, self.pending = frame, []
+
+    def add(self, name: str) -> None:
+        self.pending.append(name)
+        if len(self.pending) >= RELEASE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        try:
+            with warnings.catch_warnings():
+                # pandas 3.1 deprecates `inplace`, yet it is the only way to remove many columns from
+                # a frame others hold at a cost per call, not per column; once it is gone, the loop
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.frame.drop(columns=self.pending, inplace=True)
+        except TypeError:
+            for name in self.pending:
+                del self.frame[name]
+        self.pending = []
+        _give_back_memory()
+
+
+def _give_back_memory() -> None:
+    """Hand freed memory back to the system where the C library allows it (glibc): columns of a few
+    hundred KB come from the heap, whose free middle glibc keeps unless asked, so the columns a
+    Dropping frees would still count in the process's memory."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to ask
+        pass
 
 
 # --- reading values -----------------------------------------------------------------------------

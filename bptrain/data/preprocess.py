@@ -10,13 +10,14 @@ can be streamed chunk by chunk; row numbers in its errors count from `first_row`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from bptrain.data.columns import (
     Column,
+    Dropping,
     Unseen,
     encode_column,
     fit_column,
@@ -120,8 +121,7 @@ class Preprocessor:
         if before_encoding is not None:
             before_encoding(columns)
         prep = cls(targets=list(targets), task=task, columns=columns, center=np.zeros(0), scale=np.ones(0), read=read)
-        raw = prep._encode(frame, source, 0, strict=False, unseen=Unseen())
-        prep.center, prep.scale = scaling(raw, [s for c in columns for s in c.input_scales()], prep.inputs, source)
+        prep.center, prep.scale = prep._scaling(frame, source)
         if task == "classification":
             prep.classes = class_labels(frame[targets[0]])
         elif task == "multilabel":
@@ -140,19 +140,27 @@ class Preprocessor:
 
     def features_of(
         self, frame: pd.DataFrame, source: str, dtype: str = "float32", *, first_row: int = 0, strict: bool = False,
-        unseen: Unseen | None = None, allow_dropped: bool = False,
+        unseen: Unseen | None = None, allow_dropped: bool = False, release: bool = False,
     ) -> np.ndarray:
         """The network inputs of `frame`'s rows, in `dtype`. Columns may come in any order; others are
         ignored. DataError naming the column (and rows, counted from `first_row` + 1) when a column is
         missing, a value cannot be read, or (with `strict`) a category was never seen; unseen
         categories are otherwise counted in `unseen`. With `allow_dropped`, rows that `dropped_rows`
-        marks are encoded anyway (the caller removes them) instead of being an error."""
+        marks are encoded anyway (the caller removes them) instead of being an error. With
+        `release`, each feature column is removed from `frame` once encoded, so that the raw values
+        and the inputs are not held in full together."""
         self.check_columns(frame, source)
-        x = self._encode(frame, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
-        with np.errstate(over="ignore", invalid="ignore"):
-            x -= self.center
-            x /= self.scale
-            out = x.astype(dtype, copy=False)
+        out = np.empty((len(frame), len(self.center)), dtype=dtype, order="F")  # filling a column touches only its own pages
+        dropping = Dropping(frame)
+        for column, at, block in self._blocks(frame, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped):
+            with np.errstate(over="ignore", invalid="ignore"):
+                block -= self.center[at : at + block.shape[1]]
+                block /= self.scale[at : at + block.shape[1]]
+                out[:, at : at + block.shape[1]] = block  # cast to `dtype` only now: the same values as scaling in float64 whole
+            if release:
+                dropping.add(column.name)
+        dropping.flush()
+        out = np.ascontiguousarray(out)  # rows contiguous, as the training reads them
         if not np.isfinite(out).all():
             row, col = np.argwhere(~np.isfinite(out))[0]
             name = self._column_of_input(int(col)).name
@@ -181,15 +189,25 @@ class Preprocessor:
                 mask |= frame[column.name].isna().to_numpy()
         return mask
 
-    def _encode(
+    def _blocks(
         self, frame: pd.DataFrame, source: str, first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool = False
-    ) -> np.ndarray:
-        """Filled and one-hot encoded values (float64), before centring and scaling."""
-        blocks = [
-            encode_column(c, frame[c.name], source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
-            for c in self.columns
-        ]
-        return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
+    ) -> Iterator[tuple[Column, int, np.ndarray]]:
+        """(column, index of its first input, its filled and one-hot encoded values (float64), before
+        centring and scaling), a column at a time: the whole matrix in float64 is never needed."""
+        at = 0
+        for c in self.columns:
+            block = encode_column(c, frame[c.name], source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
+            yield c, at, block
+            at += block.shape[1]
+
+    def _scaling(self, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and scale of every input, from the training rows `frame`, a column at a time."""
+        center, scale = [np.zeros(0)], [np.ones(0)]
+        for column, _, block in self._blocks(frame, source, 0, strict=False, unseen=Unseen()):
+            stats = scaling(block, column.input_scales(), column.inputs(), source)
+            center.append(stats[0])
+            scale.append(stats[1])
+        return np.concatenate(center), np.concatenate(scale)
 
     def _column_of_input(self, index: int) -> Column:
         for column in self.columns:

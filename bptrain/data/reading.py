@@ -5,7 +5,9 @@ BLOCK_BYTES of whole records (`record_chunks` cuts the blocks; a quoted field ma
 streaming predict's memory stays flat. Both detect gzip and Parquet by their first bytes, detect
 the delimiter when asked (`auto`), hold every record to the header's number of fields and every
 line to MAX_LINE_BYTES, and raise DataError with one clear line (file, line, what to do) for
-anything they cannot read. Columns keep pandas' types; nothing is preprocessed.
+anything they cannot read. Columns keep pandas' types; nothing is preprocessed. With pyarrow
+installed, `read_table` reads a plain numeric CSV or Parquet file on disk through
+bptrain.data.fastcsv or bptrain.data.fast_parquet, which give the same frame or decline.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import IO, Iterator
 
 import pandas as pd
 
+from bptrain.data import fast_parquet, fastcsv
 from bptrain.errors import ConfigError, DataError
 from bptrain.nn.options import did_you_mean
 
@@ -81,9 +84,40 @@ def read_table(
     """
     with opened(source, stdin=stdin, paths=paths) as (name, head, rest):
         if head[:4] == PARQUET_MAGIC:
-            return _parquet(name, head, rest)
+            fast = fast_parquet.read_numeric(Path(source)) if str(source) != STDIN and os.path.isfile(source) else None
+            return _checked(name, fast, header=None, rows=True) if fast is not None else _parquet(name, head, rest)
+        fast = _fast_frame(name, source, head, options)
+        if fast is not None:
+            return fast
         data = _read_lines(name, head, rest)
     return _frame_of(name, data, options)
+
+
+def _fast_frame(name: str, source: Path | str, head: bytes, options: ReadOptions) -> pd.DataFrame | None:
+    """The frame of a plain numeric CSV file on disk, read by bptrain.data.fastcsv; None for
+    anything else (stdin, gzip, another encoding or decimal mark, an unusual header), which
+    `_frame_of` then reads, with its own checks and messages."""
+    if str(source) == STDIN or options.decimal != "." or _codec(options) != "utf-8-sig" or not fastcsv.available():
+        return None
+    if not os.path.isfile(source) or _starts_with(source, GZIP_MAGIC):
+        return None
+    body_start = record_end(head)
+    delimiter = _delimiter(name, head, options)
+    try:
+        head[:body_start].decode(_codec(options))
+        header = _header(head, delimiter, options)
+        check_header(name, header)
+    except (UnicodeDecodeError, DataError):
+        return None
+    if not body_start or len(delimiter) != 1:
+        return None
+    frame = fastcsv.read_numeric(Path(source), header, body_start, delimiter, MAX_LINE_BYTES)
+    return None if frame is None else _checked(name, frame, header, rows=True)
+
+
+def _starts_with(path: Path | str, magic: bytes) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(magic)) == magic
 
 
 def _read_lines(name: str, head: bytes, rest: IO[bytes]) -> bytes:

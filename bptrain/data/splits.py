@@ -20,6 +20,7 @@ from bptrain import seeds
 from bptrain.data import suspects
 from bptrain.data.columns import (
     Column,
+    Dropping,
     Unseen,
     check_values,
     label,
@@ -238,10 +239,7 @@ def read_splits(data, seed: int) -> Frames:
             files.append({"split": name, "path": str(path), "rows": len(other), "sha256": sha256_file(path)})
 
     parts = _split(frame, data, seed, task, source)
-    frames["train"] = frame.iloc[parts["train"]].reset_index(drop=True)
-    for name in ("val", "test"):
-        if len(parts[name]):
-            frames[name] = frame.iloc[parts[name]].reset_index(drop=True)
+    frames.update(_rows_of(frame, {name: rows for name, rows in parts.items() if name == "train" or len(rows)}))
     raw = Frames(frames, sources, files, features, task, columns, list(data.targets), options, suspect_notes)
     _drop_rows(raw)
     if len(raw.frames["train"]) < 2:
@@ -250,6 +248,21 @@ def read_splits(data, seed: int) -> Frames:
         if part is not None and len(part) == 0:
             raw.frames[name] = None
     return raw
+
+
+def _rows_of(frame: pd.DataFrame, parts: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+    """Each part's rows of `frame` (positions), as `frame.iloc[rows].reset_index(drop=True)` gives
+    them, taken a column at a time and each column of `frame` removed once taken: the rows are
+    held about once, not twice. `frame` is left empty."""
+    columns: dict[str, dict[str, pd.Series]] = {part: {} for part in parts}
+    dropping = Dropping(frame)
+    for name in list(frame.columns):
+        column = frame[name]
+        for part, rows in parts.items():
+            columns[part][name] = column.take(rows).reset_index(drop=True)
+        dropping.add(name)
+    dropping.flush()
+    return {part: pd.DataFrame(taken, index=pd.RangeIndex(len(parts[part])), copy=False) for part, taken in columns.items()}
 
 
 def _drop_rows(raw: Frames) -> None:
@@ -363,12 +376,13 @@ class Dataset:
 
 
 def split_of(name: str, frame: pd.DataFrame, source: str, prep: Preprocessor, loss: str, dtype: str, *, strict: bool = False,
-             unseen: Unseen | None = None) -> Split:
+             unseen: Unseen | None = None, release: bool = False) -> Split:
     """The arrays of one labelled frame, through `prep`, with the target encoded for `loss`.
-    Rows that `prep` drops (a missing value where the rule is `drop`) are left out."""
+    Rows that `prep` drops (a missing value where the rule is `drop`) are left out. With `release`,
+    the feature columns are removed from `frame` as they are encoded (Preprocessor.features_of)."""
     prep.check_targets(frame, source)
-    x = prep.features_of(frame, source, dtype, strict=strict, unseen=unseen, allow_dropped=True)
     dropped = prep.dropped_rows(frame)
+    x = prep.features_of(frame, source, dtype, strict=strict, unseen=unseen, allow_dropped=True, release=release)
     if dropped.any():
         x, frame = x[~dropped], frame[~dropped].reset_index(drop=True)
     target = prep.target_of(frame, source, dtype)
@@ -376,10 +390,14 @@ def split_of(name: str, frame: pd.DataFrame, source: str, prep: Preprocessor, lo
     return Split(name, x, loss_target(target, loss, dtype), frame, labels)
 
 
-def transform(raw: Frames, prep: Preprocessor, loss: str, dtype: str = "float32", unseen: Unseen | None = None) -> Dataset:
+def transform(
+    raw: Frames, prep: Preprocessor, loss: str, dtype: str = "float32", unseen: Unseen | None = None, *, release: bool = False
+) -> Dataset:
     """Arrays for every split of `raw`, through `prep`; categories of the validation and test rows
-    that the training rows lack are counted in `unseen`."""
+    that the training rows lack are counted in `unseen`. With `release`, the feature columns are
+    removed from raw's frames once encoded (for a caller that needs only the arrays and the targets
+    from then on), so that a big file's raw values and its arrays are not held in full together."""
     splits: dict[str, Split | None] = {}
     for name, part in raw.frames.items():
-        splits[name] = None if part is None else split_of(name, part, raw.sources[name], prep, loss, dtype, unseen=unseen)
+        splits[name] = None if part is None else split_of(name, part, raw.sources[name], prep, loss, dtype, unseen=unseen, release=release)
     return Dataset(prep, splits["train"], splits["val"], splits["test"], raw.files)

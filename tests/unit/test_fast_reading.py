@@ -1,0 +1,172 @@
+"""The fast CSV path (bptrain.data.fastcsv): taken for plain numeric files, and giving exactly the frame or the error of the ordinary reader on every file, tricky or bad."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from bptrain.data import fastcsv, reading
+from bptrain.data.reading import ReadOptions, read_table
+from bptrain.errors import BptrainError
+
+BAD = Path(__file__).resolve().parent.parent / "data" / "bad"
+
+TRICKY = {
+    "plain.csv": b"a,b,label\n1.5,2,0\n-3.25,4,1\n0.001,6,0\n",
+    "ints_with_gaps.csv": b"a,b\n1,2\n,3\n4,\n",
+    "na_spellings.csv": b"a,b\n1,NA\nnan,2\nNULL,None\n<NA>,n/a\n#N/A,-nan\n3,4\n",
+    "inf.csv": b"a,b\n1,inf\n2,3\n",
+    "upper_nan.csv": b"a,b\n1,NAN\n2,3\n",
+    "infinity_word.csv": b"a,b\n1,Infinity\n2,-inf\n",
+    "long_digits.csv": b"a,b\n0.12345678901234567,1\n123456789012345678,2\n",
+    "exponents.csv": b"a,b\n1e-05,2E+10\n3.5e300,1e-320\n",
+    "huge_exponent.csv": b"a,b\n1e999,1\n2,3\n",
+    "int_overflow.csv": b"a,b\n99999999999999999999,1\n2,3\n",
+    "uint64.csv": b"a,b\n18446744073709551615,1\n2,3\n",
+    "crlf.csv": b"a,b\r\n1,2\r\n3,4\r\n",
+    "lone_cr.csv": b"a,b\r1,2\r3,4\r",
+    "blank_lines.csv": b"a,b\n1,2\n\n3,4\n\n",
+    "whitespace_line.csv": b"a,b\n1,2\n   \n3,4\n",
+    "spaces_in_numbers.csv": b"a,b\n 1,2\n3 ,4\n",
+    "signs_and_zeros.csv": b"a,b\n+1,007\n-0,-0.0\n.5,5.\n",
+    "quoted.csv": b'a,b\n"1",2\n3,"4"\n',
+    "booleans.csv": b"a,b\ntrue,1\nFalse,0\n",
+    "zero_one.csv": b"a,b\n1,0\n0,1\n",
+    "text_column.csv": b"a,b\n1,x\n2,y\n",
+    "number_then_text.csv": b"a,b\n1,2\n3,four\n",
+    "empty_column.csv": b"a,b\n1,\n2,\n",
+    "header_only.csv": b"a,b\n",
+    "empty_name.csv": b"a,,c\n1,2,3\n",
+    "duplicates.csv": b"a,a\n1,2\n",
+    "ragged_long.csv": b"a,b\n1,2\n3,4,5\n",
+    "ragged_short.csv": b"a,b\n1,2\n3\n",
+    "trailing_delimiter.csv": b"a,b\n1,2,\n3,4,\n",
+    "bom.csv": b"\xef\xbb\xbfa,b\n1,2\n",
+    "latin1_value.csv": b"a,b\n1,2\n3,\xe9\n",
+    "latin1_name.csv": b"a,\xe9\n1,2\n",
+    "utf8_name.csv": "a,größe\n1,2\n".encode(),
+    "semicolons.csv": b"a;b;c\n1;2;3\n4;5;6\n",
+    "tabs.csv": b"a\tb\n1\t2\n",
+    "one_column.csv": b"a\n1\n2\n",
+    "dates.csv": b"a,b\n2020-01-01,1\n2020-01-02,2\n",
+    "no_final_newline.csv": b"a,b\n1,2\n3,4",
+    "leading_blank_line.csv": b"\na,b\n1,2\n",
+    "mixed_int_float.csv": b"a,b\n1,2\n2.5,3\n",
+}
+
+
+def _read(path: Path, fast: bool, monkeypatch, options: ReadOptions = reading.DEFAULT):
+    """The frame read_table gives (or the error it raises), with the fast path allowed or not."""
+    with monkeypatch.context() as m:
+        if not fast:
+            m.setattr(fastcsv, "available", lambda: False)
+        try:
+            return read_table(path, options=options)
+        except BptrainError as e:
+            return (type(e).__name__, str(e))
+
+
+def _assert_same(fast, ordinary) -> None:
+    if isinstance(ordinary, tuple) or isinstance(fast, tuple):
+        assert fast == ordinary
+        return
+    pd.testing.assert_frame_equal(fast, ordinary, check_exact=True)
+    for name in ordinary.columns:  # numbers bit for bit, the sign of zero included
+        if pd.api.types.is_numeric_dtype(ordinary[name]):
+            assert fast[name].to_numpy().tobytes() == ordinary[name].to_numpy().tobytes(), name
+
+
+@pytest.mark.parametrize("name", sorted(TRICKY))
+def test_fast_path_reads_tricky_files_as_the_ordinary_reader(name, tmp_path, monkeypatch):
+    path = tmp_path / name
+    path.write_bytes(TRICKY[name])
+    _assert_same(_read(path, True, monkeypatch), _read(path, False, monkeypatch))
+
+
+@pytest.mark.parametrize("path", sorted(BAD.glob("*.csv")), ids=lambda p: p.name)
+def test_fast_path_reads_the_bad_data_corpus_as_the_ordinary_reader(path, monkeypatch):
+    _assert_same(_read(path, True, monkeypatch), _read(path, False, monkeypatch))
+
+
+@pytest.mark.parametrize("options", [ReadOptions(delimiter=";"), ReadOptions(decimal=","), ReadOptions(encoding="latin-1")])
+def test_fast_path_keeps_the_read_settings(options, tmp_path, monkeypatch):
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a;b\n1,5;2\n3;4\n")
+    _assert_same(_read(path, True, monkeypatch, options), _read(path, False, monkeypatch, options))
+
+
+CELLS = st.sampled_from(
+    ["0", "1", "-1", "2.5", "-0.0", "1e-05", "3E+2", "", "NA", "nan", "NaN", "null", "None", "inf", "NAN", "1e999",
+     "12345678901234567890", "0.30000000000000004", "007", "+4", ".5", "x", "true", " 1", "1 "]
+)
+
+
+@st.composite
+def numeric_files(draw) -> bytes:
+    """Small CSV files that are mostly plain numbers, with the odd cell, blank line, ragged row or CRLF."""
+    width = draw(st.integers(1, 4))
+    rows = draw(st.lists(st.lists(CELLS, min_size=width, max_size=width), min_size=0, max_size=12))
+    lines = [",".join(f"c{i}" for i in range(width))] + [",".join(row) for row in rows]
+    if rows and draw(st.booleans()):
+        at = draw(st.integers(1, len(lines) - 1))
+        lines[at] = draw(st.sampled_from(["", lines[at] + ",9", "1"]))
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    return (end.join(lines) + draw(st.sampled_from([end, ""]))).encode()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=numeric_files())
+def test_fast_path_reads_generated_files_as_the_ordinary_reader(data, tmp_path, monkeypatch):
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(data)
+    _assert_same(_read(path, True, monkeypatch), _read(path, False, monkeypatch))
+
+
+def _header_and_start(path: Path) -> tuple[list[str], int]:
+    first = path.read_bytes().split(b"\n", 1)[0]
+    return first.decode().split(","), len(first) + 1
+
+
+def test_fast_path_is_taken_for_a_plain_numeric_file(tmp_path, monkeypatch):
+    path = tmp_path / "plain.csv"
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((500, 5)).round(6), columns=list("abcde"))
+    frame["label"] = rng.integers(0, 3, 500)
+    frame.to_csv(path, index=False)
+    header, start = _header_and_start(path)
+    direct = fastcsv.read_numeric(path, header, start, ",", reading.MAX_LINE_BYTES)
+    assert direct is not None
+    taken = []
+    monkeypatch.setattr(fastcsv, "read_numeric", lambda *a: taken.append(a) or direct)
+    assert read_table(path) is direct
+    assert len(taken) == 1
+    pd.testing.assert_frame_equal(direct, pd.read_csv(path, index_col=False), check_exact=True)
+
+
+@pytest.mark.parametrize("name", ["quoted.csv", "inf.csv", "text_column.csv", "ragged_long.csv", "latin1_value.csv", "lone_cr.csv"])
+def test_fast_path_declines_what_it_cannot_be_sure_of(name, tmp_path):
+    path = tmp_path / name
+    path.write_bytes(TRICKY[name])
+    header, start = _header_and_start(path)
+    assert fastcsv.read_numeric(path, header, start, ",", reading.MAX_LINE_BYTES) is None
+
+
+def test_fast_path_declines_a_line_over_the_limit(tmp_path):
+    path = tmp_path / "long.csv"
+    names = [f"c{i}" for i in range(60)]
+    path.write_bytes((",".join(names) + "\n" + ",".join(["1"] * 60) + "\n").encode())  # a row of 119 bytes
+    header, start = _header_and_start(path)
+    assert fastcsv.read_numeric(path, header, start, ",", 118) is None
+    assert fastcsv.read_numeric(path, header, start, ",", 119) is not None
+
+
+def test_without_pyarrow_the_ordinary_reader_reads_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "plain.csv"
+    path.write_bytes(TRICKY["plain.csv"])
+    monkeypatch.setattr(fastcsv, "available", lambda: False)
+    monkeypatch.setattr(fastcsv, "read_numeric", lambda *a: pytest.fail("the fast path ran without pyarrow"))
+    assert read_table(path)["a"].tolist() == [1.5, -3.25, 0.001]

@@ -1,0 +1,156 @@
+"""Reading a big file for fit without redundant copies: the fast Parquet path, the split a column at a time, the inputs encoded a column at a time, and the feature columns let go once encoded, all giving exactly the values of the plain computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bptrain.config.loading import load_config
+from bptrain.data import fast_parquet
+from bptrain.data.columns import scaling
+from bptrain.data.reading import read_table
+from bptrain.data.splits import fit_preprocessor, read_splits, transform
+from bptrain.errors import BptrainError
+
+pytest.importorskip("pyarrow")
+
+
+def _mixed_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{j}": rng.standard_normal(n) * 10.0**j for j in range(4)})
+    frame["count"] = rng.integers(0, 5, n)
+    frame["colour"] = rng.choice(["red", "green", "blue"], n)
+    frame.loc[3, "x1"] = np.nan
+    frame["y"] = rng.choice(["p", "q"], n)
+    return frame
+
+
+def _config(tmp_path: Path, frame: pd.DataFrame, dtype: str, extra: str = ""):
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "c.yaml").write_text(
+        "data:\n  train: d.csv\n  target: y\n  split: {val: 0.2, test: 0.2}\n  numeric: {missing: mean, indicator: true}\n"
+        f"model:\n  dtype: {dtype}\n" + extra
+    )
+    return load_config(tmp_path / "c.yaml")
+
+
+def _plain_arrays(frame: pd.DataFrame, parts: dict[str, pd.DataFrame], prep) -> dict[str, np.ndarray]:
+    """The inputs as they were computed before: the whole training matrix encoded in float64, its
+    statistics, then each split scaled in float64 and cast at the end."""
+    blocks = lambda f: np.hstack([np.asarray(_encode(prep, c, f), dtype=np.float64) for c in prep.columns])  # noqa: E731
+    center, scale = scaling(blocks(parts["train"]), [s for c in prep.columns for s in c.input_scales()], prep.inputs, "t")
+    assert np.array_equal(center, prep.center) and np.array_equal(scale, prep.scale)
+    return {name: ((blocks(part) - center) / scale) for name, part in parts.items()}
+
+
+def _encode(prep, column, frame):
+    from bptrain.data.columns import encode_column
+
+    return encode_column(column, frame[column.name], "t", 0, strict=False, unseen=None, allow_dropped=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("release", [False, True])
+def test_inputs_are_those_of_the_whole_matrix_scaled_in_float64_then_cast(tmp_path, dtype, release):
+    config = _config(tmp_path, _mixed_frame(), dtype)
+    raw = read_splits(config.data, seed=3)
+    prep = fit_preprocessor(raw)
+    parts = {name: part.copy() for name, part in raw.frames.items() if part is not None}
+    expected = _plain_arrays(raw.frames["train"], parts, prep)
+    dataset = transform(raw, prep, "cross_entropy", dtype, release=release)
+    for split in dataset.splits():
+        assert split.x.dtype == np.dtype(dtype) and split.x.flags.c_contiguous
+        assert split.x.tobytes() == expected[split.name].astype(dtype).tobytes(), split.name
+
+
+def test_release_leaves_only_the_columns_that_are_not_features(tmp_path):
+    config = _config(tmp_path, _mixed_frame(), "float32")
+    raw = read_splits(config.data, seed=3)
+    prep = fit_preprocessor(raw)
+    kept = transform(raw, prep, "cross_entropy", "float32")
+    assert list(raw.frames["train"].columns) == ["x0", "x1", "x2", "x3", "count", "colour", "y"]
+    released = transform(raw, prep, "cross_entropy", "float32", release=True)
+    for name in ("train", "val", "test"):
+        assert list(raw.frames[name].columns) == ["y"]
+        assert np.array_equal(getattr(released, name).x, getattr(kept, name).x)
+        assert np.array_equal(getattr(released, name).y, getattr(kept, name).y)
+
+
+def test_the_split_frames_are_those_iloc_gives(tmp_path):
+    frame = _mixed_frame(80)
+    config = _config(tmp_path, frame, "float32")
+    raw = read_splits(config.data, seed=5)
+    whole = read_table(tmp_path / "d.csv")
+    rows = {name: whole.index[whole["x0"].isin(part["x0"])] for name, part in raw.frames.items()}
+    for name, part in raw.frames.items():
+        expected = whole.set_index("x0").loc[part["x0"]].reset_index()[list(whole.columns)]
+        pd.testing.assert_frame_equal(part, expected, check_exact=True)
+        assert isinstance(part.index, pd.RangeIndex) and len(rows[name]) == len(part)
+
+
+PARQUET_FRAMES = {
+    "numbers": lambda: pd.DataFrame({"a": [1.5, -2.0, 0.25], "b": [1, 2, 3]}),
+    "gaps": lambda: pd.DataFrame({"a": [1.5, None, 0.25], "b": pd.array([1, None, 3], dtype="float64")}),
+    "nan_and_inf": lambda: pd.DataFrame({"a": [1.5, np.inf, 0.25], "b": [1, 2, 3]}),
+    "nullable_ints": lambda: pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64"), "b": [1.0, 2.0, 3.0]}),
+    "text": lambda: pd.DataFrame({"a": [1.0, 2.0, 3.0], "s": ["x", "y", "z"]}),
+    "category": lambda: pd.DataFrame({"a": [1.0, 2.0, 3.0], "c": pd.Categorical(["x", "y", "x"])}),
+    "named_index": lambda: pd.DataFrame({"a": [1.0, 2.0, 3.0]}, index=pd.Index([7, 8, 9], name="id")),
+    "sliced_range_index": lambda: pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0]}).iloc[1:],
+    "empty": lambda: pd.DataFrame({"a": pd.Series([], dtype="float64")}),
+}
+
+
+def _read_parquet(path: Path, fast: bool, monkeypatch):
+    with monkeypatch.context() as m:
+        if not fast:
+            m.setattr(fast_parquet, "available", lambda: False)
+        try:
+            return read_table(path)
+        except BptrainError as e:
+            return (type(e).__name__, str(e))
+
+
+@pytest.mark.parametrize("name", sorted(PARQUET_FRAMES))
+def test_fast_parquet_reads_as_pandas_does(name, tmp_path, monkeypatch):
+    path = tmp_path / f"{name}.parquet"
+    PARQUET_FRAMES[name]().to_parquet(path)
+    fast, ordinary = _read_parquet(path, True, monkeypatch), _read_parquet(path, False, monkeypatch)
+    if isinstance(ordinary, tuple):
+        assert fast == ordinary
+        return
+    pd.testing.assert_frame_equal(fast, ordinary, check_exact=True)
+
+
+def test_fast_parquet_is_taken_for_numbers_and_declined_for_the_rest(tmp_path):
+    for name, make in PARQUET_FRAMES.items():
+        make().to_parquet(tmp_path / f"{name}.parquet")
+    taken = {name for name in PARQUET_FRAMES if fast_parquet.read_numeric(tmp_path / f"{name}.parquet") is not None}
+    assert taken == {"numbers", "gaps", "empty"}
+
+
+def test_a_damaged_parquet_file_keeps_its_message(tmp_path, monkeypatch):
+    path = tmp_path / "bad.parquet"
+    PARQUET_FRAMES["numbers"]().to_parquet(path)
+    path.write_bytes(path.read_bytes()[:40])
+    assert fast_parquet.read_numeric(path) is None
+    assert _read_parquet(path, True, monkeypatch) == _read_parquet(path, False, monkeypatch)
+
+
+def test_dropping_removes_columns_where_pandas_has_no_inplace_drop(monkeypatch):
+    from bptrain.data.columns import Dropping
+
+    frame = pd.DataFrame({"a": [1.0], "b": [2.0], "c": [3.0]})
+
+    def no_inplace(*args, **kwargs):
+        raise TypeError("drop() got an unexpected keyword argument 'inplace'")
+
+    monkeypatch.setattr(frame, "drop", no_inplace)
+    dropping = Dropping(frame)
+    dropping.add("a")
+    dropping.add("c")
+    dropping.flush()
+    assert list(frame.columns) == ["b"]
