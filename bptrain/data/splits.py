@@ -302,13 +302,25 @@ def fit_preprocessor(raw: Frames, before_encoding: Callable[[list[Column]], None
         for name in constant:
             raw.notes.append(f"target column {name!r} holds only {labels[0, prep.targets.index(name)]} in the training rows")
     _check_held_out_classes(raw, prep)
-    constant = [c.name for c in prep.columns if train[c.name].nunique(dropna=True) <= 1]
+    constant = [c.name for c in prep.columns if _single_valued(train[c.name])]
     if len(constant) == 1:
         raw.notes.append(f"column {constant[0]!r} has a single value in the training rows; it gives the network nothing to learn from")
     elif constant:
         shown = ", ".join(map(repr, constant[:SHOWN_COLUMNS])) + (f" (and {len(constant) - SHOWN_COLUMNS} more)" if len(constant) > SHOWN_COLUMNS else "")
         raw.notes.append(f"columns {shown} have a single value each in the training rows; they give the network nothing to learn from")
     return prep
+
+
+def _single_valued(column: pd.Series) -> bool:
+    """Whether the column holds at most one distinct value besides missing ones, as nunique(dropna=True)
+    <= 1 says; for numbers, from their least and greatest (a hash of every value costs seconds on
+    hundreds of columns)."""
+    values = column.to_numpy()
+    if values.dtype.kind not in "fiub":
+        return column.nunique(dropna=True) <= 1
+    if values.dtype.kind == "f":
+        values = values[~np.isnan(values)]
+    return values.size == 0 or bool(values.min() == values.max())
 
 
 def _check_held_out_classes(raw: Frames, prep: Preprocessor) -> None:

@@ -154,3 +154,18 @@ def test_dropping_removes_columns_where_pandas_has_no_inplace_drop(monkeypatch):
     dropping.add("c")
     dropping.flush()
     assert list(frame.columns) == ["b"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0, 1.0, np.nan], [0.0, -0.0], [np.nan, np.nan], [], [np.inf, np.inf], [np.inf, -np.inf], [1.0, 2.0],
+        [3, 3, 3], [3, 4], [True, True], [True, False], np.array([7], np.uint8),
+        ["a", "a", None], ["a", "b"], pd.array([1, None, 1], dtype="Int64"), pd.array([1, 2], dtype="Int64"),
+    ],
+)
+def test_a_single_valued_column_is_told_as_nunique_tells_it(values):
+    from bptrain.data.splits import _single_valued
+
+    column = pd.Series(values)
+    assert _single_valued(column) == (column.nunique(dropna=True) <= 1)
