@@ -78,8 +78,9 @@ def call_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 
 
 def fit_iris(runs: Path, epochs: int) -> Path:
-    """A short run of configs/iris.yaml in the folder `runs`; returns the run folder."""
-    result = run_cli("fit", ROOT / "configs" / "iris.yaml", "--runs-dir", runs, "-q", "--set", f"stopping.max_epochs={epochs}")
+    """A short run of configs/iris.yaml in the folder `runs` (in this process: a fixture's run to test
+    other commands on); returns the run folder."""
+    result = call_cli("fit", ROOT / "configs" / "iris.yaml", "--runs-dir", runs, "-q", "--set", f"stopping.max_epochs={epochs}")
     assert result.returncode == 0, result.stderr
     (folder,) = Path(runs).iterdir()
     return folder

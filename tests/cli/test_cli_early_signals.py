@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, call_cli
 
 IRIS = "configs/iris.yaml"
 SIGNALS = [(signal.SIGINT, 130, "interrupted by SIGINT"), (signal.SIGTERM, 143, "terminated by SIGTERM")]
@@ -70,7 +70,7 @@ def predictions_tmp(folder: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("trained")
-    result = run_cli("fit", IRIS, "--set", "stopping.max_epochs=2", "-q", "--runs-dir", runs)
+    result = call_cli("fit", IRIS, "--set", "stopping.max_epochs=2", "-q", "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
     (run,) = runs.iterdir()
     return run

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, call_cli, run_cli
 
 IRIS = str(ROOT / "configs" / "iris.yaml")
 DATA = str(ROOT / "datasets" / "iris.csv")
@@ -18,7 +18,7 @@ DATA = str(ROOT / "datasets" / "iris.csv")
 def runs(tmp_path_factory) -> Path:
     """runs/ with two trained runs whose names say they are older and newer, and a folder that is no run."""
     top = tmp_path_factory.mktemp("latest")
-    result = run_cli("fit", IRIS, "--set", "stopping.max_steps=10", "-q", "--runs-dir", top / "tmp", cwd=top)
+    result = call_cli("fit", IRIS, "--set", "stopping.max_steps=10", "-q", "--runs-dir", top / "tmp", cwd=top)
     assert result.returncode == 0, result.stderr
     (trained,) = (top / "tmp").iterdir()
     folder = top / "runs"

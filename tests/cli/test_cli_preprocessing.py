@@ -15,14 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli, write
+from conftest import ROOT, call_cli, run_cli, write
 
 PENGUINS = ROOT / "datasets" / "penguins.csv"
 OK, USAGE, DATA = 0, 2, 3
 
 
 def fitted_run(runs: Path, *args: str) -> Path:
-    result = run_cli("fit", *args, "-q", "--runs-dir", runs)
+    """A run made in this process, for predict and evaluate (real processes) to read."""
+    result = call_cli("fit", *args, "-q", "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
     (run,) = runs.iterdir()
     return run
@@ -116,7 +117,7 @@ def test_the_model_file_holds_the_training_schema(penguins):
 @pytest.fixture(scope="module")
 def folds(tmp_path_factory) -> SimpleNamespace:
     runs = tmp_path_factory.mktemp("cv") / "runs"
-    result = run_cli("fit", "configs/iris.yaml", "--folds", "3", "--set", "stopping.max_epochs=3", "-q", "--runs-dir", runs)
+    result = call_cli("fit", "configs/iris.yaml", "--folds", "3", "--set", "stopping.max_epochs=3", "-q", "--runs-dir", runs)
     assert result.returncode == OK, result.stderr
     (parent,) = runs.iterdir()
     return SimpleNamespace(result=result, parent=parent, summary=json.loads((parent / "cv.json").read_text()))

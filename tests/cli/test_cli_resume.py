@@ -4,6 +4,8 @@ A run killed with SIGKILL at random moments (once while a checkpoint is being wr
 resumed from a damaged checkpoint, and a finished run continued with a larger budget all end with
 the same model (every array's SHA-256) and the same metrics log (apart from `seconds`) as one
 uninterrupted run. Resuming refuses changes that would alter the training, and a changed data file.
+The runs that the killed and resumed processes start from or are compared with are made in this
+process (call_cli).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, metrics_rows, model_digests, run_cli, write
+from conftest import ROOT, call_cli, metrics_rows, model_digests, run_cli, write
 
 IRIS = "configs/iris.yaml"  # seed 42, adam lr 0.01, batch_size 16 over 102 training rows: 7 steps per epoch
 STEPS_PER_EPOCH = 7
@@ -93,6 +95,14 @@ def fit(runs: Path, *args: str) -> SimpleNamespace:
     assert result.stderr == ""
     (run,) = runs.iterdir()
     return SimpleNamespace(result=result, run=run)
+
+
+def made(runs: Path, *args: str) -> Path:
+    """A run for the processes under test to resume or to be compared with, made in this process (call_cli)."""
+    result = call_cli("fit", IRIS, *args, "-q", "--runs-dir", runs)
+    assert (result.returncode, result.stderr) == (0, "")
+    (run,) = runs.iterdir()
+    return run
 
 
 def resume(run: Path, *args: str):
@@ -163,7 +173,7 @@ def folder_state(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
-    return fit(tmp_path_factory.mktemp("uninterrupted"), *KILL).run
+    return made(tmp_path_factory.mktemp("uninterrupted"), *KILL)
 
 
 def _checkpoint_id(folder: Path):
@@ -272,19 +282,19 @@ DAMAGE = {"truncated": _truncate, "flipped": _flip_in_array_data, "rehashed": _r
 def damaged(tmp_path_factory):
     """A run stopped at step 40 (mid-epoch 6) whose last.npz is damaged in each of DAMAGE's ways, then resumed to the end."""
     top = tmp_path_factory.mktemp("damaged")
+    reference = made(top / "reference", *CORRUPT)
+    base = made(top / "base", *CORRUPT, "--set", "stopping.max_steps=40")
+    assert checkpoint_position(base / "checkpoints" / "last.npz")["step"] == 40
+    assert checkpoint_position(base / "checkpoints" / "previous.npz")["step"] == 35  # the end of epoch 5
+    cases = {}
+    for name, damage in DAMAGE.items():
+        run = top / name / base.name
+        shutil.copytree(base, run)
+        damage(run / "checkpoints" / "last.npz")
+        cases[name] = run
     with ThreadPoolExecutor(2) as pool:
-        reference = pool.submit(fit, top / "reference", *CORRUPT)
-        base = fit(top / "base", *CORRUPT, "--set", "stopping.max_steps=40").run
-        assert checkpoint_position(base / "checkpoints" / "last.npz")["step"] == 40
-        assert checkpoint_position(base / "checkpoints" / "previous.npz")["step"] == 35  # the end of epoch 5
-        cases = {}
-        for name, damage in DAMAGE.items():
-            run = top / name / base.name
-            shutil.copytree(base, run)
-            damage(run / "checkpoints" / "last.npz")
-            cases[name] = run
         results = dict(zip(cases, pool.map(lambda run: resume(run, "--set", "stopping.max_steps=null"), cases.values())))
-        return SimpleNamespace(reference=reference.result().run, base=base, runs=cases, results=results)
+    return SimpleNamespace(reference=reference, base=base, runs=cases, results=results)
 
 
 def test_rewritten_checkpoint_is_a_sound_archive_with_one_changed_byte(damaged):
@@ -354,7 +364,7 @@ def test_both_checkpoints_damaged_exits_5_naming_the_folder(damaged, tmp_path, d
 @pytest.fixture(scope="module")
 def partial(tmp_path_factory) -> Path:
     """The iris config stopped at step 10 (mid-epoch 2)."""
-    return fit(tmp_path_factory.mktemp("partial"), "--set", "stopping.max_steps=10").run
+    return made(tmp_path_factory.mktemp("partial"), "--set", "stopping.max_steps=10")
 
 
 def expect_refused(result, run: Path, *lines: str) -> None:

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import call_cli, run_cli
 
 IRIS = "configs/iris.yaml"  # 7 steps per epoch
 ALLOWED = (
@@ -20,7 +20,8 @@ ALLOWED = (
 
 
 def fit(runs: Path, *args: str) -> Path:
-    result = run_cli("fit", IRIS, *args, "-q", "--runs-dir", runs)
+    """A run to resume, made in this process: the resumes under test are real processes."""
+    result = call_cli("fit", IRIS, *args, "-q", "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
     (run,) = runs.iterdir()
     return run

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, metrics_rows, model_digests, run_cli
+from conftest import ROOT, call_cli, metrics_rows, model_digests, run_cli
 
 IRIS = "configs/iris.yaml"
 EPOCHS = ("--set", "stopping.early_stopping=null", "--set", "stopping.max_epochs=30", "-q")
@@ -55,7 +55,7 @@ def only_run(runs: Path) -> Path:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("reference")
-    result = run_cli("fit", IRIS, *EPOCHS, "--runs-dir", runs)
+    result = call_cli("fit", IRIS, *EPOCHS, "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
     return only_run(runs)
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_cli, write
+from conftest import ROOT, call_cli, run_cli, write
 
 IRIS = ROOT / "datasets" / "iris.csv"
 USAGE = 2
@@ -128,7 +128,7 @@ def test_the_readme_config_error_example_is_the_real_message(tmp_path):
 
 def test_the_readme_unseen_category_example_is_the_real_output(tmp_path):
     runs = tmp_path / "runs"
-    fitted = run_cli("fit", "configs/penguins.yaml", "-q", "--set", "stopping.max_epochs=2", "--runs-dir", runs)
+    fitted = call_cli("fit", "configs/penguins.yaml", "-q", "--set", "stopping.max_epochs=2", "--runs-dir", runs)
     assert fitted.returncode == 0, fitted.stderr
     (run,) = runs.iterdir()
     rows = (ROOT / "datasets" / "penguins.csv").read_text(encoding="utf-8").splitlines()[:4]

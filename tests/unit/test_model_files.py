@@ -35,7 +35,7 @@ NAN = float("nan")
 def trained(tmp_path_factory) -> Path:
     """An iris run stopped at step 10 (mid-epoch 2): model.npz, checkpoints/last.npz and previous.npz (step 7)."""
     runs = tmp_path_factory.mktemp("runs")
-    result = run_cli("fit", IRIS, "--runs-dir", runs, *SHORT)
+    result = call_cli("fit", IRIS, "--runs-dir", runs, *SHORT)
     assert result.returncode == 0, result.stderr
     (run,) = runs.iterdir()
     return run
