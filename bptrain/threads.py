@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-# Multiply-adds of a network's largest product per batch from which a second thread pays
-# (on the 2-core machine of benchmarks/README.md: 1.3x faster at 1.6 M, 1.0x at 0.13 M).
-MIN_THREADED_PRODUCT = 1_000_000
+# Multiply-adds of a network's largest product per batch from which a second thread pays (on the
+# 2-core machine of benchmarks/README.md, "Threads": 0.6-1.0x the time of one thread from 4 M on,
+# 0.8-1.4x below it, where a busy neighbour makes it up to 5x slower).
+MIN_THREADED_PRODUCT = 4_000_000
 IDLE_WINDOW = 0.1  # seconds over which idle cores are counted
 
 

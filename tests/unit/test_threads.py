@@ -23,7 +23,7 @@ def test_a_set_count_is_used_as_it_is():
 def test_auto_gives_small_products_one_thread_without_measuring(monkeypatch):
     monkeypatch.setattr(threads, "idle_cores", lambda cores: pytest.fail("measured the machine for a small network"))
     assert threads.choose("auto", threads.MIN_THREADED_PRODUCT - 1) == threads.Threads(
-        1, "auto: products up to 999,999 multiply-adds are too small for threads"
+        1, "auto: products up to 3,999,999 multiply-adds are too small for threads"
     )
 
 
