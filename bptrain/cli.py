@@ -1,7 +1,7 @@
 """The command line: parse, call one service in bptrain.app, render; errors become exit codes here only.
 
 Data goes to stdout; progress, warnings and errors go to stderr. Each command imports what it
-needs (numpy, pandas, pydantic, yaml, matplotlib) inside its function, and help is plain text
+needs (numpy, pandas, pydantic, yaml) inside its function, and help is plain text
 rather than rich's, so `bptrain --help` loads typer alone (tests/cli/test_cli_imports.py).
 """
 
