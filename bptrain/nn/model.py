@@ -8,7 +8,7 @@ import numpy as np
 
 from bptrain.nn.errors import OptionError, UnknownName
 from bptrain.nn.layers import LAYERS, Dense
-from bptrain.nn.params import Param
+from bptrain.nn.params import Param, pack
 from bptrain.nn.state import check_state
 
 DTYPES = ("float32", "float64")
@@ -87,22 +87,6 @@ class Sequential:
         check_state(arrays, state, "model state")
         for name, array in arrays.items():
             np.copyto(array, state[name])
-
-
-def pack(params: list[Param]) -> None:
-    """Move the params' values into one array, back to back in order, and their grads into another;
-    each param keeps a view of its part. An optimizer then updates all of them with one call per
-    operation (bptrain.nn.optimizers.flat), which saves a call per param and operation."""
-    if len(params) < 2 or len({p.value.dtype for p in params}) > 1:
-        return
-    total = sum(p.value.size for p in params)
-    values, grads = np.empty(total, params[0].value.dtype), np.zeros(total, params[0].value.dtype)
-    start = 0
-    for p in params:
-        end = start + p.value.size
-        values[start:end], grads[start:end] = p.value.ravel(), p.grad.ravel()
-        p.value, p.grad = values[start:end].reshape(p.value.shape), grads[start:end].reshape(p.grad.shape)
-        start = end
 
 
 def _spec(i: int, spec: Mapping) -> tuple[str, dict]:

@@ -2,7 +2,7 @@
 
 The base class owns the params, the step count t and every array: state and scratch are allocated
 once, in __init__, per unit with its dtype (a unit is a param, or all params at once when
-nn.model.pack laid them back to back: every rule is element-wise, so one pass computes the same), and scalars are Python floats, so float32 stays float32.
+nn.params.pack laid them back to back: every rule is element-wise, so one pass computes the same), and scalars are Python floats, so float32 stays float32.
 Each optimizer is registered with its declared options (nn.options): the base __init__ checks
 them (OptionError) and sets each as an attribute, then the subclass's _allocate() makes its state,
 and step() applies the update rule; step() never allocates and never changes p.grad. The learning
@@ -21,7 +21,7 @@ import numpy as np
 
 from bptrain.nn.names import Registry
 from bptrain.nn.options import ABOVE_0, AT_LEAST_0, FRACTION, UNIT, Declaration, Option, Rule
-from bptrain.nn.params import Param
+from bptrain.nn.params import Param, flat, parts
 from bptrain.nn.state import check_state
 
 OPTIMIZERS = Registry("optimizer", label="{name}")
@@ -68,42 +68,6 @@ def _average_square(avg: np.ndarray, x: np.ndarray, beta: float, tmp: np.ndarray
     avg += tmp
 
 
-# --- all params as one ----------------------------------------------------------------------------
-
-
-def flat(params: list[Param]) -> list[Param] | None:
-    """[one Param spanning all of `params`] when their values, and their grads, lie back to back in
-    one array each (as nn.model.pack leaves them); None otherwise. The update rules are element-wise,
-    so one pass over the whole array computes exactly what a pass per param does."""
-    values, grads = _span([p.value for p in params]), _span([p.grad for p in params])
-    if len(params) < 2 or values is None or grads is None:
-        return None
-    return [Param("all", values, grads)]
-
-
-def _span(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """The 1-d array that `arrays` (C-contiguous views of one base) tile in order, or None."""
-    base = arrays[0].base if arrays else None
-    if base is None or base.ndim != 1 or not all(a.base is base and a.flags.c_contiguous for a in arrays):
-        return None
-    origin = base.__array_interface__["data"][0]
-    start = end = (arrays[0].__array_interface__["data"][0] - origin) // base.itemsize
-    for a in arrays:
-        if a.__array_interface__["data"][0] != origin + end * base.itemsize:
-            return None
-        end += a.size
-    return base[start:end]
-
-
-def _parts(array: np.ndarray, params: list[Param]) -> list[np.ndarray]:
-    """Views of the flat `array`, one per param, shaped as its value."""
-    parts, start = [], 0
-    for p in params:
-        parts.append(array[start : start + p.value.size].reshape(p.value.shape))
-        start += p.value.size
-    return parts
-
-
 # --- the base class -------------------------------------------------------------------------------
 
 
@@ -133,7 +97,7 @@ class Optimizer:
         """One array per unit filled with `fill`, saved in state_dict() as f"{key}.{param name}" (a
         flat unit's array in the params' parts)."""
         arrays = [np.full_like(u.value, fill) for u in self._units]
-        self._state[key] = _parts(arrays[0], self.params) if self._units is not self.params else arrays
+        self._state[key] = parts(arrays[0], self.params) if self._units is not self.params else arrays
         return arrays
 
     def _empty(self) -> list[np.ndarray]:

@@ -127,8 +127,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {entry['split']} | {_md_cell(entry['path'])} | {entry['rows']} | `{entry['sha256'][:16]}…` |")
     env = report["environment"]
     lines += ["", "## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items()), ""]
-    if report.get("threads"):
-        lines += [f"BLAS threads: {report['threads']['count']} ({report['threads']['chosen']})", ""]
+    lines += [f"BLAS threads: {report['threads']['count']} ({report['threads']['chosen']})", ""]
     return "\n".join(lines)
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bptrain.nn.errors import OptionError
-from bptrain.nn.model import pack
-from bptrain.nn.optimizers import OPTIMIZERS, Optimizer, flat
+from bptrain.nn.optimizers import OPTIMIZERS, Optimizer
+from bptrain.nn.params import flat, pack
 from bptrain.nn.params import Param
 
 STEPS = 6
@@ -496,7 +496,7 @@ def test_state_dict_round_trip_resumes_exactly(name, hyper):
 @pytest.mark.parametrize("name, hyper", ALL_CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_packed_params_update_in_one_pass_exactly_as_one_pass_each(name, hyper, dtype):
-    """nn.model.pack lays params back to back; the optimizer then updates the whole array at once,
+    """nn.params.pack lays params back to back; the optimizer then updates the whole array at once,
     and every weight and state array ends bit for bit where the per-param updates put it."""
     def make(packed):
         rng = np.random.default_rng(3)
