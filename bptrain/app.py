@@ -90,10 +90,12 @@ def fit(
     resume: Path | None = None,
     folder: Path | None = None,
     stop_request: StopRequest | None = None,
+    callbacks: list[Callback] = (),  # type: ignore[assignment]
     on_event: Events = _quiet,
 ) -> FitResult:
     """Train the network `config` describes into a new run folder (or the new, empty `folder`), or
     continue the run `resume`; the run folder stays locked against other processes meanwhile.
+    `callbacks` join the run's own (stopping rules, checkpointing) after them.
 
     Returns the report of a run that ended normally; raises DivergedError or RunInterrupted after
     writing the model, the checkpoint and a partial report of one that did not. StorageError (a
@@ -101,7 +103,7 @@ def fit(
     """
     with runs.RunLock() as lock:
         try:
-            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, on_event)
+            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, list(callbacks), on_event)
         except StorageError as e:
             if lock.folder is None:
                 raise
@@ -116,6 +118,7 @@ def _fit(
     resume: Path | None,
     folder: Path | None,
     stop_request: StopRequest | None,
+    callbacks: list[Callback],
     on_event: Events,
 ) -> FitResult:
     if name is not None:
@@ -139,7 +142,7 @@ def _fit(
         stop_request.run_dir = run_dir
     used = _training_threads(config, built, state)
     files = RunFiles(run_dir, built, prep, raw.files, used)
-    trainer = Trainer(built.setup, dataset.train, dataset.val, built.rules.callbacks() + [files.checkpointing()], stop_request)
+    trainer = Trainer(built.setup, dataset.train, dataset.val, built.rules.callbacks() + [files.checkpointing()] + callbacks, stop_request)
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         trainer.restore(*state, columns=built.rules.columns)
         finished = resuming.finished_report(run_dir, trainer.pending_stop(), trainer.position.step)

@@ -131,3 +131,23 @@ def test_fit_warns_once_about_categories_only_the_validation_and_test_rows_hold(
         f"{tmp_path / 'u.csv'} (validation and test rows): 2 values in categorical columns the model never saw, "
         "encoded as unknown (no category): c 'rare' (2 rows)"
     ]
+
+
+def test_callbacks_given_to_fit_see_every_epoch_and_may_stop_the_run(tmp_path):
+    from bptrain.training.callbacks import Callback, Stop
+
+    class StopAtThree(Callback):
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_end(self, trainer, row):
+            self.epochs.append(row["epoch"])
+
+        def should_stop(self, trainer, row):
+            return Stop("max_epochs") if row["epoch"] == 3 else None
+
+    watcher = StopAtThree()
+    config = load_config(ROOT / "configs" / "iris.yaml", parse_overrides(["stopping.max_epochs=6", "stopping.early_stopping=null"]))
+    result = app.fit(config, runs_dir=tmp_path, callbacks=[watcher])
+    assert watcher.epochs == [1, 2, 3]
+    assert result.report["epochs_run"] == 3
