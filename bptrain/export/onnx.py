@@ -14,7 +14,8 @@ refuses (a missing value where the column's rule is error or drop, an infinite n
 that overflows once scaled) comes out as NaN, with the label "" (multilabel: -1).
 
 The graph uses standard ops of opset 17 and ai.onnx.ml's LabelEncoder, each with float and double
-kernels in onnxruntime (Erf, which has no double kernel, runs in float32); IR version 8, so
+kernels in onnxruntime (Erf, which has no double kernel, runs in float32; the sigmoid is built from
+Exp, as onnxruntime's own loses the small values); IR version 8, so
 onnxruntime 1.17 and later run it. The onnx package is imported only here, when called.
 """
 
@@ -221,6 +222,14 @@ def _softplus(g: Graph, fn, x: str, dtype) -> str:
     return g.op("Where", g.op("Greater", t, g.const(fn.threshold, dtype)), x, soft)
 
 
+def sigmoid(g: Graph, x: str, dtype) -> str:
+    """1/(1 + e) for z >= 0 and e/(1 + e) below, e = exp(-|z|): accurate in both tails, as bptrain's
+    sigmoid (onnxruntime's own Sigmoid rounds values below about 1e-7 to multiples of 6e-8, or 0)."""
+    e = g.op("Exp", g.op("Neg", g.op("Abs", x)))
+    total = g.op("Add", e, g.const(1.0, dtype))
+    return g.op("Where", g.op("Less", x, g.const(0.0, dtype)), g.op("Div", e, total), g.op("Reciprocal", total))
+
+
 def _log1p(g: Graph, u: str, dtype) -> str:
     """log(1 + u) accurate for small u, which ONNX lacks: log(w)·u/(w - 1) with w = 1 + u rounded,
     and u itself where w rounds to 1 (D. Goldberg, What every computer scientist should know about
@@ -238,9 +247,9 @@ ACTIVATIONS = {
     "elu": _elu,
     "selu": _elu,
     "gelu": _gelu,
-    "silu": lambda g, fn, x, dtype: g.op("Mul", x, g.op("Sigmoid", x)),
+    "silu": lambda g, fn, x, dtype: g.op("Mul", x, sigmoid(g, x, dtype)),
     "softplus": _softplus,
-    "sigmoid": lambda g, fn, x, dtype: g.op("Sigmoid", x),
+    "sigmoid": lambda g, fn, x, dtype: sigmoid(g, x, dtype),
     "tanh": lambda g, fn, x, dtype: g.op("Tanh", x),
 }
 LAYERS = {
@@ -263,7 +272,7 @@ def outputs(g: Graph, prep: Preprocessor, loss, logits: str, refused: str, dtype
         value = g.op("Mul", g.cast(logits, np.float64), g.const(prep.target_scale, np.float64, "target_scale"))
         value = g.cast(g.op("Add", value, g.const(prep.target_center, np.float64, "target_center")), dtype)
         return {"value": g.op("Where", refused, nan, value)}
-    p = _link(g, loss, logits)
+    p = _link(g, loss, logits, dtype)
     if prep.task == "multilabel":
         chosen = g.cast(g.op("GreaterOrEqual", p, g.const(0.5, dtype)), np.int64)
         return {"label": g.op("Where", refused, g.const(-1, np.int64), chosen), "probabilities": g.op("Where", refused, nan, p)}
@@ -275,12 +284,12 @@ def outputs(g: Graph, prep: Preprocessor, loss, logits: str, refused: str, dtype
     return {"label": label, "probabilities": g.op("Where", refused, nan, p)}
 
 
-def _link(g: Graph, loss, logits: str) -> str:
+def _link(g: Graph, loss, logits: str, dtype: str) -> str:
     name = type(loss).declaration.name
     if name == "cross_entropy":
         return g.op("Softmax", logits, axis=1)
     if name == "binary_cross_entropy":
-        return g.op("Sigmoid", logits)
+        return sigmoid(g, logits, dtype)
     raise ConfigError(f"loss {name!r}: its outputs cannot be exported to ONNX; export knows cross_entropy, binary_cross_entropy and the regression losses")
 
 
