@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from bptrain.app import load_trained
 from bptrain.errors import ConfigError
+from bptrain.export import onnx as to_onnx
 from bptrain.fileio import atomic_write
 from bptrain.nn.options import did_you_mean
 
@@ -38,11 +40,7 @@ def check_format(fmt: str) -> str:
 def export(run: Path, fmt: str, output: str, stdout: IO[bytes] | None = None) -> Exported:
     """Write RUN's model (a run folder or its model file) as a `fmt` file to `output`, atomically
     (`-`: to `stdout`)."""
-    from bptrain.app import load_trained
-
     check_format(fmt)
-    from bptrain.export import onnx as to_onnx
-
     trained = load_trained(run)
     graph = to_onnx.convert(trained.model, trained.loss, trained.prep, trained.meta["model"]["dtype"], run_name=trained.run_dir.name)
     data = to_onnx.serialize(graph)

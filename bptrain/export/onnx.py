@@ -15,8 +15,8 @@ that overflows once scaled) comes out as NaN, with the label "" (multilabel: -1)
 
 The graph uses standard ops of opset 17 and ai.onnx.ml's LabelEncoder, each with float and double
 kernels in onnxruntime (Erf, which has no double kernel, runs in float32; the sigmoid is built from
-Exp, as onnxruntime's own loses the small values); IR version 8, so
-onnxruntime 1.17 and later run it. The onnx package is imported only here, when called.
+Exp, as onnxruntime's own loses small values), in a file of IR version 8: onnxruntime 1.17, the
+`onnx` extra's oldest, and later run it. The onnx package is imported only here, when called.
 """
 
 from __future__ import annotations
@@ -316,7 +316,7 @@ def convert(model, loss, prep: Preprocessor, dtype: str, run_name: str = ""):
     proto = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(ML_DOMAIN, ML_OPSET)],
         producer_name="bptrain", producer_version=bptrain.__version__, ir_version=IR_VERSION,
-        doc_string=f"bptrain model {run_name}: {prep.task}, the preprocessing and the network in one graph".replace("  ", " "),
+        doc_string=f"bptrain model{' ' + run_name if run_name else ''}: {prep.task}; the preprocessing and the network in one graph",
     )
     props = {"task": prep.task, "targets": json.dumps(prep.targets), "classes": json.dumps(prep.classes), "run": run_name}
     helper.set_model_props(proto, props)

@@ -68,7 +68,7 @@ def assert_same_as_predict(session, frame: pd.DataFrame, expected: pd.DataFrame,
     if task == "regression":
         values = expected[[c for c in expected.columns if c.startswith("prediction")]].to_numpy(np.float64)
         assert got["value"].shape == values.shape
-        assert np.abs(got["value"] - values).max() <= TOLERANCE * max(1.0, np.abs(values).max())
+        assert (np.abs(got["value"] - values) <= TOLERANCE * np.maximum(1.0, np.abs(values))).all()
         return
     probabilities = expected[[c for c in expected.columns if c.startswith("proba_")]].to_numpy(np.float64)
     assert got["probabilities"].shape == probabilities.shape
