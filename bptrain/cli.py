@@ -401,6 +401,30 @@ def gradcheck(
             raise typer.Exit(int(ExitCode.INTERNAL))
 
 
+# --- export -----------------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run folder (or the model.npz inside one).", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="The file to write, e.g. model.onnx ('-' for stdout).", show_default=False)],
+    fmt: Annotated[str, typer.Option("--format", help="File format: onnx.")] = "onnx",
+) -> None:
+    """Export RUN's model with its preprocessing as one file (ONNX) for other runtimes."""
+    unwritten = "nothing was written to stdout" if output == "-" else f"{output} is left as it was"
+    with errors_to_exit_codes(f"export {{stop}}; {unwritten}"):
+        from bptrain.export import export as export_model
+
+        done = export_model(run, fmt, output, stdout=sys.stdout.buffer)
+        if output != "-":
+            lines = [
+                f"exported   {done.model_path} to {output} ({done.format}, {done.size:,} bytes)",
+                "inputs     " + ", ".join(f"{name} ({kind})" for name, kind in done.inputs),
+                "outputs    " + ", ".join(f"{name} ({kind})" for name, kind in done.outputs),
+            ]
+            print("\n".join(lines), flush=True)
+
+
 def main() -> None:
     """Entry point of the `bptrain` console script and `python -m bptrain`.
 

@@ -65,7 +65,7 @@ def test_help_imports_typer_and_the_cli_alone(args):
     assert own(modules) == {"bptrain", "bptrain.interrupts", "bptrain.errors", "bptrain.cli"}
 
 
-@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck"])
+@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "export"])
 def test_a_commands_help_imports_no_heavy_module_but_typers_pydantic(command):
     # typer checks a command's options with pydantic as soon as it builds them, for help too
     result, modules, stderr = run_logged(command, "--help")
@@ -103,6 +103,8 @@ Commands:
              training.
   gradcheck  Check backprop against finite differences on CONFIG's network and
              data, in float64.
+  export     Export RUN's model with its preprocessing as one file (ONNX) for
+             other runtimes.
 """
 
 
@@ -137,6 +139,14 @@ def test_commands_on_a_model_file_import_no_yaml_figures_or_progress_bar(iris_ru
     assert len(result.stdout.splitlines()) == lines
     assert {"numpy", "pandas", "pydantic"} <= packages(modules)  # what they use: arrays, CSV, the model file's schema
     assert packages(modules) & {"yaml", "matplotlib", "rich"} == set()
+    assert "bptrain.config.loading" not in modules
+
+
+def test_export_imports_onnx_but_not_onnxruntime_yaml_or_figures(iris_run, tmp_path):
+    result, modules, stderr = run_logged("export", iris_run, "-o", tmp_path / "iris.onnx")
+    assert (result.returncode, stderr) == (0, "")
+    assert {"numpy", "onnx"} <= packages(modules)
+    assert packages(modules) & {"onnxruntime", "yaml", "matplotlib", "rich", "optuna"} == set()
     assert "bptrain.config.loading" not in modules
 
 
