@@ -395,22 +395,36 @@ def _inference_threads(trained: Trained, setting: int | str) -> blas.Threads:
 
 
 def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes] | None, on_event: Events) -> dict[str, Any]:
-    prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
+    prep = trained.prep
     if data is not None:
-        frame = reading.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
-        source = reading.source_name(data)
-        absent = [t for t in prep.targets if t not in frame.columns]
-        if absent:
-            raise DataError(
-                f"{source}: target column {absent[0]!r} not found; evaluate needs labelled rows "
-                f"(use bptrain predict for unlabelled ones).{did_you_mean(absent[0], list(frame.columns))}"
-            )
-        unseen = Unseen()
-        split = splits.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
-        _warn_dropped(source, len(frame) - len(split.frame), on_event)
-        _warn_unseen(unseen, source, on_event)
+        split = labelled(trained, data, strict=strict, stdin=stdin, on_event=on_event)
         return {"data": score(trained.model, trained.loss, prep, split)}
+    dataset = held_out(trained, on_event)
+    return {s.name: score(trained.model, trained.loss, prep, s) for s in (dataset.val, dataset.test) if s is not None}
 
+
+def labelled(trained: Trained, data: str, *, strict: bool = False, stdin: IO[bytes] | None = None, on_event: Events = _quiet, command: str = "evaluate") -> splits.Split:
+    """The rows of the labelled file `data` ('-': stdin) as the model reads them, with their targets;
+    warnings for rows left out and categories the model never saw."""
+    prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
+    frame = reading.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
+    source = reading.source_name(data)
+    absent = [t for t in prep.targets if t not in frame.columns]
+    if absent:
+        raise DataError(
+            f"{source}: target column {absent[0]!r} not found; {command} needs labelled rows "
+            f"(use bptrain predict for unlabelled ones).{did_you_mean(absent[0], list(frame.columns))}"
+        )
+    unseen = Unseen()
+    split = splits.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
+    _warn_dropped(source, len(frame) - len(split.frame), on_event)
+    _warn_unseen(unseen, source, on_event)
+    return split
+
+
+def held_out(trained: Trained, on_event: Events = _quiet) -> splits.Dataset:
+    """The run's own splits again, from its config.yaml and recorded seed (the rows it trained and
+    was scored on), with a warning for each data file that changed since training."""
     config_path = trained.run_dir / "config.yaml"
     if not config_path.is_file():
         raise ModelFileError(f"{trained.run_dir}: no config.yaml beside the model, so its validation and test rows are unknown; use --data FILE")
@@ -419,8 +433,7 @@ def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes]
     config = load_config(config_path)
     raw = splits.read_splits(config.data, config.seed)
     _warn_if_changed(trained.run_dir, raw.files, on_event)
-    dataset = splits.transform(raw, prep, loss_name, dtype)
-    return {s.name: score(trained.model, trained.loss, prep, s) for s in (dataset.val, dataset.test) if s is not None}
+    return splits.transform(raw, trained.prep, trained.meta["loss"]["name"], trained.meta["model"]["dtype"])
 
 
 def _warn_dropped(source: str, dropped: int, on_event: Events) -> None:

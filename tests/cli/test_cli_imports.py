@@ -65,7 +65,7 @@ def test_help_imports_typer_and_the_cli_alone(args):
     assert own(modules) == {"bptrain", "bptrain.interrupts", "bptrain.errors", "bptrain.cli"}
 
 
-@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck"])
+@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "plot", "runs", "compare", "explain"])
 def test_a_commands_help_imports_no_heavy_module_but_typers_pydantic(command):
     # typer checks a command's options with pydantic as soon as it builds them, for help too
     result, modules, stderr = run_logged(command, "--help")
@@ -103,6 +103,14 @@ Commands:
              training.
   gradcheck  Check backprop against finite differences on CONFIG's network and
              data, in float64.
+  plot       Draw a run's figures as PNG files: learning curves, gradients,
+             confusion matrix, ROC, residuals.
+  runs       List the run folders: name, date, task, stop reason, epochs,
+             validation and test metric.
+  compare    Compare runs: the config keys that differ, their metrics side by
+             side, their curves in one figure.
+  explain    Permutation feature importance per input column: how much worse
+             the model does with it shuffled.
 """
 
 
