@@ -98,7 +98,7 @@ def overlaid(names: list[str], rows: list[list[dict]], best: list[int | None], m
         key = "val_loss" if "val_loss" in run_rows[0] else "train_loss"
         columns = [(axes[0], key)] + ([(axes[1], f"val_{metric}")] if has_metric and f"val_{metric}" in run_rows[0] else [])
         for ax, column in columns:
-            epochs, values = plots._series(run_rows, "epoch"), plots._series(run_rows, column)
+            epochs, values = plots.series_of(run_rows, "epoch"), plots.series_of(run_rows, column)
             (line,) = ax.plot(epochs, values, label=name + ("" if column != "train_loss" else " (training loss)"))
             if best_epoch and best_epoch <= len(values):
                 ax.plot([best_epoch], [values[best_epoch - 1]], "o", color=line.get_color(), markersize=5)
@@ -107,5 +107,6 @@ def overlaid(names: list[str], rows: list[list[dict]], best: list[int | None], m
         axes[1].set(title=f"Validation {metric}", xlabel="epoch", ylabel=metric)
     for ax in axes:
         ax.grid(alpha=0.3)
+        plots.epoch_axis(ax)
         ax.legend(fontsize="small", title="run", title_fontsize="small")
     return figure

@@ -117,8 +117,16 @@ def save(figure, path: Path) -> Path:
     return Path(path)
 
 
-def _series(rows: list[dict], key: str) -> np.ndarray:
+def series_of(rows: list[dict], key: str) -> np.ndarray:
     return np.array([math.nan if r.get(key) is None else float(r[key]) for r in rows], dtype=np.float64)
+
+
+def epoch_axis(ax) -> None:
+    """Whole epochs on the x axis, labelled."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
 
 
 def _log_axis(ax) -> None:
@@ -141,13 +149,13 @@ def _mark_epochs(ax, best_epoch: int | None, stop_epoch: int, stop_reason: str |
 def curves(rows: list[dict], best_epoch: int | None, stop_reason: str | None, metric: str | None, *, log: bool = False, title: str = ""):
     """Training and validation loss by epoch (log scale with `log`), and the main validation metric;
     the best epoch and the stop marked."""
-    epochs = _series(rows, "epoch")
+    epochs = series_of(rows, "epoch")
     has_metric = metric is not None and f"val_{metric}" in rows[0]
     figure, axes = new_figure(2 if has_metric else 1)
     ax = axes[0]
-    ax.plot(epochs, _series(rows, "train_loss"), label="training loss", color="#1f77b4")
+    ax.plot(epochs, series_of(rows, "train_loss"), label="training loss", color="#1f77b4")
     if "val_loss" in rows[0]:
-        ax.plot(epochs, _series(rows, "val_loss"), label="validation loss", color="#ff7f0e")
+        ax.plot(epochs, series_of(rows, "val_loss"), label="validation loss", color="#ff7f0e")
     if log:
         _log_axis(ax)
     ax.set(title="Loss" + (" (log scale)" if log else ""), xlabel="epoch", ylabel="loss (training objective)")
@@ -155,12 +163,13 @@ def curves(rows: list[dict], best_epoch: int | None, stop_reason: str | None, me
     ax.legend(fontsize="small")
     if has_metric:
         ax = axes[1]
-        ax.plot(epochs, _series(rows, f"val_{metric}"), color="#2ca02c", label=f"validation {metric}")
+        ax.plot(epochs, series_of(rows, f"val_{metric}"), color="#2ca02c", label=f"validation {metric}")
         ax.set(title=f"Validation {metric}", xlabel="epoch", ylabel=metric)
         _mark_epochs(ax, best_epoch, int(epochs[-1]), stop_reason)
         ax.legend(fontsize="small")
     for ax in axes:
         ax.grid(alpha=0.3)
+        epoch_axis(ax)
     if title:
         figure.suptitle(title)
     return figure
@@ -193,7 +202,8 @@ def gradients(layers: dict[str, dict[str, list[float]]], title: str = ""):
             ax.set_ylim(-0.02, 1.02)
         if column == "update_ratio":
             ax.axhline(1e-3, color=BEST_COLOR, linestyle="--", linewidth=1, label="1e-3 (a healthy size)")
-        ax.set(title=panel_title, xlabel="epoch", ylabel=unit)
+        ax.set(title=panel_title, ylabel=unit)
+        epoch_axis(ax)
         ax.grid(alpha=0.3, which="both" if logarithmic else "major")
         ax.legend(fontsize="small", title="layer", title_fontsize="small")
     if title:
