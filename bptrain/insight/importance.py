@@ -22,7 +22,7 @@ from bptrain.errors import ConfigError
 from bptrain.events import Events, quiet
 from bptrain.inference import INFERENCE_ROWS, score
 from bptrain.insight import plots
-from bptrain.insight.runlist import main_metric
+from bptrain.insight.runlist import main_metric, require_run
 from bptrain.metrics import higher_is_better
 
 FIGURE_FILE = "importance.png"
@@ -35,7 +35,7 @@ def explain(
     has no test split), or on the labelled file `data`; most important first."""
     if repeats < 1:
         raise ConfigError(f"--repeats {repeats}: give 1 or more")
-    trained = app.load_trained(run)
+    trained = app.load_trained(run if data is not None else require_run(run))  # a model file alone serves --data
     if data is not None:
         split = app.labelled(trained, data, strict=strict, on_event=on_event, command="explain")
     else:

@@ -178,3 +178,17 @@ def test_the_config_package_still_gives_its_names_on_first_use():
     assert (package.load_config, package.dump_yaml, package.Config) == (loading.load_config, loading.dump_yaml, schema.Config)
     with pytest.raises(AttributeError, match="module 'bptrain.config' has no attribute 'nothing'"):
         package.nothing
+
+
+def test_runs_imports_no_data_reader_figures_yaml_or_rich_on_a_pipe(iris_run):
+    result, modules, stderr = run_logged("runs", iris_run.parent)
+    assert (result.returncode, stderr) == (0, "")
+    assert result.stdout.splitlines()[1].startswith(iris_run.name)
+    assert packages(modules) & {"pandas", "pyarrow", "matplotlib", "yaml", "rich"} == set()
+
+
+def test_plot_draws_on_matplotlibs_canvas_without_pyplot(iris_run, tmp_path):
+    result, modules, stderr = run_logged("plot", iris_run, "--what", "curves,confusion", "-o", tmp_path)
+    assert (result.returncode, stderr) == (0, "")
+    assert "matplotlib.backends.backend_agg" in modules
+    assert {"matplotlib.pyplot", "rich"} & modules == set()

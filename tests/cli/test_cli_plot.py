@@ -119,7 +119,7 @@ def test_plot_of_a_folder_that_is_not_a_run_exits_5_and_of_a_missing_one_2(tmp_p
     result = run_cli("plot", tmp_path / "notes")
     assert (result.returncode, result.stdout) == (5, "")
     assert result.stderr == f"error: {tmp_path / 'notes'}: not a run folder written by bptrain fit (it needs model.npz and config.yaml)\n"
-    missing = run_cli("plot", tmp_path / "gone")
+    missing = call_cli("plot", tmp_path / "gone")
     assert missing.returncode == 2
     assert missing.stderr.startswith(f"error: {tmp_path / 'gone'}: no such run folder; ")
 
