@@ -136,7 +136,13 @@ def _log_axis(ax) -> None:
     ax.set_yscale("log")
     plain = FuncFormatter(lambda value, _: f"{value:g}")
     ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else ""))
+
+    def minor(value: float, _) -> str:  # 2 and 5 times a power of ten, when the axis spans three decades or less
+        low, high = ax.get_ylim()
+        few = low > 0 and high / low <= 1000
+        return f"{value:g}" if few and f"{value:.0e}"[0] in "25" else ""
+
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _mark_epochs(ax, best_epoch: int | None, stop_epoch: int, stop_reason: str | None) -> None:
@@ -219,7 +225,8 @@ def confusion(cm: np.ndarray, classes: list[str], split: str):
     figure.set_size_inches(size + 1.2, size)
     image = ax.imshow(cm, cmap="Blues")
     figure.colorbar(image, ax=ax, label="rows", shrink=0.8)
-    ax.set_xticks(range(k), [str(c) for c in classes], rotation=45 if k > 4 or max(len(str(c)) for c in classes) > 8 else 0, ha="right" if k > 4 else "center")
+    rotate = k * max(len(str(c)) for c in classes) > 40  # labels that would not fit side by side
+    ax.set_xticks(range(k), [str(c) for c in classes], rotation=45 if rotate else 0, ha="right" if rotate else "center")
     ax.set_yticks(range(k), [str(c) for c in classes])
     if k <= 20:
         threshold = cm.max() / 2 if cm.size else 0
