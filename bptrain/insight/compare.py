@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bptrain.errors import ConfigError, DataError
 from bptrain.insight import plots
 from bptrain.insight.runlist import main_metric, read_json, require_run
@@ -67,9 +69,15 @@ def compare(given: list[Path], out_dir: Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"-o {target}: no such folder; create it or give another one for {FIGURE_FILE}")
     rows = [plots.epoch_rows(r) for r in run_dirs]
     metric = main_metric(reports[0].get("task")) if len({r.get("task") for r in reports}) == 1 else None
-    figure = overlaid([r.name for r in run_dirs], rows, [r.get("best_epoch") for r in reports], metric)
+    names = [f"{letter}  {r.name}" for letter, r in zip(letters(len(run_dirs)), run_dirs)]
+    figure = overlaid(names, rows, [r.get("best_epoch") for r in reports], metric)
     result["figure"] = str(plots.save(figure, target / FIGURE_FILE))
     return result
+
+
+def letters(count: int) -> list[str]:
+    """A, B, C ... for the runs compared (numbers after Z), as the text output names them."""
+    return [chr(ord("A") + i) if i < 26 else str(i + 1) for i in range(count)]
 
 
 def _metrics(reports: list[dict]) -> dict[str, dict[str, list[float | None]]]:
@@ -88,8 +96,8 @@ def _value(report: dict, split: str, name: str) -> float | None:
 
 
 def overlaid(names: list[str], rows: list[list[dict]], best: list[int | None], metric: str | None):
-    """Validation loss (training loss where a run has none) of every run on one axis, and the main
-    validation metric on a second; each run's best epoch marked with a dot."""
+    """Validation loss (training loss where a run has none) of every run on one log-scale axis, and
+    the main validation metric on a second; each run's best epoch marked with a dot."""
     has_metric = metric is not None and any(r and f"val_{metric}" in r[0] for r in rows)
     figure, axes = plots.new_figure(2 if has_metric else 1)
     for name, run_rows, best_epoch in zip(names, rows, best):
@@ -99,12 +107,15 @@ def overlaid(names: list[str], rows: list[list[dict]], best: list[int | None], m
         columns = [(axes[0], key)] + ([(axes[1], f"val_{metric}")] if has_metric and f"val_{metric}" in run_rows[0] else [])
         for ax, column in columns:
             epochs, values = plots.series_of(run_rows, "epoch"), plots.series_of(run_rows, column)
+            if ax is axes[0]:
+                values[values <= 0] = np.nan  # a log axis cannot show zero
             (line,) = ax.plot(epochs, values, label=name + ("" if column != "train_loss" else " (training loss)"))
             if best_epoch and best_epoch <= len(values):
                 ax.plot([best_epoch], [values[best_epoch - 1]], "o", color=line.get_color(), markersize=5)
-    axes[0].set(title="Validation loss (dots: best epochs)", xlabel="epoch", ylabel="loss (training objective)")
+    plots.log_axis(axes[0])
+    axes[0].set(title="Validation loss, log scale (dots: best epochs)", ylabel="loss (training objective)")
     if has_metric:
-        axes[1].set(title=f"Validation {metric}", xlabel="epoch", ylabel=metric)
+        axes[1].set(title=f"Validation {metric}", ylabel=metric)
     for ax in axes:
         ax.grid(alpha=0.3)
         plots.epoch_axis(ax)

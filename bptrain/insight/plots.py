@@ -129,7 +129,7 @@ def epoch_axis(ax) -> None:
     ax.set_xlabel("epoch")
 
 
-def _log_axis(ax) -> None:
+def log_axis(ax) -> None:
     """A log-scale y axis whose ticks read as plain numbers (0.05, 0.1, 0.2), not powers of ten."""
     from matplotlib.ticker import FuncFormatter
 
@@ -163,7 +163,7 @@ def curves(rows: list[dict], best_epoch: int | None, stop_reason: str | None, me
     if "val_loss" in rows[0]:
         ax.plot(epochs, series_of(rows, "val_loss"), label="validation loss", color="#ff7f0e")
     if log:
-        _log_axis(ax)
+        log_axis(ax)
     ax.set(title="Loss" + (" (log scale)" if log else ""), xlabel="epoch", ylabel="loss (training objective)")
     _mark_epochs(ax, best_epoch, int(epochs[-1]), stop_reason)
     ax.legend(fontsize="small")
@@ -203,7 +203,7 @@ def gradients(layers: dict[str, dict[str, list[float]]], title: str = ""):
                 values[values <= 0] = np.nan  # a log axis cannot show zero
             ax.plot(series["epoch"], values, marker="." if len(values) < 30 else None, label=layer)
         if logarithmic:
-            _log_axis(ax)
+            log_axis(ax)
         else:
             ax.set_ylim(-0.02, 1.02)
         if column == "update_ratio":

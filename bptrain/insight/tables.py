@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bptrain.insight.compare import letters as run_letters
 from bptrain.runs.report import finite_or_none
 
 RUNS_HEADER = ("name", "kind", "date", "task", "stopped", "epochs", "metric", "val", "test")
@@ -55,8 +56,8 @@ def runs_json(rows: list[dict[str, Any]]) -> str:
 
 
 def compare_text(result: dict[str, Any]) -> str:
-    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in result["runs"]]
-    letters = [chr(ord("A") + i) if i < 26 else str(i + 1) for i in range(len(names))]
+    names = result["runs"]
+    letters = run_letters(len(names))
     lines = ["runs"] + [f"  {letter}  {path}" for letter, path in zip(letters, result["runs"])]
     config = result["config"]
     lines += ["", f"config: {len(config)} key{'s' if len(config) != 1 else ''} differ" if config else "config: the same in every key"]
