@@ -386,11 +386,12 @@ def evaluate(
     """Metrics of a saved model: on its own validation and test rows, or on the labelled CSV `data`;
     `threads` BLAS threads ("auto": bptrain.threads.choose)."""
     trained = load_trained(run)
-    with blas.limited(_inference_threads(trained, threads).count):
+    with blas.limited(inference_threads(trained, threads).count):
         return _evaluate(trained, data, strict, stdin, on_event)
 
 
-def _inference_threads(trained: Trained, setting: int | str) -> blas.Threads:
+def inference_threads(trained: Trained, setting: int | str = "auto") -> blas.Threads:
+    """The BLAS threads for running `trained` on rows: `setting` as --threads gives it (bptrain.threads.choose)."""
     return blas.choose(setting, blas.largest_product(trained.model, INFERENCE_ROWS))
 
 
@@ -485,7 +486,7 @@ def predict(
     (with `strict`, they are an error naming the column and rows). `threads` as in evaluate.
     """
     trained = load_trained(run)
-    with blas.limited(_inference_threads(trained, threads).count):
+    with blas.limited(inference_threads(trained, threads).count):
         return _predict(trained, source, out, proba, keep, fmt, escape, strict, stdin, on_event)
 
 

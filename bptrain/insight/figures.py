@@ -17,7 +17,7 @@ from bptrain import threads as blas
 from bptrain.errors import ConfigError, StorageError
 from bptrain.events import Events, quiet
 from bptrain.fileio import storage_error
-from bptrain.inference import INFERENCE_ROWS, outputs, probabilities, unscale
+from bptrain.inference import outputs, probabilities, unscale
 from bptrain.insight import plots
 from bptrain.insight.runlist import main_metric, read_json, require_run
 from bptrain.metrics import confusion_matrix
@@ -50,7 +50,7 @@ def held_out(run: Path, on_event: Events = quiet) -> HeldOut | None:
     split = dataset.test or dataset.val
     if split is None:
         return None
-    with blas.limited(blas.choose("auto", blas.largest_product(trained.model, INFERENCE_ROWS)).count):
+    with blas.limited(app.inference_threads(trained).count):
         with np.errstate(all="ignore"):
             out = outputs(trained.model, trained.loss, split.x)
     return HeldOut(trained, split.name, out, split.frame, split.labels)
@@ -73,8 +73,8 @@ def plot(run: Path, what: list[str] | None = None, out_dir: Path | None = None, 
             todo.append(name)
         elif what is not None:
             raise ConfigError(f"--what {name}: cannot draw it for {run}: {why}")
-        elif name == "gradients" or (name in ("roc", "pr", "confusion") and task != "regression"):
-            drawn.skipped.append((name, why))  # worth saying; the other task's figures go without saying
+        elif name not in plots.NEEDS_PREDICTIONS or name in plots.TASK_FIGURES.get(task, ()):
+            drawn.skipped.append((name, why))  # worth saying; another task's figures go without saying
     target = figures_folder(run_dir, out_dir)
     predictions = held_out(run_dir, on_event) if set(todo) & set(plots.NEEDS_PREDICTIONS) else None
     for name in todo:

@@ -20,7 +20,7 @@ from bptrain import threads as blas
 from bptrain.data.splits import Split
 from bptrain.errors import ConfigError
 from bptrain.events import Events, quiet
-from bptrain.inference import INFERENCE_ROWS, score
+from bptrain.inference import score
 from bptrain.insight import plots
 from bptrain.insight.runlist import main_metric, require_run
 from bptrain.metrics import higher_is_better
@@ -45,7 +45,7 @@ def explain(
             raise ConfigError(f"{run}: the run has no test or validation rows; give labelled rows with --data FILE")
     if len(split.x) < 2:
         raise ConfigError(f"{run}: {len(split.x)} row to shuffle; permutation importance needs two rows or more")
-    with blas.limited(blas.choose("auto", blas.largest_product(trained.model, INFERENCE_ROWS)).count):
+    with blas.limited(app.inference_threads(trained).count):
         columns = _importances(trained, split, repeats, seed)
     baseline = score(trained.model, trained.loss, trained.prep, split)
     metric = main_metric(trained.prep.task)

@@ -24,6 +24,7 @@ DIAGNOSTICS_FILE = "diagnostics.csv"
 DIAGNOSTICS_COLUMNS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction")
 FIGURES = ("curves", "gradients", "confusion", "roc", "pr", "predicted", "residuals")
 NEEDS_PREDICTIONS = ("confusion", "roc", "pr", "predicted", "residuals")
+TASK_FIGURES = {"classification": ("confusion", "roc", "pr"), "regression": ("predicted", "residuals")}  # by the task they are for
 DPI = 100
 BEST_COLOR, STOP_COLOR = "#606060", "#d62728"
 

@@ -139,16 +139,16 @@ def list_runs(runs_dir: Path, sort: str | None = None) -> list[dict[str, Any]]:
 
 
 def _sorted(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Rows by `key`: metrics best first (highest accuracy or r2, lowest loss), other columns
-    ascending; rows without a value last."""
+    """Rows by `key`: metrics best first (highest accuracy or r2, lowest loss or error), other
+    columns ascending; rows without a value last."""
     def value(row):
         return row[key] if key in SORTABLE else row["metrics"].get(key)
 
-    def best_first(row):
-        metric = row["metric"] if key in ("val", "test") else key
-        return -value(row) if metric and key not in ("epochs",) and higher_is_better(metric) else value(row)
+    def order(row):
+        if key in ("val", "test") or key in METRICS:
+            metric = row["metric"] if key in ("val", "test") else key
+            return -value(row) if higher_is_better(metric) else value(row)
+        return value(row)
 
     present = [r for r in rows if value(r) is not None]
-    absent = [r for r in rows if value(r) is None]
-    numeric = key in ("val", "test") or key in METRICS
-    return sorted(present, key=best_first if numeric else value) + absent
+    return sorted(present, key=order) + [r for r in rows if value(r) is None]
