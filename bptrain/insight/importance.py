@@ -102,8 +102,8 @@ def figure(result: dict[str, Any], out: Path) -> Path:
             color="#1f77b4", alpha=0.85, capsize=3)
     ax.set_yticks(positions, [c["column"] for c in columns])
     ax.axvline(0.0, color="black", linewidth=0.8)
-    shown = "" if len(result["columns"]) <= 30 else f", the 30 most important of {len(result['columns'])}"
-    ax.set(title=f"Permutation importance ({result['rows']} rows: {result['row_count']}, {result['repeats']} repeats{shown})",
+    shown = "" if len(result["columns"]) <= 30 else f"\nthe 30 most important of {len(result['columns'])} columns"
+    ax.set(title=f"Permutation importance ({result['rows']} rows: {result['row_count']}, {result['repeats']} repeats){shown}",
            xlabel="increase of the loss when the column is shuffled (mean ± std over repeats)", ylabel="input column")
     ax.grid(alpha=0.3, axis="x")
     return plots.save(figure, out)
