@@ -62,26 +62,26 @@ def plot(run: Path, what: list[str] | None = None, out_dir: Path | None = None, 
     run_dir = require_run(run)
     report = read_json(run_dir / "report.json") or {}
     task, classes = report.get("task", "classification"), report.get("classes") or []
-    layers = plots.diagnostics(run_dir)
+    has_diagnostics = (run_dir / plots.DIAGNOSTICS_FILE).is_file()
     has_rows = bool((report.get("metrics") or {}).get("val") or (report.get("metrics") or {}).get("test"))
     names = what if what is not None else list(plots.FIGURES)
     drawn = Drawn(run_dir)
-    todo = []
+    drawable = []
     for name in names:
-        why = plots.not_applicable(name, task, classes, has_rows, layers is not None)
+        why = plots.not_applicable(name, task, classes, has_rows, has_diagnostics)
         if why is None:
-            todo.append(name)
+            drawable.append(name)
         elif what is not None:
             raise ConfigError(f"--what {name}: cannot draw it for {run}: {why}")
         elif name not in plots.NEEDS_PREDICTIONS or name in plots.TASK_FIGURES.get(task, ()):
             drawn.skipped.append((name, why))  # worth saying; another task's figures go without saying
     target = figures_folder(run_dir, out_dir)
-    predictions = held_out(run_dir, on_event) if set(todo) & set(plots.NEEDS_PREDICTIONS) else None
-    for name in todo:
+    predictions = held_out(run_dir, on_event) if set(drawable) & set(plots.NEEDS_PREDICTIONS) else None
+    for name in drawable:
         if name in plots.NEEDS_PREDICTIONS and predictions is None:
             drawn.skipped.append((name, "the run has no test or validation rows to predict"))
             continue
-        figure = _figure(name, run_dir, report, layers, predictions, log)
+        figure = _figure(name, run_dir, report, predictions, log)
         drawn.written.append(plots.save(figure, target / f"{name}.png"))
     return drawn
 
@@ -98,7 +98,7 @@ def figures_folder(run_dir: Path, out_dir: Path | None) -> Path:
     return folder
 
 
-def _figure(name: str, run_dir: Path, report: dict, layers, predictions: HeldOut | None, log: bool):
+def _figure(name: str, run_dir: Path, report: dict, predictions: HeldOut | None, log: bool):
     title = run_dir.name
     if name == "curves":
         rows = plots.epoch_rows(run_dir)
@@ -106,7 +106,7 @@ def _figure(name: str, run_dir: Path, report: dict, layers, predictions: HeldOut
             raise ConfigError(f"{run_dir / 'metrics.jsonl'}: no epoch was logged, so there are no curves to draw")
         return plots.curves(rows, report.get("best_epoch"), report.get("stop_reason"), main_metric(report.get("task")), log=log, title=title)
     if name == "gradients":
-        return plots.gradients(layers, title=title)
+        return plots.gradients(plots.diagnostics(run_dir), title=title)
     prep, split = predictions.trained.prep, predictions.split
     if name == "confusion":
         proba = probabilities(predictions.out)

@@ -124,11 +124,13 @@ def test_plot_of_a_folder_that_is_not_a_run_exits_5_and_of_a_missing_one_2(tmp_p
     assert missing.stderr.startswith(f"error: {tmp_path / 'gone'}: no such run folder; ")
 
 
-def test_a_damaged_diagnostics_file_is_a_data_error(trained, tmp_path):
+def test_a_damaged_diagnostics_file_is_a_data_error_for_the_gradients_only(trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained["iris"], run)
     (run / "diagnostics.csv").write_text("epoch,layer,grad_norm\n1,layers.0,0.5\n")
-    result = call_cli("plot", run, "--what", "curves")
+    curves = call_cli("plot", run, "--what", "curves")
+    assert (curves.returncode, curves.stdout, curves.stderr) == (0, f"{run / 'figures' / 'curves.png'}\n", "")
+    result = call_cli("plot", run, "--what", "curves,gradients")
     assert (result.returncode, result.stdout) == (3, "")
     assert result.stderr == (
         f"error: {run / 'diagnostics.csv'}: missing column 'weight_norm'; its columns should be "
