@@ -63,12 +63,13 @@ def plot(run: Path, what: list[str] | None = None, out_dir: Path | None = None, 
     report = read_json(run_dir / "report.json") or {}
     task, classes = report.get("task", "classification"), report.get("classes") or []
     has_diagnostics = (run_dir / plots.DIAGNOSTICS_FILE).is_file()
+    rows = plots.epoch_rows(run_dir) if "curves" in (what or plots.FIGURES) else []
     has_rows = bool((report.get("metrics") or {}).get("val") or (report.get("metrics") or {}).get("test"))
     names = what if what is not None else list(plots.FIGURES)
     drawn = Drawn(run_dir)
     drawable = []
     for name in names:
-        why = plots.not_applicable(name, task, classes, has_rows, has_diagnostics)
+        why = plots.not_applicable(name, task, classes, has_rows, has_diagnostics, len(rows))
         if why is None:
             drawable.append(name)
         elif what is not None:
@@ -81,7 +82,7 @@ def plot(run: Path, what: list[str] | None = None, out_dir: Path | None = None, 
         if name in plots.NEEDS_PREDICTIONS and predictions is None:
             drawn.skipped.append((name, "the run has no test or validation rows to predict"))
             continue
-        figure = _figure(name, run_dir, report, predictions, log)
+        figure = _figure(name, run_dir, report, rows, predictions, log)
         drawn.written.append(plots.save(figure, target / f"{name}.png"))
     return drawn
 
@@ -98,12 +99,9 @@ def figures_folder(run_dir: Path, out_dir: Path | None) -> Path:
     return folder
 
 
-def _figure(name: str, run_dir: Path, report: dict, predictions: HeldOut | None, log: bool):
+def _figure(name: str, run_dir: Path, report: dict, rows: list[dict], predictions: HeldOut | None, log: bool):
     title = run_dir.name
     if name == "curves":
-        rows = plots.epoch_rows(run_dir)
-        if not rows:
-            raise ConfigError(f"{run_dir / 'metrics.jsonl'}: no epoch was logged, so there are no curves to draw")
         return plots.curves(rows, report.get("best_epoch"), report.get("stop_reason"), main_metric(report.get("task")), log=log, title=title)
     if name == "gradients":
         return plots.gradients(plots.diagnostics(run_dir), title=title)

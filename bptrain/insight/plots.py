@@ -45,8 +45,10 @@ def chosen(what: str | None) -> list[str] | None:
     return list(dict.fromkeys(names))
 
 
-def not_applicable(name: str, task: str, classes: list[str], has_rows: bool, has_diagnostics: bool) -> str | None:
+def not_applicable(name: str, task: str, classes: list[str], has_rows: bool, has_diagnostics: bool, epochs: int = 1) -> str | None:
     """Why figure `name` cannot be drawn for this run, or None when it can."""
+    if name == "curves" and epochs == 0:
+        return "the run logged no epoch (metrics.jsonl is empty)"
     if name == "gradients" and not has_diagnostics:
         return f"the run has no {DIAGNOSTICS_FILE} (fit writes it from the version that records gradient diagnostics)"
     if name in NEEDS_PREDICTIONS and not has_rows:

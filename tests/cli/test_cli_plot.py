@@ -181,3 +181,17 @@ def test_confusion_matrix_cells_hold_the_counts():
     assert [t.get_text() for t in ax.texts] == ["5", "1", "2", "7"]
     assert ax.get_title() == "Confusion matrix (test rows: 15, accuracy 0.800)"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+
+
+def test_a_run_that_logged_no_epoch_gets_no_curves(trained, tmp_path):
+    # a run that diverged in its first epoch: metrics.jsonl holds no row
+    run = tmp_path / "run"
+    shutil.copytree(trained["diabetes"], run)
+    (run / "metrics.jsonl").write_text("")
+    result = call_cli("plot", run, "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(tmp_path / "out" / f"{n}.png") for n in ("predicted", "residuals")]
+    assert result.stderr == "skipped curves: the run logged no epoch (metrics.jsonl is empty)\n" + NO_DIAGNOSTICS
+    asked = call_cli("plot", run, "--what", "curves", "-o", tmp_path / "out")
+    assert (asked.returncode, asked.stdout) == (2, "")
+    assert asked.stderr == f"error: --what curves: cannot draw it for {run}: the run logged no epoch (metrics.jsonl is empty)\n"
