@@ -386,31 +386,46 @@ def evaluate(
     """Metrics of a saved model: on its own validation and test rows, or on the labelled CSV `data`;
     `threads` BLAS threads ("auto": bptrain.threads.choose)."""
     trained = load_trained(run)
-    with blas.limited(_inference_threads(trained, threads).count):
+    with blas.limited(inference_threads(trained, threads).count):
         return _evaluate(trained, data, strict, stdin, on_event)
 
 
-def _inference_threads(trained: Trained, setting: int | str) -> blas.Threads:
+def inference_threads(trained: Trained, setting: int | str = "auto") -> blas.Threads:
+    """The BLAS threads for running `trained` on rows: `setting` as --threads gives it (bptrain.threads.choose)."""
     return blas.choose(setting, blas.largest_product(trained.model, INFERENCE_ROWS))
 
 
 def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes] | None, on_event: Events) -> dict[str, Any]:
-    prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
+    prep = trained.prep
     if data is not None:
-        frame = reading.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
-        source = reading.source_name(data)
-        absent = [t for t in prep.targets if t not in frame.columns]
-        if absent:
-            raise DataError(
-                f"{source}: target column {absent[0]!r} not found; evaluate needs labelled rows "
-                f"(use bptrain predict for unlabelled ones).{did_you_mean(absent[0], list(frame.columns))}"
-            )
-        unseen = Unseen()
-        split = splits.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
-        _warn_dropped(source, len(frame) - len(split.frame), on_event)
-        _warn_unseen(unseen, source, on_event)
+        split = labelled(trained, data, strict=strict, stdin=stdin, on_event=on_event)
         return {"data": score(trained.model, trained.loss, prep, split)}
+    dataset = held_out(trained, on_event)
+    return {s.name: score(trained.model, trained.loss, prep, s) for s in (dataset.val, dataset.test) if s is not None}
 
+
+def labelled(trained: Trained, data: str, *, strict: bool = False, stdin: IO[bytes] | None = None, on_event: Events = _quiet, command: str = "evaluate") -> splits.Split:
+    """The rows of the labelled file `data` ('-': stdin) as the model reads them, with their targets;
+    warnings for rows left out and categories the model never saw."""
+    prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
+    frame = reading.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
+    source = reading.source_name(data)
+    absent = [t for t in prep.targets if t not in frame.columns]
+    if absent:
+        raise DataError(
+            f"{source}: target column {absent[0]!r} not found; {command} needs labelled rows "
+            f"(use bptrain predict for unlabelled ones).{did_you_mean(absent[0], list(frame.columns))}"
+        )
+    unseen = Unseen()
+    split = splits.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
+    _warn_dropped(source, len(frame) - len(split.frame), on_event)
+    _warn_unseen(unseen, source, on_event)
+    return split
+
+
+def held_out(trained: Trained, on_event: Events = _quiet) -> splits.Dataset:
+    """The run's own splits again, from its config.yaml and recorded seed (the rows it trained and
+    was scored on), with a warning for each data file that changed since training."""
     config_path = trained.run_dir / "config.yaml"
     if not config_path.is_file():
         raise ModelFileError(f"{trained.run_dir}: no config.yaml beside the model, so its validation and test rows are unknown; use --data FILE")
@@ -419,8 +434,7 @@ def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes]
     config = load_config(config_path)
     raw = splits.read_splits(config.data, config.seed)
     _warn_if_changed(trained.run_dir, raw.files, on_event)
-    dataset = splits.transform(raw, prep, loss_name, dtype)
-    return {s.name: score(trained.model, trained.loss, prep, s) for s in (dataset.val, dataset.test) if s is not None}
+    return splits.transform(raw, trained.prep, trained.meta["loss"]["name"], trained.meta["model"]["dtype"])
 
 
 def _warn_dropped(source: str, dropped: int, on_event: Events) -> None:
@@ -472,7 +486,7 @@ def predict(
     (with `strict`, they are an error naming the column and rows). `threads` as in evaluate.
     """
     trained = load_trained(run)
-    with blas.limited(_inference_threads(trained, threads).count):
+    with blas.limited(inference_threads(trained, threads).count):
         return _predict(trained, source, out, proba, keep, fmt, escape, strict, stdin, on_event)
 
 

@@ -423,6 +423,94 @@ def export(
                 "outputs    " + ", ".join(f"{name} ({kind})" for name, kind in done.outputs),
             ]
             print("\n".join(lines), flush=True)
+# --- looking at runs: plot, runs, compare, explain -------------------------------------------------
+
+
+@app.command()
+def plot(
+    run: Annotated[Path, typer.Argument(help="Run folder (or the model.npz inside one), or latest.", show_default=False)],
+    what: Annotated[
+        Optional[str], typer.Option("--what", help="Figures, comma-separated: curves, gradients, confusion, roc, pr, predicted, residuals (default: all that apply).", show_default=False)
+    ] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the PNG files (default: RUN/figures).", show_default=False)] = None,
+    log: Annotated[bool, typer.Option("--log", help="Loss on a log scale.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the files written as JSON on stdout.")] = False,
+) -> None:
+    """Draw a run's figures as PNG files: learning curves, gradients, confusion matrix, ROC, residuals."""
+    with errors_to_exit_codes():
+        from bptrain.insight.figures import as_dict, plot as draw
+        from bptrain.insight.plots import chosen
+
+        drawn = draw(run, chosen(what), out_dir, log=log, on_event=_log_event)
+        for name, why in drawn.skipped:
+            _err(f"skipped {name}: {why}")
+        if as_json:
+            import json
+
+            print(json.dumps(as_dict(drawn), indent=2), flush=True)
+        else:
+            print("\n".join(str(path) for path in drawn.written), flush=True)
+
+
+@app.command(name="runs")
+def list_runs(
+    folder: Annotated[Path, typer.Argument(help="Folder holding run folders.")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON on stdout.")] = False,
+    sort: Annotated[
+        Optional[str], typer.Option("--sort", help="Sort by a column (date, name, epochs, val, test) or a metric (val_accuracy, test_loss, ...); metrics best first.", show_default=False)
+    ] = None,
+) -> None:
+    """List the run folders: name, date, task, stop reason, epochs, validation and test metric."""
+    with errors_to_exit_codes():
+        from bptrain.insight import tables
+        from bptrain.insight.runlist import list_runs as rows_of
+
+        rows = rows_of(folder, sort)
+        if as_json:
+            print(tables.runs_json(rows), flush=True)
+        elif not rows:
+            _err(f"no run folders under {folder}; train one with: bptrain fit CONFIG")
+        elif sys.stdout.isatty():
+            tables.runs_rich(rows, f"{len(rows)} under {folder}")
+        else:
+            print(tables.runs_text(rows), flush=True)
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two run folders or more (latest: the newest).", show_default=False)],
+    out_dir: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for compare.png (default: the current folder).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON on stdout.")] = False,
+) -> None:
+    """Compare runs: the config keys that differ, their metrics side by side, their curves in one figure."""
+    with errors_to_exit_codes():
+        from bptrain.insight import tables
+        from bptrain.insight.compare import compare as compared
+        from bptrain.runs.report import to_json
+
+        result = compared(runs, out_dir)
+        print(to_json(result) if as_json else tables.compare_text(result), flush=True)
+
+
+@app.command()
+def explain(
+    run: Annotated[Path, typer.Argument(help="Run folder (or the model.npz inside one), or latest.", show_default=False)],
+    data: Annotated[Optional[str], typer.Option("--data", help="Labelled CSV to shuffle ('-' for stdin) instead of the run's test rows.", show_default=False)] = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Shuffles per column.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffles.")] = 0,
+    out_dir: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for importance.png (default: RUN/figures).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the importances as JSON on stdout.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="With --data: make a category the model never saw an error.")] = False,
+) -> None:
+    """Permutation feature importance per input column: how much worse the model does with it shuffled."""
+    with errors_to_exit_codes():
+        from bptrain.insight import importance, tables
+        from bptrain.insight.figures import figures_folder
+        from bptrain.runs.report import to_json
+
+        result = importance.explain(run, data, repeats=repeats, seed=seed, strict=strict, on_event=_log_event)
+        result["figure"] = str(importance.figure(result, figures_folder(Path(result["run"]), out_dir) / importance.FIGURE_FILE))
+        print(to_json(result) if as_json else tables.importance_text(result) + f"\n\nfigure   {result['figure']}", flush=True)
 
 
 def main() -> None:

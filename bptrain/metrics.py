@@ -112,3 +112,33 @@ def regression(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 def higher_is_better(metric: str) -> bool:
     """True for metrics to maximize (accuracy, r2, ...), False for losses and errors."""
     return metric.split("_", 1)[1] in HIGHER_IS_BETTER if "_" in metric else metric in HIGHER_IS_BETTER
+
+
+def _ranked(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Cumulative true and false positives at each distinct score, highest first, and the class sizes."""
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="stable")
+    s, y = np.asarray(score, dtype=np.float64)[order], np.asarray(y)[order].astype(bool)
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last row of each group of equal scores
+    tp = np.cumsum(y)[last].astype(np.float64)
+    fp = (last + 1 - tp).astype(np.float64)
+    return tp, fp, int(y.sum()), int(len(y) - y.sum())
+
+
+def roc_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(false positive rates, true positive rates, area under the curve) of 0/1 labels `y` ranked by
+    `score`, a point per distinct score from (0, 0); nan rates and area when a class is absent."""
+    tp, fp, positives, negatives = _ranked(y, score)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = np.r_[0.0, tp / positives]
+        fpr = np.r_[0.0, fp / negatives]
+    return fpr, tpr, float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def pr_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(recall, precision, average precision) of 0/1 labels `y` ranked by `score`, a point per
+    distinct score; average precision is the sum of precision times the rise in recall (scikit-learn's)."""
+    tp, fp, positives, _ = _ranked(y, score)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = tp / positives
+        precision = tp / (tp + fp)
+    return recall, precision, float(np.sum(np.diff(np.r_[0.0, recall]) * precision))

@@ -65,7 +65,7 @@ def test_help_imports_typer_and_the_cli_alone(args):
     assert own(modules) == {"bptrain", "bptrain.interrupts", "bptrain.errors", "bptrain.cli"}
 
 
-@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "export"])
+@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "export", "plot", "runs", "compare", "explain"])
 def test_a_commands_help_imports_no_heavy_module_but_typers_pydantic(command):
     # typer checks a command's options with pydantic as soon as it builds them, for help too
     result, modules, stderr = run_logged(command, "--help")
@@ -105,6 +105,14 @@ Commands:
              data, in float64.
   export     Export RUN's model with its preprocessing as one file (ONNX) for
              other runtimes.
+  plot       Draw a run's figures as PNG files: learning curves, gradients,
+             confusion matrix, ROC, residuals.
+  runs       List the run folders: name, date, task, stop reason, epochs,
+             validation and test metric.
+  compare    Compare runs: the config keys that differ, their metrics side by
+             side, their curves in one figure.
+  explain    Permutation feature importance per input column: how much worse
+             the model does with it shuffled.
 """
 
 
@@ -180,3 +188,17 @@ def test_the_config_package_still_gives_its_names_on_first_use():
     assert (package.load_config, package.dump_yaml, package.Config) == (loading.load_config, loading.dump_yaml, schema.Config)
     with pytest.raises(AttributeError, match="module 'bptrain.config' has no attribute 'nothing'"):
         package.nothing
+
+
+def test_runs_imports_no_data_reader_figures_yaml_or_rich_on_a_pipe(iris_run):
+    result, modules, stderr = run_logged("runs", iris_run.parent)
+    assert (result.returncode, stderr) == (0, "")
+    assert result.stdout.splitlines()[1].startswith(iris_run.name)
+    assert packages(modules) & {"pandas", "pyarrow", "matplotlib", "yaml", "rich"} == set()
+
+
+def test_plot_draws_on_matplotlibs_canvas_without_pyplot(iris_run, tmp_path):
+    result, modules, stderr = run_logged("plot", iris_run, "--what", "curves,confusion", "-o", tmp_path)
+    assert (result.returncode, stderr) == (0, "")
+    assert "matplotlib.backends.backend_agg" in modules
+    assert {"matplotlib.pyplot", "rich"} & modules == set()

@@ -19,7 +19,7 @@ LAYERS = [
     ("inference", ["bptrain.metrics", "bptrain.inference", "bptrain.predictions"]),
     ("training", ["bptrain.training"]),
     ("runs", ["bptrain.runs"]),
-    ("services", ["bptrain.app", "bptrain.crossval", "bptrain.export"]),
+    ("services", ["bptrain.app", "bptrain.crossval", "bptrain.export", "bptrain.insight"]),
     ("cli", ["bptrain.cli", "bptrain.progress", "bptrain.__main__"]),
 ]
 MAX_FUNCTION_LINES = 60

@@ -73,3 +73,29 @@ def test_several_regression_targets_average_the_per_target_metrics():
     both = metrics.regression(y, pred)
     assert both == pytest.approx({k: (first[k] + second[k]) / 2 for k in first})
     assert both["rmse"] == pytest.approx((0.5 + 1.0) / 2)  # the mean of the per-target RMSE, not the RMSE of all
+
+
+# --- ROC and precision-recall curves (scikit-learn's documented example: AUC 0.75, AP 0.83) ----------
+
+
+def test_roc_curve_of_the_textbook_example():
+    fpr, tpr, auc = metrics.roc_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    np.testing.assert_array_equal(fpr, [0, 0, 0.5, 0.5, 1])
+    np.testing.assert_array_equal(tpr, [0, 0.5, 0.5, 1, 1])
+    assert auc == 0.75
+
+
+def test_pr_curve_of_the_textbook_example():
+    recall, precision, ap = metrics.pr_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    np.testing.assert_array_equal(recall, [0.5, 0.5, 1, 1])
+    np.testing.assert_allclose(precision, [1, 0.5, 2 / 3, 0.5])
+    assert ap == pytest.approx(5 / 6)
+
+
+def test_tied_scores_make_one_point():
+    y, score = np.array([0, 1, 0, 1]), np.full(4, 0.5)
+    fpr, tpr, auc = metrics.roc_curve(y, score)
+    np.testing.assert_array_equal(np.c_[fpr, tpr], [[0, 0], [1, 1]])
+    assert auc == 0.5
+    recall, precision, ap = metrics.pr_curve(y, score)
+    assert (recall.tolist(), precision.tolist(), ap) == ([1.0], [0.5], 0.5)

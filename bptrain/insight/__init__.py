@@ -1,0 +1,1 @@
+"""Looking at trained runs: listing them, comparing them, their figures and feature importance."""

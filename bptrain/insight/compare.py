@@ -1,0 +1,123 @@
+"""`bptrain compare`: the config keys in which runs differ, their results side by side, and their
+learning curves overlaid in one figure."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bptrain.errors import ConfigError, DataError
+from bptrain.insight import plots
+from bptrain.insight.runlist import main_metric, read_json, require_run
+
+OUTCOME = ("stop_reason", "epochs_run", "best_epoch", "seconds")
+FIGURE_FILE = "compare.png"
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted.path: value} of a nested config; list items as `key[i]`."""
+    if isinstance(value, dict) and value:
+        out = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's config.yaml, flattened to dotted keys."""
+    from bptrain.config.loading import read_yaml_mapping
+
+    return flatten(read_yaml_mapping(run_dir / "config.yaml"))
+
+
+def differing(configs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The keys whose values are not the same in every config (absent counts as a value: None)."""
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    missing = object()
+    out = {}
+    for key in keys:
+        values = [c.get(key, missing) for c in configs]
+        if any(v != values[0] for v in values[1:]):
+            out[key] = [None if v is missing else v for v in values]
+    return out
+
+
+def compare(given: list[Path], out_dir: Path | None = None) -> dict[str, Any]:
+    """The differing config keys, the outcomes and metrics of each run, and the overlaid curves
+    written to `out_dir`/compare.png (default: the current folder)."""
+    if len(given) < 2:
+        raise ConfigError(f"compare needs two runs or more; got {len(given)}: e.g. bptrain compare latest runs/iris-20261130-101500")
+    run_dirs = [require_run(run) for run in given]
+    reports = [read_json(r / "report.json") or {} for r in run_dirs]
+    result: dict[str, Any] = {
+        "runs": [str(r) for r in run_dirs],
+        "config": differing([read_config(r) for r in run_dirs]),
+        "outcome": {key: [report.get(key) for report in reports] for key in OUTCOME},
+        "metrics": _metrics(reports),
+    }
+    target = Path(out_dir) if out_dir is not None else Path(".")
+    if not target.is_dir():
+        raise ConfigError(f"-o {target}: no such folder; create it or give another one for {FIGURE_FILE}")
+    rows = [plots.epoch_rows(r) for r in run_dirs]
+    metric = main_metric(reports[0].get("task")) if len({r.get("task") for r in reports}) == 1 else None
+    names = [f"{letter}  {r.name}" for letter, r in zip(letters(len(run_dirs)), run_dirs)]
+    figure = overlaid(names, rows, [r.get("best_epoch") for r in reports], metric)
+    result["figure"] = str(plots.save(figure, target / FIGURE_FILE))
+    return result
+
+
+def letters(count: int) -> list[str]:
+    """A, B, C ... for the runs compared (numbers after Z), as the text output names them."""
+    return [chr(ord("A") + i) if i < 26 else str(i + 1) for i in range(count)]
+
+
+def _metrics(reports: list[dict]) -> dict[str, dict[str, list[float | None]]]:
+    """{split: {metric: value per run}} for the splits and metrics any run has."""
+    out: dict[str, dict[str, list[float | None]]] = {}
+    for split in ("val", "test"):
+        names = list(dict.fromkeys(k for r in reports for k in ((r.get("metrics") or {}).get(split) or {})))
+        if names:
+            out[split] = {name: [_value(r, split, name) for r in reports] for name in names}
+    return out
+
+
+def _value(report: dict, split: str, name: str) -> float | None:
+    value = ((report.get("metrics") or {}).get(split) or {}).get(name)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def overlaid(names: list[str], rows: list[list[dict]], best: list[int | None], metric: str | None):
+    """Validation loss (training loss where a run has none) of every run on one log-scale axis, and
+    the main validation metric on a second; each run's best epoch marked with a dot."""
+    has_metric = metric is not None and any(r and f"val_{metric}" in r[0] for r in rows)
+    figure, axes = plots.new_figure(2 if has_metric else 1)
+    for name, run_rows, best_epoch in zip(names, rows, best):
+        if not run_rows:
+            raise DataError(f"{name}: its metrics log holds no epoch; there is no curve to compare")
+        key = "val_loss" if "val_loss" in run_rows[0] else "train_loss"
+        columns = [(axes[0], key)] + ([(axes[1], f"val_{metric}")] if has_metric and f"val_{metric}" in run_rows[0] else [])
+        for ax, column in columns:
+            epochs, values = plots.series_of(run_rows, "epoch"), plots.series_of(run_rows, column)
+            if ax is axes[0]:
+                values[values <= 0] = np.nan  # a log axis cannot show zero
+            (line,) = ax.plot(epochs, values, label=name + ("" if column != "train_loss" else " (training loss)"))
+            if best_epoch and best_epoch <= len(values):
+                ax.plot([best_epoch], [values[best_epoch - 1]], "o", color=line.get_color(), markersize=5)
+    plots.log_axis(axes[0])
+    axes[0].set(title="Validation loss, log scale (dots: best epochs)", ylabel="loss (training objective)")
+    if has_metric:
+        axes[1].set(title=f"Validation {metric}", ylabel=metric)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        plots.epoch_axis(ax)
+        ax.legend(fontsize="small", title="run", title_fontsize="small")
+    return figure

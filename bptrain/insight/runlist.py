@@ -1,0 +1,154 @@
+"""Which folders hold runs, what kind (a run, a cross-validation, a tune), and one summary row each.
+
+A folder that bptrain did not write is left out of a listing; given where a run is needed, it is
+an error that says what the folder is and what to give instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from bptrain.errors import ConfigError, ModelFileError
+from bptrain.metrics import CLASSIFICATION, MULTILABEL, REGRESSION, higher_is_better
+from bptrain.nn.options import did_you_mean
+from bptrain.runs import folder as runs
+
+RUN, CV, TUNE, OTHER = "run", "cv", "tune", "other"
+COLUMNS = ("name", "kind", "date", "task", "stop_reason", "epochs", "metric", "val", "test")
+SORTABLE = ("name", "date", "task", "stop_reason", "epochs", "val", "test")
+SPLITS = ("train", "val", "test")
+METRICS = tuple(f"{split}_{name}" for split in SPLITS for name in dict.fromkeys(("loss",) + CLASSIFICATION + MULTILABEL + REGRESSION))
+
+
+def main_metric(task: str | None) -> str:
+    """The metric a run is summed up by: r2 for regression, accuracy otherwise (as in curves.svg)."""
+    return "r2" if task == "regression" else "accuracy"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None when it is absent, unreadable or not an object."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def kind_of(folder: Path) -> str | None:
+    """run, cv or tune; other for a folder bptrain wrote but this version does not know; None for
+    a folder that bptrain did not write."""
+    folder = Path(folder)
+    if (folder / "cv.json").is_file():
+        return CV
+    report = read_json(folder / "report.json")
+    if report is not None and "tune" in report:
+        return TUNE
+    if (folder / runs.MODEL_FILE).is_file() and (folder / "config.yaml").is_file():
+        return RUN
+    if report is not None or (folder / "config.yaml").is_file():
+        return OTHER
+    return None
+
+
+def require_run(run: Path, label: str | None = None) -> Path:
+    """The run folder RUN names (`latest` resolved; a model file's folder), checked to be one that fit wrote."""
+    given = Path(run)
+    run = runs.resolve_run(given)
+    if run.is_file() and run.name == runs.MODEL_FILE:
+        run = run.parent
+    label = label or str(given)
+    if not run.exists():
+        raise runs.missing_run(run, label)
+    kind = kind_of(run) if run.is_dir() else None
+    if kind == RUN:
+        return run
+    if kind == CV:
+        raise ConfigError(f"{label}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
+    if kind == TUNE:
+        raise ConfigError(f"{label}: a tune folder, with one run per trial; give one of the trials' run folders")
+    raise ModelFileError(f"{label}: not a run folder written by bptrain fit (it needs {runs.MODEL_FILE} and config.yaml)")
+
+
+def date_of(folder: Path) -> str:
+    """When the run started, from the stamp in its name (else the folder's modification time)."""
+    match = runs._STAMP.search(folder.name)
+    if match:
+        stamp = time.strptime(match.group(1), "%Y%m%d-%H%M%S")
+    else:
+        stamp = time.localtime(folder.stat().st_mtime)
+    return time.strftime("%Y-%m-%d %H:%M:%S", stamp)
+
+
+def summary(folder: Path, kind: str) -> dict[str, Any]:
+    """One listing row: name, kind, date, task, stop reason, epochs, the main metric on val and test."""
+    row: dict[str, Any] = {c: None for c in COLUMNS}
+    row.update(name=folder.name, kind=kind, date=date_of(folder), path=str(folder), metrics={})
+    if kind == RUN:
+        report = read_json(folder / "report.json") or {}
+        row.update(task=report.get("task"), stop_reason=report.get("stop_reason"), epochs=report.get("epochs_run"))
+        row["metrics"] = _metrics({s: (report.get("metrics") or {}).get(s) for s in SPLITS})
+    elif kind == CV:  # the mean over the folds
+        cv = read_json(folder / "cv.json") or {}
+        row.update(task=cv.get("task"), stop_reason=f"{cv.get('folds')} folds")
+        row["metrics"] = _metrics({s: (cv.get(s) or {}).get("mean") for s in SPLITS if isinstance(cv.get(s), dict)})
+    elif kind == TUNE:
+        row["task"] = (read_json(folder / "report.json") or {}).get("task")
+    if row["task"] is not None:
+        metric = row["metric"] = main_metric(row["task"])
+        row.update({split: row["metrics"].get(f"{split}_{metric}") for split in ("val", "test")})
+    return row
+
+
+def _metrics(by_split: dict[str, Any]) -> dict[str, float | None]:
+    """{"val_accuracy": 0.93, ...}: each split's metrics under one flat name, as metrics.csv names them."""
+    out = {}
+    for split, values in by_split.items():
+        if isinstance(values, dict):
+            out.update({f"{split}_{k}": _number(v) for k, v in values.items()})
+    return out
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def list_runs(runs_dir: Path, sort: str | None = None) -> list[dict[str, Any]]:
+    """A summary row per folder under `runs_dir` that bptrain wrote, oldest first or by `sort`."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        what = "is a file, not a folder" if runs_dir.exists() else "no such folder"
+        raise ConfigError(f"{runs_dir}: {what}; give the folder that holds the run folders (default: runs)")
+    if sort is not None and sort not in SORTABLE + METRICS:
+        raise ConfigError(
+            f"--sort {sort}: unknown column or metric; choose a column ({', '.join(SORTABLE)}) or a split's metric "
+            f"(val_accuracy, test_loss, val_r2, ...).{did_you_mean(sort, SORTABLE + METRICS)}"
+        )
+    rows = []
+    for folder in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        kind = kind_of(folder)
+        if kind is not None:
+            rows.append(summary(folder, kind))
+    rows.sort(key=lambda r: r["date"])
+    if sort is not None:
+        rows = _sorted(rows, sort)
+    return rows
+
+
+def _sorted(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Rows by `key`: metrics best first (highest accuracy or r2, lowest loss or error), other
+    columns ascending; rows without a value last."""
+    def value(row):
+        return row[key] if key in SORTABLE else row["metrics"].get(key)
+
+    def order(row):
+        if key in ("val", "test") or key in METRICS:
+            metric = row["metric"] if key in ("val", "test") else key
+            return -value(row) if higher_is_better(metric) else value(row)
+        return value(row)
+
+    present = [r for r in rows if value(r) is not None]
+    return sorted(present, key=order) + [r for r in rows if value(r) is None]

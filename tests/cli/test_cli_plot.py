@@ -1,0 +1,197 @@
+"""bptrain plot: which figures each kind of run gets, the PNG files, what each figure shows, and the
+errors for figures that do not apply, unknown names and folders that are not runs.
+
+diagnostics.csv is copied in from tests/fixtures/diagnostics (the format fit's gradient diagnostics write).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, call_cli, run_cli
+from bptrain.insight import plots
+
+DIAGNOSTICS = ROOT / "tests" / "fixtures" / "diagnostics" / "diagnostics.csv"
+
+
+def fit(runs: Path, config: str, epochs: int = 3) -> Path:
+    result = call_cli("fit", ROOT / "configs" / f"{config}.yaml", "--runs-dir", runs, "-q", "--set", f"stopping.max_epochs={epochs}")
+    assert result.returncode == 0, result.stderr
+    (folder,) = runs.iterdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """A binary, a multiclass (with diagnostics.csv) and a regression run of three epochs."""
+    top = tmp_path_factory.mktemp("plot")
+    found = {name: fit(top / name, name) for name in ("breast_cancer", "iris", "diabetes")}
+    shutil.copy(DIAGNOSTICS, found["iris"] / "diagnostics.csv")
+    return found
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the PNG's header."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+NO_DIAGNOSTICS = "skipped gradients: the run has no diagnostics.csv (fit writes it from the version that records gradient diagnostics)\n"
+
+
+def test_a_binary_run_gets_curves_confusion_roc_and_pr(trained):
+    run = trained["breast_cancer"]
+    result = run_cli("plot", run)
+    assert result.returncode == 0, result.stderr
+    names = ["curves", "confusion", "roc", "pr"]
+    assert result.stdout == "".join(f"{run / 'figures' / name}.png\n" for name in names)
+    assert result.stderr == NO_DIAGNOSTICS
+    assert sorted(p.name for p in (run / "figures").iterdir()) == sorted(f"{n}.png" for n in names)
+    width, height = png_size(run / "figures" / "curves.png")
+    assert (width, height) == (1000, 420)  # two panels: the losses and the validation accuracy
+
+
+def test_a_multiclass_run_with_diagnostics_gets_gradients_and_says_why_roc_is_left_out(trained, tmp_path):
+    run = trained["iris"]
+    result = call_cli("plot", run, "-o", tmp_path, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "run": str(run),
+        "written": [str(tmp_path / f"{name}.png") for name in ("curves", "gradients", "confusion")],
+        "skipped": [
+            {"figure": "roc", "why": "ROC and precision-recall curves are for binary classification; this run has 3 classes"},
+            {"figure": "pr", "why": "ROC and precision-recall curves are for binary classification; this run has 3 classes"},
+        ],
+    }
+    assert result.stderr == (
+        "skipped roc: ROC and precision-recall curves are for binary classification; this run has 3 classes\n"
+        "skipped pr: ROC and precision-recall curves are for binary classification; this run has 3 classes\n"
+    )
+    assert png_size(tmp_path / "gradients.png")[0] == 1480  # three panels: norms, update ratios, dead units
+    assert not (run / "figures").exists()
+
+
+def test_a_regression_run_gets_predicted_and_residuals(trained, tmp_path):
+    result = call_cli("plot", trained["diabetes"], "-o", tmp_path, "--log")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(tmp_path / f"{n}.png") for n in ("curves", "predicted", "residuals")]
+    assert result.stderr == NO_DIAGNOSTICS
+
+
+def test_what_draws_only_the_named_figures_and_latest_names_the_newest_run(trained, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(trained["iris"], runs / "iris-20270101-000000")
+    result = call_cli("plot", "latest", "--what", "gradients,curves", "-o", tmp_path / "out", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [str(tmp_path / "out" / "gradients.png"), str(tmp_path / "out" / "curves.png")]
+
+
+@pytest.mark.parametrize(
+    "run, what, message",
+    [
+        ("iris", "curvs", "error: --what curvs: unknown figure; choose from curves, gradients, confusion, roc, pr, predicted, residuals. Did you mean 'curves'?\n"),
+        ("iris", "roc", "error: --what roc: cannot draw it for {run}: ROC and precision-recall curves are for binary classification; this run has 3 classes\n"),
+        ("breast_cancer", "gradients",
+         "error: --what gradients: cannot draw it for {run}: the run has no diagnostics.csv (fit writes it from the version that records gradient diagnostics)\n"),
+        ("diabetes", "confusion", "error: --what confusion: cannot draw it for {run}: a confusion matrix is for classification; this run's task is regression\n"),
+        ("iris", "residuals",
+         "error: --what residuals: cannot draw it for {run}: predicted-against-actual and residual plots are for regression; this run's task is classification\n"),
+        ("iris", ",", "error: --what ',': name at least one figure: curves, gradients, confusion, roc, pr, predicted, residuals\n"),
+    ],
+    ids=["unknown", "roc-multiclass", "no-diagnostics", "confusion-regression", "residuals-classification", "empty"],
+)
+def test_figures_that_cannot_be_drawn_exit_2(trained, tmp_path, run, what, message):
+    result = call_cli("plot", trained[run], "--what", what, "-o", tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == message.format(run=trained[run])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_of_a_folder_that_is_not_a_run_exits_5_and_of_a_missing_one_2(tmp_path):
+    (tmp_path / "notes").mkdir()
+    result = run_cli("plot", tmp_path / "notes")
+    assert (result.returncode, result.stdout) == (5, "")
+    assert result.stderr == f"error: {tmp_path / 'notes'}: not a run folder written by bptrain fit (it needs model.npz and config.yaml)\n"
+    missing = call_cli("plot", tmp_path / "gone")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith(f"error: {tmp_path / 'gone'}: no such run folder; ")
+
+
+def test_a_damaged_diagnostics_file_is_a_data_error_for_the_gradients_only(trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained["iris"], run)
+    (run / "diagnostics.csv").write_text("epoch,layer,grad_norm\n1,layers.0,0.5\n")
+    curves = call_cli("plot", run, "--what", "curves")
+    assert (curves.returncode, curves.stdout, curves.stderr) == (0, f"{run / 'figures' / 'curves.png'}\n", "")
+    result = call_cli("plot", run, "--what", "curves,gradients")
+    assert (result.returncode, result.stdout) == (3, "")
+    assert result.stderr == (
+        f"error: {run / 'diagnostics.csv'}: missing column 'weight_norm'; its columns should be "
+        "epoch,layer,grad_norm,weight_norm,update_ratio,dead_fraction,saturated_fraction\n"
+    )
+
+
+# --- what the figures show ------------------------------------------------------------------------
+
+
+ROWS = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e + 0.01 * e, "val_accuracy": 0.5 + 0.04 * e} for e in range(1, 11)]
+
+
+def lines_of(ax) -> dict[str, np.ndarray]:
+    return {line.get_label(): np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()}
+
+
+def test_curves_mark_the_best_epoch_and_the_stop_and_take_a_log_scale():
+    figure = plots.curves(ROWS, 7, "early_stopping", "accuracy", log=True)
+    loss, metric = figure.axes[:2]
+    assert loss.get_yscale() == "log" and metric.get_yscale() == "linear"
+    drawn = lines_of(loss)
+    assert list(drawn) == ["training loss", "validation loss", "best epoch (7)", "stopped: early_stopping (10)"]
+    np.testing.assert_allclose(drawn["validation loss"], [r["val_loss"] for r in ROWS])
+    assert [line.get_xdata()[0] for line in loss.get_lines()[2:]] == [7, 10]
+    assert (loss.get_title(), loss.get_xlabel(), loss.get_ylabel()) == ("Loss (log scale)", "epoch", "loss (training objective)")
+    assert metric.get_title() == "Validation accuracy"
+    assert plots.curves(ROWS, 7, "early_stopping", "accuracy").axes[0].get_yscale() == "linear"
+
+
+def test_gradients_draw_a_line_per_layer_and_leave_out_what_does_not_apply(tmp_path):
+    layers = plots.diagnostics(DIAGNOSTICS.parent)
+    assert list(layers) == ["layers.0", "layers.2", "layers.4"]
+    figure = plots.gradients(layers)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["Gradient norm per layer", "Update-to-weight ratio", "Dead units (ReLU family)"]  # no saturated units recorded
+    norms, ratios, dead = figure.axes
+    np.testing.assert_allclose(lines_of(norms)["layers.2"], layers["layers.2"]["grad_norm"])
+    assert list(lines_of(ratios)) == ["layers.0", "layers.2", "layers.4", "1e-3 (a healthy size)"]
+    assert list(lines_of(dead)) == ["layers.0", "layers.2"]  # the output layer has no ReLU
+    assert norms.get_yscale() == "log"
+
+
+def test_confusion_matrix_cells_hold_the_counts():
+    cm = np.array([[5, 1], [2, 7]])
+    figure = plots.confusion(cm, ["no", "yes"], "test")
+    (ax,) = [a for a in figure.axes if a.get_title()]
+    assert [t.get_text() for t in ax.texts] == ["5", "1", "2", "7"]
+    assert ax.get_title() == "Confusion matrix (test rows: 15, accuracy 0.800)"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+
+
+def test_a_run_that_logged_no_epoch_gets_no_curves(trained, tmp_path):
+    # a run that diverged in its first epoch: metrics.jsonl holds no row
+    run = tmp_path / "run"
+    shutil.copytree(trained["diabetes"], run)
+    (run / "metrics.jsonl").write_text("")
+    result = call_cli("plot", run, "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(tmp_path / "out" / f"{n}.png") for n in ("predicted", "residuals")]
+    assert result.stderr == "skipped curves: the run logged no epoch (metrics.jsonl is empty)\n" + NO_DIAGNOSTICS
+    asked = call_cli("plot", run, "--what", "curves", "-o", tmp_path / "out")
+    assert (asked.returncode, asked.stdout) == (2, "")
+    assert asked.stderr == f"error: --what curves: cannot draw it for {run}: the run logged no epoch (metrics.jsonl is empty)\n"
