@@ -401,6 +401,90 @@ def gradcheck(
             raise typer.Exit(int(ExitCode.INTERNAL))
 
 
+# --- tune -------------------------------------------------------------------------------------
+
+
+@app.command()
+def tune(
+    config: Annotated[
+        Optional[Path], typer.Argument(help="YAML config with a tune: section (or give --space), e.g. configs/iris.yaml.", show_default=False)
+    ] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Trials to run to the end (default 20; with --resume, the recorded number).", show_default=False)] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0, help="Start no new trial after this many seconds.", show_default=False)] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Trials at once, each in its own process with one BLAS thread (unless training.threads is set).")] = 1,
+    scheduler: Annotated[
+        Optional[str], typer.Option("--scheduler", help="Run the trials on the Dask cluster at this address, e.g. tcp://host:8786 (the dask extra).", show_default=False)
+    ] = None,
+    space_file: Annotated[Optional[Path], typer.Option("--space", help="YAML file with the search (the keys of a tune: section) instead of the config's.", show_default=False)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key for every trial, as in fit (repeatable).")] = None,
+    folds: Annotated[
+        Optional[int], typer.Option("--folds", min=2, help="Score each trial by the mean of K-fold cross-validation instead of one validation split.", show_default=False)
+    ] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Tune-folder prefix (default: the config's name).")] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Folder that receives the tune folder.")] = Path("runs"),
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the study in this tune folder.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per trial on stderr.")] = False,
+) -> None:
+    """Search CONFIG's hyperparameters with Optuna; write a tune folder with every trial and best.yaml."""
+    with errors_to_exit_codes("{stop} before the study could record it; continue with: bptrain tune --resume DIR"):
+        from bptrain.config.loading import parse_overrides
+        from bptrain.errors import ConfigError
+        from bptrain.training.loop import StopRequest
+        from bptrain.tune import study
+
+        if (config is None) == (resume is None):
+            raise ConfigError("tune needs a CONFIG file, or --resume DIR to continue a study (not both)")
+        if resume is not None:
+            if set_ or space_file or folds:
+                raise ConfigError("--resume continues the recorded study: --set, --space and --folds cannot change it")
+            the_plan = study.reopen(resume, trials)
+        else:
+            the_plan = study.plan(config, space_path=space_file, overrides=parse_overrides(set_ or []), trials=trials or 20, folds=folds)
+        stop = StopRequest()
+        with stop_on_signals(stop):
+            result = study.tune(the_plan, runs_dir=runs_dir, name=name, resume=resume, workers=workers, scheduler=scheduler,
+                                timeout=timeout, stop_request=stop, on_event=_tune_event(quiet))
+        _print_tune_summary(result.summary)
+
+
+def _tune_event(quiet: bool):
+    """One line per finished trial on stderr; notices and warnings even with --quiet."""
+    from bptrain import events
+    from bptrain.tune.space import describe
+
+    def handle(event) -> None:
+        if isinstance(event, events.TrialDone):
+            if quiet:
+                return
+            if event.state == "failed":
+                _err(f"trial {event.number:>3} ({event.finished}/{event.trials})  failed  {describe(event.params)}: {event.message}")
+                return
+            best = f"best {event.best[1]:.4f} (trial {event.best[0]})" if event.best else "best -"
+            value = f"{event.metric} {event.value:.4f}" if event.value is not None else event.metric + " -"
+            _err(f"trial {event.number:>3} ({event.finished}/{event.trials})  {event.state:<8}  {value}  {best}  {event.seconds:.1f} s  {describe(event.params)}")
+        elif isinstance(event, (events.Warning, events.Notice)):
+            _err(f"{'warning' if isinstance(event, events.Warning) else 'note'}: {event.message}")
+
+    return handle
+
+
+def _print_tune_summary(summary: dict[str, Any]) -> None:
+    from bptrain.tune.space import describe
+
+    best = summary["best"]
+    counts = ", ".join(f"{n} {state}" for state, n in summary["trials"].items())
+    out = [
+        f"tune       {summary['tune_dir']}",
+        f"trials     {counts}",
+        f"best       trial {best['trial']}: {summary['metric']} {best['value']:.4f}  ({best['run']})",
+        f"params     {describe(best['params'])}",
+    ]
+    if best["test"]:
+        out.append(f"test       {_metric_line(best['test'])}  (scored once, for the best trial)")
+    out.append(f"config     {Path(summary['tune_dir']) / 'best.yaml'}")
+    print("\n".join(out), flush=True)
+
+
 def main() -> None:
     """Entry point of the `bptrain` console script and `python -m bptrain`.
 

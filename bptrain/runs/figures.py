@@ -31,6 +31,7 @@ class Panel:
     title: str
     y_label: str
     series: list[Series]
+    x_label: str = "epoch"
 
 
 def curves_svg(rows: list[dict], best_epoch: int, task_metric: str | None) -> str:
@@ -106,7 +107,7 @@ def _axes(panel: Panel, x: Scale, y: Scale, left: int) -> list[str]:
         out.append(f'<text x="{x0 - 6}" y="{py}" text-anchor="end" dominant-baseline="middle">{_label(t, y.step)}</text>')
     middle = (x0 + x1) / 2
     out.append(f'<text x="{middle:.1f}" y="{TOP - 14}" text-anchor="middle" font-size="14">{escape(panel.title)}</text>')
-    out.append(f'<text x="{middle:.1f}" y="{HEIGHT - 12}" text-anchor="middle">epoch</text>')
+    out.append(f'<text x="{middle:.1f}" y="{HEIGHT - 12}" text-anchor="middle">{escape(panel.x_label)}</text>')
     ly, lx = (y0 + y1) / 2, left + 16
     out.append(f'<text x="{lx}" y="{ly:.1f}" text-anchor="middle" transform="rotate(-90 {lx} {ly:.1f})">{escape(panel.y_label)}</text>')
     return out
