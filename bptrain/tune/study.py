@@ -167,7 +167,7 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     stop_request = stop_request or StopRequest()
-    with runs.RunLock() as lock:
+    with runs.RunLock() as lock, _executor(workers, scheduler) as submit:  # a cluster out of reach: no folder
         if resume is None:
             tune_dir = runs.new_run_dir(runs_dir, f"{name or the_plan.raw.get('name') or 'run'}-tune")
             lock.acquire(tune_dir)
@@ -179,9 +179,8 @@ def tune(
         (tune_dir / STOP_FILE).unlink(missing_ok=True)
         study = _study(tune_dir, the_plan)
         _close_stale(study, on_event)
-        with _executor(workers, scheduler) as submit:
-            stopped = _run(study, the_plan, tune_dir, submit, workers if scheduler is None else max(workers, _cluster_size(submit)),
-                           threads_one=workers > 1 or scheduler is not None, timeout=timeout, stop_request=stop_request, on_event=on_event)
+        stopped = _run(study, the_plan, tune_dir, submit, submit.size(),
+                       threads_one=workers > 1 or scheduler is not None, timeout=timeout, stop_request=stop_request, on_event=on_event)
         from bptrain.tune import report
 
         summary = report.write(tune_dir, study, the_plan)
@@ -388,9 +387,9 @@ class _executor:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        from bptrain.tune.trial import ignore_sigint
+        from bptrain.tune.trial import start_worker
 
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=ignore_sigint)
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker)
 
     def _dask(self):
         try:
@@ -398,26 +397,33 @@ class _executor:
         except ImportError:
             raise ConfigError('--scheduler needs Dask\'s distributed scheduler: pip install "bptrain[dask]"') from None
         try:
+            self._probe()
             client = Client(self.scheduler, timeout=self.CONNECT_SECONDS, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as e:
+        except Exception as e:  # refused, timed out, or something else answered: a scheduler speaks Dask's protocol
             raise ConfigError(
-                f"--scheduler {self.scheduler}: cannot reach a Dask scheduler there within {self.CONNECT_SECONDS} s ({type(e).__name__}: {e}); "
+                f"--scheduler {self.scheduler}: cannot reach a Dask scheduler there ({type(e).__name__}: {e}); "
                 "start one with: dask scheduler, and workers with: dask worker ADDRESS"
             ) from None
         return client.get_executor(pure=False), client
 
+    def _probe(self) -> None:
+        """A TCP address that refuses or does not answer fails here at once, not after the client's retries."""
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.scheduler if "://" in self.scheduler else f"tcp://{self.scheduler}")
+        if parts.scheme in ("tcp", "tls") and parts.hostname:
+            socket.create_connection((parts.hostname, parts.port or 8786), timeout=self.CONNECT_SECONDS).close()
+
     def size(self) -> int:
-        """Trials at once: the cluster's worker threads, or the local workers."""
+        """Trials at once: the local workers, or the cluster's worker threads (at least --workers)."""
         if self.client is None:
             return self.workers
-        return sum(w.get("nthreads", 1) for w in self.client.scheduler_info(n_workers=-1)["workers"].values())
+        return max(self.workers, sum(w.get("nthreads", 1) for w in self.client.scheduler_info(n_workers=-1)["workers"].values()))
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
         if self.client is not None:
+            self.pool.shutdown(wait=exc[0] is None)
             self.client.close()
-
-
-def _cluster_size(submit: _executor) -> int:
-    return max(1, submit.size())
+        elif self.pool is not None:
+            self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)

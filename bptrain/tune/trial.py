@@ -43,10 +43,14 @@ def pruner(name: str, max_resource: int, folds: int | None):
     return optuna.pruners.NopPruner()
 
 
-def ignore_sigint() -> None:
-    """A local worker's start: Ctrl-C on a terminal reaches every process of the group; the driver
-    alone decides, and asks the trials to stop through the stop file."""
+def start_worker() -> None:
+    """A local worker's start: the modules every trial uses are imported once, here. Ctrl-C on a
+    terminal reaches every process of the group; the driver alone decides, and asks the trials to
+    stop through the stop file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import optuna  # noqa: F401
+
+    import bptrain.app  # noqa: F401
 
 
 class Reporter(Callback):
