@@ -411,7 +411,7 @@ def tune(
     ] = None,
     trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Trials to run to the end (default 20; with --resume, the recorded number).", show_default=False)] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", min=0, help="Start no new trial after this many seconds.", show_default=False)] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Trials at once, each in its own process with one BLAS thread (unless training.threads is set).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Trials at once, in worker processes; from 2 on, each trial gets one BLAS thread unless training.threads is set.")] = 1,
     scheduler: Annotated[
         Optional[str], typer.Option("--scheduler", help="Run the trials on the Dask cluster at this address, e.g. tcp://host:8786 (the dask extra).", show_default=False)
     ] = None,

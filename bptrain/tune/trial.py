@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,16 @@ def pruner(name: str, max_resource: int, folds: int | None):
 def start_worker() -> None:
     """A local worker's start: the modules every trial uses are imported once, here. Ctrl-C on a
     terminal reaches every process of the group; the driver alone decides, and asks the trials to
-    stop through the stop file."""
+    stop through the stop file. A worker whose driver is gone (SIGKILL) ends within a second."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    driver = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
     import optuna  # noqa: F401
 
     import bptrain.app  # noqa: F401
