@@ -65,7 +65,7 @@ def test_help_imports_typer_and_the_cli_alone(args):
     assert own(modules) == {"bptrain", "bptrain.interrupts", "bptrain.errors", "bptrain.cli"}
 
 
-@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck"])
+@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "tune"])
 def test_a_commands_help_imports_no_heavy_module_but_typers_pydantic(command):
     # typer checks a command's options with pydantic as soon as it builds them, for help too
     result, modules, stderr = run_logged(command, "--help")
@@ -103,6 +103,8 @@ Commands:
              training.
   gradcheck  Check backprop against finite differences on CONFIG's network and
              data, in float64.
+  tune       Search CONFIG's hyperparameters with Optuna; write a tune folder
+             with every trial and best.yaml.
 """
 
 
@@ -170,3 +172,14 @@ def test_the_config_package_still_gives_its_names_on_first_use():
     assert (package.load_config, package.dump_yaml, package.Config) == (loading.load_config, loading.dump_yaml, schema.Config)
     with pytest.raises(AttributeError, match="module 'bptrain.config' has no attribute 'nothing'"):
         package.nothing
+
+
+def test_tune_without_a_scheduler_imports_no_dask_and_no_figures_library(tmp_path):
+    config = ROOT / "configs" / "iris.yaml"
+    text = config.read_text() + "tune:\n  space: {optimizer.lr: [0.01, 0.02]}\n"
+    path = tmp_path / "iris.yaml"
+    path.write_text(text.replace("../datasets/iris.csv", str(IRIS)))
+    result, modules, stderr = run_logged("tune", path, "--trials", "1", "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
+    assert result.returncode == 0, stderr
+    assert "optuna" in packages(modules)
+    assert packages(modules) & {"dask", "distributed", "matplotlib"} == set()
