@@ -441,9 +441,14 @@ def tune(
         else:
             the_plan = study.plan(config, space_path=space_file, overrides=parse_overrides(set_ or []), trials=trials or 20, folds=folds)
         stop = StopRequest()
-        with stop_on_signals(stop):
-            result = study.tune(the_plan, runs_dir=runs_dir, name=name, resume=resume, workers=workers, scheduler=scheduler,
-                                timeout=timeout, stop_request=stop, on_event=_tune_event(quiet))
+        try:
+            with stop_on_signals(stop):
+                result = study.tune(the_plan, runs_dir=runs_dir, name=name, resume=resume, workers=workers, scheduler=scheduler,
+                                    timeout=timeout, stop_request=stop, on_event=_tune_event(quiet))
+        except KeyboardInterrupt:  # a second Ctrl-C: the study recorded its running trials as interrupted
+            if stop.run_dir is None:
+                raise
+            raise study.TuneInterrupted("interrupted", stop.run_dir) from None
         _print_tune_summary(result.summary)
 
 

@@ -69,7 +69,7 @@ def write(tune_dir: Path, study, plan) -> dict[str, Any]:
         summary["importances"] = _importances(study)
     run_report.write_json(tune_dir / "report.json", summary)
     fileio.atomic_write_text(tune_dir / "report.md", markdown(summary, keys))
-    if plan.raw.get("report", {}).get("figures", True) if isinstance(plan.raw.get("report"), dict) else True:
+    if (plan.raw.get("report") or {}).get("figures", True):
         fileio.atomic_write_text(tune_dir / "history.svg", history_svg(trials, plan.metric, plan.direction))
         if summary["importances"]:
             fileio.atomic_write_text(tune_dir / "importances.svg", importances_svg(summary["importances"]))

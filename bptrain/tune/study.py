@@ -35,11 +35,12 @@ INTERRUPTED = "interrupted"
 class TuneInterrupted(BptrainError):
     """The study stopped on SIGINT or SIGTERM; exits 130 or 143."""
 
-    def __init__(self, reason: str, tune_dir: Path, finished: int, trials: int):
+    def __init__(self, reason: str, tune_dir: Path, finished: int | None = None, trials: int | None = None):
         self.exit_code = ExitCode.SIGINT if reason == "interrupted" else ExitCode.SIGTERM
         name = "SIGINT" if reason == "interrupted" else "SIGTERM"
+        after = f" after {finished} of {trials} trials" if finished is not None else ""
         super().__init__(
-            f"{reason} by {name} after {finished} of {trials} trials; running trials are recorded as interrupted and will "
+            f"{reason} by {name}{after}; running trials are recorded as interrupted and will "
             f"be run again as new ones; continue with: bptrain tune --resume {tune_dir}"
         )
 

@@ -188,3 +188,15 @@ def test_trials_run_on_a_dask_cluster_that_loses_a_worker(tmp_path, monkeypatch)
     rows = trials_csv(tune_dir)
     assert [r["state"] for r in rows] == ["complete"] * 3
     assert all(json.loads((tune_dir / r["run"] / "report.json").read_text())["threads"]["count"] == 1 for r in rows)
+
+
+def test_with_folds_a_trial_is_the_mean_of_its_folds(tmp_path):
+    text = QUICK.replace("max_epochs: 12", "max_epochs: 3")
+    result = run_cli("tune", write(tmp_path, text), "--trials", "2", "--folds", "2", "--runs-dir", tmp_path / "runs", "-q")
+    assert result.returncode == 0, result.stderr
+    (tune_dir,) = (tmp_path / "runs").iterdir()
+    for row in trials_csv(tune_dir):
+        folds = [json.loads((tune_dir / row["run"] / f"fold-{i}" / "report.json").read_text())["metrics"]["val"]["loss"] for i in (1, 2)]
+        assert float(row["val_loss"]) == pytest.approx(sum(folds) / 2, rel=1e-12)
+    best = (tune_dir / "best.yaml").read_text()
+    assert "folds: null" in best and "fold: null" in best  # one ordinary run on the config's own split
