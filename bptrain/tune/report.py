@@ -168,8 +168,8 @@ def markdown(summary: dict[str, Any], keys: list[str]) -> str:
 
 
 def history_svg(trials, metric: str, direction: str) -> str:
-    """Each finished trial's value, and the best so far, by trial number."""
-    from bptrain.runs.figures import METRIC_COLOR, Panel, Series, WIDTH, HEIGHT, _panel
+    """Each complete trial's value, and the best so far, by trial number."""
+    from bptrain.runs import figures
 
     numbers, values, best, so_far = [], [], [], None
     for t in trials:
@@ -180,11 +180,7 @@ def history_svg(trials, metric: str, direction: str) -> str:
         better = so_far is None or (t.value < so_far if direction == "minimize" else t.value > so_far)
         so_far = t.value if better else so_far
         best.append(so_far)
-    series = [Series(f"trial {metric}", values, "#1f77b4"), Series("best so far", best, METRIC_COLOR)]
-    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" '
-            'font-family="DejaVu Sans, Arial, sans-serif" font-size="11">')
-    body = _panel(Panel("Optimization history", metric, series, x_label="trial"), numbers or [0], 0, 0) if numbers else []
-    return "\n".join([head, f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>', *body, "</svg>"]) + "\n"
+    return figures.history_svg(numbers, values, best, metric)
 
 
 def importances_svg(importances: dict[str, float]) -> str:

@@ -77,6 +77,8 @@ def test_a_study_writes_the_tune_folder_and_best_yaml_fits_the_best_trial_again(
     assert set(summary["best"]["test"]) >= {"loss", "accuracy"} and "scored once" in summary["best"]["test_note"]
     assert set(summary["importances"]) == {"optimizer.lr", "training.batch_size", "model.layers.count", "model.layers.units"}
     assert f"trial {best['number']}: val_loss {float(best['val_loss']):.4f}" in result.stdout
+    history = (tune_dir / "history.svg").read_text()
+    assert 'data-title="Optimization history"' in history and history.count("<polyline") == 2  # the trials and the best so far
 
     refit = call_cli("fit", tune_dir / "best.yaml", "-q", "--runs-dir", tmp_path / "again")
     assert refit.returncode == 0, refit.stderr
