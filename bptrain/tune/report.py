@@ -81,13 +81,19 @@ def _trials_csv(path: Path, trials, keys: list[str], metric: str) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["number", "state", metric, *keys, "seconds", "fit_seconds", "run", "message"])
     for t in trials:
-        value = t.value if t.state.name == "COMPLETE" else (t.intermediate_values[max(t.intermediate_values)] if t.state.name == "PRUNED" and t.intermediate_values else None)
+        value = t.value if t.state.name == "COMPLETE" else last_reported(t) if t.state.name == "PRUNED" else None
         a = t.user_attrs
         writer.writerow([
             t.number, state_of(t), _cell(value), *(_cell(t.params.get(k)) for k in keys),
             _cell(a.get("seconds")), _cell(a.get("fit_seconds")), a.get("run", ""), a.get("message", ""),
         ])
     fileio.atomic_write_text(path, out.getvalue())
+
+
+def last_reported(trial) -> float | None:
+    """A pruned trial's value: the last one it reported, which the pruner judged."""
+    values = trial.intermediate_values
+    return values[max(values)] if values else None
 
 
 def _cell(value: Any) -> Any:

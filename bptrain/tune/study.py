@@ -25,7 +25,7 @@ from bptrain import events, fileio
 from bptrain.errors import BptrainError, ConfigError, ExitCode
 from bptrain.runs import folder as runs
 from bptrain.training.loop import StopRequest
-from bptrain.tune import space
+from bptrain.tune import report, space
 from bptrain.tune.trial import STOP_FILE, STUDY, absolute_paths, pruner, run_trial, storage
 
 TUNE_FILE = "tune.json"
@@ -182,8 +182,6 @@ def tune(
         _close_stale(study, on_event)
         stopped = _run(study, the_plan, tune_dir, submit, submit.size(),
                        threads_one=workers > 1 or scheduler is not None, timeout=timeout, stop_request=stop_request, on_event=on_event)
-        from bptrain.tune import report
-
         summary = report.write(tune_dir, study, the_plan)
         if stopped:
             raise TuneInterrupted(stopped, tune_dir, _finished(study), the_plan.trials)
@@ -208,7 +206,7 @@ def _study(tune_dir: Path, the_plan: Plan):
     # a resumed study's sampler draws on from a new stream: the first one would repeat its first trials' parameters
     seed = int(np.random.SeedSequence([seed, existing or 0]).generate_state(1)[0]) if existing else seed % 2**32
     samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),  # trials running at once get different values
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "grid": lambda: optuna.samplers.GridSampler({p.key: p.grid() for p in search.params}, seed=seed),
         "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
@@ -330,10 +328,10 @@ def _record(study, trial, outcome: dict[str, Any], the_plan: Plan, on_event) -> 
             trial.set_user_attr("message", f"{the_plan.metric} is not a finite number ({outcome['value']})")
         study.tell(trial, state=TrialState.FAIL)
         state = "failed"
-    best = _best(study)
     frozen = study._storage.get_trial(trial._trial_id)
+    value = frozen.value if state == "complete" else report.last_reported(frozen) if state == "pruned" else None
     on_event(events.TrialDone(trial.number, _finished(study), the_plan.trials, state, trial.params, the_plan.metric,
-                              outcome.get("value") if state != "failed" else None, best, outcome.get("seconds", 0.0), frozen.user_attrs.get("message", "")))
+                              value, _best(study), outcome.get("seconds", 0.0), frozen.user_attrs.get("message", "")))
 
 
 def _interrupted(study, trial) -> None:
