@@ -34,11 +34,12 @@ def storage(tune_dir: Path):
 
 
 def pruner(name: str, max_resource: int, folds: int | None):
-    """The pruner of `name`: median (after 5 trials, from the 5th epoch, or the 1st fold), hyperband, none."""
+    """The pruner of `name`: median (after 5 trials; past the first tenth of the epochs, at least 5,
+    so that a slow start is not taken for a bad trial; or from the 1st fold), hyperband, none."""
     import optuna
 
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0 if folds else 5)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0 if folds else max(5, max_resource // 10))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_resource)
     return optuna.pruners.NopPruner()

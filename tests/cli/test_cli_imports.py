@@ -175,11 +175,7 @@ def test_the_config_package_still_gives_its_names_on_first_use():
 
 
 def test_tune_without_a_scheduler_imports_no_dask_and_no_figures_library(tmp_path):
-    config = ROOT / "configs" / "iris.yaml"
-    text = config.read_text() + "tune:\n  space: {optimizer.lr: [0.01, 0.02]}\n"
-    path = tmp_path / "iris.yaml"
-    path.write_text(text.replace("../datasets/iris.csv", str(IRIS)))
-    result, modules, stderr = run_logged("tune", path, "--trials", "1", "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
+    result, modules, stderr = run_logged("tune", ROOT / "configs" / "iris.yaml", "--trials", "1", "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
     assert result.returncode == 0, stderr
     assert "optuna" in packages(modules)
     assert packages(modules) & {"dask", "distributed", "matplotlib"} == set()

@@ -194,7 +194,7 @@ def test_trials_run_on_a_dask_cluster_that_loses_a_worker(tmp_path, monkeypatch)
 
 def test_with_folds_a_trial_is_the_mean_of_its_folds(tmp_path):
     text = QUICK.replace("max_epochs: 12", "max_epochs: 3")
-    result = run_cli("tune", write(tmp_path, text), "--trials", "2", "--folds", "2", "--runs-dir", tmp_path / "runs", "-q")
+    result = run_cli("tune", write(tmp_path, text), "--trials", "1", "--folds", "2", "--runs-dir", tmp_path / "runs", "-q")
     assert result.returncode == 0, result.stderr
     (tune_dir,) = (tmp_path / "runs").iterdir()
     for row in trials_csv(tune_dir):
