@@ -429,6 +429,7 @@ def tune(
     with errors_to_exit_codes("{stop} before the study could record it; continue with: bptrain tune --resume DIR"):
         from bptrain.config.loading import parse_overrides
         from bptrain.errors import ConfigError
+        from bptrain.progress import Progress
         from bptrain.training.loop import StopRequest
         from bptrain.tune import study
 
@@ -442,35 +443,14 @@ def tune(
             the_plan = study.plan(config, space_path=space_file, overrides=parse_overrides(set_ or []), trials=trials or 20, folds=folds)
         stop = StopRequest()
         try:
-            with stop_on_signals(stop):
+            with Progress(enabled=not quiet) as progress, stop_on_signals(stop):
                 result = study.tune(the_plan, runs_dir=runs_dir, name=name, resume=resume, workers=workers, scheduler=scheduler,
-                                    timeout=timeout, stop_request=stop, on_event=_tune_event(quiet))
+                                    timeout=timeout, stop_request=stop, on_event=progress.handle)
         except KeyboardInterrupt:  # a second Ctrl-C: the study recorded its running trials as interrupted
             if stop.run_dir is None:
                 raise
             raise study.TuneInterrupted("interrupted", stop.run_dir) from None
         _print_tune_summary(result.summary)
-
-
-def _tune_event(quiet: bool):
-    """One line per finished trial on stderr; notices and warnings even with --quiet."""
-    from bptrain import events
-    from bptrain.tune.space import describe
-
-    def handle(event) -> None:
-        if isinstance(event, events.TrialDone):
-            if quiet:
-                return
-            if event.state == "failed":
-                _err(f"trial {event.number:>3} ({event.finished}/{event.trials})  failed  {describe(event.params)}: {event.message}")
-                return
-            best = f"best {event.best[1]:.4f} (trial {event.best[0]})" if event.best else "best -"
-            value = f"{event.metric} {event.value:.4f}" if event.value is not None else event.metric + " -"
-            _err(f"trial {event.number:>3} ({event.finished}/{event.trials})  {event.state:<8}  {value}  {best}  {event.seconds:.1f} s  {describe(event.params)}")
-        elif isinstance(event, (events.Warning, events.Notice)):
-            _err(f"{'warning' if isinstance(event, events.Warning) else 'note'}: {event.message}")
-
-    return handle
 
 
 def _print_tune_summary(summary: dict[str, Any]) -> None:

@@ -149,3 +149,14 @@ def test_a_pruned_trial_is_an_ordinary_run_stopped_as_pruned(tmp_path):
     assert (report["stop_reason"], report["epochs_run"]) == ("pruned", 4)
     assert report["metrics"]["test"] is None and report["metrics"]["val"]["loss"] > 0
     assert (folder / "model.npz").is_file() and len((folder / "metrics.csv").read_text().splitlines()) == 5
+
+
+def test_a_trials_line_says_its_state_value_best_so_far_and_parameters():
+    from bptrain.events import TrialDone
+    from bptrain.progress import trial_line
+
+    params = {"optimizer.lr": 0.0462259, "training.batch_size": 8}
+    done = TrialDone(7, 8, 30, "complete", params, "val_loss", 0.03951, (2, 0.0394), 0.61)
+    assert trial_line(done) == "trial   7 (8/30)  complete  val_loss 0.0395  best 0.0394 (trial 2)  0.6 s  optimizer.lr=0.04623 training.batch_size=8"
+    failed = TrialDone(8, 9, 30, "failed", params, "val_loss", None, (2, 0.0394), 0.2, "training diverged at epoch 1")
+    assert trial_line(failed) == "trial   8 (9/30)  failed    optimizer.lr=0.04623 training.batch_size=8: training diverged at epoch 1"
