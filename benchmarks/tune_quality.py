@@ -71,7 +71,7 @@ def main() -> None:
             shipped = fitted["metrics"]["val"][metric.removeprefix("val_")]
             better = tuned["best"]["value"] <= shipped if tuned["direction"] == "minimize" else tuned["best"]["value"] >= shipped
             counts = ", ".join(f"{n} {s}" for s, n in tuned["trials"].items())
-            print(f"| {name} | {metric} ({tuned['direction']}) | {shipped:.4f} | {tuned['best']['value']:.4f}{'' if better else ' (worse)'} | {counts} | {minutes:.1f} |", flush=True)
+            print(f"| {name} | {metric} ({tuned['direction']}) | {shipped:.4g} | {tuned['best']['value']:.4g}{'' if better else ' (worse)'} | {counts} | {minutes:.1f} |", flush=True)
     print(describe())
 
 
