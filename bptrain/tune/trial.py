@@ -124,7 +124,8 @@ def _run(job: dict[str, Any], tune_dir: Path, folder: Path) -> dict[str, Any]:
     metric, key = job["metric"], job["metric"].removeprefix("val_")
     stop_file = tune_dir / STOP_FILE
     if not job["folds"]:
-        report = app.fit(config, folder=folder, callbacks=[Reporter(trial, metric, stop_file, True)], score_test=False).report
+        per_epoch = job["pruner"] != "none"  # a report is a locked, synced write: only for a pruner to read
+        report = app.fit(config, folder=folder, callbacks=[Reporter(trial, metric, stop_file, per_epoch)], score_test=False).report
         return {"state": "pruned" if report["stop_reason"] == "pruned" else "complete", "value": _value(report, key, metric), "fit_seconds": report["seconds"]}
     values, seconds = [], 0.0
     for fold in range(1, job["folds"] + 1):
