@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,9 +209,10 @@ def _study(tune_dir: Path, the_plan: Plan):
     samplers = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),  # trials running at once get different values
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "grid": lambda: optuna.samplers.GridSampler({p.key: p.grid() for p in search.params}, seed=seed),
-        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
+        "grid": lambda: _grid({p.key: p.grid() for p in search.params}, seed),
+        "qmc": lambda: optuna.samplers.QMCSampler(scramble=True, seed=seed),
     }
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # QMCSampler's: a note for developers
     return optuna.create_study(
         study_name=STUDY,
         storage=study_storage,
@@ -219,6 +221,18 @@ def _study(tune_dir: Path, the_plan: Plan):
         direction=the_plan.direction,
         load_if_exists=True,
     )
+
+
+def _grid(search_space: dict, seed: int):
+    """Optuna's grid sampler without its stop at the last grid point: Study.stop() works inside
+    study.optimize() only, and this driver asks and tells (it caps the trials at the grid's size)."""
+    import optuna
+
+    class Grid(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:
+            pass
+
+    return Grid(search_space, seed=seed)
 
 
 def _close_stale(study, on_event) -> None:

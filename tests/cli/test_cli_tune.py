@@ -202,3 +202,14 @@ def test_with_folds_a_trial_is_the_mean_of_its_folds(tmp_path):
         assert float(row["val_loss"]) == pytest.approx(sum(folds) / 2, rel=1e-12)
     best = (tune_dir / "best.yaml").read_text()
     assert "folds: null" in best and "fold: null" in best  # one ordinary run on the config's own split
+
+
+def test_the_grid_sampler_runs_each_combination_once_and_stops_at_the_grids_size(tmp_path):
+    text = QUICK.replace("max_epochs: 12", "max_epochs: 2").split("tune:")[0]
+    space = write(tmp_path, "sampler: grid\npruner: none\nspace:\n  optimizer.lr: [0.01, 0.02]\n  training.batch_size: {low: 8, high: 16, step: 8}\n", "space.yaml")
+    result = run_cli("tune", write(tmp_path, text), "--space", space, "--trials", "10", "--runs-dir", tmp_path / "runs", "-q")
+    assert result.returncode == 0, result.stderr
+    (tune_dir,) = (tmp_path / "runs").iterdir()
+    rows = trials_csv(tune_dir)
+    assert sorted((r["optimizer.lr"], r["training.batch_size"]) for r in rows) == [("0.01", "16"), ("0.01", "8"), ("0.02", "16"), ("0.02", "8")]
+    assert {r["state"] for r in rows} == {"complete"}
