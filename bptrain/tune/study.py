@@ -256,8 +256,6 @@ def _finished(study) -> int:
 
 def _run(study, the_plan: Plan, tune_dir: Path, submit, slots: int, *, threads_one: bool, timeout, stop_request, on_event) -> str | None:
     """Keep `slots` trials running until enough have ended; the stop reason when a signal came."""
-    from optuna.trial import TrialState
-
     distributions = {p.key: p.distribution() for p in the_plan.search.params}
     limit = the_plan.trials
     if the_plan.search.sampler == "grid":

@@ -92,7 +92,7 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"number": job["number"], "run": str(folder.relative_to(tune_dir)), "value": None, "message": "", "exit_code": 0}
     try:
         out.update(_run(job, tune_dir, folder))
-    except BaseException as e:  # noqa: BLE001 - every way a trial ends is a result for the driver
+    except BaseException as e:  # every way a trial ends is a result for the driver
         from bptrain.errors import BptrainError, RunInterrupted
 
         if isinstance(e, RunInterrupted):

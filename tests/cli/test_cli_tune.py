@@ -118,7 +118,7 @@ def test_a_stopped_study_resumes_to_exactly_the_requested_trials(tmp_path, how):
     seen = _wait_for_trials(process, 1)
     time.sleep(0.3)  # the next trial is running
     process.send_signal(getattr(signal, how))
-    out, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=60)
     (tune_dir,) = (tmp_path / "runs").iterdir()
     if how == "SIGINT":
         assert process.returncode == 130
@@ -184,7 +184,7 @@ def test_trials_run_on_a_dask_cluster_that_loses_a_worker(tmp_path, monkeypatch)
                 assert time.monotonic() < deadline and process.poll() is None
                 time.sleep(0.1)
             os.kill(next(iter(pids.values())), signal.SIGKILL)
-        out, err = process.communicate(timeout=120)
+        _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     (tune_dir,) = (tmp_path / "runs").iterdir()
     rows = trials_csv(tune_dir)

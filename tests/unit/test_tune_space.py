@@ -6,7 +6,6 @@ import pytest
 
 from bptrain.app import fit
 from bptrain.config.loading import validate_config
-from bptrain.errors import ConfigError
 from bptrain.training.callbacks import Callback, Stop
 from bptrain.tune import space
 from conftest import ROOT, call_cli, write
