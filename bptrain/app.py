@@ -91,11 +91,13 @@ def fit(
     folder: Path | None = None,
     stop_request: StopRequest | None = None,
     callbacks: list[Callback] = (),  # type: ignore[assignment]
+    score_test: bool = True,
     on_event: Events = _quiet,
 ) -> FitResult:
     """Train the network `config` describes into a new run folder (or the new, empty `folder`), or
     continue the run `resume`; the run folder stays locked against other processes meanwhile.
-    `callbacks` join the run's own (stopping rules, checkpointing) after them.
+    `callbacks` join the run's own (stopping rules, checkpointing) after them. Without `score_test`,
+    the report leaves the test rows unscored (a tuning trial is chosen on validation rows alone).
 
     Returns the report of a run that ended normally; raises DivergedError or RunInterrupted after
     writing the model, the checkpoint and a partial report of one that did not. StorageError (a
@@ -103,7 +105,7 @@ def fit(
     """
     with runs.RunLock() as lock:
         try:
-            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, list(callbacks), on_event)
+            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, list(callbacks), score_test, on_event)
         except StorageError as e:
             if lock.folder is None:
                 raise
@@ -119,6 +121,7 @@ def _fit(
     folder: Path | None,
     stop_request: StopRequest | None,
     callbacks: list[Callback],
+    score_test: bool,
     on_event: Events,
 ) -> FitResult:
     if name is not None:
@@ -151,7 +154,7 @@ def _fit(
             return FitResult(run_dir, finished)
     with blas.limited(used.count):
         outcome = _train(trainer, files, built, raw, prep, dataset, resumed=state is not None, on_event=on_event)
-        summary = _report(run_dir, built.rules.config, raw, prep, dataset, trainer, loss_name, outcome, used)
+        summary = _report(run_dir, built.rules.config, raw, prep, dataset, trainer, loss_name, outcome, used, score_test)
     on_event(events.Done(run_dir, summary))
     if outcome.stop_reason == "diverged":
         kept = f"; the best model so far is in {run_dir / runs.MODEL_FILE}" if (run_dir / runs.MODEL_FILE).exists() else ""
@@ -254,11 +257,12 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
     return outcome
 
 
-def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, threads: blas.Threads) -> dict[str, Any]:
+def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, threads: blas.Threads, score_test: bool = True) -> dict[str, Any]:
     """Write report.json, report.md and (unless report.figures is false) curves.svg for the model as it ends; return the report."""
     has_rows = bool(outcome.rows)
     model, loss = trainer.model, trainer.loss
-    split_metrics = {s.name: score(model, loss, prep, s) for s in dataset.splits()}
+    scored = [s for s in dataset.splits() if score_test or s.name != "test"]
+    split_metrics = {s.name: score(model, loss, prep, s) for s in scored}
     summary = {
         "bptrain_version": bptrain.__version__,
         "run": run_dir.name,
@@ -275,7 +279,7 @@ def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, th
         "targets": prep.targets,
         "classes": prep.classes,
         "features": _schema(prep),
-        **_class_details(model, loss, prep, dataset.test or dataset.val),
+        **_class_details(model, loss, prep, (dataset.test if score_test else None) or dataset.val),
         "data": dataset.files,
         "threads": threads.report(),
         "environment": environment(),

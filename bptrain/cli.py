@@ -511,6 +511,73 @@ def explain(
         result = importance.explain(run, data, repeats=repeats, seed=seed, strict=strict, on_event=_log_event)
         result["figure"] = str(importance.figure(result, figures_folder(Path(result["run"]), out_dir) / importance.FIGURE_FILE))
         print(to_json(result) if as_json else tables.importance_text(result) + f"\n\nfigure   {result['figure']}", flush=True)
+# --- tune -------------------------------------------------------------------------------------
+
+
+@app.command()
+def tune(
+    config: Annotated[
+        Optional[Path], typer.Argument(help="YAML config with a tune: section (or give --space), e.g. configs/iris.yaml.", show_default=False)
+    ] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Trials to run to the end (default 20; with --resume, the recorded number).", show_default=False)] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0, help="Start no new trial after this many seconds.", show_default=False)] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Trials at once, in worker processes; from 2 on, each trial gets one BLAS thread unless training.threads is set.")] = 1,
+    scheduler: Annotated[
+        Optional[str], typer.Option("--scheduler", help="Run the trials on the Dask cluster at this address, e.g. tcp://host:8786 (the dask extra).", show_default=False)
+    ] = None,
+    space_file: Annotated[Optional[Path], typer.Option("--space", help="YAML file with the search (the keys of a tune: section) instead of the config's.", show_default=False)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key for every trial, as in fit (repeatable).")] = None,
+    folds: Annotated[
+        Optional[int], typer.Option("--folds", min=2, help="Score each trial by the mean of K-fold cross-validation instead of one validation split.", show_default=False)
+    ] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Tune-folder prefix (default: the config's name).")] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Folder that receives the tune folder.")] = Path("runs"),
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the study in this tune folder.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per trial on stderr.")] = False,
+) -> None:
+    """Search CONFIG's hyperparameters with Optuna; write a tune folder with every trial and best.yaml."""
+    with errors_to_exit_codes("{stop} before the study could record it; continue with: bptrain tune --resume DIR"):
+        from bptrain.config.loading import parse_overrides
+        from bptrain.errors import ConfigError
+        from bptrain.progress import Progress
+        from bptrain.training.loop import StopRequest
+        from bptrain.tune import study
+
+        if (config is None) == (resume is None):
+            raise ConfigError("tune needs a CONFIG file, or --resume DIR to continue a study (not both)")
+        if resume is not None:
+            if set_ or space_file or folds:
+                raise ConfigError("--resume continues the recorded study: --set, --space and --folds cannot change it")
+            the_plan = study.reopen(resume, trials)
+        else:
+            the_plan = study.plan(config, space_path=space_file, overrides=parse_overrides(set_ or []), trials=trials or 20, folds=folds)
+        stop = StopRequest()
+        try:
+            with Progress(enabled=not quiet) as progress, stop_on_signals(stop):
+                result = study.tune(the_plan, runs_dir=runs_dir, name=name, resume=resume, workers=workers, scheduler=scheduler,
+                                    timeout=timeout, stop_request=stop, on_event=progress.handle)
+        except KeyboardInterrupt:  # a second Ctrl-C: the study recorded its running trials as interrupted
+            if stop.run_dir is None:
+                raise
+            raise study.TuneInterrupted("interrupted", stop.run_dir) from None
+        _print_tune_summary(result.summary)
+
+
+def _print_tune_summary(summary: dict[str, Any]) -> None:
+    from bptrain.tune.space import describe
+
+    best = summary["best"]
+    counts = ", ".join(f"{n} {state}" for state, n in summary["trials"].items())
+    out = [
+        f"tune       {summary['tune_dir']}",
+        f"trials     {counts}",
+        f"best       trial {best['trial']}: {summary['metric']} {best['value']:.4f}  ({best['run']})",
+        f"params     {describe(best['params'])}",
+    ]
+    if best["test"]:
+        out.append(f"test       {_metric_line(best['test'])}  (scored once, for the best trial)")
+    out.append(f"config     {Path(summary['tune_dir']) / 'best.yaml'}")
+    print("\n".join(out), flush=True)
 
 
 def main() -> None:

@@ -60,7 +60,23 @@ class Done:
     report: dict[str, Any]
 
 
-Event = Warning | Notice | Fold | Start | Epoch | Done
+@dataclass(frozen=True)
+class TrialDone:
+    """A tuning trial ended: complete, pruned or failed (its message says why)."""
+
+    number: int
+    finished: int  # trials finished so far, this one included
+    trials: int  # the number requested
+    state: str  # complete | pruned | failed
+    params: dict[str, Any]
+    metric: str
+    value: float | None
+    best: tuple[int, float] | None  # (trial number, value) of the best trial so far
+    seconds: float
+    message: str = ""
+
+
+Event = Warning | Notice | Fold | Start | Epoch | Done | TrialDone
 Events = Callable[[Event], None]
 
 

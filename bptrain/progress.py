@@ -39,6 +39,18 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
     return fitted([f"epoch {row['epoch']:>{digits}}/{epochs}", *metric_fields(row), f"({row['seconds']:.2f} s)"], WIDTH)
 
 
+def trial_line(event: events.TrialDone) -> str:
+    """`trial   7 (8/30)  complete  val_loss 0.0395  best 0.0394 (trial 2)  0.6 s  optimizer.lr=0.04623 ...`."""
+    from bptrain.tune.space import describe
+
+    head = f"trial {event.number:>3} ({event.finished}/{event.trials})"
+    if event.state == "failed":
+        return f"{head}  failed    {describe(event.params)}: {event.message}"
+    value = f"{event.metric} {number(event.value)}" if event.value is not None else f"{event.metric} -"
+    best = f"best {number(event.best[1])} (trial {event.best[0]})" if event.best else "best -"
+    return f"{head}  {event.state:<8}  {value}  {best}  {event.seconds:.1f} s  {describe(event.params)}"
+
+
 class Progress:
     """Receives the service's events (`handle`) and renders them on stderr."""
 
@@ -48,7 +60,10 @@ class Progress:
         self.live = enabled and self.stream.isatty()
         self._bar = None
         self._task = None
-        self._renderers = {events.Fold: self._on_fold, events.Start: self._on_start, events.Epoch: self._on_epoch, events.Done: self._on_done}
+        self._renderers = {
+            events.Fold: self._on_fold, events.Start: self._on_start, events.Epoch: self._on_epoch, events.Done: self._on_done,
+            events.TrialDone: self._on_trial,
+        }
 
     def __enter__(self) -> "Progress":
         return self
@@ -101,7 +116,16 @@ class Progress:
             self._bar.stop()
             self._bar = None
 
-    def _start_bar(self, epochs: int) -> None:
+    def _on_trial(self, event: events.TrialDone) -> None:
+        """A tuning study's trial ended: its line; on a terminal, a bar of trials below the lines."""
+        if self.live and self._bar is None:
+            self._start_bar(event.trials, "trials")
+        self._write(trial_line(event))
+        if self._bar is not None:
+            best = f"best {event.metric} {number(event.best[1])} (trial {event.best[0]})" if event.best else "no trial complete yet"
+            self._bar.update(self._task, completed=min(event.finished, event.trials), status=best)
+
+    def _start_bar(self, epochs: int, label: str = "epoch") -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bar
@@ -116,7 +140,7 @@ class Progress:
                     yield Text(task.fields["status"], no_wrap=True, overflow="ellipsis")
 
         self._bar = TwoRows(
-            TextColumn("epoch"),
+            TextColumn(label),
             MofNCompleteColumn(),
             BarColumn(),
             TimeElapsedColumn(),

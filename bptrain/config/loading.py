@@ -102,9 +102,13 @@ def _default_list(field) -> list | dict:
 
 
 def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Read, override and validate the config at `path`; ConfigError lists every problem."""
+    """Read, override and validate the config at `path`; ConfigError lists every problem.
+
+    A `tune:` section (bptrain tune's search space) is left out: it describes a search, not a run.
+    """
     path = Path(path)
     raw = read_yaml_mapping(path)
+    raw.pop("tune", None)
     for key, value in (overrides or {}).items():
         set_dotted(raw, key, value)
     return validate_config(raw, path, list(overrides or {}))

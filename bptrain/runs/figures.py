@@ -31,6 +31,7 @@ class Panel:
     title: str
     y_label: str
     series: list[Series]
+    x_label: str = "epoch"
 
 
 def curves_svg(rows: list[dict], best_epoch: int, task_metric: str | None) -> str:
@@ -43,14 +44,24 @@ def curves_svg(rows: list[dict], best_epoch: int, task_metric: str | None) -> st
     if task_metric and f"val_{task_metric}" in rows[0]:
         metric = Series(f"validation {task_metric}", [r[f"val_{task_metric}"] for r in rows], METRIC_COLOR)
         panels.append(Panel(f"Validation {task_metric}", task_metric, [metric]))
-    width = WIDTH * len(panels)
+    return _svg(panels, epochs, best_epoch)
+
+
+def history_svg(trials: list[int], values: list[float], best: list[float], metric: str) -> str:
+    """A tuning study's history: each complete trial's metric, and the best so far, by trial number."""
+    series = [Series(f"trial {metric}", values, COLORS["train loss"]), Series("best so far", best, METRIC_COLOR)]
+    return _svg([Panel("Optimization history", metric, series, x_label="trial")] if trials else [], trials, 0)
+
+
+def _svg(panels: list[Panel], xs: list[int], best_x: int) -> str:
+    width = WIDTH * max(1, len(panels))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" '
         'font-family="DejaVu Sans, Arial, sans-serif" font-size="11">',
         f'<rect width="{width}" height="{HEIGHT}" fill="white"/>',
     ]
     for i, panel in enumerate(panels):
-        parts += _panel(panel, epochs, best_epoch, WIDTH * i)
+        parts += _panel(panel, xs, best_x, WIDTH * i)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
@@ -106,7 +117,7 @@ def _axes(panel: Panel, x: Scale, y: Scale, left: int) -> list[str]:
         out.append(f'<text x="{x0 - 6}" y="{py}" text-anchor="end" dominant-baseline="middle">{_label(t, y.step)}</text>')
     middle = (x0 + x1) / 2
     out.append(f'<text x="{middle:.1f}" y="{TOP - 14}" text-anchor="middle" font-size="14">{escape(panel.title)}</text>')
-    out.append(f'<text x="{middle:.1f}" y="{HEIGHT - 12}" text-anchor="middle">epoch</text>')
+    out.append(f'<text x="{middle:.1f}" y="{HEIGHT - 12}" text-anchor="middle">{escape(panel.x_label)}</text>')
     ly, lx = (y0 + y1) / 2, left + 16
     out.append(f'<text x="{lx}" y="{ly:.1f}" text-anchor="middle" transform="rotate(-90 {lx} {ly:.1f})">{escape(panel.y_label)}</text>')
     return out

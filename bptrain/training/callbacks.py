@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from bptrain.training.loop import Outcome, Trainer
 
 # the reason a run gives when several rules fire at the end of one epoch: the first of these
-STOP_ORDER = ("diverged", "interrupted", "terminated", "target", "early_stopping", "max_epochs", "max_steps", "max_time")
+STOP_ORDER = ("diverged", "interrupted", "terminated", "pruned", "target", "early_stopping", "max_epochs", "max_steps", "max_time")
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def test_help_imports_typer_and_the_cli_alone(args):
     assert own(modules) == {"bptrain", "bptrain.interrupts", "bptrain.errors", "bptrain.cli"}
 
 
-@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "export", "plot", "runs", "compare", "explain"])
+@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "export", "plot", "runs", "compare", "explain", "tune"])
 def test_a_commands_help_imports_no_heavy_module_but_typers_pydantic(command):
     # typer checks a command's options with pydantic as soon as it builds them, for help too
     result, modules, stderr = run_logged(command, "--help")
@@ -113,6 +113,8 @@ Commands:
              side, their curves in one figure.
   explain    Permutation feature importance per input column: how much worse
              the model does with it shuffled.
+  tune       Search CONFIG's hyperparameters with Optuna; write a tune folder
+             with every trial and best.yaml.
 """
 
 
@@ -202,3 +204,8 @@ def test_plot_draws_on_matplotlibs_canvas_without_pyplot(iris_run, tmp_path):
     assert (result.returncode, stderr) == (0, "")
     assert "matplotlib.backends.backend_agg" in modules
     assert {"matplotlib.pyplot", "rich"} & modules == set()
+def test_tune_without_a_scheduler_imports_no_dask_and_no_figures_library(tmp_path):
+    result, modules, stderr = run_logged("tune", ROOT / "configs" / "iris.yaml", "--trials", "1", "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
+    assert result.returncode == 0, stderr
+    assert "optuna" in packages(modules)
+    assert packages(modules) & {"dask", "distributed", "matplotlib"} == set()

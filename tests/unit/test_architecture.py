@@ -20,6 +20,7 @@ LAYERS = [
     ("training", ["bptrain.training"]),
     ("runs", ["bptrain.runs"]),
     ("services", ["bptrain.app", "bptrain.crossval", "bptrain.export", "bptrain.insight"]),
+    ("tune", ["bptrain.tune"]),
     ("cli", ["bptrain.cli", "bptrain.progress", "bptrain.__main__"]),
 ]
 MAX_FUNCTION_LINES = 60

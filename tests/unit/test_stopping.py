@@ -28,6 +28,7 @@ def test_stop_reasons_are_the_documented_ones():
         "diverged",
         "interrupted",
         "terminated",
+        "pruned",
     ]
 
 

@@ -1,0 +1,161 @@
+"""The tune: section: every distribution, the layer keys, and each mistake's exact message (in this process)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bptrain.app import fit
+from bptrain.config.loading import validate_config
+from bptrain.training.callbacks import Callback, Stop
+from bptrain.tune import space
+from conftest import ROOT, call_cli, write
+
+IRIS = ROOT / "datasets" / "iris.csv"
+BASE = f"""name: t
+seed: 5
+data: {{train: {IRIS}, target: species}}
+model: {{layers: [{{units: 8, activation: relu}}]}}
+optimizer: {{name: adam, lr: 0.01}}
+stopping: {{max_epochs: 3}}
+"""
+
+
+def test_every_distribution_is_read():
+    search = space.parse(
+        {
+            "space": {
+                "optimizer.lr": {"low": "1e-4", "high": 0.1, "log": True},
+                "training.batch_size": [16, 32],
+                "model.layers.count": {"low": 1, "high": 3},
+                "model.layers.units": {"low": 8, "high": 64, "step": 8},
+                "regularization.l2": {"low": 0, "high": 1, "type": "float", "step": 0.25},
+                "optimizer.name": {"choices": ["adam", "sgd"]},
+            },
+            "metric": "val_accuracy",
+            "sampler": "random",
+            "pruner": "hyperband",
+            "seed": 3,
+        },
+        "c.yaml",
+    )
+    assert search.params == (
+        space.Param("optimizer.lr", "float", 1e-4, 0.1, log=True),
+        space.Param("training.batch_size", "choice", choices=(16, 32)),
+        space.Param("model.layers.count", "int", 1, 3),
+        space.Param("model.layers.units", "int", 8, 64, step=8),
+        space.Param("regularization.l2", "float", 0.0, 1.0, step=0.25),
+        space.Param("optimizer.name", "choice", choices=("adam", "sgd")),
+    )
+    assert (search.metric, search.direction, search.sampler, search.pruner, search.seed) == ("val_accuracy", None, "random", "hyperband", 3)
+    assert search.params[4].grid() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert search.params[3].grid() == [8, 16, 24, 32, 40, 48, 56, 64]
+    assert space.parse(search.as_dict(), "tune.json", prefix="") == search  # what tune.json records reads back the same
+
+
+def test_layer_keys_set_the_count_and_every_layers_option():
+    raw = {"model": {"layers": [{"units": 16, "activation": "tanh"}, {"type": "batch_norm"}]}}
+    out = space.apply(raw, {"model.layers.count": 3, "model.layers.units": 32, "model.layers.dropout": 0.1, "optimizer.lr": 0.5})
+    assert out == {
+        "model": {"layers": [{"units": 32, "activation": "tanh", "dropout": 0.1}] * 3},
+        "optimizer": {"lr": 0.5},
+    }
+    assert raw == {"model": {"layers": [{"units": 16, "activation": "tanh"}, {"type": "batch_norm"}]}}  # a copy
+    assert space.apply({"model": {"layers": [64, "batch_norm"]}}, {"model.layers.units": 8}) == {"model": {"layers": [{"units": 8}, {"type": "batch_norm"}]}}
+    assert space.apply({}, {"model.layers.count": 1}) == {"model": {"layers": [{"type": "dense", "units": 16, "activation": "relu", "init": "auto", "bias_init": 0.0, "dropout": 0.0}]}}
+
+
+@pytest.mark.parametrize(
+    "section, problem",
+    [
+        ("space: {optimizer.lrr: {low: 0.1, high: 1}}", "tune.space.optimizer.lrr: not a config key. Did you mean 'optimizer.lr'?"),
+        ("space: {trainig.batch_size: [8, 16]}", "tune.space.trainig.batch_size: not a config key. Did you mean 'training.batch_size'?"),
+        ("space: {model.layers.unit: {low: 4, high: 8}}", "tune.space.model.layers.unit: not a config key. Did you mean 'model.layers.units'?"),
+        ("space: {optimizer.lr: {low: 0.1, high: 0.01}}", "tune.space.optimizer.lr: low must be below high; an inverted range (got low 0.1, high 0.01)"),
+        ("space: {training.batch_size: {low: 8, high: 8}}", "tune.space.training.batch_size: low must be below high; an empty range (got low 8, high 8)"),
+        ("space: {regularization.l2: {low: 0.0, high: 0.1, log: true}}", "tune.space.regularization.l2: a log scale needs low above 0 (got low 0.0)"),
+        ("space: {optimizer.lr: {low: 0.1, high: 1, logg: true}}", "tune.space.optimizer.lr: unknown key 'logg'. Did you mean 'log'?"),
+        ("space: {optimizer.lr: {choices: []}}", "tune.space.optimizer.lr: choices must be a list of at least one value (got [])"),
+        ("space: {}", "tune.space: needs at least one config key to search, e.g. optimizer.lr: {low: 0.0001, high: 0.1, log: true}"),
+        ("space: {optimizer.lr: [0.1]}\nsampler: tpee", "tune.sampler: unknown sampler 'tpee'; choose from tpe, random, grid, qmc. Did you mean 'tpe'?"),
+        ("space: {optimizer.lr: [0.1]}\npruner: medain", "tune.pruner: unknown pruner 'medain'; choose from median, hyperband, none. Did you mean 'median'?"),
+        ("space: {optimizer.lr: [0.1]}\nmetrc: val_loss", "tune.metrc: unknown key. Did you mean 'metric'?"),
+        ("space: {optimizer.lr: {low: 0.1, high: 1}}\nsampler: grid", "tune.space.optimizer.lr: the grid sampler needs choices, an int range or a step (got a float range without a step)"),
+    ],
+)
+def test_a_bad_search_is_one_exact_message_and_exit_2(tmp_path, section, problem):
+    indented = "\n".join("  " + line for line in section.splitlines())
+    path = write(tmp_path, BASE + "tune:\n" + indented + "\n")
+    result = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {path}: 1 problem\n  {problem}\n"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_choice_that_makes_the_config_invalid_gets_the_configs_own_message(tmp_path):
+    path = write(tmp_path, BASE + "tune:\n  space:\n    optimizer.lr: {low: -1.0, high: 0.1}\n    model.layers.activation: [relu, rleu]\n")
+    result = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {path}: 2 problems\n"
+        "  tune.space.optimizer.lr: low -1.0 makes the config invalid: optimizer.lr: must be greater than 0 (got -1.0)\n"
+        "  tune.space.model.layers.activation: choice 'rleu' makes the config invalid: model.layers[0].activation: "
+        "unknown activation 'rleu'; choose from elu, gelu, identity, leaky_relu, relu, selu, sigmoid, silu, softplus, tanh. Did you mean 'relu'?\n"
+    )
+
+
+def test_a_metric_the_config_does_not_log_is_named_with_those_it_does(tmp_path):
+    path = write(tmp_path, BASE + "tune:\n  metric: val_r2\n  space: {optimizer.lr: [0.1]}\n")
+    result = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: tune.metric: val_r2 is not logged for this config; choose from val_loss, val_accuracy, ")
+
+
+def test_no_tune_section_and_no_space_file(tmp_path):
+    path = write(tmp_path, BASE)
+    result = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
+    assert (result.returncode, result.stderr) == (2, f"error: {path}: no tune: section to search; add one (see the README's tune section) or give --space FILE\n")
+
+
+def test_resume_of_a_folder_that_is_not_a_tune_folder(tmp_path):
+    result = call_cli("tune", "--resume", tmp_path)
+    assert (result.returncode, result.stderr) == (2, f"error: --resume {tmp_path}: not a tune folder written by bptrain tune (no tune.json)\n")
+
+
+def test_fit_and_check_leave_the_tune_section_out(tmp_path):
+    path = write(tmp_path, BASE + "tune:\n  space: {optimizer.lr: {low: 0.001, high: 0.1, log: true}}\n")
+    assert call_cli("check", path).returncode == 0
+    result = call_cli("fit", path, "-q", "--runs-dir", tmp_path / "runs")
+    assert result.returncode == 0, result.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    assert "\ntune:" not in (run / "config.yaml").read_text()
+
+
+class _PruneAt(Callback):
+    """A trial's pruner, scripted: prune at the end of epoch `epoch`."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def should_stop(self, trainer, row):
+        return Stop("pruned") if row["epoch"] == self.epoch else None
+
+
+def test_a_pruned_trial_is_an_ordinary_run_stopped_as_pruned(tmp_path):
+    config = validate_config(space.apply(space.split(__import__("yaml").safe_load(BASE))[0], {"stopping.max_epochs": 10}), tmp_path / "c.yaml")
+    folder = tmp_path / "trial"
+    folder.mkdir()
+    report = fit(config, folder=folder, callbacks=[_PruneAt(4)], score_test=False).report
+    assert (report["stop_reason"], report["epochs_run"]) == ("pruned", 4)
+    assert report["metrics"]["test"] is None and report["metrics"]["val"]["loss"] > 0
+    assert (folder / "model.npz").is_file() and len((folder / "metrics.csv").read_text().splitlines()) == 5
+
+
+def test_a_trials_line_says_its_state_value_best_so_far_and_parameters():
+    from bptrain.events import TrialDone
+    from bptrain.progress import trial_line
+
+    params = {"optimizer.lr": 0.0462259, "training.batch_size": 8}
+    done = TrialDone(7, 8, 30, "complete", params, "val_loss", 0.03951, (2, 0.0394), 0.61)
+    assert trial_line(done) == "trial   7 (8/30)  complete  val_loss 0.0395  best 0.0394 (trial 2)  0.6 s  optimizer.lr=0.04623 training.batch_size=8"
+    failed = TrialDone(8, 9, 30, "failed", params, "val_loss", None, (2, 0.0394), 0.2, "training diverged at epoch 1")
+    assert trial_line(failed) == "trial   8 (9/30)  failed    optimizer.lr=0.04623 training.batch_size=8: training diverged at epoch 1"
