@@ -29,6 +29,8 @@ from bptrain.runs import checkpoint, modelfile, report, resuming
 from bptrain.runs import folder as runs
 from bptrain.training import assembly, memory
 from bptrain.training.callbacks import Callback, Checkpointing, ProgressEvents
+from bptrain.training.diagnostics import COLUMNS as DIAGNOSTICS_COLUMNS
+from bptrain.training.diagnostics import Diagnostics
 from bptrain.training.loop import Outcome, StopRequest, Trainer, lone_row_warning
 
 _quiet = events.quiet
@@ -142,7 +144,8 @@ def _fit(
         stop_request.run_dir = run_dir
     used = _training_threads(config, built, state)
     files = RunFiles(run_dir, built, prep, raw.files, used)
-    trainer = Trainer(built.setup, dataset.train, dataset.val, built.rules.callbacks() + [files.checkpointing()] + callbacks, stop_request)
+    watching = [Diagnostics(built.setup.model, on_event)] if config.report.diagnostics else []
+    trainer = Trainer(built.setup, dataset.train, dataset.val, built.rules.callbacks() + watching + [files.checkpointing()] + callbacks, stop_request)
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         trainer.restore(*state, columns=built.rules.columns)
         finished = resuming.finished_report(run_dir, trainer.pending_stop(), trainer.position.step)
@@ -220,10 +223,27 @@ class RunFiles:
             log.rewrite(rows)
         return log
 
+    def diagnostics_log(self, rows: list[dict]) -> report.RowLog:
+        """diagnostics.csv and diagnostics.jsonl, holding `rows` (a resumed run's)."""
+        log = report.RowLog(self.run_dir, DIAGNOSTICS_COLUMNS, "diagnostics")
+        if rows:
+            log.rewrite(rows)
+        return log
+
+
+def _diagnostics(trainer: Trainer) -> Diagnostics | None:
+    """The run's diagnostics callback (None when report.diagnostics is false)."""
+    return next((c for c in trainer.callbacks if isinstance(c, Diagnostics)), None)
+
 
 def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, prep, dataset, *, resumed: bool, on_event: Events) -> Outcome:
     """Train with the metrics log and progress; after a divergence, save the best weights or go back to the last good model."""
     log = files.metrics_log(trainer.position.rows if resumed else [])
+    diagnostics = _diagnostics(trainer)
+    diagnostics_log = None
+    if diagnostics is not None:
+        diagnostics_log = files.diagnostics_log(diagnostics.rows)
+        diagnostics.write = diagnostics_log.write
     epochs = built.rules.config.stopping.max_epochs
     trainer.callbacks[:0] = [log, ProgressEvents(on_event, epochs)]  # they join once the run is known to continue
     position = trainer.position
@@ -244,6 +264,8 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
         outcome = trainer.run()
     finally:
         log.close()
+        if diagnostics_log is not None:
+            diagnostics_log.close()
     # a run that did not diverge ended with a checkpoint, which wrote model.npz with these weights
     model_path = files.run_dir / runs.MODEL_FILE
     if outcome.stop_reason == "diverged" and trainer.best_state is not None:  # early stopping put the best back
@@ -280,6 +302,9 @@ def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, th
         "threads": threads.report(),
         "environment": environment(),
     }
+    diagnostics = _diagnostics(trainer)
+    if diagnostics is not None:
+        summary["diagnostics"] = diagnostics.summary()
     report.write_json(run_dir / "report.json", summary)
     fileio.atomic_write_text(run_dir / "report.md", report.markdown(summary))
     figure = run_dir / "curves.svg"

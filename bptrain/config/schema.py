@@ -340,6 +340,7 @@ class ReportConfig(Strict):
     """What a run writes besides its model and metrics."""
 
     figures: StrictBool = True
+    diagnostics: StrictBool = True
 
 
 def _not_only_dots(name: str) -> str:

@@ -30,12 +30,12 @@ def to_json(value: Any, indent: int | None = 2) -> str:
     return json.dumps(finite_or_none(value), indent=indent, allow_nan=False)
 
 
-class MetricsLog(Callback):
-    """Appends one row per epoch to metrics.csv and metrics.jsonl, flushed as it goes (a training callback)."""
+class RowLog:
+    """Rows appended to <stem>.csv and <stem>.jsonl (the same rows as JSON lines), flushed as they go."""
 
-    def __init__(self, folder: Path, columns: list[str]):
+    def __init__(self, folder: Path, columns: list[str], stem: str):
         self.columns = columns
-        self._csv_path, self._jsonl_path = Path(folder) / "metrics.csv", Path(folder) / "metrics.jsonl"
+        self._csv_path, self._jsonl_path = Path(folder) / f"{stem}.csv", Path(folder) / f"{stem}.jsonl"
         with writing(self._csv_path):
             self._csv = open(self._csv_path, "w", newline="", encoding="utf-8")
         with writing(self._jsonl_path):
@@ -53,24 +53,31 @@ class MetricsLog(Callback):
                 stream.truncate()
             self._writer.writeheader()
             self._csv.flush()
-        for row in rows:
-            self.write(row)
+        self.write(*rows)
 
-    def on_epoch_end(self, trainer, row: dict) -> None:
-        self.write(row)
-
-    def write(self, row: dict) -> None:
-        clean = finite_or_none(row)
+    def write(self, *rows: dict) -> None:
+        clean = [finite_or_none(row) for row in rows]
         with writing(self._csv_path):
-            self._writer.writerow({k: ("" if clean.get(k) is None else _cell(clean[k])) for k in self.columns})
+            for row in clean:
+                self._writer.writerow({k: ("" if row.get(k) is None else _cell(row[k])) for k in self.columns})
             self._csv.flush()
         with writing(self._jsonl_path):
-            self._jsonl.write(json.dumps({k: clean.get(k) for k in self.columns}, allow_nan=False) + "\n")
+            self._jsonl.write("".join(json.dumps({k: row.get(k) for k in self.columns}, allow_nan=False) + "\n" for row in clean))
             self._jsonl.flush()
 
     def close(self) -> None:
         self._csv.close()
         self._jsonl.close()
+
+
+class MetricsLog(RowLog, Callback):
+    """metrics.csv and metrics.jsonl: one row per epoch (a training callback)."""
+
+    def __init__(self, folder: Path, columns: list[str]):
+        super().__init__(folder, columns, "metrics")
+
+    def on_epoch_end(self, trainer, row: dict) -> None:
+        self.write(row)
 
 
 def _cell(value: Any) -> Any:
