@@ -129,6 +129,8 @@ def markdown(report: dict) -> str:
         lines.append("|---|" + "---:|" * len(classes))
         for name, row in zip(classes, report["confusion_matrix"]):
             lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    if report.get("diagnostics") is not None:
+        lines += _diagnostics_md(report["diagnostics"])
     lines += ["", "## Data", "", "| split | path | rows | sha256 |", "|---|---|---:|---|"]
     for entry in report["data"]:
         lines.append(f"| {entry['split']} | {_md_cell(entry['path'])} | {entry['rows']} | `{entry['sha256'][:16]}…` |")
@@ -136,6 +138,24 @@ def markdown(report: dict) -> str:
     lines += ["", "## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items()), ""]
     lines += [f"BLAS threads: {report['threads']['count']} ({report['threads']['chosen']})", ""]
     return "\n".join(lines)
+
+
+def _diagnostics_md(diagnostics: dict) -> list[str]:
+    """The warnings of the diagnostics, each with its epoch, and the last epoch's row of each dense layer."""
+    lines = ["", "## Diagnostics", ""]
+    lines += [f"- epoch {w['epoch']}: {w['message']}" for w in diagnostics["warnings"]] or ["No warnings."]
+    last = diagnostics["last_epoch"]
+    if last:
+        lines += ["", f"Epoch {last[0]['epoch']} (diagnostics.csv has every epoch):", ""]
+        lines += ["| layer | grad_norm | weight_norm | update_ratio | dead_fraction | saturated_fraction |", "|---|---:|---:|---:|---:|---:|"]
+        for row in last:
+            cells = [_sci(row[k]) for k in ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction")]
+            lines.append(f"| {row['layer']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _sci(value: Any) -> str:
+    return "–" if value is None else f"{value:.3g}"
 
 
 def _md_cell(text: Any) -> str:
