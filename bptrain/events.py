@@ -53,6 +53,16 @@ class Epoch:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Training is in epoch `epoch` (from 1), `batch` of its `batches` batches done; sent at most
+    about ten times a second, so that a long epoch shows its progress."""
+
+    epoch: int
+    batch: int
+    batches: int
+
+
+@dataclass(frozen=True)
 class Done:
     """Training ended and the report is written."""
 
@@ -60,7 +70,7 @@ class Done:
     report: dict[str, Any]
 
 
-Event = Warning | Notice | Fold | Start | Epoch | Done
+Event = Warning | Notice | Fold | Start | Epoch | Batch | Done
 Events = Callable[[Event], None]
 
 

@@ -200,11 +200,22 @@ class Checkpointing(Callback):
 # --- reporting -----------------------------------------------------------------------------------
 
 
+BATCH_EVENT_SECONDS = 0.1  # the least time between two events.Batch
+
+
 class ProgressEvents(Callback):
-    """Reports each epoch's row to `on_event` (bptrain.events), for the command line."""
+    """Reports each epoch's row to `on_event` (bptrain.events), for the command line, and where an
+    epoch is in its batches, at most every BATCH_EVENT_SECONDS."""
 
     def __init__(self, on_event: Callable[[Any], None], epochs: int):
         self.on_event, self.epochs = on_event, epochs
+        self._next = time.perf_counter() + BATCH_EVENT_SECONDS
+
+    def on_batch_end(self, trainer: Trainer, batch: BatchEnd) -> None:
+        now = time.perf_counter()
+        if now >= self._next:
+            self._next = now + BATCH_EVENT_SECONDS
+            self.on_event(events.Batch(batch.epoch, batch.batch, batch.batches))
 
     def on_epoch_end(self, trainer: Trainer, row: dict) -> None:
         self.on_event(events.Epoch(row, self.epochs))
