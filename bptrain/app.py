@@ -25,7 +25,7 @@ from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError
 from bptrain.events import Events
 from bptrain.inference import INFERENCE_ROWS, outputs, probabilities, score
 from bptrain.nn.options import did_you_mean
-from bptrain.runs import checkpoint, modelfile, report, resuming
+from bptrain.runs import checkpoint, modelfile, report, resuming, tracking
 from bptrain.runs import folder as runs
 from bptrain.training import assembly, memory
 from bptrain.training.callbacks import Callback, Checkpointing, ProgressEvents
@@ -125,6 +125,8 @@ def _fit(
 ) -> FitResult:
     if name is not None:
         runs.check_name(name)
+    if config.tracking.mlflow is not None:
+        tracking.require_mlflow()
     run_dir, state = None, None
     if resume is not None:
         run_dir, config, state = _reopen(Path(resume), config, lock, on_event)
@@ -145,6 +147,8 @@ def _fit(
     used = _training_threads(config, built, state)
     files = RunFiles(run_dir, built, prep, raw.files, used)
     watching = [Diagnostics(built.setup.model, on_event)] if config.report.diagnostics else []
+    tracker = _tracker(config, files, on_event)
+    watching += [tracker] if tracker is not None else []
     trainer = Trainer(built.setup, dataset.train, dataset.val, built.rules.callbacks() + watching + [files.checkpointing()] + callbacks, stop_request)
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         trainer.restore(*state, columns=built.rules.columns)
@@ -155,6 +159,8 @@ def _fit(
     with blas.limited(used.count):
         outcome = _train(trainer, files, built, raw, prep, dataset, resumed=state is not None, on_event=on_event)
         summary = _report(run_dir, built.rules.config, raw, prep, dataset, trainer, loss_name, outcome, used)
+    if tracker is not None:
+        tracker.finish(summary)
     on_event(events.Done(run_dir, summary))
     if outcome.stop_reason == "diverged":
         kept = f"; the best model so far is in {run_dir / runs.MODEL_FILE}" if (run_dir / runs.MODEL_FILE).exists() else ""
@@ -162,6 +168,24 @@ def _fit(
     if outcome.stop_reason in ("interrupted", "terminated"):
         raise RunInterrupted(outcome.stop_reason, run_dir)
     return FitResult(run_dir, summary)
+
+
+def _tracker(config: Config, files: RunFiles, on_event: Events) -> tracking.MlflowTracking | None:
+    """The MLflow tracking of the run, when tracking.mlflow asks for it."""
+    settings = config.tracking.mlflow
+    if settings is None:
+        return None
+    params = tracking.flat_params(files.resolved)
+    return tracking.MlflowTracking(settings, settings.experiment or config.name, params, files.run_dir, on_event)
+
+
+def with_mlflow(config: Config) -> Config:
+    """`config` with MLflow tracking on (fit --mlflow): tracking.mlflow as given, or its defaults."""
+    if config.tracking.mlflow is not None:
+        return config
+    from bptrain.config.schema import MlflowConfig, TrackingConfig
+
+    return config.model_copy(update={"tracking": TrackingConfig(mlflow=MlflowConfig())})
 
 
 def _training_threads(config: Config, built: assembly.Assembly, state: checkpoint.Loaded | None) -> blas.Threads:

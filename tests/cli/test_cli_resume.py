@@ -47,7 +47,7 @@ CORRUPT = (*STEADY[:-2], "--set", "training.checkpoint.every_epochs=1", "--set",
 SUMMARY = re.compile(r"stopped    (\w+) after (\d+) epochs, \d+\.\d s; best epoch (\d+)")
 ALLOWED = (
     "Only these keys may change when resuming: name, stopping.max_epochs, stopping.max_steps, stopping.max_time, "
-    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, report. "
+    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, report, tracking. "
     "To train differently, start a new run without --resume."
 )
 
