@@ -56,7 +56,8 @@ class RowLog:
         self.write(*rows)
 
     def write(self, *rows: dict) -> None:
-        clean = [finite_or_none(row) for row in rows]
+        """Append flat rows (each a mapping of column to number, text or None)."""
+        clean = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()} for row in rows]
         with writing(self._csv_path):
             for row in clean:
                 self._writer.writerow({k: ("" if row.get(k) is None else _cell(row[k])) for k in self.columns})

@@ -2,9 +2,9 @@
 
 Per dense layer and epoch (one row each, COLUMNS): the L2 norm of the gradient of its weight
 matrix W, the norm of W, the update-to-weight ratio ‖ΔW‖ / ‖W‖ of a step, and of the activation
-that follows the layer, the share of units that are dead (relu, leaky_relu: output 0 for every
-sampled row) or the share of outputs that are saturated (sigmoid, tanh: within SATURATION_MARGIN
-of a bound, where the derivative is nearly 0). They are read after each of the epoch's last
+that follows the layer, the share of units that are dead (relu: output 0 for every sampled row,
+so no gradient passes; a leaky_relu unit always passes some) or the share of outputs that are
+saturated (sigmoid, tanh: within SATURATION_MARGIN of a bound, where the derivative is nearly 0). They are read after each of the epoch's last
 SAMPLED_STEPS steps, from what the step leaves behind: W.grad (the gradient the optimizer used,
 after regularization and clipping), W, and the activations the forward pass stored. ΔW needs W
 from before the step, so W is copied after the step that precedes a sampled one. grad_norm and
@@ -33,14 +33,14 @@ if TYPE_CHECKING:
     from bptrain.training.loop import Trainer
 
 COLUMNS = ["epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction"]
-SAMPLED_STEPS = 10  # the last steps of each epoch that are measured (all of a shorter epoch)
-RELU_FAMILY = ("relu", "leaky_relu")  # dead: output exactly 0 for every sampled row
+SAMPLED_STEPS = 5  # the last steps of each epoch that are measured (all of a shorter epoch)
 SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # the bounds of the output
 SATURATION_MARGIN = 0.01  # saturated: within 1% of the output range from a bound (sigmoid' < 0.01, tanh' < 0.04)
 
 # the warnings' thresholds
 VANISHING_RATIO = 1e-3  # the first dense layer's grad_norm below this times the last one's
-EXPLODING_EPOCHS = 3  # a layer's grad_norm grew in each of this many epochs in a row
+EXPLODING_EPOCHS = 3  # the gradient of all layers together, sqrt(Σ grad_norm²), grew in each of this many epochs in a row
+EXPLODING_GROWTH = 2.0  # ... by at least this factor over them
 EXPLODING_FACTOR = 10.0  # ... to at least this many times its first epoch's
 DEAD_FRACTION = 0.5  # more than this share of a layer's units dead
 UPDATE_RATIO_HIGH = 0.1  # a layer's update_ratio above this: the learning rate is likely too high
@@ -74,6 +74,12 @@ def watched_layers(model) -> list[Watched]:
     return out
 
 
+def _total(rows: list[dict]) -> float | None:
+    """sqrt(Σ grad_norm²) over an epoch's rows: the gradient of all layers together."""
+    norms = [r["grad_norm"] for r in rows]
+    return None if any(v is None for v in norms) else math.sqrt(sum(v * v for v in norms))
+
+
 def _norm(a: np.ndarray) -> float:
     flat = a.reshape(-1)
     return math.sqrt(float(np.dot(flat, flat)))
@@ -87,7 +93,7 @@ class Epoch:
         self.rows = 0  # sampled rows
         self.grad = [0.0] * len(layers)
         self.ratio = [0.0] * len(layers)
-        self.alive = [np.zeros(w.dense.units, bool) if w.kind in RELU_FAMILY else None for w in layers]
+        self.alive = [np.zeros(w.dense.units, w.dense.W.value.dtype) if w.kind == "relu" else None for w in layers]  # each unit's largest output
         self.saturated = [0 if w.kind in SATURATING else None for w in layers]
 
     def state_dict(self) -> dict:
@@ -96,7 +102,7 @@ class Epoch:
             "rows": self.rows,
             "grad": list(self.grad),
             "ratio": list(self.ratio),
-            "alive": [None if a is None else a.tolist() for a in self.alive],
+            "alive": [None if a is None else (a > 0).tolist() for a in self.alive],
             "saturated": list(self.saturated),
         }
 
@@ -110,7 +116,7 @@ class Epoch:
                 raise ValueError(f"diagnostics.alive[{i}] does not fit layer {i}'s units and activation")
         self.steps, self.rows = state["steps"], state["rows"]
         self.grad, self.ratio = [float(v) for v in state["grad"]], [float(v) for v in state["ratio"]]
-        self.alive = [None if a is None else np.array(a, bool) for a in state["alive"]]
+        self.alive = [None if a is None else np.array(a, mine.dtype) for a, mine in zip(state["alive"], self.alive)]
         self.saturated = [None if s is None else int(s) for s in state["saturated"]]
 
 
@@ -127,19 +133,22 @@ class Diagnostics(Callback):
         self.warnings: list[dict] = []  # {"epoch", "kind", "message"}, in the order given
         self.layers = watched_layers(model)
         self.epoch = Epoch(self.layers)
+        self.norms: list[float | None] = []  # the gradient of all layers together, by epoch
+        self.first = 1  # the first batch of an epoch that is measured, set when training begins
 
     # --- the hooks ---------------------------------------------------------------------------
 
     def _first_sampled(self, trainer: Trainer) -> int:
-        return max(1, trainer.batches - SAMPLED_STEPS + 1)
+        self.first = max(1, trainer.batches - SAMPLED_STEPS + 1)  # the first batch measured
+        return self.first
 
     def _keep_weights(self) -> None:
         for w in self.layers:
             np.copyto(w.before, w.dense.W.value)
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        batch = trainer.position.batch
-        if 0 < batch < trainer.batches and batch + 1 >= self._first_sampled(trainer):  # resumed inside the sample
+        batch, first = trainer.position.batch, self._first_sampled(trainer)
+        if 0 < batch < trainer.batches and batch + 1 >= first:  # resumed inside the sample
             self._keep_weights()
 
     def on_epoch_begin(self, trainer: Trainer) -> None:
@@ -147,7 +156,7 @@ class Diagnostics(Callback):
             self._keep_weights()
 
     def on_batch_end(self, trainer: Trainer, batch: BatchEnd) -> None:
-        first = self._first_sampled(trainer)
+        first = self.first
         if batch.batch >= first:
             self._measure()
         elif batch.batch + 1 == first:
@@ -168,8 +177,8 @@ class Diagnostics(Callback):
             if w.activation is not None and w.activation._a is not None:
                 a = w.activation._a
                 rows = a.shape[0]
-                if epoch.alive[i] is not None:
-                    epoch.alive[i] |= np.any(a != 0, axis=0)
+                if epoch.alive[i] is not None:  # relu outputs are >= 0: a unit is dead while its largest is 0
+                    np.maximum(epoch.alive[i], a.max(axis=0), out=epoch.alive[i])
                 elif epoch.saturated[i] is not None:
                     low, high = SATURATING[w.kind]
                     margin = SATURATION_MARGIN * (high - low)
@@ -179,6 +188,7 @@ class Diagnostics(Callback):
     def on_epoch_end(self, trainer: Trainer, row: dict) -> None:
         rows = self._rows(row["epoch"])
         self.rows += rows
+        self.norms.append(_total(rows))
         self.epoch = Epoch(self.layers)
         if self.write is not None:
             self.write(*rows)
@@ -199,7 +209,7 @@ class Diagnostics(Callback):
                     "grad_norm": epoch.grad[i] / steps if epoch.steps else None,
                     "weight_norm": _norm(w.dense.W.value),
                     "update_ratio": epoch.ratio[i] / steps if epoch.steps else None,
-                    "dead_fraction": float(1.0 - alive.mean()) if alive is not None and epoch.rows else None,
+                    "dead_fraction": float(np.mean(alive <= 0)) if alive is not None and epoch.rows else None,
                     "saturated_fraction": saturated / (epoch.rows * w.dense.units) if saturated is not None and epoch.rows else None,
                 }
             )
@@ -231,20 +241,19 @@ class Diagnostics(Callback):
         )
 
     def _exploding(self, rows: list[dict], lr: float) -> tuple[str, str] | None:
-        for row in rows:
-            norms = [r["grad_norm"] for r in self.rows if r["layer"] == row["layer"]]
-            history, started = norms[-(EXPLODING_EPOCHS + 1) :], norms[0]
-            if len(history) <= EXPLODING_EPOCHS or any(v is None or not math.isfinite(v) for v in history) or not started:
-                continue
-            growing = all(b > a for a, b in zip(history, history[1:]))
-            if growing and history[-1] >= EXPLODING_FACTOR * started:
-                return "exploding", (
-                    f"exploding gradients at epoch {row['epoch']}: the gradient of {row['layer']} grew in each of the last "
-                    f"{EXPLODING_EPOCHS} epochs, to {history[-1]:.3g}, {history[-1] / started:.0f} times its size in epoch 1 "
-                    f"(warned from {EXPLODING_FACTOR:g} times), so the steps grow and training is likely to diverge. "
-                    f"Try a smaller optimizer.lr (now {lr:g}), or clip the gradients: training.clip: {{global_norm: 1.0}}"
-                )
-        return None
+        history, started = self.norms[-(EXPLODING_EPOCHS + 1) :], self.norms[0]
+        if len(history) <= EXPLODING_EPOCHS or any(v is None or not math.isfinite(v) for v in history) or not started:
+            return None
+        growing = all(b > a for a, b in zip(history, history[1:]))
+        if not (growing and history[-1] >= EXPLODING_GROWTH * history[0] and history[-1] >= EXPLODING_FACTOR * started):
+            return None
+        return "exploding", (
+            f"exploding gradients at epoch {rows[0]['epoch']}: the gradient of all layers together grew in each of the last "
+            f"{EXPLODING_EPOCHS} epochs, {history[-1] / history[0]:.1f} times in all, to {history[-1]:.3g}, "
+            f"{history[-1] / started:.0f} times its size in epoch 1 (warned from {EXPLODING_GROWTH:g} and "
+            f"{EXPLODING_FACTOR:g} times), so the steps grow and training is likely to diverge. Try a smaller "
+            f"optimizer.lr (now {lr:g}), or clip the gradients: training.clip: {{global_norm: 1.0}}"
+        )
 
     def _dead(self, rows: list[dict], lr: float) -> tuple[str, str] | None:
         for row, w in zip(rows, self.layers):
@@ -296,3 +305,5 @@ class Diagnostics(Callback):
             return
         self.epoch.load_state_dict(state["epoch"])
         self.rows, self.warnings = list(state["rows"]), list(state["warnings"])
+        epochs = sorted({r["epoch"] for r in self.rows})
+        self.norms = [_total([r for r in self.rows if r["epoch"] == e]) for e in epochs]
