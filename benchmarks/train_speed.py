@@ -160,7 +160,7 @@ def bptrain_epoch(
         from bptrain.training.diagnostics import COLUMNS, Diagnostics
 
         watch = Diagnostics(built.setup.model)
-        watch.write = RowLog(Path(tempfile.mkdtemp(prefix="bptrain-speed-")), COLUMNS, "diagnostics").write
+        watch.write = RowLog(Path(tempfile.mkdtemp(prefix="bptrain-speed-")), COLUMNS, "diagnostics", flush_seconds=1.0).write  # as fit's
         callbacks.append(watch)
     trainer = Trainer(built.setup, split, None, callbacks)
     chosen = None if threads is None else blas.choose(threads, blas.largest_product(built.setup.model, size.batch))

@@ -248,8 +248,9 @@ class RunFiles:
         return log
 
     def diagnostics_log(self, rows: list[dict]) -> report.RowLog:
-        """diagnostics.csv and diagnostics.jsonl, holding `rows` (a resumed run's)."""
-        log = report.RowLog(self.run_dir, DIAGNOSTICS_COLUMNS, "diagnostics")
+        """diagnostics.csv and diagnostics.jsonl, holding `rows` (a resumed run's); flushed at most once a
+        second (a resume rewrites them from the checkpoint, so a crash loses nothing)."""
+        log = report.RowLog(self.run_dir, DIAGNOSTICS_COLUMNS, "diagnostics", flush_seconds=1.0)
         if rows:
             log.rewrite(rows)
         return log

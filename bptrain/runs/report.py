@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ def to_json(value: Any, indent: int | None = 2) -> str:
 
 
 class RowLog:
-    """Rows appended to <stem>.csv and <stem>.jsonl (the same rows as JSON lines), flushed as they go."""
+    """Rows appended to <stem>.csv and <stem>.jsonl (the same rows as JSON lines), flushed as they go,
+    or at most every `flush_seconds` (and when closed)."""
 
-    def __init__(self, folder: Path, columns: list[str], stem: str):
+    def __init__(self, folder: Path, columns: list[str], stem: str, flush_seconds: float = 0.0):
         self.columns = columns
+        self.flush_seconds, self._flushed = flush_seconds, time.monotonic()
         self._csv_path, self._jsonl_path = Path(folder) / f"{stem}.csv", Path(folder) / f"{stem}.jsonl"
         with writing(self._csv_path):
             self._csv = open(self._csv_path, "w", newline="", encoding="utf-8")
@@ -61,12 +64,20 @@ class RowLog:
         with writing(self._csv_path):
             for row in clean:
                 self._writer.writerow({k: ("" if row.get(k) is None else _cell(row[k])) for k in self.columns})
-            self._csv.flush()
         with writing(self._jsonl_path):
             self._jsonl.write("".join(json.dumps({k: row.get(k) for k in self.columns}, allow_nan=False) + "\n" for row in clean))
+        if time.monotonic() - self._flushed >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        with writing(self._csv_path):
+            self._csv.flush()
+        with writing(self._jsonl_path):
             self._jsonl.flush()
+        self._flushed = time.monotonic()
 
     def close(self) -> None:
+        self.flush()
         self._csv.close()
         self._jsonl.close()
 
