@@ -31,6 +31,9 @@ def to_json(value: Any, indent: int | None = 2) -> str:
     return json.dumps(finite_or_none(value), indent=indent, allow_nan=False)
 
 
+_LINES = json.JSONEncoder(allow_nan=False)  # one encoder for every line (json.dumps with options builds one per call)
+
+
 class RowLog:
     """Rows appended to <stem>.csv and <stem>.jsonl (the same rows as JSON lines), flushed as they go,
     or at most every `flush_seconds` (and when closed)."""
@@ -43,9 +46,9 @@ class RowLog:
             self._csv = open(self._csv_path, "w", newline="", encoding="utf-8")
         with writing(self._jsonl_path):
             self._jsonl = open(self._jsonl_path, "w", encoding="utf-8")
-        self._writer = csv.DictWriter(self._csv, fieldnames=columns, lineterminator="\n")
+        self._writer = csv.writer(self._csv, lineterminator="\n")
         with writing(self._csv_path):
-            self._writer.writeheader()
+            self._writer.writerow(columns)
             self._csv.flush()
 
     def rewrite(self, rows: list[dict]) -> None:
@@ -54,7 +57,7 @@ class RowLog:
             for stream in (self._csv, self._jsonl):
                 stream.seek(0)
                 stream.truncate()
-            self._writer.writeheader()
+            self._writer.writerow(self.columns)
             self._csv.flush()
         self.write(*rows)
 
@@ -62,10 +65,9 @@ class RowLog:
         """Append flat rows (each a mapping of column to number, text or None)."""
         clean = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()} for row in rows]
         with writing(self._csv_path):
-            for row in clean:
-                self._writer.writerow({k: ("" if row.get(k) is None else _cell(row[k])) for k in self.columns})
+            self._writer.writerows([["" if row.get(k) is None else _cell(row[k]) for k in self.columns] for row in clean])
         with writing(self._jsonl_path):
-            self._jsonl.write("".join(json.dumps({k: row.get(k) for k in self.columns}, allow_nan=False) + "\n" for row in clean))
+            self._jsonl.write("".join(_LINES.encode({k: row.get(k) for k in self.columns}) + "\n" for row in clean))
         if time.monotonic() - self._flushed >= self.flush_seconds:
             self.flush()
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bptrain.training.loop import Trainer
 
 COLUMNS = ["epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction"]
-SAMPLED_STEPS = 4  # the last steps of each epoch that are measured (all of a shorter epoch)
+SAMPLED_STEPS = 3  # the last steps of each epoch that are measured (all of a shorter epoch)
 SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # the bounds of the output
 SATURATION_MARGIN = 0.01  # saturated: within 1% of the output range from a bound (sigmoid' < 0.01, tanh' < 0.04)
 
