@@ -4,11 +4,12 @@ Per dense layer and epoch (one row each, COLUMNS): the L2 norm of the gradient o
 matrix W, the norm of W, the update-to-weight ratio ‖ΔW‖ / ‖W‖ of a step, and of the activation
 that follows the layer, the share of units that are dead (relu: output 0 for every sampled row,
 so no gradient passes; a leaky_relu unit always passes some) or the share of outputs that are
-saturated (sigmoid, tanh: within SATURATION_MARGIN of a bound, where the derivative is nearly 0). They are read after each of the epoch's last
-SAMPLED_STEPS steps, from what the step leaves behind: W.grad (the gradient the optimizer used,
-after regularization and clipping), W, and the activations the forward pass stored. ΔW needs W
-from before the step, so W is copied after the step that precedes a sampled one. grad_norm and
-update_ratio are means over the sampled steps; weight_norm is W's at the epoch's end.
+saturated (sigmoid, tanh: within SATURATION_MARGIN of a bound, where the derivative is nearly 0).
+They are read after each of the epoch's last SAMPLED_STEPS steps, from what the step leaves
+behind: W.grad (the gradient the optimizer used, after regularization and clipping), W, and the
+activations the forward pass stored. ΔW needs W from before the step, so W is copied after the
+step that precedes a sampled one. grad_norm and update_ratio are means over the sampled steps;
+weight_norm is W's at the epoch's end.
 
 The warnings (vanishing and exploding gradients, dead units, an update ratio far from about 1e-3)
 are each reported once, at the first epoch where seen, as events.Warning; their thresholds are

@@ -236,7 +236,8 @@ def test_divergence_rule_keeps_the_best_epoch(done, tmp_path):
         f"error: training diverged at epoch {fired}: train_loss = {log[-1]['train_loss']:g} met the divergence "
         f"rule train_loss > 1.5; the best model so far is in {r.run / 'model.npz'}"
     )
-    assert [line.split(":")[1] for line in warned] == [f" large updates at epoch {fired - 1}"]  # the diagnostics saw it coming
+    (warning,) = warned  # the diagnostics saw it coming, at the latest in the epoch the rule fired
+    assert int(re.fullmatch(r"warning: large updates at epoch (\d+): .+", warning).group(1)) <= fired
     rep = assert_diverged(r, fired, best)
     assert rep["steps"] == fired * STEPS_PER_EPOCH
     assert rep["metrics"]["val"]["loss"] == log[best - 1]["val_loss"]
@@ -251,7 +252,7 @@ def test_non_finite_loss_keeps_the_best_epoch(done):
     log = rows(r.run)
     epoch = len(log) + 1
     match = re.fullmatch(
-        rf"warning: large updates at epoch {epoch - 1}: [^\n]+\n"  # the diagnostics saw it coming
+        rf"warning: large updates at epoch \d+: [^\n]+\n"  # the diagnostics saw it coming
         rf"error: training diverged at epoch {epoch}, step (\d+): loss became (nan|inf)\. Try a smaller optimizer\.lr "
         rf"\(now ([^)]+)\); the best model so far is in {re.escape(str(r.run / 'model.npz'))}\n",
         r.err,
