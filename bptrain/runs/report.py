@@ -63,11 +63,11 @@ class RowLog:
 
     def write(self, *rows: dict) -> None:
         """Append flat rows (each a mapping of column to number, text or None)."""
-        clean = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()} for row in rows]
+        clean = [{k: _finite(row.get(k)) for k in self.columns} for row in rows]
         with writing(self._csv_path):
-            self._writer.writerows([["" if row.get(k) is None else _cell(row[k]) for k in self.columns] for row in clean])
+            self._writer.writerows([["" if v is None else _cell(v) for v in row.values()] for row in clean])
         with writing(self._jsonl_path):
-            self._jsonl.write("".join(_LINES.encode({k: row.get(k) for k in self.columns}) + "\n" for row in clean))
+            self._jsonl.write("".join(_LINES.encode(row) + "\n" for row in clean))
         if time.monotonic() - self._flushed >= self.flush_seconds:
             self.flush()
 
@@ -92,6 +92,10 @@ class MetricsLog(RowLog, Callback):
 
     def on_epoch_end(self, trainer, row: dict) -> None:
         self.write(row)
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _cell(value: Any) -> Any:

@@ -82,8 +82,7 @@ def _total(rows: list[dict]) -> float | None:
 
 
 def _norm(a: np.ndarray) -> float:
-    flat = a.reshape(-1)
-    return math.sqrt(float(np.dot(flat, flat)))
+    return math.sqrt(float(np.vdot(a, a)))  # vdot takes the array flat, without a reshaped view
 
 
 class Epoch:
