@@ -29,6 +29,12 @@ close to 1 there:
 
     python benchmarks/train_speed.py --threads default --busy --contenders bptrain "bptrain 1 thread"
 
+The contender "bptrain diagnostics" is bptrain with its diagnostics callback (on by default in
+`bptrain fit`: report.diagnostics), writing diagnostics.csv and .jsonl; its ratio to "bptrain" is
+the cost of the diagnostics:
+
+    python benchmarks/train_speed.py --sizes S M --contenders bptrain "bptrain diagnostics" --repeats 21
+
 PyTorch and scikit-learn are optional and never dependencies of bptrain; a contender whose package
 is missing is left out. To install them (the CPU build of torch):
 
@@ -72,7 +78,7 @@ SIZES = {
     "M": Size("M", 20_000, 100, (256, 256), 2, 64),
     "L": Size("L", 60_000, 784, (256, 128), 10, 128),
 }
-CONTENDERS = ("bptrain", "bptrain 1 thread", "PyTorch", "scikit-learn", "bare GEMMs")
+CONTENDERS = ("bptrain", "bptrain 1 thread", "bptrain diagnostics", "PyTorch", "scikit-learn", "bare GEMMs")
 PEERS = ("PyTorch", "scikit-learn")
 
 
@@ -121,11 +127,15 @@ def bptrain_config(size: Size, seed: int):
     return validate_config(raw, ROOT / "configs" / "speed.yaml")
 
 
-def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int, threads: int | str | None = None) -> Epoch:
+def bptrain_epoch(
+    size: Size, x: np.ndarray, labels: np.ndarray, seed: int, threads: int | str | None = None, diagnostics: bool = False
+) -> Epoch:
     """bptrain's Trainer, put together as bptrain.app.fit does; each call runs it one epoch further.
 
     `threads` as training.threads (its BLAS threads chosen once, here, as fit chooses them at the
-    start); None leaves the BLAS pools as the benchmark set them (--threads N).
+    start); None leaves the BLAS pools as the benchmark set them (--threads N). `diagnostics`: with
+    the diagnostics callback writing diagnostics.csv and .jsonl (into a temporary folder), as fit
+    runs by default (report.diagnostics).
     """
     from contextlib import nullcontext
     from types import SimpleNamespace
@@ -142,7 +152,17 @@ def bptrain_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int, thre
     prep = SimpleNamespace(task="classification", classes=classes, targets=["digit"])  # what the assembly asks of the preprocessor
     built = assembly.assemble(config, prep, size.inputs, loss, size.rows, has_val=False)
     split = Split("train", x, loss_target(labels, loss[0], "float32"), frame=None, labels=labels)
-    trainer = Trainer(built.setup, split, None)
+    callbacks = []
+    if diagnostics:
+        import tempfile
+
+        from bptrain.runs.report import RowLog
+        from bptrain.training.diagnostics import COLUMNS, Diagnostics
+
+        watch = Diagnostics(built.setup.model)
+        watch.write = RowLog(Path(tempfile.mkdtemp(prefix="bptrain-speed-")), COLUMNS, "diagnostics", flush_seconds=1.0).write  # as fit's
+        callbacks.append(watch)
+    trainer = Trainer(built.setup, split, None, callbacks)
     chosen = None if threads is None else blas.choose(threads, blas.largest_product(built.setup.model, size.batch))
     if chosen is not None and threads == "auto":
         print(f"{size.name}: bptrain's training.threads auto -> {chosen.count} ({chosen.why})", file=sys.stderr)
@@ -236,6 +256,7 @@ def gemm_epoch(size: Size, x: np.ndarray, labels: np.ndarray, seed: int) -> Epoc
 MAKERS = {
     "bptrain": bptrain_epoch,
     "bptrain 1 thread": lambda size, x, labels, seed: bptrain_epoch(size, x, labels, seed, threads=1),
+    "bptrain diagnostics": lambda size, x, labels, seed: bptrain_epoch(size, x, labels, seed, diagnostics=True),
     "PyTorch": torch_epoch,
     "scikit-learn": sklearn_epoch,
     "bare GEMMs": gemm_epoch,
@@ -294,6 +315,8 @@ def table(contenders: list[str], seconds: dict[str, dict[str, list[float]]]) -> 
     alone = "bptrain 1 thread" in contenders and "bptrain" in contenders
     head = ["size", *contenders, "bptrain ÷ faster peer", *(f"{c} ÷ GEMMs" for c in contenders if c != "bare GEMMs")]
     head += ["bptrain ÷ bptrain 1 thread"] if alone else []
+    watched = "bptrain diagnostics" in contenders and "bptrain" in contenders
+    head += ["bptrain diagnostics ÷ bptrain"] if watched else []
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for size, times in seconds.items():
         median = {c: statistics.median(times[c]) for c in contenders}
@@ -303,6 +326,7 @@ def table(contenders: list[str], seconds: dict[str, dict[str, list[float]]]) -> 
         cells.append(f"{ratio(median['bptrain'], faster[0])} ({faster[1]})" if faster[1] and "bptrain" in median else "–")
         cells += [ratio(median[c], median.get("bare GEMMs")) for c in contenders if c != "bare GEMMs"]
         cells += [ratio(median["bptrain"], median["bptrain 1 thread"])] if alone else []
+        cells += [f"{median['bptrain diagnostics'] / median['bptrain']:.3f}x"] if watched else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -340,7 +364,7 @@ def busy(on: bool):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="problem sizes (default: S M L)")
-    usual = [c for c in CONTENDERS if c != "bptrain 1 thread"]
+    usual = [c for c in CONTENDERS if c not in ("bptrain 1 thread", "bptrain diagnostics")]
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=usual, metavar="NAME",
                         help=f"which loops to time, of {', '.join(CONTENDERS)} (default: {', '.join(usual)})")
     parser.add_argument("--threads", default="1", help="BLAS/OpenMP threads for every contender, or 'default': each library's own "

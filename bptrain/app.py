@@ -25,10 +25,12 @@ from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError
 from bptrain.events import Events
 from bptrain.inference import INFERENCE_ROWS, outputs, probabilities, score
 from bptrain.nn.options import did_you_mean
-from bptrain.runs import checkpoint, modelfile, report, resuming
+from bptrain.runs import checkpoint, modelfile, report, resuming, tracking
 from bptrain.runs import folder as runs
 from bptrain.training import assembly, memory
 from bptrain.training.callbacks import Callback, Checkpointing, ProgressEvents
+from bptrain.training.diagnostics import COLUMNS as DIAGNOSTICS_COLUMNS
+from bptrain.training.diagnostics import Diagnostics
 from bptrain.training.loop import Outcome, StopRequest, Trainer, lone_row_warning
 
 _quiet = events.quiet
@@ -126,6 +128,8 @@ def _fit(
 ) -> FitResult:
     if name is not None:
         runs.check_name(name)
+    if config.tracking.mlflow is not None:
+        tracking.require_mlflow()
     run_dir, state = None, None
     if resume is not None:
         run_dir, config, state = _reopen(Path(resume), config, lock, on_event)
@@ -145,7 +149,10 @@ def _fit(
         stop_request.run_dir = run_dir
     used = _training_threads(config, built, state)
     files = RunFiles(run_dir, built, prep, raw.files, used)
-    trainer = Trainer(built.setup, dataset.train, dataset.val, built.rules.callbacks() + [files.checkpointing()] + callbacks, stop_request)
+    watching = [Diagnostics(built.setup.model, on_event)] if config.report.diagnostics else []
+    tracker = _tracker(config, files, on_event)
+    watching += [tracker] if tracker is not None else []
+    trainer = Trainer(built.setup, dataset.train, dataset.val, built.rules.callbacks() + watching + [files.checkpointing()] + callbacks, stop_request)
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         trainer.restore(*state, columns=built.rules.columns)
         finished = resuming.finished_report(run_dir, trainer.pending_stop(), trainer.position.step)
@@ -155,6 +162,8 @@ def _fit(
     with blas.limited(used.count):
         outcome = _train(trainer, files, built, raw, prep, dataset, resumed=state is not None, on_event=on_event)
         summary = _report(run_dir, built.rules.config, raw, prep, dataset, trainer, loss_name, outcome, used, score_test)
+    if tracker is not None:
+        tracker.finish(summary)
     on_event(events.Done(run_dir, summary))
     if outcome.stop_reason == "diverged":
         kept = f"; the best model so far is in {run_dir / runs.MODEL_FILE}" if (run_dir / runs.MODEL_FILE).exists() else ""
@@ -162,6 +171,24 @@ def _fit(
     if outcome.stop_reason in ("interrupted", "terminated"):
         raise RunInterrupted(outcome.stop_reason, run_dir)
     return FitResult(run_dir, summary)
+
+
+def _tracker(config: Config, files: RunFiles, on_event: Events) -> tracking.MlflowTracking | None:
+    """The MLflow tracking of the run, when tracking.mlflow asks for it."""
+    settings = config.tracking.mlflow
+    if settings is None:
+        return None
+    params = tracking.flat_params(files.resolved)
+    return tracking.MlflowTracking(settings, settings.experiment or config.name, params, files.run_dir, on_event)
+
+
+def with_mlflow(config: Config) -> Config:
+    """`config` with MLflow tracking on (fit --mlflow): tracking.mlflow as given, or its defaults."""
+    if config.tracking.mlflow is not None:
+        return config
+    from bptrain.config.schema import MlflowConfig, TrackingConfig
+
+    return config.model_copy(update={"tracking": TrackingConfig(mlflow=MlflowConfig())})
 
 
 def _training_threads(config: Config, built: assembly.Assembly, state: checkpoint.Loaded | None) -> blas.Threads:
@@ -223,10 +250,28 @@ class RunFiles:
             log.rewrite(rows)
         return log
 
+    def diagnostics_log(self, rows: list[dict]) -> report.RowLog:
+        """diagnostics.csv and diagnostics.jsonl, holding `rows` (a resumed run's); flushed at most once a
+        second (a resume rewrites them from the checkpoint, so a crash loses nothing)."""
+        log = report.RowLog(self.run_dir, DIAGNOSTICS_COLUMNS, "diagnostics", flush_seconds=1.0)
+        if rows:
+            log.rewrite(rows)
+        return log
+
+
+def _diagnostics(trainer: Trainer) -> Diagnostics | None:
+    """The run's diagnostics callback (None when report.diagnostics is false)."""
+    return next((c for c in trainer.callbacks if isinstance(c, Diagnostics)), None)
+
 
 def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, prep, dataset, *, resumed: bool, on_event: Events) -> Outcome:
     """Train with the metrics log and progress; after a divergence, save the best weights or go back to the last good model."""
     log = files.metrics_log(trainer.position.rows if resumed else [])
+    diagnostics = _diagnostics(trainer)
+    diagnostics_log = None
+    if diagnostics is not None:
+        diagnostics_log = files.diagnostics_log(diagnostics.rows)
+        diagnostics.write = diagnostics_log.write
     epochs = built.rules.config.stopping.max_epochs
     trainer.callbacks[:0] = [log, ProgressEvents(on_event, epochs)]  # they join once the run is known to continue
     position = trainer.position
@@ -247,6 +292,8 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
         outcome = trainer.run()
     finally:
         log.close()
+        if diagnostics_log is not None:
+            diagnostics_log.close()
     # a run that did not diverge ended with a checkpoint, which wrote model.npz with these weights
     model_path = files.run_dir / runs.MODEL_FILE
     if outcome.stop_reason == "diverged" and trainer.best_state is not None:  # early stopping put the best back
@@ -284,6 +331,9 @@ def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, th
         "threads": threads.report(),
         "environment": environment(),
     }
+    diagnostics = _diagnostics(trainer)
+    if diagnostics is not None:
+        summary["diagnostics"] = diagnostics.summary()
     report.write_json(run_dir / "report.json", summary)
     fileio.atomic_write_text(run_dir / "report.md", report.markdown(summary))
     figure = run_dir / "curves.svg"

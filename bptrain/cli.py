@@ -137,6 +137,9 @@ def fit(
         typer.Option("--folds", min=2, help="k-fold cross-validation: one run per fold in one folder, and a summary (sets data.split.folds).", show_default=False),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow", help="Log params, metrics and files to MLflow (tracking.mlflow, or its defaults; the mlflow extra).")
+    ] = False,
 ) -> None:
     """Train the network that CONFIG describes; write a run folder and print a summary."""
     with errors_to_exit_codes("{stop} before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN"):
@@ -156,6 +159,7 @@ def fit(
         if folds is not None:
             overrides["data.split.folds"] = folds
         cfg = load_config(config if config is not None else resume / "config.yaml", overrides)
+        cfg = services.with_mlflow(cfg) if mlflow else cfg
         stop = StopRequest()
         cross_validation = cfg.data.split.folds is not None and cfg.data.split.fold is None and resume is None
         try:

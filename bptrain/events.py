@@ -53,6 +53,16 @@ class Epoch:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Training is in epoch `epoch` (from 1), `batch` of its `batches` batches done; sent at most
+    about ten times a second, so that a long epoch shows its progress."""
+
+    epoch: int
+    batch: int
+    batches: int
+
+
+@dataclass(frozen=True)
 class Done:
     """Training ended and the report is written."""
 
@@ -76,7 +86,7 @@ class TrialDone:
     message: str = ""
 
 
-Event = Warning | Notice | Fold | Start | Epoch | Done | TrialDone
+Event = Warning | Notice | Fold | Start | Epoch | Batch | Done | TrialDone
 Events = Callable[[Event], None]
 
 

@@ -1,7 +1,10 @@
 """Progress on stderr for the CLI: a live bar on a terminal, one plain line per epoch otherwise.
 
 The bar and the epoch lines fit the terminal (plain lines: 80 columns): fields that do not fit are
-left out, least important first, so the epoch and the losses always show.
+left out, least important first, so the epoch and the losses always show. The bar shows the
+epoch, the batches done in it (updated at most about ten times a second, from events.Batch), the
+time elapsed and the time left until stopping.max_epochs at the recent pace; the last epoch's
+metrics are on the row below it.
 """
 
 from __future__ import annotations
@@ -54,14 +57,22 @@ def trial_line(event: events.TrialDone) -> str:
 class Progress:
     """Receives the service's events (`handle`) and renders them on stderr."""
 
-    def __init__(self, enabled: bool = True, stream=None):
+    def __init__(self, enabled: bool = True, stream=None, console=None):
+        """`console`: the rich Console the bar draws on (default: one on `stream`, drawing when it is a terminal)."""
         self.stream = stream or sys.stderr
         self.enabled = enabled
-        self.live = enabled and self.stream.isatty()
+        self.console = console
+        self.live = enabled and (console.is_terminal if console is not None else self.stream.isatty())
         self._bar = None
         self._task = None
+        self._epochs = 0
+        self._unit = "epoch"  # what the bar counts: epochs, or a study's trials
         self._renderers = {
-            events.Fold: self._on_fold, events.Start: self._on_start, events.Epoch: self._on_epoch, events.Done: self._on_done,
+            events.Fold: self._on_fold,
+            events.Start: self._on_start,
+            events.Epoch: self._on_epoch,
+            events.Batch: self._on_batch,
+            events.Done: self._on_done,
             events.TrialDone: self._on_trial,
         }
 
@@ -101,15 +112,29 @@ class Progress:
             epoch, step = event.resumed_at
             self._write(f"resuming from the checkpoint at epoch {epoch}, step {step}")
         if self.live:
-            self._start_bar(event.epochs)
+            self._start_bar(event.epochs, event.resumed_at[0] - 1 if event.resumed_at else 0)
+
+    def _epoch_text(self, epoch: int) -> str:
+        return f"{self._unit} {epoch:>{len(str(self._epochs))}}/{self._epochs}"
 
     def _on_epoch(self, event: events.Epoch) -> None:
         row = event.row
         if self._bar is not None:
             status = fitted(metric_fields(row), self._bar.console.width)
-            self._bar.update(self._task, completed=row["epoch"], status=status)
+            epoch = min(row["epoch"] + 1, self._epochs)
+            self._bar.update(self._task, completed=row["epoch"], status=status, epoch=self._epoch_text(epoch), batch="")
         else:
             self._write(epoch_line(row, event.epochs))
+
+    def _on_batch(self, event: events.Batch) -> None:
+        if self._bar is not None:
+            width = len(str(event.batches))
+            self._bar.update(
+                self._task,
+                completed=event.epoch - 1 + event.batch / event.batches,
+                epoch=self._epoch_text(event.epoch),
+                batch=f"batch {event.batch:>{width}}/{event.batches}",
+            )
 
     def _on_done(self, event: events.Done) -> None:
         if self._bar is not None:
@@ -119,15 +144,16 @@ class Progress:
     def _on_trial(self, event: events.TrialDone) -> None:
         """A tuning study's trial ended: its line; on a terminal, a bar of trials below the lines."""
         if self.live and self._bar is None:
-            self._start_bar(event.trials, "trials")
+            self._start_bar(event.trials, 0, unit="trials")
         self._write(trial_line(event))
         if self._bar is not None:
             best = f"best {event.metric} {number(event.best[1])} (trial {event.best[0]})" if event.best else "no trial complete yet"
-            self._bar.update(self._task, completed=min(event.finished, event.trials), status=best)
+            done = min(event.finished, event.trials)
+            self._bar.update(self._task, completed=done, status=best, epoch=self._epoch_text(done))
 
-    def _start_bar(self, epochs: int, label: str = "epoch") -> None:
+    def _start_bar(self, epochs: int, done: int, unit: str = "epoch") -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         from rich.progress import Progress as Bar
         from rich.text import Text
 
@@ -139,13 +165,18 @@ class Progress:
                 for task in self.tasks:
                     yield Text(task.fields["status"], no_wrap=True, overflow="ellipsis")
 
+        self._epochs, self._unit = epochs, unit
         self._bar = TwoRows(
-            TextColumn(label),
-            MofNCompleteColumn(),
-            BarColumn(),
+            TextColumn("{task.fields[epoch]}", markup=False),
+            BarColumn(bar_width=None),
+            TextColumn("{task.fields[batch]}", markup=False),
             TimeElapsedColumn(),
-            console=Console(file=self.stream),
+            TextColumn("elapsed"),
+            TimeRemainingColumn(),
+            TextColumn("left"),
+            console=self.console or Console(file=self.stream),
             transient=False,
+            expand=True,
         )
         self._bar.start()
-        self._task = self._bar.add_task("train", total=epochs, status="")
+        self._task = self._bar.add_task("train", total=epochs, completed=done, status="", epoch=self._epoch_text(done + 1 if unit == "epoch" else done), batch="")

@@ -340,6 +340,22 @@ class ReportConfig(Strict):
     """What a run writes besides its model and metrics."""
 
     figures: StrictBool = True
+    diagnostics: StrictBool = True
+
+
+class MlflowConfig(Strict):
+    """tracking.mlflow: where the run is logged (the `mlflow` extra)."""
+
+    tracking_uri: str | None = Field(None, min_length=1)  # None: MLFLOW_TRACKING_URI, else mlflow's default (./mlruns)
+    experiment: str | None = Field(None, min_length=1)  # None: the config's name
+
+
+class TrackingConfig(Strict):
+    """Logging the run to a tracking server besides the run folder."""
+
+    mlflow: MlflowConfig | None = None
+
+    _on_off = field_validator("mlflow", mode="before")(lambda value: {} if value is True else None if value is False else value)
 
 
 def _not_only_dots(name: str) -> str:
@@ -361,6 +377,7 @@ class Config(Strict):
     training: TrainingConfig = TrainingConfig()
     stopping: StoppingConfig = StoppingConfig()
     report: ReportConfig = ReportConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @field_serializer("loss", "schedule")
     def _short_name(self, value: BaseModel) -> Any:

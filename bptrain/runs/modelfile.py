@@ -150,6 +150,29 @@ class NoState(Meta):
     pass
 
 
+class DiagnosticsEpoch(Meta):
+    """The sums of the sampled steps of the epoch in progress (bptrain.training.diagnostics.Epoch)."""
+
+    steps: Count
+    rows: Count
+    grad: list[Number]
+    ratio: list[Number]
+    alive: list[list[bool] | None]
+    saturated: list[Count | None]
+
+
+class DiagnosticsWarning(Meta):
+    epoch: Annotated[int, Field(ge=1)]
+    kind: Literal["vanishing", "exploding", "dead_units", "update_ratio_high", "update_ratio_low"]
+    message: str
+
+
+class DiagnosticsState(Meta):
+    rows: list[dict[str, Number | str | None]]
+    warnings: list[DiagnosticsWarning]
+    epoch: DiagnosticsEpoch
+
+
 class PCG64State(Meta):
     state: Annotated[int, Field(ge=0, lt=2**128)]
     inc: Annotated[int, Field(ge=0, lt=2**128)]
@@ -189,6 +212,7 @@ class CheckpointMeta(Header):
     run: Label | None = None  # these two are absent from checkpoints of bptrain 0.1
     config: dict[str, Any] | None = None  # the resolved config; resuming validates it as a config
     threads: ThreadsSpec | None = None  # absent from older checkpoints
+    diagnostics: DiagnosticsState | None = None  # absent when report.diagnostics is false, and from older checkpoints
 
 
 CHECKPOINT_GROUPS = ("model/", "optim/", "best/")

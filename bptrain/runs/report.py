@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +31,24 @@ def to_json(value: Any, indent: int | None = 2) -> str:
     return json.dumps(finite_or_none(value), indent=indent, allow_nan=False)
 
 
-class MetricsLog(Callback):
-    """Appends one row per epoch to metrics.csv and metrics.jsonl, flushed as it goes (a training callback)."""
+_LINES = json.JSONEncoder(allow_nan=False)  # one encoder for every line (json.dumps with options builds one per call)
 
-    def __init__(self, folder: Path, columns: list[str]):
+
+class RowLog:
+    """Rows appended to <stem>.csv and <stem>.jsonl (the same rows as JSON lines), flushed as they go,
+    or at most every `flush_seconds` (and when closed)."""
+
+    def __init__(self, folder: Path, columns: list[str], stem: str, flush_seconds: float = 0.0):
         self.columns = columns
-        self._csv_path, self._jsonl_path = Path(folder) / "metrics.csv", Path(folder) / "metrics.jsonl"
+        self.flush_seconds, self._flushed = flush_seconds, time.monotonic()
+        self._csv_path, self._jsonl_path = Path(folder) / f"{stem}.csv", Path(folder) / f"{stem}.jsonl"
         with writing(self._csv_path):
             self._csv = open(self._csv_path, "w", newline="", encoding="utf-8")
         with writing(self._jsonl_path):
             self._jsonl = open(self._jsonl_path, "w", encoding="utf-8")
-        self._writer = csv.DictWriter(self._csv, fieldnames=columns, lineterminator="\n")
+        self._writer = csv.writer(self._csv, lineterminator="\n")
         with writing(self._csv_path):
-            self._writer.writeheader()
+            self._writer.writerow(columns)
             self._csv.flush()
 
     def rewrite(self, rows: list[dict]) -> None:
@@ -51,26 +57,45 @@ class MetricsLog(Callback):
             for stream in (self._csv, self._jsonl):
                 stream.seek(0)
                 stream.truncate()
-            self._writer.writeheader()
+            self._writer.writerow(self.columns)
             self._csv.flush()
-        for row in rows:
-            self.write(row)
+        self.write(*rows)
+
+    def write(self, *rows: dict) -> None:
+        """Append flat rows (each a mapping of column to number, text or None)."""
+        clean = [{k: _finite(row.get(k)) for k in self.columns} for row in rows]
+        with writing(self._csv_path):
+            self._writer.writerows([["" if v is None else _cell(v) for v in row.values()] for row in clean])
+        with writing(self._jsonl_path):
+            self._jsonl.write("".join(_LINES.encode(row) + "\n" for row in clean))
+        if time.monotonic() - self._flushed >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        with writing(self._csv_path):
+            self._csv.flush()
+        with writing(self._jsonl_path):
+            self._jsonl.flush()
+        self._flushed = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+        self._csv.close()
+        self._jsonl.close()
+
+
+class MetricsLog(RowLog, Callback):
+    """metrics.csv and metrics.jsonl: one row per epoch (a training callback)."""
+
+    def __init__(self, folder: Path, columns: list[str]):
+        super().__init__(folder, columns, "metrics")
 
     def on_epoch_end(self, trainer, row: dict) -> None:
         self.write(row)
 
-    def write(self, row: dict) -> None:
-        clean = finite_or_none(row)
-        with writing(self._csv_path):
-            self._writer.writerow({k: ("" if clean.get(k) is None else _cell(clean[k])) for k in self.columns})
-            self._csv.flush()
-        with writing(self._jsonl_path):
-            self._jsonl.write(json.dumps({k: clean.get(k) for k in self.columns}, allow_nan=False) + "\n")
-            self._jsonl.flush()
 
-    def close(self) -> None:
-        self._csv.close()
-        self._jsonl.close()
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _cell(value: Any) -> Any:
@@ -122,6 +147,8 @@ def markdown(report: dict) -> str:
         lines.append("|---|" + "---:|" * len(classes))
         for name, row in zip(classes, report["confusion_matrix"]):
             lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    if report.get("diagnostics") is not None:
+        lines += _diagnostics_md(report["diagnostics"])
     lines += ["", "## Data", "", "| split | path | rows | sha256 |", "|---|---|---:|---|"]
     for entry in report["data"]:
         lines.append(f"| {entry['split']} | {_md_cell(entry['path'])} | {entry['rows']} | `{entry['sha256'][:16]}…` |")
@@ -129,6 +156,24 @@ def markdown(report: dict) -> str:
     lines += ["", "## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items()), ""]
     lines += [f"BLAS threads: {report['threads']['count']} ({report['threads']['chosen']})", ""]
     return "\n".join(lines)
+
+
+def _diagnostics_md(diagnostics: dict) -> list[str]:
+    """The warnings of the diagnostics, each with its epoch, and the last epoch's row of each dense layer."""
+    lines = ["", "## Diagnostics", ""]
+    lines += [f"- epoch {w['epoch']}: {w['message']}" for w in diagnostics["warnings"]] or ["No warnings."]
+    last = diagnostics["last_epoch"]
+    if last:
+        lines += ["", f"Epoch {last[0]['epoch']} (diagnostics.csv has every epoch):", ""]
+        lines += ["| layer | grad_norm | weight_norm | update_ratio | dead_fraction | saturated_fraction |", "|---|---:|---:|---:|---:|---:|"]
+        for row in last:
+            cells = [_sci(row[k]) for k in ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction")]
+            lines.append(f"| {row['layer']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _sci(value: Any) -> str:
+    return "–" if value is None else f"{value:.3g}"
 
 
 def _md_cell(text: Any) -> str:

@@ -16,7 +16,7 @@ from bptrain.config.schema import Config
 from bptrain.errors import ConfigError, DataError, ModelFileError
 from bptrain.runs.checkpoint import LAST, PREVIOUS
 
-# Keys that only decide how long to train, when to save, how closely to watch, and what to draw.
+# Keys that only decide how long to train, when to save, how closely to watch, what to draw and where to log.
 BUDGET_KEYS = (
     "name",
     "stopping.max_epochs",
@@ -27,6 +27,7 @@ BUDGET_KEYS = (
     "training.checkpoint",
     "training.detect_anomaly",
     "report",
+    "tracking",
 )
 
 

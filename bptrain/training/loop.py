@@ -228,7 +228,7 @@ class Trainer:
         self._check_position(columns)
         for callback in self.callbacks:
             if callback.state_key:
-                callback.load_state_dict(meta[callback.state_key])
+                callback.load_state_dict(meta.get(callback.state_key))  # None: a checkpoint written without it
         self.rate.load_state_dict(meta["rate"])
         self.setup.rng.bit_generator.state = meta["shuffle_rng"]
         noise = getattr(self.model, "noise_rng", None)
@@ -325,13 +325,13 @@ class Trainer:
             pos.batch += 1
             pos.total += value * m
             self.sync_time()
-            stop = self._step_stop()
-            if stop:
-                return stop
-            if watchers:
+            if watchers:  # every step, also the last before a stop, so that what they count resumes exactly
                 event = BatchEnd(pos.epoch, pos.batch, batches, pos.step)
                 for callback in watchers:
                     callback.on_batch_end(self, event)
+            stop = self._step_stop()
+            if stop:
+                return stop
         return None
 
     def _step_stop(self) -> Stop | None:

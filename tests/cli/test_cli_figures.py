@@ -59,11 +59,12 @@ def test_figures_off_writes_no_curves_and_never_imports_matplotlib(tmp_path):
     outcome, run = fit_in_process(tmp_path, "report.figures=false")
     assert outcome["matplotlib"] == []
     assert sorted(p.name for p in run.iterdir()) == [
-        ".lock", "checkpoints", "config.yaml", "metrics.csv", "metrics.jsonl", "model.npz", "report.json", "report.md"
+        ".lock", "checkpoints", "config.yaml", "diagnostics.csv", "diagnostics.jsonl", "metrics.csv", "metrics.jsonl", "model.npz",
+        "report.json", "report.md",
     ]
     assert "curves" not in (run / "report.md").read_text(encoding="utf-8")
     assert "curves" not in (run / "report.json").read_text(encoding="utf-8")
-    assert "report:\n  figures: false\n" in (run / "config.yaml").read_text(encoding="utf-8")
+    assert "report:\n  figures: false\n  diagnostics: true\n" in (run / "config.yaml").read_text(encoding="utf-8")
 
 
 def test_resolved_config_holds_the_default(tmp_path):
@@ -104,8 +105,8 @@ def strip_report_section(run: Path) -> None:
     """The layout of a run written before `report` existed: no such key in config.yaml or in the checkpoint's config."""
     config = run / "config.yaml"
     text = config.read_text(encoding="utf-8")
-    assert "report:\n  figures: true\n" in text
-    config.write_text(text.replace("report:\n  figures: true\n", ""), encoding="utf-8")
+    assert "report:\n  figures: true\n  diagnostics: true\n" in text
+    config.write_text(text.replace("report:\n  figures: true\n  diagnostics: true\n", ""), encoding="utf-8")
     folder = run / "checkpoints"
     for name in (checkpoint.LAST, checkpoint.PREVIOUS):
         arrays, meta = checkpoint.read_arrays(folder / name)

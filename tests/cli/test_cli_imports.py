@@ -22,9 +22,9 @@ def logged_modules(stderr: str) -> list[str]:
     return [line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith(PREFIX)]
 
 
-def run_logged(*args, **kwargs):
+def run_logged(*args, env=IMPORT_LOG, **kwargs):
     """run_cli with the import log on; returns (result, imported module names, stderr without the log)."""
-    result = run_cli(*args, env=IMPORT_LOG, **kwargs)
+    result = run_cli(*args, env=env, **kwargs)
     log = logged_modules(result.stderr)
     assert log[0] == "imported package", "the import log's header"  # the log is on: its absence would pass every test
     rest = "".join(line + "\n" for line in result.stderr.splitlines() if not line.startswith(PREFIX))
@@ -181,6 +181,17 @@ def test_fit_never_imports_matplotlib_and_imports_rich_only_for_a_bar(tmp_path, 
     assert "matplotlib" not in packages(modules)  # curves.svg is written as text
     assert "threadpoolctl" in packages(modules)  # the BLAS threads are set for training
     assert "rich" not in packages(modules)  # the progress bar's: on a pipe, progress is one line per epoch
+    assert "mlflow" not in packages(modules)  # tracking is off unless asked for
+    assert (run / "diagnostics.csv").is_file()  # the diagnostics are on by default, and cost no import
+
+
+def test_fit_with_mlflow_imports_it(tmp_path):
+    result, modules, stderr = run_logged(
+        "fit", ROOT / "configs" / "iris.yaml", "-q", "--runs-dir", tmp_path / "runs", "--mlflow", "--set", "stopping.max_epochs=1",
+        env={**IMPORT_LOG, "MLFLOW_ALLOW_FILE_STORE": "true", "MLFLOW_TRACKING_URI": f"file:{tmp_path / 'store'}"},
+    )
+    assert (result.returncode, stderr) == (0, "")
+    assert "mlflow" in packages(modules)
 
 
 def test_the_config_package_still_gives_its_names_on_first_use():

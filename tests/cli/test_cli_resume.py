@@ -2,8 +2,8 @@
 
 A run killed with SIGKILL at random moments (once while a checkpoint is being written), a run
 resumed from a damaged checkpoint, and a finished run continued with a larger budget all end with
-the same model (every array's SHA-256) and the same metrics log (apart from `seconds`) as one
-uninterrupted run. Resuming refuses changes that would alter the training, and a changed data file.
+the same model (every array's SHA-256), the same metrics log (apart from `seconds`) and the same
+diagnostics as one uninterrupted run. Resuming refuses changes that would alter the training, and a changed data file.
 The runs that the killed and resumed processes start from or are compared with are made in this
 process (call_cli).
 """
@@ -47,7 +47,7 @@ CORRUPT = (*STEADY[:-2], "--set", "training.checkpoint.every_epochs=1", "--set",
 SUMMARY = re.compile(r"stopped    (\w+) after (\d+) epochs, \d+\.\d s; best epoch (\d+)")
 ALLOWED = (
     "Only these keys may change when resuming: name, stopping.max_epochs, stopping.max_steps, stopping.max_time, "
-    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, report. "
+    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, report, tracking. "
     "To train differently, start a new run without --resume."
 )
 
@@ -134,9 +134,11 @@ def comparable_report(run: Path) -> dict:
 
 
 def assert_same_training(run: Path, reference: Path) -> None:
-    """The same final model (every array, bit for bit), metrics log and report as `reference`."""
+    """The same final model (every array, bit for bit), metrics log, diagnostics and report as `reference`."""
     assert model_digests(run) == model_digests(reference)
     assert metrics_rows(run) == metrics_rows(reference)
+    for name in ("diagnostics.csv", "diagnostics.jsonl"):
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), name
     assert metrics_records(run) == metrics_records(reference)
     assert comparable_report(run) == comparable_report(reference)
 

@@ -231,10 +231,13 @@ def test_divergence_rule_keeps_the_best_epoch(done, tmp_path):
     assert fired == len(log) > 2
     best = min(range(fired), key=lambda i: (log[i]["val_loss"], i)) + 1
     assert best < fired
-    assert r.err == (
+    *warned, error = r.err.splitlines()
+    assert error == (
         f"error: training diverged at epoch {fired}: train_loss = {log[-1]['train_loss']:g} met the divergence "
-        f"rule train_loss > 1.5; the best model so far is in {r.run / 'model.npz'}\n"
+        f"rule train_loss > 1.5; the best model so far is in {r.run / 'model.npz'}"
     )
+    (warning,) = warned  # the diagnostics saw it coming, at the latest in the epoch the rule fired
+    assert int(re.fullmatch(r"warning: large updates at epoch (\d+): .+", warning).group(1)) <= fired
     rep = assert_diverged(r, fired, best)
     assert rep["steps"] == fired * STEPS_PER_EPOCH
     assert rep["metrics"]["val"]["loss"] == log[best - 1]["val_loss"]
@@ -249,6 +252,7 @@ def test_non_finite_loss_keeps_the_best_epoch(done):
     log = rows(r.run)
     epoch = len(log) + 1
     match = re.fullmatch(
+        rf"warning: large updates at epoch \d+: [^\n]+\n"  # the diagnostics saw it coming
         rf"error: training diverged at epoch {epoch}, step (\d+): loss became (nan|inf)\. Try a smaller optimizer\.lr "
         rf"\(now ([^)]+)\); the best model so far is in {re.escape(str(r.run / 'model.npz'))}\n",
         r.err,

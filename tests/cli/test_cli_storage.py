@@ -153,6 +153,6 @@ def test_every_file_gets_0666_minus_the_umask(tmp_path, umask, mode):
     assert result.returncode == 0, result.stderr
     modes = {str(p.relative_to(run)): stat.S_IMODE(p.stat().st_mode) for p in run.rglob("*") if p.is_file()}
     modes["predictions.csv"] = stat.S_IMODE(out.stat().st_mode)
-    expected = ["config.yaml", "metrics.csv", "metrics.jsonl", "model.npz", "report.json", "report.md", "curves.svg",
+    expected = ["config.yaml", "metrics.csv", "metrics.jsonl", "diagnostics.csv", "diagnostics.jsonl", "model.npz", "report.json", "report.md", "curves.svg",
                 ".lock", "checkpoints/last.npz", "checkpoints/previous.npz", "predictions.csv"]
     assert modes == {name: mode for name in expected}

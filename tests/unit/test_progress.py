@@ -76,13 +76,63 @@ def test_the_live_bar_fits_80_columns_and_shows_the_epoch_and_every_metric(monke
         progress.handle(events.Start(**START, epochs=epochs))
         for epoch in (1, 2, 3):
             progress.handle(events.Epoch(row(epoch, seconds=123.4), epochs))
+        progress._bar.refresh()
         progress.handle(events.Done(Path("runs/iris"), {}))
     start, *shown = frames(stream.getvalue())
     assert start.startswith("runs/iris: classification (3 classes)")
     assert all(len(line) <= 80 for line in shown), shown
     bar, status = shown[-2:]
-    assert re.fullmatch(rf"epoch +3/{epochs} ━+ \d:\d\d:\d\d", bar), bar
+    assert re.fullmatch(rf"epoch +4/{epochs} [━╸╺]+ +\d:\d\d:\d\d elapsed (\d:\d\d:\d\d|-:--:--) left", bar), bar
     assert status == "train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9333"
+
+
+@pytest.mark.parametrize("epochs, batches", [(300, 7), (1000000, 100000)])
+def test_the_live_bar_shows_the_batches_of_a_long_epoch_and_the_time_left_in_80_columns(epochs, batches):
+    stream = Terminal()
+    with Progress(stream=stream) as progress:
+        progress.handle(events.Start(**START, epochs=epochs))
+        progress._bar.console.width = 80  # as rich's Console(width=80) renders it
+        progress.handle(events.Epoch(row(1), epochs))
+        progress.handle(events.Batch(2, batches // 2 + 1, batches))
+        progress._bar.refresh()
+        bar, status = frames(stream.getvalue())[-2:]
+        progress.handle(events.Done(Path("runs/iris"), {}))
+    assert len(bar) <= 80, bar
+    digits = len(str(batches))
+    assert re.fullmatch(
+        rf"epoch +2/{epochs} [━╸╺]+ batch +{batches // 2 + 1}/{batches} \d:\d\d:\d\d elapsed (\d+:\d\d:\d\d|-:--:--) left", bar
+    ), bar
+    assert f"batch {batches // 2 + 1:>{digits}}/{batches}" in bar
+    assert status == "train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9333"
+
+
+def test_the_bar_renders_into_a_forced_terminal_of_80_columns():
+    """rich's Console(width=80, force_terminal=True) into a StringIO: the widest epoch and batch counts still fit."""
+    from rich.console import Console
+
+    out = io.StringIO()
+    with Progress(stream=out, console=Console(file=out, width=80, force_terminal=True)) as progress:
+        progress.handle(events.Start(**START, epochs=1000000))
+        progress.handle(events.Epoch(row(999998, train_loss=123456789.0), 1000000))
+        progress.handle(events.Batch(999999, 99999, 100000))
+        progress._bar.refresh()
+        progress.handle(events.Done(Path("runs/iris"), {}))
+    bar, status = frames(out.getvalue())[-2:]
+    assert len(bar) <= 80 and len(status) <= 80
+    assert re.fullmatch(r"epoch  999999/1000000 [━╸╺]+ batch  99999/100000 \d:\d\d:\d\d elapsed (\d+:\d\d:\d\d|-:--:--) left", bar), bar
+    assert status == "train_loss 1.235e+08  val_loss 0.2345  val_accuracy 0.9333"
+
+
+def test_batch_events_come_at_most_every_tenth_of_a_second(monkeypatch):
+    from bptrain.training import callbacks
+
+    clock = iter([0.0] + [0.03 * i for i in range(1, 40)])
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    sent = []
+    watcher = callbacks.ProgressEvents(sent.append, 5)
+    for batch in range(1, 40):
+        watcher.on_batch_end(None, callbacks.BatchEnd(1, batch, 39, batch))
+    assert [e.batch for e in sent] == [4, 8, 12, 16, 20, 24, 28, 32, 36]  # at 0.12 s, 0.24 s, ...: never two within 0.1 s
 
 
 def test_events_are_rendered_by_type_and_warnings_and_notices_show_even_when_quiet():
