@@ -62,7 +62,7 @@ def plot(run: Path, what: list[str] | None = None, out_dir: Path | None = None, 
     run_dir = require_run(run)
     report = read_json(run_dir / "report.json") or {}
     task, classes = report.get("task", "classification"), report.get("classes") or []
-    has_diagnostics = (run_dir / plots.DIAGNOSTICS_FILE).is_file()
+    has_diagnostics = plots.diagnostics_state(run_dir)
     rows = plots.epoch_rows(run_dir) if "curves" in (what or plots.FIGURES) else []
     has_rows = bool((report.get("metrics") or {}).get("val") or (report.get("metrics") or {}).get("test"))
     names = what if what is not None else list(plots.FIGURES)

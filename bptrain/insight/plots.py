@@ -45,12 +45,15 @@ def chosen(what: str | None) -> list[str] | None:
     return list(dict.fromkeys(names))
 
 
-def not_applicable(name: str, task: str, classes: list[str], has_rows: bool, has_diagnostics: bool, epochs: int = 1) -> str | None:
-    """Why figure `name` cannot be drawn for this run, or None when it can."""
+def not_applicable(name: str, task: str, classes: list[str], has_rows: bool, has_diagnostics: bool | None, epochs: int = 1) -> str | None:
+    """Why figure `name` cannot be drawn for this run, or None when it can. `has_diagnostics`:
+    whether diagnostics.csv holds a row (None: there is no such file)."""
     if name == "curves" and epochs == 0:
         return "the run logged no epoch (metrics.jsonl is empty)"
+    if name == "gradients" and has_diagnostics is None:
+        return f"the run has no {DIAGNOSTICS_FILE} (fit writes it unless report.diagnostics is false)"
     if name == "gradients" and not has_diagnostics:
-        return f"the run has no {DIAGNOSTICS_FILE} (fit writes it from the version that records gradient diagnostics)"
+        return f"the run logged no epoch of diagnostics ({DIAGNOSTICS_FILE} holds no row)"
     if name in NEEDS_PREDICTIONS and not has_rows:
         return "the run has no test or validation rows to predict"
     if name == "confusion" and task != "classification":
@@ -76,6 +79,17 @@ def epoch_rows(run_dir: Path) -> list[dict[str, Any]]:
         raise DataError(f"{path}: cannot read the run's metrics log ({e.strerror})") from None
     except ValueError as e:
         raise DataError(f"{path}: not JSON lines ({e}); the run's metrics log is damaged") from None
+
+
+def diagnostics_state(run_dir: Path) -> bool | None:
+    """Whether the run's diagnostics.csv holds a row after its header; None when it has no such file."""
+    try:
+        with (Path(run_dir) / DIAGNOSTICS_FILE).open("rb") as f:
+            return any(line.strip() for line in f.read(1 << 16).splitlines()[1:])
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise DataError(f"{Path(run_dir) / DIAGNOSTICS_FILE}: cannot read the run's diagnostics ({e.strerror})") from None
 
 
 def diagnostics(run_dir: Path) -> dict[str, dict[str, list[float]]] | None:

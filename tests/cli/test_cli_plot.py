@@ -20,8 +20,9 @@ from bptrain.insight import plots
 DIAGNOSTICS = ROOT / "tests" / "fixtures" / "diagnostics" / "diagnostics.csv"
 
 
-def fit(runs: Path, config: str, epochs: int = 3) -> Path:
-    result = call_cli("fit", ROOT / "configs" / f"{config}.yaml", "--runs-dir", runs, "-q", "--set", f"stopping.max_epochs={epochs}")
+def fit(runs: Path, config: str, *settings: str, epochs: int = 3) -> Path:
+    options = [part for setting in (f"stopping.max_epochs={epochs}", *settings) for part in ("--set", setting)]
+    result = call_cli("fit", ROOT / "configs" / f"{config}.yaml", "--runs-dir", runs, "-q", *options)
     assert result.returncode == 0, result.stderr
     (folder,) = runs.iterdir()
     return folder
@@ -29,9 +30,11 @@ def fit(runs: Path, config: str, epochs: int = 3) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
-    """A binary, a multiclass (with diagnostics.csv) and a regression run of three epochs."""
+    """A binary (without diagnostics), a multiclass (with the fixture's diagnostics.csv) and a
+    regression run of three epochs."""
     top = tmp_path_factory.mktemp("plot")
-    found = {name: fit(top / name, name) for name in ("breast_cancer", "iris", "diabetes")}
+    found = {name: fit(top / name, name) for name in ("iris", "diabetes")}
+    found["breast_cancer"] = fit(top / "breast_cancer", "breast_cancer", "report.diagnostics=false")
     shutil.copy(DIAGNOSTICS, found["iris"] / "diagnostics.csv")
     return found
 
@@ -43,7 +46,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-NO_DIAGNOSTICS = "skipped gradients: the run has no diagnostics.csv (fit writes it from the version that records gradient diagnostics)\n"
+NO_DIAGNOSTICS = "skipped gradients: the run has no diagnostics.csv (fit writes it unless report.diagnostics is false)\n"
 
 
 def test_a_binary_run_gets_curves_confusion_roc_and_pr(trained):
@@ -81,8 +84,8 @@ def test_a_multiclass_run_with_diagnostics_gets_gradients_and_says_why_roc_is_le
 def test_a_regression_run_gets_predicted_and_residuals(trained, tmp_path):
     result = call_cli("plot", trained["diabetes"], "-o", tmp_path, "--log")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [str(tmp_path / f"{n}.png") for n in ("curves", "predicted", "residuals")]
-    assert result.stderr == NO_DIAGNOSTICS
+    assert result.stdout.splitlines() == [str(tmp_path / f"{n}.png") for n in ("curves", "gradients", "predicted", "residuals")]
+    assert result.stderr == ""  # fit wrote diagnostics.csv
 
 
 def test_what_draws_only_the_named_figures_and_latest_names_the_newest_run(trained, tmp_path):
@@ -99,7 +102,7 @@ def test_what_draws_only_the_named_figures_and_latest_names_the_newest_run(train
         ("iris", "curvs", "error: --what curvs: unknown figure; choose from curves, gradients, confusion, roc, pr, predicted, residuals. Did you mean 'curves'?\n"),
         ("iris", "roc", "error: --what roc: cannot draw it for {run}: ROC and precision-recall curves are for binary classification; this run has 3 classes\n"),
         ("breast_cancer", "gradients",
-         "error: --what gradients: cannot draw it for {run}: the run has no diagnostics.csv (fit writes it from the version that records gradient diagnostics)\n"),
+         "error: --what gradients: cannot draw it for {run}: the run has no diagnostics.csv (fit writes it unless report.diagnostics is false)\n"),
         ("diabetes", "confusion", "error: --what confusion: cannot draw it for {run}: a confusion matrix is for classification; this run's task is regression\n"),
         ("iris", "residuals",
          "error: --what residuals: cannot draw it for {run}: predicted-against-actual and residual plots are for regression; this run's task is classification\n"),
@@ -188,10 +191,15 @@ def test_a_run_that_logged_no_epoch_gets_no_curves(trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained["diabetes"], run)
     (run / "metrics.jsonl").write_text("")
+    header = (run / "diagnostics.csv").read_text().splitlines()[0]
+    (run / "diagnostics.csv").write_text(header + "\n")
     result = call_cli("plot", run, "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [str(tmp_path / "out" / f"{n}.png") for n in ("predicted", "residuals")]
-    assert result.stderr == "skipped curves: the run logged no epoch (metrics.jsonl is empty)\n" + NO_DIAGNOSTICS
+    assert result.stderr == (
+        "skipped curves: the run logged no epoch (metrics.jsonl is empty)\n"
+        "skipped gradients: the run logged no epoch of diagnostics (diagnostics.csv holds no row)\n"
+    )
     asked = call_cli("plot", run, "--what", "curves", "-o", tmp_path / "out")
     assert (asked.returncode, asked.stdout) == (2, "")
     assert asked.stderr == f"error: --what curves: cannot draw it for {run}: the run logged no epoch (metrics.jsonl is empty)\n"
