@@ -209,3 +209,32 @@ def test_tune_without_a_scheduler_imports_no_dask_and_no_figures_library(tmp_pat
     assert result.returncode == 0, stderr
     assert "optuna" in packages(modules)
     assert packages(modules) & {"dask", "distributed", "matplotlib"} == set()
+
+
+# --- the Python API -----------------------------------------------------------------------------
+
+
+def python_logged(code: str) -> set[str]:
+    """The modules `python -c CODE` imports, from its import log."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **IMPORT_LOG}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    log = logged_modules(result.stderr)
+    assert log[0] == "imported package"
+    return set(log[1:])
+
+
+def test_importing_bptrain_and_its_errors_loads_neither_the_api_nor_numpy():
+    modules = python_logged("import bptrain; bptrain.ConfigError, bptrain.BptrainError")
+    assert packages(modules) & (HEAVY | {"fastapi", "uvicorn", "onnx", "optuna"}) == set()
+    assert own(modules) == {"bptrain", "bptrain.errors"}
+
+
+def test_the_api_loads_on_first_use_of_its_names():
+    modules = python_logged("import bptrain; bptrain.load")
+    assert "bptrain.api" in modules
+    assert packages(modules) & {"numpy", "pandas", "yaml", "fastapi", "uvicorn", "matplotlib"} == set()
