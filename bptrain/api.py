@@ -163,18 +163,23 @@ class Model:
 
     def _predict(self, data, *, proba: bool, strict: bool):
         """(the rows as a frame, predict's output columns for them), unseen categories warned about once."""
+        frame, source = self._frame(data)
+        columns, message = self._columns(frame, source, proba=proba, strict=strict, hint=STRICT_HINT)
+        if message:
+            warnings.warn(message, BptrainWarning, stacklevel=3)
+        return frame, columns
+
+    def _columns(self, frame, source: str, *, proba: bool, strict: bool, hint: str):
+        """(predict's output columns for the rows of `frame`, in predictions.header's order; the warning
+        about categories the model never saw, ending in `hint`, or None). For the front ends too."""
         from bptrain import app
         from bptrain import threads as blas
         from bptrain.data.columns import Unseen
 
-        frame, source = self._frame(data)
         unseen = Unseen()
         with blas.limited(self._threads):
             columns = app.prediction_columns(self._trained, frame, source, proba=proba, strict=strict, unseen=unseen)
-        message = unseen.message(source, STRICT_HINT)
-        if message:
-            warnings.warn(message, BptrainWarning, stacklevel=3)
-        return frame, columns
+        return columns, unseen.message(source, hint)
 
     def _frame(self, data):
         """(a DataFrame of the rows, its name in messages) for a DataFrame or the path of a file."""

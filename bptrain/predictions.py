@@ -55,6 +55,15 @@ def columns(prep: Preprocessor, out: np.ndarray, proba: bool, dtype: str) -> lis
 
 # --- writing ------------------------------------------------------------------------------------
 
+
+def json_values(column: np.ndarray) -> list:
+    """A column as JSON-ready Python values; a float becomes the number its shortest round-trip
+    text in the column's dtype reads as (float32's 0.99999666, not 0.9999966621398926)."""
+    if column.dtype.kind == "f":
+        return [float(v) for v in column.astype(str)]
+    return column.tolist()
+
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -79,8 +88,7 @@ class Writer:
         cells = {}
         for name, column in zip(self.header, columns):
             if column.dtype.kind == "f":
-                text = column.astype(str)  # shortest round-trip text in the column's dtype
-                cells[name] = text if self.fmt == "csv" else [float(v) for v in text]
+                cells[name] = column.astype(str) if self.fmt == "csv" else json_values(column)
             elif self.escape:
                 cells[name] = np.array([escape_formula(v) if isinstance(v, str) else v for v in column], dtype=object)
             else:

@@ -140,6 +140,8 @@ class Dropping:
             self.flush()
 
     def flush(self) -> None:
+        if not self.pending:  # nothing was released: dropping no columns still costs pandas a copy of the index
+            return
         try:
             with warnings.catch_warnings():
                 # pandas 3.1 deprecates `inplace`, yet it is the only way to remove many columns from
