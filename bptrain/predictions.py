@@ -56,12 +56,18 @@ def columns(prep: Preprocessor, out: np.ndarray, proba: bool, dtype: str) -> lis
 # --- writing ------------------------------------------------------------------------------------
 
 
-def json_values(column: np.ndarray) -> list:
-    """A column as JSON-ready Python values; a float becomes the number its shortest round-trip
-    text in the column's dtype reads as (float32's 0.99999666, not 0.9999966621398926)."""
+def json_texts(column: np.ndarray) -> list[str]:
+    """Each value of a column as JSON text: a number as the CSV writes it (its shortest round-trip
+    text in the column's dtype, null where it is not finite), a label as a JSON string."""
     if column.dtype.kind == "f":
-        return [float(v) for v in column.astype(str)]
-    return column.tolist()
+        text = column.astype(str).tolist()
+        for i in np.flatnonzero(~np.isfinite(column)):
+            text[i] = "null"
+        return text
+    if column.dtype.kind in "iub":
+        return column.astype(np.int64).astype(str).tolist()
+    quoted = {value: json.dumps(value) for value in set(column.tolist())}
+    return [quoted[value] for value in column.tolist()]
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -88,7 +94,8 @@ class Writer:
         cells = {}
         for name, column in zip(self.header, columns):
             if column.dtype.kind == "f":
-                cells[name] = column.astype(str) if self.fmt == "csv" else json_values(column)
+                text = column.astype(str)  # shortest round-trip text in the column's dtype
+                cells[name] = text if self.fmt == "csv" else [float(v) for v in text]
             elif self.escape:
                 cells[name] = np.array([escape_formula(v) if isinstance(v, str) else v for v in column], dtype=object)
             else:

@@ -399,3 +399,28 @@ def test_an_unforeseen_failure_is_a_clean_500_and_a_log_line(iris_run, capsys):
     log = capsys.readouterr().err.splitlines()
     assert log[0] == "internal error: RuntimeError: a bug"
     assert LOG_LINE.fullmatch(log[1]).group(3, 4) == ("500", "1 row")
+
+
+def test_connections_to_the_listening_socket_send_without_delay():
+    # asyncio sets TCP_NODELAY only on connections of a socket made with proto IPPROTO_TCP; without
+    # it, each answer's body would wait for the client's delayed acknowledgement of its head (40 ms)
+    import asyncio
+
+    from bptrain import serve
+
+    async def accept_one() -> int:
+        found = asyncio.get_running_loop().create_future()
+
+        class Protocol(asyncio.Protocol):
+            def connection_made(self, transport) -> None:
+                found.set_result(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Protocol, sock=serve.bind("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):
+            value = await asyncio.wait_for(found, 10)
+        server.close()
+        return value
+
+    assert asyncio.run(accept_one()) != 0
