@@ -65,10 +65,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of process `pid` so far (Linux /proc): what the server itself spent,
-    however busy the machine was."""
+    """User and system CPU seconds so far of process `pid` and its children, the workers (Linux /proc):
+    what the server itself spent, however busy the machine was."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(cpu_seconds(int(c)) for c in children)
 
 
 def server_ms(log: Path) -> list[float]:

@@ -131,14 +131,7 @@ def create_app(model, max_body: int):
     async def predict(request: Request, proba: bool = False, strict: bool = False) -> Response:
         """Predictions for the rows of the body: JSON `{"rows": [...]}` or a CSV file (`Content-Type: text/csv`)."""
         try:
-            if proba and model.task == "regression":
-                raise _Refused(422, "proba=true: this model does regression; there are no class probabilities to add")
-            frame = _rows(await _body(request, max_body), request.headers.get("content-type", JSON), model)
-            request.state.rows = len(frame)
-            if len(frame) == 0:
-                return JSONResponse({"predictions": [], "warnings": []})
-            columns, warning = model._columns(frame, SOURCE, proba=proba, strict=strict, hint=STRICT_HINT)
-            return Response(_answer(model, proba, columns, warning), media_type=JSON)
+            return Response(await _predict(model, request, max_body, proba, strict), media_type=JSON)
         except _Refused as e:
             return problem(e.status, e.detail)
         except BptrainError as e:  # the rows do not fit the model: predict's message
@@ -147,6 +140,18 @@ def create_app(model, max_body: int):
             return problem(500, _internal(e))
 
     return _Logged(app)
+
+
+async def _predict(model, request, max_body: int, proba: bool, strict: bool) -> bytes:
+    """The answer's JSON for the rows of the request; _Refused or BptrainError when there is none."""
+    if proba and model.task == "regression":
+        raise _Refused(422, "proba=true: this model does regression; there are no class probabilities to add")
+    frame = _rows(await _body(request, max_body), request.headers.get("content-type", JSON), model)
+    request.state.rows = len(frame)
+    if len(frame) == 0:
+        return _answer(model, proba, [], None)
+    columns, warning = model._columns(frame, SOURCE, proba=proba, strict=strict, hint=STRICT_HINT)
+    return _answer(model, proba, columns, warning)
 
 
 def _version() -> str:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -282,3 +285,25 @@ def test_the_package_exports_the_api_and_the_typed_errors():
     assert set(bptrain.__all__) <= set(dir(bptrain))
     with pytest.raises(AttributeError, match="module 'bptrain' has no attribute 'predict'"):
         bptrain.predict
+
+
+def test_the_readme_example_runs_and_prints_what_the_readme_shows(tmp_path):
+    # in a copy of the files it names, so that its run folder lands there
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```python\nimport bptrain\n") + len("```python\n")
+    code = text[start : text.index("```", start)]
+    shown_start = text.index("```\n", text.index("```", start) + 3) + 4
+    shown = text[shown_start : text.index("```", shown_start)].splitlines()
+    for name in ("configs/iris.yaml", "datasets/iris.csv"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    (run,) = (tmp_path / "runs").iterdir()
+    assert lines[0].startswith(f"runs/{run.name} 0.")
+    assert len(lines) == len(shown)
+    assert lines[1:5] == shown[1:5]  # the labels; the digits may differ with the BLAS, and the columns' widths with them
+    assert lines[5].split() == shown[5].split() == ["setosa", "versicolor", "virginica"]
+    assert lines[-1] == shown[-1]
