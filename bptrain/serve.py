@@ -41,9 +41,7 @@ Value = Union[str, float, int, bool, None]
 class PredictRequest(BaseModel):
     """Rows to predict for: each a mapping of column names to values (the target may be absent, extra columns are ignored)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"rows": [
-        {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-    ]}]})
+    model_config = ConfigDict(extra="forbid")
     rows: list[dict[str, Value]]
 
 
@@ -96,6 +94,7 @@ def create_app(model, max_body: int):
         version=_version(),
     )
     schema = Schema(**model.schema)
+    example = {name: next(iter(c["categories"] + c["other"]), "") if c["kind"] == "categorical" else 0.0 for name, c in schema.features.items()}  # for /docs
     problems = {status: {"model": Problem} for status in (400, 413, 415, 422, 500)}
 
     def problem(status: int, detail: str) -> Response:
@@ -124,8 +123,8 @@ def create_app(model, max_body: int):
         response_model=PredictResponse,
         responses=problems,
         openapi_extra={"requestBody": {"required": True, "content": {
-            JSON: {"schema": PredictRequest.model_json_schema()},
-            CSV: {"schema": {"type": "string"}, "example": "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n"},
+            JSON: {"schema": PredictRequest.model_json_schema(), "example": {"rows": [example]}},
+            CSV: {"schema": {"type": "string"}, "example": ",".join(example) + "\n" + ",".join(map(str, example.values())) + "\n"},
         }}},
     )
     async def predict(request: Request, proba: bool = False, strict: bool = False) -> Response:
@@ -251,8 +250,8 @@ class _Logged:
             await self.app(scope, receive, sending)
         finally:
             rows = scope.get("state", {}).get("rows")
-            ms = (time.perf_counter() - start) * 1000
-            _log(f"{scope['method']} {scope['path']} {status[0]} {'-' if rows is None else f'{rows} row' + ('' if rows == 1 else 's')} {ms:.1f} ms")
+            counted = "-" if rows is None else f"{rows} row{'' if rows == 1 else 's'}"
+            _log(f"{scope['method']} {scope['path']} {status[0]} {counted} {(time.perf_counter() - start) * 1000:.1f} ms")
 
 
 def worker_app():

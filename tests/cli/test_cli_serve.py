@@ -157,6 +157,7 @@ def test_the_docs_come_from_typed_models(iris):
     predict = spec["paths"]["/predict"]["post"]
     assert set(predict["requestBody"]["content"]) == {"application/json", "text/csv"}
     assert predict["requestBody"]["content"]["application/json"]["schema"]["required"] == ["rows"]
+    assert predict["requestBody"]["content"]["application/json"]["example"] == {"rows": [dict.fromkeys(ROW, 0.0)]}  # the model's columns
     assert predict["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PredictResponse"}
     assert {"400", "413", "415", "422", "500"} <= set(predict["responses"])
     assert {"PredictResponse", "Problem", "Schema", "Health"} <= set(spec["components"]["schemas"])
@@ -203,6 +204,15 @@ def test_the_same_message_as_bptrain_predict_for_a_csv_body(iris, iris_run, tmp_
     cli = run_cli("predict", iris_run, "-", input=text)
     assert (response.status_code, cli.returncode) == (422, 3)
     assert cli.stderr == f"error: {response.json()['detail'].replace('request:', '<stdin>:', 1)}\n"
+
+
+def test_the_docs_example_names_the_models_columns_and_a_category(penguins):
+    body = penguins.client.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]["content"]
+    (row,) = body["application/json"]["example"]["rows"]
+    assert (row["island"], row["sex"], row["bill_length_mm"]) == ("Biscoe", "female", 0.0)
+    assert body["text/csv"]["example"].splitlines()[0] == ",".join(row)
+    answer = penguins.client.post("/predict", json={"rows": [row]})  # the example itself is a request that works
+    assert (answer.status_code, answer.json()["warnings"]) == (200, [])
 
 
 def test_unseen_categories_are_a_warning_and_with_strict_a_422(penguins):
