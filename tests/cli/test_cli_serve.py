@@ -269,12 +269,25 @@ def test_no_input_gets_a_500_or_a_traceback(iris):
     assert "Traceback" not in iris.stderr()
 
 
+def log_lines(server: Server, at_least: int) -> list[str]:
+    """The server's log once it holds `at_least` lines: a request's line is written just after its answer is sent."""
+    deadline = time.monotonic() + 10
+    while len(lines := server.stderr().splitlines()) < at_least and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return lines
+
+
 def test_every_request_is_one_log_line(iris):
-    before = len(iris.stderr().splitlines())
+    iris.client.get("/schema")  # once its line is in, every earlier request's is
+    deadline = time.monotonic() + 10
+    while not (lines := iris.stderr().splitlines())[-1].startswith("GET /schema 200"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    before = len(lines)
     iris.client.post("/predict", json={"rows": [ROW, ROW, ROW]})
     iris.client.get("/health")
     iris.client.post("/predict", content="{", headers={"Content-Type": "application/json"})
-    lines = iris.stderr().splitlines()[before:]
+    lines = log_lines(iris, before + 3)[before:]
     assert [LOG_LINE.fullmatch(line).group(1, 2, 3, 4) for line in lines] == [
         ("POST", "/predict", "200", "3 rows"),
         ("GET", "/health", "200", "-"),
