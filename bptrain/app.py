@@ -19,7 +19,7 @@ from bptrain import events, fileio, predictions
 from bptrain import threads as blas
 from bptrain.config.schema import Config
 from bptrain.data import reading, splits
-from bptrain.data.columns import OTHER, Unseen
+from bptrain.data.columns import OTHER, STRICT_HINT, Unseen
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.events import Events
@@ -325,7 +325,7 @@ def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, th
         "metrics": {k: split_metrics.get(k) for k in ("train", "val", "test")},
         "targets": prep.targets,
         "classes": prep.classes,
-        "features": _schema(prep),
+        "features": feature_schema(prep),
         **_class_details(model, loss, prep, (dataset.test if score_test else None) or dataset.val),
         "data": dataset.files,
         "threads": threads.report(),
@@ -365,7 +365,7 @@ def _arrays(raw, prep, loss_name: str, dtype: str, release: bool = False) -> tup
     return dataset, warnings + ([unseen_message] if unseen_message else [])
 
 
-def _schema(prep) -> dict[str, Any]:
+def feature_schema(prep) -> dict[str, Any]:
     """Each feature column as the model reads it: kind, missing-value rule and fill, scaling, categories."""
     out = {}
     for c in prep.columns:
@@ -461,19 +461,27 @@ def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes]
 def labelled(trained: Trained, data: str, *, strict: bool = False, stdin: IO[bytes] | None = None, on_event: Events = _quiet, command: str = "evaluate") -> splits.Split:
     """The rows of the labelled file `data` ('-': stdin) as the model reads them, with their targets;
     warnings for rows left out and categories the model never saw."""
-    prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
-    frame = reading.read_table(data, stdin=stdin, options=prep.read, paths=reading.COMMAND_LINE_PATHS)
+    frame = reading.read_table(data, stdin=stdin, options=trained.prep.read, paths=reading.COMMAND_LINE_PATHS)
     source = reading.source_name(data)
-    absent = [t for t in prep.targets if t not in frame.columns]
+    absent = [t for t in trained.prep.targets if t not in frame.columns]
     if absent:
         raise DataError(
             f"{source}: target column {absent[0]!r} not found; {command} needs labelled rows "
             f"(use bptrain predict for unlabelled ones).{did_you_mean(absent[0], list(frame.columns))}"
         )
+    return labelled_frame(trained, frame, source, strict=strict, on_event=on_event)
+
+
+def labelled_frame(
+    trained: Trained, frame, source: str, *, strict: bool = False, on_event: Events = _quiet, hint: str = STRICT_HINT
+) -> splits.Split:
+    """`labelled` for the rows of `frame`, its targets present (read from `source`); `hint` ends the
+    warning about unseen categories (how the front end makes them errors)."""
+    prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
     unseen = Unseen()
     split = splits.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
     _warn_dropped(source, len(frame) - len(split.frame), on_event)
-    _warn_unseen(unseen, source, on_event)
+    _warn_unseen(unseen, source, on_event, hint)
     return split
 
 
@@ -496,8 +504,8 @@ def _warn_dropped(source: str, dropped: int, on_event: Events) -> None:
         on_event(events.Warning(f"{source}: left out {dropped} row{'s' if dropped > 1 else ''} with missing values where the model drops them (missing: drop)"))
 
 
-def _warn_unseen(unseen: Unseen, source: str, on_event: Events) -> None:
-    message = unseen.message(source)
+def _warn_unseen(unseen: Unseen, source: str, on_event: Events, hint: str = STRICT_HINT) -> None:
+    message = unseen.message(source, hint)
     if message:
         on_event(events.Warning(message))
 
@@ -545,7 +553,7 @@ def predict(
 
 
 def _predict(trained: Trained, source: str, out: IO[str], proba, keep, fmt, escape, strict, stdin, on_event) -> int:
-    prep, dtype = trained.prep, trained.meta["model"]["dtype"]
+    prep = trained.prep
     if proba and prep.task == "regression":
         raise ConfigError("--proba: this model does regression; there are no class probabilities to add")
     keep = list(dict.fromkeys(keep))
@@ -554,13 +562,23 @@ def _predict(trained: Trained, source: str, out: IO[str], proba, keep, fmt, esca
     unseen = Unseen()
     rows = 0
     for first, frame, kept in reading.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
-        x = prep.features_of(frame, name, dtype, first_row=first, strict=strict, unseen=unseen)
-        with np.errstate(all="ignore"):
-            y = outputs(trained.model, trained.loss, x, first_row=first)
-        writer.write([kept[c].to_numpy(dtype=object) for c in keep] + predictions.columns(prep, y, proba, dtype))
+        columns = prediction_columns(trained, frame, name, proba=proba, strict=strict, first_row=first, unseen=unseen)
+        writer.write([kept[c].to_numpy(dtype=object) for c in keep] + columns)
         rows += len(frame)
     _warn_unseen(unseen, name, on_event)
     return rows
+
+
+def prediction_columns(
+    trained: Trained, frame, source: str, *, proba: bool = False, strict: bool = False, first_row: int = 0, unseen: Unseen | None = None
+) -> list[np.ndarray]:
+    """predict's output columns (predictions.header's order) for the rows of `frame`, the rows of
+    `source` from `first_row` on: the one path from raw rows to predictions, for every front end."""
+    dtype = trained.meta["model"]["dtype"]
+    x = trained.prep.features_of(frame, source, dtype, first_row=first_row, strict=strict, unseen=unseen)
+    with np.errstate(all="ignore"):
+        y = outputs(trained.model, trained.loss, x, first_row=first_row)
+    return predictions.columns(trained.prep, y, proba, dtype)
 
 
 # --- check ------------------------------------------------------------------------------------

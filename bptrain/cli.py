@@ -584,6 +584,24 @@ def _print_tune_summary(summary: dict[str, Any]) -> None:
     print("\n".join(out), flush=True)
 
 
+# --- serve ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    run: Annotated[Path, typer.Argument(help="Run folder (or the model.npz inside one).", show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one, printed).")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes answering requests, each with its own copy of the model.")] = 1,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="Largest request body taken, in MB; larger ones get 413.")] = 10.0,
+) -> None:
+    """Serve RUN's predictions over HTTP: POST /predict, GET /schema, GET /health, docs at /docs."""
+    with errors_to_exit_codes():
+        from bptrain import serve as service
+
+        service.serve(run, host=host, port=port, workers=workers, max_body=int(max_body_mb * 1_000_000))
+
+
 def main() -> None:
     """Entry point of the `bptrain` console script and `python -m bptrain`.
 

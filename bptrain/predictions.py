@@ -55,6 +55,21 @@ def columns(prep: Preprocessor, out: np.ndarray, proba: bool, dtype: str) -> lis
 
 # --- writing ------------------------------------------------------------------------------------
 
+
+def json_texts(column: np.ndarray) -> list[str]:
+    """Each value of a column as JSON text: a number as the CSV writes it (its shortest round-trip
+    text in the column's dtype, null where it is not finite), a label as a JSON string."""
+    if column.dtype.kind == "f":
+        text = column.astype(str).tolist()
+        for i in np.flatnonzero(~np.isfinite(column)):
+            text[i] = "null"
+        return text
+    if column.dtype.kind in "iub":
+        return column.astype(np.int64).astype(str).tolist()
+    quoted = {value: json.dumps(value) for value in set(column.tolist())}
+    return [quoted[value] for value in column.tolist()]
+
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -140,6 +140,8 @@ class Dropping:
             self.flush()
 
     def flush(self) -> None:
+        if not self.pending:  # nothing was released: dropping no columns still costs pandas a copy of the index
+            return
         try:
             with warnings.catch_warnings():
                 # pandas 3.1 deprecates `inplace`, yet it is the only way to remove many columns from
@@ -222,6 +224,9 @@ def check_values(frame: pd.DataFrame, columns: list[Column], source: str) -> Non
         )
 
 
+STRICT_HINT = ". Use --strict to make this an error"  # how the command line makes unseen categories errors
+
+
 class Unseen:
     """Categories the model never saw, counted over any number of chunks, for one warning at the end."""
 
@@ -231,7 +236,7 @@ class Unseen:
     def add(self, column: str, values: pd.Series) -> None:
         self.counts.setdefault(column, Counter()).update(values.tolist())
 
-    def message(self, source: str, hint: str = ". Use --strict to make this an error") -> str | None:
+    def message(self, source: str, hint: str = STRICT_HINT) -> str | None:
         if not self.counts:
             return None
         parts = []

@@ -76,13 +76,15 @@ def sha256_file(path: Path) -> str:
 
 
 def read_table(
-    source: Path | str, *, stdin: IO[bytes] | None = None, options: ReadOptions = DEFAULT, paths: str = CONFIG_PATHS
+    source: Path | str, *, stdin: IO[bytes] | None = None, options: ReadOptions = DEFAULT, paths: str = CONFIG_PATHS,
+    name: str | None = None,
 ) -> pd.DataFrame:
     """A whole CSV or Parquet file (or `-` for stdin) as a DataFrame; DataError on anything unusable.
 
-    `paths` says, in the message for a missing file, what a relative path is relative to.
+    `paths` says, in the message for a missing file, what a relative path is relative to; `name`
+    names the input in messages (default: the path, or <stdin>).
     """
-    with opened(source, stdin=stdin, paths=paths) as (name, head, rest):
+    with opened(source, stdin=stdin, paths=paths, name=name) as (name, head, rest):
         if head[:4] == PARQUET_MAGIC:
             fast = fast_parquet.read_numeric(Path(source)) if str(source) != STDIN and os.path.isfile(source) else None
             return _checked(name, fast, header=None, rows=True) if fast is not None else _parquet(name, head, rest)
@@ -331,7 +333,7 @@ def _check_keep(name: str, keep: list[str], present: list[str]) -> None:
 
 @contextlib.contextmanager
 def opened(
-    source: Path | str, *, stdin: IO[bytes] | None = None, paths: str = CONFIG_PATHS
+    source: Path | str, *, stdin: IO[bytes] | None = None, paths: str = CONFIG_PATHS, name: str | None = None
 ) -> Iterator[tuple[str, bytes, IO[bytes]]]:
     """(name, head, rest) of a data file or `-` (stdin), unzipped when it is gzip.
 
@@ -339,7 +341,7 @@ def opened(
     past MAX_LINE_BYTES); `rest` reads what follows, read errors becoming DataError. An empty
     input is a DataError.
     """
-    name = source_name(source)
+    name = name or source_name(source)
     raw = _open(name, source, stdin, paths)
     stream: IO[bytes] = _Checked(name, raw, "cannot read")
     try:

@@ -65,7 +65,7 @@ def test_help_imports_typer_and_the_cli_alone(args):
     assert own(modules) == {"bptrain", "bptrain.interrupts", "bptrain.errors", "bptrain.cli"}
 
 
-@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "export", "plot", "runs", "compare", "explain", "tune"])
+@pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "export", "plot", "runs", "compare", "explain", "tune", "serve"])
 def test_a_commands_help_imports_no_heavy_module_but_typers_pydantic(command):
     # typer checks a command's options with pydantic as soon as it builds them, for help too
     result, modules, stderr = run_logged(command, "--help")
@@ -115,6 +115,8 @@ Commands:
              the model does with it shuffled.
   tune       Search CONFIG's hyperparameters with Optuna; write a tune folder
              with every trial and best.yaml.
+  serve      Serve RUN's predictions over HTTP: POST /predict, GET /schema,
+             GET /health, docs at /docs.
 """
 
 
@@ -220,3 +222,39 @@ def test_tune_without_a_scheduler_imports_no_dask_and_no_figures_library(tmp_pat
     assert result.returncode == 0, stderr
     assert "optuna" in packages(modules)
     assert packages(modules) & {"dask", "distributed", "matplotlib"} == set()
+
+
+# --- the Python API -----------------------------------------------------------------------------
+
+
+def python_logged(code: str) -> set[str]:
+    """The modules `python -c CODE` imports, from its import log."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **IMPORT_LOG}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    log = logged_modules(result.stderr)
+    assert log[0] == "imported package"
+    return set(log[1:])
+
+
+def test_importing_bptrain_and_its_errors_loads_neither_the_api_nor_numpy():
+    modules = python_logged("import bptrain; bptrain.ConfigError, bptrain.BptrainError")
+    assert packages(modules) & (HEAVY | {"fastapi", "uvicorn", "onnx", "optuna"}) == set()
+    assert own(modules) == {"bptrain", "bptrain.errors"}
+
+
+def test_the_api_loads_on_first_use_of_its_names():
+    modules = python_logged("import bptrain; bptrain.load")
+    assert "bptrain.api" in modules
+    assert packages(modules) & {"numpy", "pandas", "yaml", "fastapi", "uvicorn", "matplotlib"} == set()
+
+
+def test_serve_imports_fastapi_and_uvicorn_only_to_serve():
+    result, modules, stderr = run_logged("serve", "--help")
+    assert (result.returncode, stderr) == (0, "")
+    assert packages(modules) & {"fastapi", "uvicorn", "starlette", "httpx", "numpy", "pandas"} == set()
+

@@ -21,8 +21,13 @@ LAYERS = [
     ("runs", ["bptrain.runs"]),
     ("services", ["bptrain.app", "bptrain.crossval", "bptrain.export", "bptrain.insight"]),
     ("tune", ["bptrain.tune"]),
+    ("api", ["bptrain.api"]),
+    ("front ends", ["bptrain.serve"]),
     ("cli", ["bptrain.cli", "bptrain.progress", "bptrain.__main__"]),
 ]
+# The package root sits in the base layer (every layer reads its __version__), and hands out the
+# API's names on first use (its module __getattr__): that one import points up, on purpose.
+REEXPORTS = {"bptrain": {"bptrain.api"}}
 MAX_FUNCTION_LINES = 60
 
 
@@ -67,7 +72,10 @@ def imported(module: str, path: Path) -> set[str]:
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_imports_point_down_the_layers(module):
     own = layer_of(module)
-    upward = sorted(f"{other} ({LAYERS[layer_of(other)][0]})" for other in imported(module, MODULES[module]) if layer_of(other) > own)
+    allowed = REEXPORTS.get(module, set())
+    upward = sorted(
+        f"{other} ({LAYERS[layer_of(other)][0]})" for other in imported(module, MODULES[module]) - allowed if layer_of(other) > own
+    )
     assert not upward, f"{module} ({LAYERS[own][0]}) imports a higher layer: {', '.join(upward)}"
 
 

@@ -1,0 +1,254 @@
+"""The public Python API: load a trained model and predict on DataFrames, or train from a config.
+
+`load(path)` gives a `Model` (predict, predict_proba, evaluate, schema); `fit(config)` trains and
+gives a `Run` (path, report, model). They run the services the commands run (bptrain.app), so
+predictions equal `bptrain predict`'s bit for bit, and raise the same typed errors
+(bptrain.errors) with the same messages. Nothing here prints: what the command line shows as a
+warning is a `BptrainWarning` through Python's `warnings` module.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bptrain.errors import BptrainError, ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
+
+__all__ = [
+    "BptrainError",
+    "BptrainWarning",
+    "ConfigError",
+    "DataError",
+    "DivergedError",
+    "Model",
+    "ModelFileError",
+    "Run",
+    "RunInterrupted",
+    "StorageError",
+    "fit",
+    "load",
+]
+
+STRICT_HINT = ". Pass strict=True to make this an error"
+DATAFRAME = "DataFrame"  # the source a DataFrame's rows are named by in messages
+
+
+class BptrainWarning(UserWarning):
+    """Something about the data the user should know (unseen categories, rows left out, a changed file)."""
+
+
+def _warn(event) -> None:
+    """The services' events, as warnings (bptrain.events.Warning); the rest is progress nobody shows."""
+    from bptrain import events
+
+    if isinstance(event, events.Warning):
+        warnings.warn(event.message, BptrainWarning, stacklevel=4)
+
+
+# --- a trained model ---------------------------------------------------------------------------
+
+
+def load(path: str | os.PathLike, *, threads: int | str = "auto") -> "Model":
+    """The model of a run folder, or of a model.npz file (ModelFileError when it is not one).
+
+    `threads`: the BLAS threads of its predictions, a number or "auto" (as `bptrain predict --threads`).
+    """
+    from bptrain import app
+
+    if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
+        raise ConfigError(f"threads={threads!r}: give 'auto' or a whole number of threads from 1")
+    trained = app.load_trained(Path(path))
+    return Model(trained, app.inference_threads(trained, threads).count)
+
+
+class Model:
+    """A trained model and its preprocessing: raw rows in, predictions out.
+
+    Rows are a pandas DataFrame (columns in any order, extra ones ignored, the target optional) or
+    the path of a CSV or Parquet file read as `bptrain predict` reads it. Errors name the column
+    and the rows, counted from 1 in the order given (a DataFrame's source is called "DataFrame").
+    """
+
+    def __init__(self, trained, threads: int):
+        self._trained, self._threads = trained, threads
+
+    def __repr__(self) -> str:
+        return f"<bptrain.Model {self.path} ({self.task}, {len(self.features)} features)>"
+
+    @property
+    def path(self) -> Path:
+        """The model file."""
+        return self._trained.model_path
+
+    @property
+    def task(self) -> str:
+        """classification, multilabel or regression."""
+        return self._trained.prep.task
+
+    @property
+    def features(self) -> list[str]:
+        """The input columns, in the model's order."""
+        return self._trained.prep.features
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self._trained.prep.targets)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class labels in the model's order (multilabel: the label columns; regression: none)."""
+        return list(self._trained.prep.classes)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """What the model reads and writes: task, targets, classes, each input column (kind, dtype,
+        missing-value rule and fill, scaling, categories), the network inputs and predict's output columns."""
+        from bptrain import app, predictions
+
+        prep = self._trained.prep
+        return {
+            "task": prep.task,
+            "targets": list(prep.targets),
+            "classes": list(prep.classes),
+            "features": copy.deepcopy(app.feature_schema(prep)),
+            "inputs": prep.inputs,
+            "outputs": predictions.header(prep, proba=prep.task != "regression"),
+            "dtype": self._trained.meta["model"]["dtype"],
+        }
+
+    def predict(self, data, *, strict: bool = False):
+        """Predictions for the rows of `data`, with its index: a Series of class labels (or of values
+        in the target's units); a DataFrame, one column per target, for several targets. A category
+        the model never saw is encoded as unknown with a BptrainWarning (with `strict`, a DataError)."""
+        import pandas as pd
+
+        frame, columns = self._predict(data, proba=False, strict=strict)
+        if len(columns) == 1:
+            return pd.Series(columns[0], index=frame.index, name="prediction")
+        return pd.DataFrame(dict(zip(self.targets, columns)), index=frame.index)
+
+    def predict_proba(self, data, *, strict: bool = False):
+        """A DataFrame of probabilities, one column per class (multilabel: per label), in the model's class order."""
+        import pandas as pd
+
+        if self.task == "regression":
+            raise ConfigError("predict_proba: this model does regression; there are no class probabilities (use predict)")
+        frame, columns = self._predict(data, proba=True, strict=strict)
+        width = len(self.classes)
+        return pd.DataFrame(dict(zip(self.classes, columns[-width:])), index=frame.index)
+
+    def evaluate(self, data, *, strict: bool = False) -> dict[str, float]:
+        """The loss and the task's metrics on the labelled rows of `data` (the target columns present),
+        as `bptrain evaluate --data` computes them."""
+        from bptrain import app
+        from bptrain import threads as blas
+        from bptrain.inference import score
+
+        frame, source = self._frame(data)
+        absent = [t for t in self.targets if t not in frame.columns]
+        if absent:
+            from bptrain.nn.options import did_you_mean
+
+            raise DataError(
+                f"{source}: target column {absent[0]!r} not found; evaluate needs labelled rows "
+                f"(use predict for unlabelled ones).{did_you_mean(absent[0], [str(c) for c in frame.columns])}"
+            )
+        with blas.limited(self._threads):
+            split = app.labelled_frame(self._trained, frame, source, strict=strict, on_event=_warn, hint=STRICT_HINT)
+            return score(self._trained.model, self._trained.loss, self._trained.prep, split)
+
+    def _predict(self, data, *, proba: bool, strict: bool):
+        """(the rows as a frame, predict's output columns for them), unseen categories warned about once."""
+        frame, source = self._frame(data)
+        columns, message = self._columns(frame, source, proba=proba, strict=strict, hint=STRICT_HINT)
+        if message:
+            warnings.warn(message, BptrainWarning, stacklevel=3)
+        return frame, columns
+
+    def _columns(self, frame, source: str, *, proba: bool, strict: bool, hint: str):
+        """(predict's output columns for the rows of `frame`, in predictions.header's order; the warning
+        about categories the model never saw, ending in `hint`, or None). For the front ends too."""
+        from bptrain import app
+        from bptrain import threads as blas
+        from bptrain.data.columns import Unseen
+
+        unseen = Unseen()
+        with blas.limited(self._threads):
+            columns = app.prediction_columns(self._trained, frame, source, proba=proba, strict=strict, unseen=unseen)
+        return columns, unseen.message(source, hint)
+
+    def _frame(self, data):
+        """(a DataFrame of the rows, its name in messages) for a DataFrame or the path of a file."""
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            return data, DATAFRAME
+        if isinstance(data, (str, os.PathLike)):
+            from bptrain.data import reading
+
+            frame = reading.read_table(data, options=self._trained.prep.read, paths=reading.COMMAND_LINE_PATHS)
+            return frame, reading.source_name(data)
+        raise TypeError(f"expected a pandas DataFrame or the path of a CSV or Parquet file, not {type(data).__name__}")
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+class Run:
+    """A finished run: its folder, its report (report.json's content) and its model."""
+
+    def __init__(self, path: Path, report: dict[str, Any]):
+        self.path, self.report = Path(path), report
+        self._model: Model | None = None
+
+    def __repr__(self) -> str:
+        return f"<bptrain.Run {self.path} ({self.report.get('stop_reason')})>"
+
+    @property
+    def model(self) -> Model:
+        """The run's model.npz, loaded on first use."""
+        if self._model is None:
+            self._model = load(self.path)
+        return self._model
+
+
+def fit(
+    config: str | os.PathLike | Mapping[str, Any],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    runs_dir: str | os.PathLike = "runs",
+    name: str | None = None,
+) -> Run:
+    """Train as `bptrain fit` does: a YAML config file (data paths relative to it) or a mapping of
+    the same keys (data paths relative to the current folder); `overrides` maps dotted keys to
+    values, as `--set` does ({"optimizer.lr": 0.01}). Writes a new run folder under `runs_dir`
+    (named by `name`, else the config's name) and returns it once training ends.
+
+    ConfigError and DataError before training; DivergedError when the loss or the weights become
+    non-finite (the best model so far is kept); KeyboardInterrupt stops it where it is (the last
+    checkpoint is kept: `bptrain fit --resume RUN` continues). Cross-validation
+    (data.split.folds) is the command line's: `bptrain fit CONFIG --folds K`.
+    """
+    from bptrain import app
+    from bptrain.config.loading import load_config, set_dotted, validate_config
+
+    if isinstance(config, Mapping):
+        raw = copy.deepcopy(dict(config))
+        for key, value in (overrides or {}).items():
+            set_dotted(raw, key, value)
+        cfg = validate_config(raw, Path("<config>"), list(overrides or {}))
+    elif isinstance(config, (str, os.PathLike)):
+        cfg = load_config(Path(config), overrides)
+    else:
+        raise TypeError(f"expected the path of a YAML config or a mapping of its keys, not {type(config).__name__}")
+    if cfg.data.split.folds is not None and cfg.data.split.fold is None:
+        raise ConfigError(
+            f"data.split.folds: {cfg.data.split.folds}-fold cross-validation runs from the command line "
+            "(bptrain fit CONFIG --folds K); here, fit one fold with data.split.fold"
+        )
+    result = app.fit(cfg, runs_dir=Path(runs_dir), name=name, on_event=_warn)
+    return Run(result.run_dir, result.report)
