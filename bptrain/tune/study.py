@@ -275,7 +275,7 @@ def _run(study, the_plan: Plan, tune_dir: Path, submit, slots: int, *, threads_o
                 running[submit(run_trial, job)] = trial
             if not running:
                 return stopping
-            done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+            done, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)  # a signal is acted on within 0.1 s
             for future in done:
                 trial = running.pop(future)
                 _record(study, trial, _outcome(future, trial), the_plan, on_event)

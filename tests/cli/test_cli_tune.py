@@ -38,7 +38,7 @@ seed: 1
 data: {{train: {IRIS}, target: species}}
 model: {{layers: [16]}}
 training: {{batch_size: 4}}
-stopping: {{max_epochs: 120, early_stopping: false}}
+stopping: {{max_epochs: 400, early_stopping: false}}
 tune:
   pruner: none
   space:
@@ -143,7 +143,7 @@ def test_a_stopped_study_resumes_to_exactly_the_requested_trials(tmp_path, how):
 
 
 def test_all_trials_failing_is_one_message_and_the_first_failures_exit_code(tmp_path):
-    text = SLOW.replace("stopping: {max_epochs: 120, early_stopping: false}", "optimizer: {name: sgd, lr: 0.1}\nstopping: {max_epochs: 3}")
+    text = SLOW.replace("stopping: {max_epochs: 400, early_stopping: false}", "optimizer: {name: sgd, lr: 0.1}\nstopping: {max_epochs: 3}")
     text = text.replace("{low: 0.001, high: 0.01, log: true}", "{low: 1.0e+6, high: 1.0e+7, log: true}")
     result = run_cli("tune", write(tmp_path, text), "--trials", "2", "--runs-dir", tmp_path / "runs")
     (tune_dir,) = (tmp_path / "runs").iterdir()
