@@ -35,12 +35,13 @@ _LINES = json.JSONEncoder(allow_nan=False)  # one encoder for every line (json.d
 
 
 class RowLog:
-    """Rows appended to <stem>.csv and <stem>.jsonl (the same rows as JSON lines), flushed as they go,
-    or at most every `flush_seconds` (and when closed)."""
+    """Rows appended to <stem>.csv and <stem>.jsonl (the same rows as JSON lines), written as they
+    come, or gathered and written at most every `flush_seconds` (and when closed)."""
 
     def __init__(self, folder: Path, columns: list[str], stem: str, flush_seconds: float = 0.0):
         self.columns = columns
         self.flush_seconds, self._flushed = flush_seconds, time.monotonic()
+        self._pending: list[dict] = []
         self._csv_path, self._jsonl_path = Path(folder) / f"{stem}.csv", Path(folder) / f"{stem}.jsonl"
         with writing(self._csv_path):
             self._csv = open(self._csv_path, "w", newline="", encoding="utf-8")
@@ -59,19 +60,22 @@ class RowLog:
                 stream.truncate()
             self._writer.writerow(self.columns)
             self._csv.flush()
-        self.write(*rows)
+        self._pending = list(rows)
+        self.flush()
 
     def write(self, *rows: dict) -> None:
         """Append flat rows (each a mapping of column to number, text or None)."""
-        clean = [{k: _finite(row.get(k)) for k in self.columns} for row in rows]
-        with writing(self._csv_path):
-            self._writer.writerows([["" if v is None else _cell(v) for v in row.values()] for row in clean])
-        with writing(self._jsonl_path):
-            self._jsonl.write("".join(_LINES.encode(row) + "\n" for row in clean))
+        self._pending.extend(rows)
         if time.monotonic() - self._flushed >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> None:
+        clean = [{k: _finite(row.get(k)) for k in self.columns} for row in self._pending]
+        self._pending = []
+        with writing(self._csv_path):
+            self._writer.writerows([["" if v is None else _cell(v) for v in row.values()] for row in clean])
+        with writing(self._jsonl_path):
+            self._jsonl.write("".join(_LINES.encode(row) + "\n" for row in clean))
         with writing(self._csv_path):
             self._csv.flush()
         with writing(self._jsonl_path):
