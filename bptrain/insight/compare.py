@@ -12,24 +12,10 @@ import numpy as np
 from bptrain.errors import ConfigError, DataError
 from bptrain.insight import plots
 from bptrain.insight.runlist import main_metric, read_json, require_run
+from bptrain.runs.resuming import flatten
 
 OUTCOME = ("stop_reason", "epochs_run", "best_epoch", "seconds")
 FIGURE_FILE = "compare.png"
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """{dotted.path: value} of a nested config; list items as `key[i]`."""
-    if isinstance(value, dict) and value:
-        out = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(value, list) and value:
-        out = {}
-        for i, item in enumerate(value):
-            out.update(flatten(item, f"{prefix}[{i}]"))
-        return out
-    return {prefix: value}
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

@@ -31,18 +31,20 @@ BUDGET_KEYS = (
 )
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    """{"a.b": 1, "a.c[0]": 2} from nested dicts and lists; dicts that are None or empty stay whole."""
+def flatten(value: Any, prefix: str = "", *, lengths: bool = False) -> dict[str, Any]:
+    """{"a.b": 1, "a.c[0]": 2} from nested dicts and lists; dicts and lists that are None or empty
+    stay whole. With `lengths`, each list's length too, as "a.c.length"."""
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key), lengths=lengths))
         return out
     if isinstance(value, list) and value:
         out = {}
         for i, item in enumerate(value):
-            out.update(_flat(item, f"{prefix}[{i}]"))
-        out[f"{prefix}.length"] = len(value)
+            out.update(flatten(item, f"{prefix}[{i}]", lengths=lengths))
+        if lengths:
+            out[f"{prefix}.length"] = len(value)
         return out
     return {prefix: value}
 
@@ -52,7 +54,7 @@ def _comparable(config: Config) -> dict[str, Any]:
     for key in ("train", "val", "test"):
         if raw["data"][key] is not None:
             raw["data"][key] = os.path.abspath(raw["data"][key])
-    return _flat(raw)
+    return flatten(raw, lengths=True)
 
 
 def _is_budget(key: str) -> bool:
