@@ -16,22 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bptrain import __all__ as __all__  # the public names, listed once, in bptrain/__init__.py
 from bptrain.errors import BptrainError, ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
-
-__all__ = [
-    "BptrainError",
-    "BptrainWarning",
-    "ConfigError",
-    "DataError",
-    "DivergedError",
-    "Model",
-    "ModelFileError",
-    "Run",
-    "RunInterrupted",
-    "StorageError",
-    "fit",
-    "load",
-]
 
 STRICT_HINT = ". Pass strict=True to make this an error"
 DATAFRAME = "DataFrame"  # the source a DataFrame's rows are named by in messages

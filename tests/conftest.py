@@ -77,13 +77,18 @@ def call_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     return subprocess.CompletedProcess(argv, exited.value.code, stdout.buffer.getvalue().decode("utf-8"), stderr.getvalue())
 
 
-def fit_iris(runs: Path, epochs: int) -> Path:
-    """A short run of configs/iris.yaml in the folder `runs` (in this process: a fixture's run to test
-    other commands on); returns the run folder."""
-    result = call_cli("fit", ROOT / "configs" / "iris.yaml", "--runs-dir", runs, "-q", "--set", f"stopping.max_epochs={epochs}")
+def fit_shipped(runs: Path, config: str, epochs: int, *settings: str) -> Path:
+    """A short run of configs/<config>.yaml (with `settings`, each K=V) in the empty folder `runs`,
+    in this process: a fixture's run to test other commands on; returns the run folder."""
+    options = [part for setting in (f"stopping.max_epochs={epochs}", *settings) for part in ("--set", setting)]
+    result = call_cli("fit", ROOT / "configs" / f"{config}.yaml", "--runs-dir", runs, "-q", *options)
     assert result.returncode == 0, result.stderr
     (folder,) = Path(runs).iterdir()
     return folder
+
+
+def fit_iris(runs: Path, epochs: int) -> Path:
+    return fit_shipped(runs, "iris", epochs)
 
 
 def write(folder: Path, text: str, name: str = "config.yaml") -> Path:

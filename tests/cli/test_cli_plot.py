@@ -14,18 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, call_cli, run_cli
+from conftest import ROOT, call_cli, fit_shipped, run_cli
 from bptrain.insight import plots
 
 DIAGNOSTICS = ROOT / "tests" / "fixtures" / "diagnostics" / "diagnostics.csv"
-
-
-def fit(runs: Path, config: str, *settings: str, epochs: int = 3) -> Path:
-    options = [part for setting in (f"stopping.max_epochs={epochs}", *settings) for part in ("--set", setting)]
-    result = call_cli("fit", ROOT / "configs" / f"{config}.yaml", "--runs-dir", runs, "-q", *options)
-    assert result.returncode == 0, result.stderr
-    (folder,) = runs.iterdir()
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +25,8 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     """A binary (without diagnostics), a multiclass (with the fixture's diagnostics.csv) and a
     regression run of three epochs."""
     top = tmp_path_factory.mktemp("plot")
-    found = {name: fit(top / name, name) for name in ("iris", "diabetes")}
-    found["breast_cancer"] = fit(top / "breast_cancer", "breast_cancer", "report.diagnostics=false")
+    found = {name: fit_shipped(top / name, name, 3) for name in ("iris", "diabetes")}
+    found["breast_cancer"] = fit_shipped(top / "breast_cancer", "breast_cancer", 3, "report.diagnostics=false")
     shutil.copy(DIAGNOSTICS, found["iris"] / "diagnostics.csv")
     return found
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import bptrain
-from conftest import ROOT, call_cli, fit_iris, run_cli
+from conftest import ROOT, fit_iris, fit_shipped, run_cli
 
 IRIS = ROOT / "datasets" / "iris.csv"
 PENGUINS = ROOT / "datasets" / "penguins.csv"
@@ -73,13 +73,6 @@ class Server:
         self.process.stdout.close()
 
 
-def fit_config(runs: Path, config: str, epochs: int) -> Path:
-    result = call_cli("fit", ROOT / "configs" / config, "--runs-dir", runs, "-q", "--set", f"stopping.max_epochs={epochs}")
-    assert result.returncode == 0, result.stderr
-    (folder,) = Path(runs).iterdir()
-    return folder
-
-
 @pytest.fixture(scope="module")
 def iris_run(tmp_path_factory) -> Path:
     return fit_iris(tmp_path_factory.mktemp("runs"), epochs=5)
@@ -93,7 +86,7 @@ def iris(iris_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def penguins(tmp_path_factory):
-    run = fit_config(tmp_path_factory.mktemp("runs"), "penguins.yaml", 3)
+    run = fit_shipped(tmp_path_factory.mktemp("runs"), "penguins", 3)
     with Server(run, tmp_path_factory.mktemp("log") / "stderr.txt") as server:
         yield server
 
@@ -298,7 +291,7 @@ def test_every_request_is_one_log_line(iris):
 
 
 def test_a_regression_model_serves_bptrain_predicts_values_and_refuses_proba(tmp_path):
-    run = fit_config(tmp_path / "runs", "diabetes.yaml", 3)
+    run = fit_shipped(tmp_path / "runs", "diabetes", 3)
     with Server(run, tmp_path / "stderr.txt") as server:
         rows = pd.read_csv(DIABETES).to_dict(orient="records")
         response = server.client.post("/predict", json={"rows": rows})

@@ -16,33 +16,26 @@ import pytest
 
 import bptrain
 from bptrain import app, errors
-from conftest import ROOT, call_cli, run_cli
+from conftest import ROOT, call_cli, fit_shipped, run_cli
 
 IRIS = ROOT / "datasets" / "iris.csv"
 DIABETES = ROOT / "datasets" / "diabetes.csv"
 PENGUINS = ROOT / "datasets" / "penguins.csv"
 
 
-def fit_config(runs: Path, config: str, epochs: int) -> Path:
-    result = call_cli("fit", ROOT / "configs" / config, "--runs-dir", runs, "-q", "--set", f"stopping.max_epochs={epochs}")
-    assert result.returncode == 0, result.stderr
-    (folder,) = Path(runs).iterdir()
-    return folder
-
-
 @pytest.fixture(scope="module")
 def iris_run(tmp_path_factory) -> Path:
-    return fit_config(tmp_path_factory.mktemp("iris"), "iris.yaml", 5)
+    return fit_shipped(tmp_path_factory.mktemp("iris"), "iris", 5)
 
 
 @pytest.fixture(scope="module")
 def diabetes_run(tmp_path_factory) -> Path:
-    return fit_config(tmp_path_factory.mktemp("diabetes"), "diabetes.yaml", 5)
+    return fit_shipped(tmp_path_factory.mktemp("diabetes"), "diabetes", 5)
 
 
 @pytest.fixture(scope="module")
 def penguins_run(tmp_path_factory) -> Path:
-    return fit_config(tmp_path_factory.mktemp("penguins"), "penguins.yaml", 3)
+    return fit_shipped(tmp_path_factory.mktemp("penguins"), "penguins", 3)
 
 
 def cli_predictions(run: Path, data: Path, *extra: str) -> pd.DataFrame:
