@@ -95,8 +95,13 @@ def summary(folder: Path, kind: str) -> dict[str, Any]:
         cv = read_json(folder / "cv.json") or {}
         row.update(task=cv.get("task"), stop_reason=f"{cv.get('folds')} folds")
         row["metrics"] = _metrics({s: (cv.get(s) or {}).get("mean") for s in SPLITS if isinstance(cv.get(s), dict)})
-    elif kind == TUNE:
-        row["task"] = (read_json(folder / "report.json") or {}).get("task")
+    elif kind == TUNE:  # its best trial's metrics: validation from the trial's report, test scored after the search
+        report = read_json(folder / "report.json") or {}
+        best = report.get("best") if isinstance(report.get("best"), dict) else {}
+        trial = (read_json(folder / best["run"] / "report.json") if isinstance(best.get("run"), str) else None) or {}
+        counts = report.get("trials")
+        row.update(task=trial.get("task", report.get("task")), stop_reason=f"{sum(counts.values())} trials" if isinstance(counts, dict) else None)
+        row["metrics"] = _metrics({"val": (trial.get("metrics") or {}).get("val"), "test": best.get("test")})
     if row["task"] is not None:
         metric = row["metric"] = main_metric(row["task"])
         row.update({split: row["metrics"].get(f"{split}_{metric}") for split in ("val", "test")})

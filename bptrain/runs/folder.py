@@ -123,10 +123,14 @@ def resolve_run(run: Path, runs_dir: Path = Path("runs")) -> Path:
     return newest[0]
 
 
+GROUP_FILES = ("cv.json", "tune.json")  # a cross-validation's or a tune's folder holds runs; it is not one
+
+
 def newest_runs(runs_dir: Path, count: int) -> list[Path]:
-    """Up to `count` run folders under `runs_dir`, newest first, by the time in their names."""
+    """Up to `count` run folders under `runs_dir`, newest first, by the time in their names;
+    cross-validation and tune folders (which hold runs) are not run folders."""
     try:
-        entries = [p for p in Path(runs_dir).iterdir() if p.is_dir()]
+        entries = [p for p in Path(runs_dir).iterdir() if p.is_dir() and not any((p / name).exists() for name in GROUP_FILES)]
     except OSError:
         return []
     stamped = []

@@ -16,7 +16,8 @@ DATA = str(ROOT / "datasets" / "iris.csv")
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """runs/ with two trained runs whose names say they are older and newer, and a folder that is no run."""
+    """runs/ with two trained runs whose names say they are older and newer, a folder that is no run,
+    and newer cross-validation and tune folders, which hold runs but are none."""
     top = tmp_path_factory.mktemp("latest")
     result = call_cli("fit", IRIS, "--set", "stopping.max_steps=10", "-q", "--runs-dir", top / "tmp", cwd=top)
     assert result.returncode == 0, result.stderr
@@ -27,6 +28,9 @@ def runs(tmp_path_factory) -> Path:
     shutil.copytree(trained, folder / "iris-20270101-090000")
     shutil.copytree(trained, folder / "iris-20270101-090000-2")
     (folder / "notes-zzzz").mkdir()
+    for name, marker in (("iris-20280101-090000", "cv.json"), ("iris-tune-20280102-090000", "tune.json")):
+        (folder / name).mkdir()
+        (folder / name / marker).write_text("{}\n")
     return folder
 
 

@@ -58,7 +58,11 @@ def top(tmp_path_factory) -> Path:
     (cv / "cv.json").write_text(json.dumps(cv_summary))
     tune = runs / "iris-tune-20260104-090000"
     tune.mkdir()
-    (tune / "report.json").write_text(json.dumps({"tune": {"trials": 4}, "task": "classification"}))
+    (tune / "tune.json").write_text("{}")
+    best = {"trial": 1, "value": 0.2, "run": "trials/0001", "test": {"loss": 0.3, "accuracy": 0.9}}
+    (tune / "report.json").write_text(json.dumps({"tune": tune.name, "trials": {"complete": 3, "pruned": 1}, "best": best}))
+    (tune / "trials" / "0001").mkdir(parents=True)
+    (tune / "trials" / "0001" / "report.json").write_text(json.dumps({"task": "classification", "metrics": {"val": {"loss": 0.2, "accuracy": 0.95}}}))
     odd = runs / "odd-20260105-090000"
     odd.mkdir()
     (odd / "report.json").write_text(json.dumps({"something": 1}))
@@ -73,7 +77,7 @@ name                       kind   date                 task            stopped  
 iris-20260101-090000       run    2026-01-01 09:00:00  classification  early_stopping      40  accuracy  0.9000  0.8500
 iris-20260102-090000       run    2026-01-02 09:00:00  classification  max_epochs           3  accuracy  0.9500  0.8000
 iris-20260103-090000       cv     2026-01-03 09:00:00  classification  3 folds              -  accuracy  0.9333       -
-iris-tune-20260104-090000  tune   2026-01-04 09:00:00  classification  -                    -  accuracy       -       -
+iris-tune-20260104-090000  tune   2026-01-04 09:00:00  classification  4 trials             -  accuracy  0.9500  0.9000
 odd-20260105-090000        other  2026-01-05 09:00:00  -               -                    -  -              -       -
 """
 
@@ -109,9 +113,9 @@ def test_runs_json_holds_each_rows_fields(top):
 @pytest.mark.parametrize(
     "key, order",
     [
-        ("val", ["iris-20260102-090000", "iris-20260103-090000", "iris-20260101-090000"]),  # best first, then rows without one
-        ("test_accuracy", ["iris-20260101-090000", "iris-20260102-090000"]),
-        ("val_loss", ["iris-20260102-090000", "iris-20260103-090000", "iris-20260101-090000"]),  # a loss: lowest first
+        ("val", ["iris-20260102-090000", "iris-tune-20260104-090000", "iris-20260103-090000", "iris-20260101-090000"]),  # best first
+        ("test_accuracy", ["iris-tune-20260104-090000", "iris-20260101-090000", "iris-20260102-090000"]),  # a tune: its best trial's
+        ("val_loss", ["iris-20260102-090000", "iris-tune-20260104-090000", "iris-20260103-090000", "iris-20260101-090000"]),  # a loss: lowest first
         ("epochs", ["iris-20260102-090000", "iris-20260101-090000"]),
         ("name", ["iris-20260101-090000", "iris-20260102-090000", "iris-20260103-090000", "iris-tune-20260104-090000", "odd-20260105-090000"]),
     ],
@@ -240,7 +244,7 @@ def test_compare_json_is_pinned(top, tmp_path):
          "error: runs/iris-tune-20260104-090000: a tune folder, with one run per trial; give one of the trials' run folders\n"),
         (["runs/iris-20260101-090000", "runs/iris-2027"], 2,
          "error: runs/iris-2027: no such run folder; the newest under runs: runs/odd-20260105-090000, "
-         "runs/iris-tune-20260104-090000, runs/iris-20260103-090000\n"),
+         "runs/iris-20260102-090000, runs/iris-20260101-090000\n"),
     ],
     ids=["one-run", "not-a-run", "cv-folder", "tune-folder", "missing"],
 )
