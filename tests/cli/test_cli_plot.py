@@ -179,8 +179,9 @@ def test_confusion_matrix_cells_hold_the_counts():
 
 
 def test_a_run_that_logged_no_epoch_gets_no_curves(trained, tmp_path):
-    # a run that diverged in its first epoch: metrics.jsonl holds no row
-    run = tmp_path / "run"
+    # a run that diverged in its first epoch: metrics.jsonl holds no row. The copy sits beside the
+    # run, as config.yaml's data paths are relative to the run folder
+    run = trained["diabetes"].with_name("diverged-at-once")
     shutil.copytree(trained["diabetes"], run)
     (run / "metrics.jsonl").write_text("")
     header = (run / "diagnostics.csv").read_text().splitlines()[0]
