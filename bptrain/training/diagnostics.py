@@ -89,12 +89,20 @@ class Epoch:
     """The sums of one epoch's sampled steps, per layer."""
 
     def __init__(self, layers: list[Watched]):
-        self.steps = 0
-        self.rows = 0  # sampled rows
-        self.grad = [0.0] * len(layers)
-        self.ratio = [0.0] * len(layers)
         self.alive = [np.zeros(w.dense.units, w.dense.W.value.dtype) if w.kind == "relu" else None for w in layers]  # each unit's largest output
         self.saturated = [0 if w.kind in SATURATING else None for w in layers]
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to no sampled step, for the next epoch (its arrays kept)."""
+        self.steps = 0
+        self.rows = 0  # sampled rows
+        self.grad = [0.0] * len(self.alive)
+        self.ratio = [0.0] * len(self.alive)
+        for alive in self.alive:
+            if alive is not None:
+                alive.fill(0)
+        self.saturated = [None if s is None else 0 for s in self.saturated]
 
     def state_dict(self) -> dict:
         return {
@@ -189,7 +197,7 @@ class Diagnostics(Callback):
         rows = self._rows(row["epoch"])
         self.rows += rows
         self.norms.append(_total(rows))
-        self.epoch = Epoch(self.layers)
+        self.epoch.reset()
         if self.write is not None:
             self.write(*rows)
         for kind, message in self._findings(rows, trainer.position.lr):
@@ -209,7 +217,7 @@ class Diagnostics(Callback):
                     "grad_norm": epoch.grad[i] / steps if epoch.steps else None,
                     "weight_norm": _norm(w.dense.W.value),
                     "update_ratio": epoch.ratio[i] / steps if epoch.steps else None,
-                    "dead_fraction": float(np.mean(alive <= 0)) if alive is not None and epoch.rows else None,
+                    "dead_fraction": int(np.count_nonzero(alive <= 0)) / alive.size if alive is not None and epoch.rows else None,
                     "saturated_fraction": saturated / (epoch.rows * w.dense.units) if saturated is not None and epoch.rows else None,
                 }
             )
