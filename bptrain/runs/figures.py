@@ -53,17 +53,35 @@ def history_svg(trials: list[int], values: list[float], best: list[float], metri
     return _svg([Panel("Optimization history", metric, series, x_label="trial")] if trials else [], trials, 0)
 
 
+def bars_svg(title: str, values: dict[str, float]) -> str:
+    """One horizontal bar per name, in the order given, for values from 0 to 1 (e.g. a tuning study's
+    parameter importances)."""
+    row, left, bars = 24, 220, 300
+    width, height = left + bars + 60, 50 + row * len(values)
+    parts = [f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>']
+    for i, (name, value) in enumerate(values.items()):
+        y = 36 + row * i
+        parts.append(f'<text x="{left - 8}" y="{y + 10}" text-anchor="end" dominant-baseline="middle">{escape(name)}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{value * bars:.1f}" height="{row - 6}" fill="{COLORS["train loss"]}"/>')
+        parts.append(f'<text x="{left + value * bars + 4:.1f}" y="{y + 10}" dominant-baseline="middle">{value:.3f}</text>')
+    return _document(width, height, parts)
+
+
 def _svg(panels: list[Panel], xs: list[int], best_x: int) -> str:
-    width = WIDTH * max(1, len(panels))
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" '
-        'font-family="DejaVu Sans, Arial, sans-serif" font-size="11">',
-        f'<rect width="{width}" height="{HEIGHT}" fill="white"/>',
-    ]
+    parts = []
     for i, panel in enumerate(panels):
         parts += _panel(panel, xs, best_x, WIDTH * i)
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+    return _document(WIDTH * max(1, len(panels)), HEIGHT, parts)
+
+
+def _document(width: int, height: int, parts: list[str]) -> str:
+    """The SVG file holding `parts` on a white page of `width` x `height` pixels."""
+    head = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="DejaVu Sans, Arial, sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
+    return "\n".join(head + parts + ["</svg>"]) + "\n"
 
 
 # --- one panel ----------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import io
 import math
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 import bptrain
 from bptrain import fileio
+from bptrain.runs import figures
 from bptrain.runs import report as run_report
 from bptrain.tune import space
 
@@ -72,7 +72,7 @@ def write(tune_dir: Path, study, plan) -> dict[str, Any]:
     if (plan.raw.get("report") or {}).get("figures", True):
         fileio.atomic_write_text(tune_dir / "history.svg", history_svg(trials, plan.metric, plan.direction))
         if summary["importances"]:
-            fileio.atomic_write_text(tune_dir / "importances.svg", importances_svg(summary["importances"]))
+            fileio.atomic_write_text(tune_dir / "importances.svg", figures.bars_svg("Parameter importances", summary["importances"]))
     return summary
 
 
@@ -175,8 +175,6 @@ def markdown(summary: dict[str, Any], keys: list[str]) -> str:
 
 def history_svg(trials, metric: str, direction: str) -> str:
     """Each complete trial's value, and the best so far, by trial number."""
-    from bptrain.runs import figures
-
     numbers, values, best, so_far = [], [], [], None
     for t in trials:
         if t.state.name != "COMPLETE":
@@ -189,19 +187,3 @@ def history_svg(trials, metric: str, direction: str) -> str:
     return figures.history_svg(numbers, values, best, metric)
 
 
-def importances_svg(importances: dict[str, float]) -> str:
-    """One horizontal bar per parameter, largest first."""
-    row, left, width = 24, 220, 300
-    height = 50 + row * len(importances)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" height="{height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="11">',
-        f'<rect width="{left + width + 60}" height="{height}" fill="white"/>',
-        f'<text x="{(left + width + 60) / 2}" y="20" text-anchor="middle" font-size="14">Parameter importances</text>',
-    ]
-    for i, (name, value) in enumerate(importances.items()):
-        y = 36 + row * i
-        out.append(f'<text x="{left - 8}" y="{y + 10}" text-anchor="end" dominant-baseline="middle">{escape(name)}</text>')
-        out.append(f'<rect x="{left}" y="{y}" width="{value * width:.1f}" height="{row - 6}" fill="#1f77b4"/>')
-        out.append(f'<text x="{left + value * width + 4:.1f}" y="{y + 10}" dominant-baseline="middle">{value:.3f}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
