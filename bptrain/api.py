@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bptrain import __all__ as __all__  # the public names, listed once, in bptrain/__init__.py
-from bptrain.errors import BptrainError, ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
+from bptrain.errors import BptrainError, ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError  # noqa: F401 - re-exported (__all__)
 
 STRICT_HINT = ". Pass strict=True to make this an error"
 DATAFRAME = "DataFrame"  # the source a DataFrame's rows are named by in messages

@@ -33,6 +33,11 @@ class ConfigError(BptrainError):
     exit_code = ExitCode.USAGE
 
 
+def extra_needed(needs: str, extra: str) -> ConfigError:
+    """The error for a feature whose optional extra is not installed: `needs` says what it needs."""
+    return ConfigError(f"{needs}, the optional extra '{extra}': pip install 'bptrain[{extra}]'")
+
+
 class DataError(BptrainError):
     """A data file is missing or holds values that cannot be used."""
 

@@ -26,7 +26,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bptrain.errors import BptrainError, ConfigError
+from bptrain.errors import BptrainError, ConfigError, extra_needed
 
 SOURCE = "request"  # what messages call the rows of a request, as predict names a file
 STRICT_HINT = ". Send strict=true to make this an error"
@@ -270,10 +270,7 @@ def require() -> None:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
-        raise ConfigError(
-            f"bptrain serve needs fastapi and uvicorn ({e.name or 'a module'} is missing), the optional extra 'serve': "
-            "pip install 'bptrain[serve]'"
-        ) from None
+        raise extra_needed(f"bptrain serve needs fastapi and uvicorn ({e.name or 'a module'} is missing)", "serve") from None
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -27,7 +27,7 @@ from typing import IO, Iterator
 import pandas as pd
 
 from bptrain.data import fast_parquet, fastcsv
-from bptrain.errors import ConfigError, DataError
+from bptrain.errors import ConfigError, DataError, extra_needed
 from bptrain.nn.options import did_you_mean
 
 STDIN = "-"
@@ -520,9 +520,7 @@ def _parquet(name: str, head: bytes, rest: IO[bytes]) -> pd.DataFrame:
     try:
         import pyarrow  # noqa: F401  (pandas needs it for Parquet)
     except ImportError:
-        raise ConfigError(
-            f"{name}: reading Parquet files needs pyarrow, the optional extra 'parquet': pip install 'bptrain[parquet]'"
-        ) from None
+        raise extra_needed(f"{name}: reading Parquet files needs pyarrow", "parquet") from None
     try:
         frame = pd.read_parquet(io.BytesIO(data))
     except Exception as e:  # pyarrow raises its own error types

@@ -30,7 +30,7 @@ import numpy as np
 import bptrain
 from bptrain.data.columns import Column
 from bptrain.data.preprocess import Preprocessor
-from bptrain.errors import ConfigError
+from bptrain.errors import ConfigError, extra_needed
 from bptrain.nn.layers import Activation, BatchNorm, Dense, Dropout, LayerNorm
 
 OPSET = 17
@@ -46,7 +46,7 @@ def _onnx():
         import onnx
         import onnx.numpy_helper  # noqa: F401  (a submodule the package does not always load)
     except ImportError:
-        raise ConfigError("--format onnx: exporting needs the onnx package, the optional extra 'onnx': pip install 'bptrain[onnx]'") from None
+        raise extra_needed("--format onnx: exporting needs the onnx package", "onnx") from None
     return onnx
 
 

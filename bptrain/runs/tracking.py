@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from bptrain import events
 from bptrain.config.schema import MlflowConfig
-from bptrain.errors import ConfigError
+from bptrain.errors import extra_needed
 from bptrain.training.callbacks import Callback
 
 if TYPE_CHECKING:
     from bptrain.training.loop import Trainer
 
-INSTALL = "pip install 'bptrain[mlflow]'"
 BATCH = 100  # params or metrics per request (MLflow's log_batch takes at most 100 params)
 STATUS = {"diverged": "FAILED", "interrupted": "KILLED", "terminated": "KILLED"}
 
@@ -38,7 +37,7 @@ def require_mlflow() -> None:
     try:
         import mlflow  # noqa: F401
     except ImportError as e:
-        raise ConfigError(f"tracking.mlflow needs MLflow, which is not installed ({e}); install the extra: {INSTALL}") from None
+        raise extra_needed(f"tracking.mlflow needs MLflow ({e.name or 'a module'} is missing)", "mlflow") from None
 
 
 def flat_params(value: Any, prefix: str = "") -> dict[str, str]:

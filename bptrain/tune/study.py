@@ -23,7 +23,7 @@ import numpy as np
 
 import bptrain
 from bptrain import events, fileio
-from bptrain.errors import BptrainError, ConfigError, ExitCode
+from bptrain.errors import BptrainError, ConfigError, ExitCode, extra_needed
 from bptrain.runs import folder as runs
 from bptrain.training.loop import StopRequest
 from bptrain.tune import report, space
@@ -406,7 +406,7 @@ class _executor:
         try:
             from distributed import Client
         except ImportError:
-            raise ConfigError('--scheduler needs Dask\'s distributed scheduler: pip install "bptrain[dask]"') from None
+            raise extra_needed("--scheduler needs Dask's distributed scheduler", "dask") from None
         try:
             self._probe()
             client = Client(self.scheduler, timeout=self.CONNECT_SECONDS, set_as_default=False)

@@ -154,6 +154,13 @@ def test_all_trials_failing_is_one_message_and_the_first_failures_exit_code(tmp_
     assert [r["state"] for r in trials_csv(tune_dir)] == ["failed", "failed"]
 
 
+def test_a_scheduler_without_the_dask_extra_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed raises ImportError
+    result = call_cli("tune", write(tmp_path, SLOW), "--scheduler", "tcp://127.0.0.1:9", "--runs-dir", tmp_path / "runs")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: --scheduler needs Dask's distributed scheduler, the optional extra 'dask': pip install 'bptrain[dask]'\n"
+
+
 def test_an_unreachable_scheduler_is_a_clear_error_within_seconds(tmp_path):
     start = time.monotonic()
     result = run_cli("tune", write(tmp_path, SLOW), "--scheduler", "tcp://127.0.0.1:9", "--runs-dir", tmp_path / "runs")

@@ -89,8 +89,7 @@ def test_without_mlflow_installed_fit_says_how_to_install_it(tmp_path, monkeypat
     result = call_cli("fit", IRIS, "--mlflow", "--runs-dir", tmp_path / "runs")
     assert result.returncode == 2
     assert result.stderr == (
-        "error: tracking.mlflow needs MLflow, which is not installed (import of mlflow halted; None in sys.modules); "
-        "install the extra: pip install 'bptrain[mlflow]'\n"
+        "error: tracking.mlflow needs MLflow (mlflow is missing), the optional extra 'mlflow': pip install 'bptrain[mlflow]'\n"
     )
     assert not (tmp_path / "runs").exists()
 
