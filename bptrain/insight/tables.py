@@ -6,17 +6,14 @@ import json
 from typing import Any
 
 from bptrain.insight.compare import letters as run_letters
+from bptrain.runs import report
 from bptrain.runs.report import finite_or_none
 
 RUNS_HEADER = ("name", "kind", "date", "task", "stopped", "epochs", "metric", "val", "test")
 
 
 def cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
+    return report.cell(value, "-")  # plain ASCII: the tables go to terminals and pipes
 
 
 def aligned(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:

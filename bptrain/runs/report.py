@@ -110,9 +110,10 @@ def write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, to_json(value) + "\n")
 
 
-def _fmt(value: Any) -> str:
+def cell(value: Any, missing: str = "–") -> str:
+    """A table cell: a number to four decimals, `missing` for None, anything else as text."""
     if value is None:
-        return "–"
+        return missing
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
@@ -136,13 +137,13 @@ def markdown(report: dict) -> str:
     lines.append("| metric | " + " | ".join(splits) + " |")
     lines.append("|---|" + "---:|" * len(splits))
     for name in names:
-        lines.append(f"| {name} | " + " | ".join(_fmt(report["metrics"][s].get(name)) for s in splits) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(report["metrics"][s].get(name)) for s in splits) + " |")
     if report.get("per_class"):
         split = report.get("per_class_split", "test")
         lines += ["", f"## Per class ({split})", "", "| class | precision | recall | f1 | support |", "|---|---:|---:|---:|---:|"]
         for name, stats in report["per_class"].items():
             lines.append(
-                f"| {_md_cell(name)} | {_fmt(stats['precision'])} | {_fmt(stats['recall'])} | {_fmt(stats['f1'])} | {stats['support']} |"
+                f"| {_md_cell(name)} | {cell(stats['precision'])} | {cell(stats['recall'])} | {cell(stats['f1'])} | {stats['support']} |"
             )
     if report.get("confusion_matrix"):
         classes = [_md_cell(c) for c in report["classes"]]
