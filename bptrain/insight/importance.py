@@ -46,8 +46,8 @@ def explain(
     if len(split.x) < 2:
         raise ConfigError(f"{run}: {len(split.x)} row to shuffle; permutation importance needs two rows or more")
     with blas.limited(app.inference_threads(trained).count):
-        columns = _importances(trained, split, repeats, seed)
-    baseline = score(trained.model, trained.loss, trained.prep, split)
+        baseline = score(trained.model, trained.loss, trained.prep, split)
+        columns = _importances(trained, split, baseline, repeats, seed)
     metric = main_metric(trained.prep.task)
     return {
         "run": str(trained.run_dir),
@@ -61,12 +61,12 @@ def explain(
     }
 
 
-def _importances(trained: app.Trained, split: Split, repeats: int, seed: int) -> list[dict[str, Any]]:
-    """Per column: the mean and standard deviation over `repeats` shuffles of the loss increase and the metric drop."""
+def _importances(trained: app.Trained, split: Split, base: dict[str, Any], repeats: int, seed: int) -> list[dict[str, Any]]:
+    """Per column: the mean and standard deviation over `repeats` shuffles of the loss increase and
+    the metric drop from `base` (the split's unshuffled scores)."""
     prep, model, loss = trained.prep, trained.model, trained.loss
     metric = main_metric(prep.task)
     sign = 1.0 if higher_is_better(metric) else -1.0
-    base = score(model, loss, prep, split)
     rng = np.random.default_rng(seed)
     out, at = [], 0
     for column in prep.columns:
