@@ -1,11 +1,12 @@
 """A trained model as one ONNX graph: raw columns in, the preprocessing, the network, predictions out.
 
-Inputs, one per feature column, named as the column, of shape (rows, 1): float32 for a numeric
-column (NaN for a missing value), text for a categorical one ("" for a missing value; categories
-written as the model's schema writes them, whole numbers without `.0`). The graph fills, one-hot
-encodes and scales them as Preprocessor.features_of does (in float64, then cast to the model's
-dtype; a category the model never saw sets no input), runs every layer in its evaluation form
-(dropout passes through, batch norm uses its running statistics) and applies the loss's link.
+Inputs, one per feature column, named as the column, of shape (rows, 1): a numeric column in the
+model's dtype, float32 unless it is float64 (NaN for a missing value), text for a categorical one
+("" for a missing value; categories written as the model's schema writes them, whole numbers
+without `.0`). The graph fills, one-hot encodes and scales them as Preprocessor.features_of does
+(in float64, then cast to the model's dtype; a category the model never saw sets no input), runs
+every layer in its evaluation form (dropout passes through, batch norm uses its running
+statistics) and applies the loss's link.
 
 Outputs, in the model's dtype: classification `label` (rows,) the class names and `probabilities`
 (rows, classes) in the model's class order; multilabel `label` (rows, labels) 0/1 as int64 and
@@ -304,13 +305,14 @@ def convert(model, loss, prep: Preprocessor, dtype: str, run_name: str = ""):
     clash = [c for c in prep.features if c in names]
     if clash:
         raise ConfigError(f"column {clash[0]!r} has the name of an output of the ONNX graph ({', '.join(names)}); rename the column and train again to export")
+    real = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     g = Graph(onnx, set(prep.features) | set(names))
     x, refused = features(g, prep, dtype)
     produced = outputs(g, prep, loss, network(g, model, x, dtype), refused, dtype)
     for name, value in produced.items():
         g.name_output(value, name)
     inputs = [
-        helper.make_tensor_value_info(c.name, tensor.FLOAT if c.kind == "numeric" else tensor.STRING, [ROWS, 1]) for c in prep.columns
+        helper.make_tensor_value_info(c.name, real if c.kind == "numeric" else tensor.STRING, [ROWS, 1]) for c in prep.columns
     ]
     graph = helper.make_graph(g.nodes, f"bptrain {run_name}".strip(), inputs, _output_infos(onnx, prep, dtype), initializer=g.constants)
     proto = helper.make_model(

@@ -4,7 +4,9 @@ Every shipped config's model (a few epochs) is exported and run on its whole dat
 values and an unseen category where the data has categorical columns; a synthetic dataset covers
 every missing-value rule, scaling, rare categories, indicators, multilabel and several regression
 targets. Probabilities equal predict's within 1e-5 and labels exactly; regression values within
-1e-5 of the value's size (float32 keeps about 7 digits: 3 ulps of a value near 300 are 3e-5).
+1e-5 of the value's size in a float32 model (float32 keeps about 7 digits: its inputs are rounded
+to float32 and its matrix products summed in another order, and 1 ulp of a value near 300 is 3e-5)
+and within 1e-5 in a float64 model, whose graph takes and computes float64.
 The messages of bad input are pinned, through the command line's entry point (a real process for
 the file-size limit and for the file on stdout).
 """
@@ -28,6 +30,7 @@ from test_cli_storage import run_limited
 
 CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
 TOLERANCE = 1e-5
+REALS = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
 def fit(config: Path, runs: Path, *settings: str) -> Path:
@@ -44,13 +47,13 @@ def export(run: Path, out: Path) -> ort.InferenceSession:
 
 
 def feeds(session: ort.InferenceSession, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The graph's inputs from a frame as pandas read it: numbers as float32 (NaN missing), text as
-    text ("" missing; whole numbers without `.0`, as in the model's schema)."""
+    """The graph's inputs from a frame as pandas read it: numbers in the graph's float type (NaN
+    missing), text as text ("" missing; whole numbers without `.0`, as in the model's schema)."""
     out = {}
     for given in session.get_inputs():
         column = frame[given.name]
-        if given.type == "tensor(float)":
-            out[given.name] = column.to_numpy(np.float32).reshape(-1, 1)
+        if given.type in REALS:
+            out[given.name] = column.to_numpy(REALS[given.type]).reshape(-1, 1)
         else:
             text = ["" if pd.isna(v) else str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in column]
             out[given.name] = np.array(text, dtype=object).reshape(-1, 1)
@@ -72,7 +75,8 @@ def assert_same_as_predict(session, frame: pd.DataFrame, expected: pd.DataFrame,
     if task == "regression":
         values = expected[[c for c in expected.columns if c.startswith("prediction")]].to_numpy(np.float64)
         assert got["value"].shape == values.shape
-        assert (np.abs(got["value"] - values) <= TOLERANCE * np.maximum(1.0, np.abs(values))).all()
+        size = 1.0 if got["value"].dtype == np.float64 else np.maximum(1.0, np.abs(values))
+        assert (np.abs(got["value"] - values) <= TOLERANCE * size).all()
         return
     probabilities = expected[[c for c in expected.columns if c.startswith("proba_")]].to_numpy(np.float64)
     assert got["probabilities"].shape == probabilities.shape
@@ -95,6 +99,16 @@ def test_each_shipped_models_graph_predicts_as_predict_does(tmp_path, name):
     frame.to_csv(data, index=False)
     task = "regression" if name == "diabetes" else "classification"
     assert_same_as_predict(session, frame, predicted(run, data, proba=task != "regression"), task)
+
+
+def test_a_float64_regression_graph_gives_predicts_values_within_1e_5(tmp_path):
+    run = fit(ROOT / "configs" / "diabetes.yaml", tmp_path / "runs", "--set", "model.dtype=float64")
+    session = export(run, tmp_path / "model.onnx")
+    assert {i.type for i in session.get_inputs()} == {"tensor(double)"}
+    got = run_graph(session, pd.read_csv(ROOT / "datasets" / "diabetes.csv"))["value"]
+    expected = predicted(run, ROOT / "datasets" / "diabetes.csv", proba=False)["prediction"].to_numpy(np.float64)
+    assert got.dtype == np.float64 and np.abs(expected).max() > 300
+    assert np.abs(got[:, 0] - expected).max() <= TOLERANCE
 
 
 # --- every preprocessing rule, on synthetic data --------------------------------------------------
@@ -173,8 +187,10 @@ def test_every_preprocessing_rule_is_in_the_graph(folder, tmp_path, task, dtype)
     frame.to_csv(data, index=False)
     kind = "classification" if task in ("binary", "classes") else task
     assert_same_as_predict(session, frame, predicted(run, data, proba=kind != "regression"), kind)
-    if kind != "regression":
-        assert session.get_outputs()[1].type == f"tensor({'double' if dtype == 'float64' else 'float'})"
+    real = f"tensor({'double' if dtype == 'float64' else 'float'})"
+    assert session.get_outputs()[-1].type == real
+    numeric = [c for c in frame.columns if frame[c].dtype.kind == "f"]
+    assert {i.type for i in session.get_inputs() if i.name in numeric} == {real}
 
 
 def test_rows_predict_refuses_come_out_as_nan_with_an_empty_label(folder, tmp_path):
@@ -271,3 +287,24 @@ def test_an_output_folder_or_a_missing_folder_is_named(iris_run, tmp_path):
     assert (result.returncode, result.stderr) == (2, f"error: --output {tmp_path}: is a folder; give a file name, e.g. {tmp_path / 'model.onnx'}\n")
     result = call_cli("export", iris_run, "-o", tmp_path / "no" / "m.onnx")
     assert (result.returncode, result.stderr) == (2, f"error: --output {tmp_path / 'no' / 'm.onnx'}: the folder {tmp_path / 'no'} does not exist\n")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_readme_onnxruntime_example_runs_on_an_exported_model(tmp_path, dtype):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```python\nimport numpy as np\nimport onnxruntime as ort\n") + len("```python\n")
+    code = text[start : text.index("```", start)]
+    run = fit(ROOT / "configs" / "penguins.yaml", tmp_path / "runs", "--set", f"model.dtype={dtype}")
+    assert call_cli("export", run, "--format", "onnx", "-o", tmp_path / "penguins.onnx").returncode == 0
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "penguins.csv").write_bytes((ROOT / "datasets" / "penguins.csv").read_bytes())
+    namespace: dict = {}
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    expected = predicted(run, ROOT / "datasets" / "penguins.csv", proba=True)
+    assert namespace["labels"].tolist() == expected["prediction"].tolist()
+    assert np.abs(namespace["probabilities"] - expected.filter(like="proba_").to_numpy(np.float64)).max() <= TOLERANCE

@@ -40,7 +40,7 @@ def plain_regression(width: int, outputs: int) -> Preprocessor:
 def run_network(model: Sequential, x: np.ndarray, dtype: str) -> np.ndarray:
     prep = plain_regression(x.shape[1], model.out_features)
     proto = to_onnx.convert(model, LOSSES["mse"](), prep, dtype)
-    (value,) = session(proto).run(None, {f"x{i}": x[:, i : i + 1] for i in range(x.shape[1])})
+    (value,) = session(proto).run(None, {f"x{i}": x[:, i : i + 1].astype(dtype) for i in range(x.shape[1])})
     assert value.dtype == np.dtype(dtype)
     return value
 
