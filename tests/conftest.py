@@ -42,6 +42,31 @@ def pytest_xdist_auto_num_workers(config) -> int | None:
     return None
 
 
+# The test files that take longest, longest first (seconds of one file on one worker, 2-core
+# machine): they run first, so that the last minute is shared by many short files instead of
+# waiting on one long one. Each worker takes a whole file at a time (`--dist loadfile`).
+SLOW_FILES = (
+    "cli/test_cli_tune.py",
+    "cli/test_cli_serve.py",
+    "cli/test_cli_streaming.py",
+    "cli/test_cli_predict_hardening.py",
+    "cli/test_cli_imports.py",
+    "unit/test_model_files.py",
+    "cli/test_cli_resume.py",
+    "cli/test_cli_workflow.py",
+)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    first = {name: rank for rank, name in enumerate(SLOW_FILES)}
+
+    def rank(item) -> int:
+        path = Path(str(item.fspath)).relative_to(ROOT / "tests").as_posix()
+        return first.get(path, len(first))
+
+    items.sort(key=rank)  # stable: the order within a file, and of the other files, stays
+
+
 def run_cli(*args: str, input: bytes | str | None = None, cwd: Path | None = None, timeout: float = 120, env=None):
     """Run `python -m bptrain ARGS` and return the CompletedProcess (text mode)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **(env or {})}

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_cli, write
+from conftest import ROOT, call_cli, write
 
 CONFIG, DATA = 2, 3
 LIMIT_GIB = 6  # an address-space limit: allocating what the estimate refuses would fail with MemoryError (exit 1)
@@ -62,7 +62,7 @@ def test_a_class_only_in_the_validation_file_stops_check_and_fit_alike(tmp_path,
     (tmp_path / "train.csv").write_text("a,y\n" + "".join(f"{i % 5},{'pq'[i % 2]}\n" for i in range(20)))
     (tmp_path / "val.csv").write_text("a,y\n1,p\n2,r\n")
     write(tmp_path, "seed: 0\ndata: {train: train.csv, val: val.csv, target: y}\nstopping: {max_epochs: 1}\n")
-    result = run_cli(*command(name, tmp_path), cwd=tmp_path)
+    result = call_cli(*command(name, tmp_path), cwd=tmp_path)
     assert (result.returncode, result.stdout) == (DATA, "")
     assert result.stderr == (
         "error: val.csv: class 'r' (1 row) of target column 'y' is in none of the training rows (train.csv), "
@@ -74,13 +74,13 @@ def test_a_class_only_in_the_validation_file_stops_check_and_fit_alike(tmp_path,
 def test_an_infinite_regression_target_stops_check_and_fit_alike(tmp_path, name):
     (tmp_path / "d.csv").write_text("a,y\n" + "".join(f"{i % 5},{'inf' if i == 30 else i * 0.5}\n" for i in range(40)))
     write(tmp_path, "seed: 0\ndata: {train: d.csv, target: y}\nstopping: {max_epochs: 1}\n")
-    result = run_cli(*command(name, tmp_path), cwd=tmp_path)
+    result = call_cli(*command(name, tmp_path), cwd=tmp_path)
     assert (result.returncode, result.stdout) == (DATA, "")
     assert result.stderr == "error: d.csv: target column 'y' holds infinite values in row 31; remove those rows\n"
 
 
 def test_more_folds_than_rows_is_refused_before_any_training(tmp_path):
-    result = run_cli("fit", ROOT / "configs" / "iris.yaml", "--folds", "100000", "-q", "--runs-dir", tmp_path / "runs")
+    result = call_cli("fit", ROOT / "configs" / "iris.yaml", "--folds", "100000", "-q", "--runs-dir", tmp_path / "runs")
     assert (result.returncode, result.stdout) == (CONFIG, "")
     assert result.stderr == (
         f"error: data.split.folds: 100000 folds need at least 100000 rows, but {ROOT / 'datasets' / 'iris.csv'} "
@@ -103,14 +103,14 @@ SUSPECT_WARNINGS = [
 def test_suspect_columns_get_one_warning_line_each_in_check_and_fit(tmp_path, name):
     (tmp_path / "h.csv").write_text("id;name;price;size;y\n" + "".join(f"{i + 1};n{i};{i % 9},5;{i % 4};{'pq'[i % 2]}\n" for i in range(40)))
     write(tmp_path, "seed: 0\ndata: {train: h.csv, target: y, categorical: {missing: most_frequent}}\nstopping: {max_epochs: 1}\n")
-    result = run_cli(*command(name, tmp_path), cwd=tmp_path)
+    result = call_cli(*command(name, tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[:3] == SUSPECT_WARNINGS
 
 
 @pytest.mark.parametrize("name", ["check", "fit"])
 def test_digits_single_value_columns_are_one_warning(tmp_path, name):
-    result = run_cli(name, ROOT / "configs" / "digits.yaml", *(() if name == "check" else ("-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=1")))
+    result = call_cli(name, ROOT / "configs" / "digits.yaml", *(() if name == "check" else ("-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=1")))
     assert result.returncode == 0
     assert result.stderr == (
         f"warning: {ROOT / 'datasets' / 'digits.csv'}: columns 'pixel_0_0', 'pixel_3_0', 'pixel_4_0', 'pixel_4_7' "

@@ -1,4 +1,8 @@
-"""Exit codes and the exact messages of user mistakes (ARCHITECTURE §8): one clear line, never a traceback."""
+"""Exit codes and the exact messages of user mistakes (ARCHITECTURE §8): one clear line, never a traceback.
+
+The messages are pinned through the console script's entry point in this process (call_cli); a
+real `python -m bptrain` process shows each exit code (2, 3, 5), help, and stdin.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, fit_iris, run_cli, write
+from conftest import ROOT, call_cli, fit_iris, run_cli, write
 
 IRIS = ROOT / "datasets" / "iris.csv"
 PENGUINS = ROOT / "datasets" / "penguins.csv"
@@ -28,7 +32,7 @@ def expect(result, code: int, *lines: str) -> None:
 
 
 def fit(tmp_path: Path, config: str = "config.yaml", *extra: str):
-    return run_cli("fit", config, *extra, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    return call_cli("fit", config, *extra, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
 
 
 def assert_no_run(tmp_path: Path) -> None:
@@ -84,7 +88,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
         "optimizer: {name: adam, lrr: 0.1}\ntraining: {batsh_size: 3}\nstopping: {max_epochs: -1}\n",
     )
     expect(
-        run_cli("check", "config.yaml", cwd=tmp_path),
+        call_cli("check", "config.yaml", cwd=tmp_path),
         USAGE,
         "error: config.yaml: 3 problems",
         "  optimizer.lrr: unknown key. Did you mean 'lr'?",
@@ -141,7 +145,7 @@ def test_missing_data_file_relative_to_the_config(tmp_path):
     (tmp_path / "cfg").mkdir()
     write(tmp_path / "cfg", "name: a\ndata: {train: ../data/missing.csv, target: species}\n")
     expect(
-        fit(tmp_path, "cfg/config.yaml"),
+        run_cli("fit", "cfg/config.yaml", "--runs-dir", tmp_path / "runs", cwd=tmp_path),  # a real process's exit code
         DATA,
         "error: data/missing.csv: data file not found. Check the path (data paths are relative to the config file)",
     )
@@ -215,7 +219,7 @@ def test_empty_and_header_only_csv(tmp_path, text, message):
 def test_predict_with_a_misspelled_feature_column(run, tmp_path):
     write(tmp_path, IRIS.read_text().replace("petal_width", "petal_widht"), "typo.csv")
     expect(
-        run_cli("predict", run, "typo.csv", cwd=tmp_path),
+        call_cli("predict", run, "typo.csv", cwd=tmp_path),
         DATA,
         "error: typo.csv: missing 1 feature column the model was trained with: petal_width. Did you mean 'petal_widht'? "
         "Columns: sepal_length, sepal_width, petal_length, petal_widht, species",
@@ -230,7 +234,7 @@ def drop_column(text: str, name: str) -> str:
 
 def test_predict_with_a_missing_feature_column(run, tmp_path):
     write(tmp_path, drop_column(IRIS.read_text(), "petal_width"), "nofeat.csv")
-    result = run_cli("predict", run, "nofeat.csv", cwd=tmp_path)
+    result = call_cli("predict", run, "nofeat.csv", cwd=tmp_path)
     expect(result, DATA)
     assert result.stderr.startswith("error: nofeat.csv: missing 1 feature column the model was trained with: petal_width.")
     assert result.stderr.endswith(" Columns: sepal_length, sepal_width, petal_length, species\n")
@@ -239,7 +243,7 @@ def test_predict_with_a_missing_feature_column(run, tmp_path):
 
 def test_missing_feature_hint_does_not_suggest_a_column_already_used(run, tmp_path):
     write(tmp_path, drop_column(IRIS.read_text(), "petal_width"), "nofeat.csv")
-    result = run_cli("predict", run, "nofeat.csv", cwd=tmp_path)
+    result = call_cli("predict", run, "nofeat.csv", cwd=tmp_path)
     assert result.returncode == DATA
     assert "Did you mean 'sepal_width'" not in result.stderr
 
@@ -247,7 +251,7 @@ def test_missing_feature_hint_does_not_suggest_a_column_already_used(run, tmp_pa
 def test_predict_keep_of_an_unknown_column(run, tmp_path):
     shutil.copy(IRIS, tmp_path / "data.csv")
     expect(
-        run_cli("predict", run, "data.csv", "--keep", "specie", cwd=tmp_path),
+        call_cli("predict", run, "data.csv", "--keep", "specie", cwd=tmp_path),
         DATA,
         f"error: data.csv: --keep column 'specie' not found. Did you mean 'species'? Columns: {IRIS_COLUMNS}",
     )
@@ -264,7 +268,7 @@ def test_predict_empty_stdin(run, tmp_path):
 def test_evaluate_data_without_the_target(run, tmp_path):
     write(tmp_path, drop_column(IRIS.read_text(), "species"), "features.csv")
     expect(
-        run_cli("evaluate", run, "--data", "features.csv", cwd=tmp_path),
+        call_cli("evaluate", run, "--data", "features.csv", cwd=tmp_path),
         DATA,
         "error: features.csv: target column 'species' not found; evaluate needs labelled rows "
         "(use bptrain predict for unlabelled ones).",
@@ -274,7 +278,7 @@ def test_evaluate_data_without_the_target(run, tmp_path):
 def test_evaluate_data_with_an_unseen_class(run, tmp_path):
     write(tmp_path, IRIS.read_text().replace(",virginica", ",virginia"), "data.csv")
     expect(
-        run_cli("evaluate", run, "--data", "data.csv", cwd=tmp_path),
+        call_cli("evaluate", run, "--data", "data.csv", cwd=tmp_path),
         DATA,
         "error: data.csv: target column 'species' has values the model never saw: 'virginia'; "
         "the model knows setosa, versicolor, virginica",
@@ -283,7 +287,7 @@ def test_evaluate_data_with_an_unseen_class(run, tmp_path):
 
 def test_predict_output_into_a_missing_folder(run, tmp_path):
     expect(
-        run_cli("predict", run, IRIS, "-o", "nowhere/out.csv", cwd=tmp_path),
+        call_cli("predict", run, IRIS, "-o", "nowhere/out.csv", cwd=tmp_path),
         USAGE,
         "error: --output nowhere/out.csv: the folder nowhere does not exist",
     )
@@ -294,7 +298,7 @@ def test_predict_output_into_a_missing_folder(run, tmp_path):
 def test_predict_output_that_cannot_be_a_file(run, tmp_path, target):
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("x\n")
-    result = run_cli("predict", run, IRIS, "-o", target, cwd=tmp_path)
+    result = call_cli("predict", run, IRIS, "-o", target, cwd=tmp_path)
     assert "internal error" not in result.stderr, result.stderr
     expect(result, USAGE)
     assert result.stderr.startswith(f"error: --output {target}: ")
@@ -327,7 +331,7 @@ def test_text_file_named_model_npz(tmp_path, command, target):
     (tmp_path / "fake").mkdir()
     write(tmp_path / "fake", "hello, I am not a model\n", "model.npz")
     args = [IRIS] if command == "predict" else []
-    result = run_cli(command, target, *args, cwd=tmp_path)
+    result = call_cli(command, target, *args, cwd=tmp_path)
     expect(result, MODEL_FILE)
     assert result.stderr.startswith("error: fake/model.npz: not a bptrain model file")
     assert result.stderr.rstrip().endswith("was it written by bptrain fit?")
@@ -337,7 +341,7 @@ def test_text_file_named_model_npz(tmp_path, command, target):
 def test_text_model_file_message_does_not_suggest_unpickling(tmp_path):
     (tmp_path / "fake").mkdir()
     write(tmp_path / "fake", "hello, I am not a model\n", "model.npz")
-    result = run_cli("evaluate", "fake", cwd=tmp_path)
+    result = call_cli("evaluate", "fake", cwd=tmp_path)
     assert result.returncode == MODEL_FILE
     assert "pickle" not in result.stderr
 
@@ -345,7 +349,7 @@ def test_text_model_file_message_does_not_suggest_unpickling(tmp_path):
 def test_folder_without_a_model(tmp_path):
     (tmp_path / "empty").mkdir()
     expect(
-        run_cli("evaluate", "empty", cwd=tmp_path),
+        call_cli("evaluate", "empty", cwd=tmp_path),
         MODEL_FILE,
         "error: empty: no model.npz in this folder; is it a run folder written by bptrain fit?",
     )
@@ -355,7 +359,7 @@ def test_folder_without_a_model(tmp_path):
 def test_unknown_run_folder(tmp_path, command):
     args = [IRIS] if command == "predict" else []
     expect(
-        run_cli(command, "no-such-run", *args, cwd=tmp_path),
+        call_cli(command, "no-such-run", *args, cwd=tmp_path),
         USAGE,
         "error: no-such-run: no such run folder or model file; there are no runs under runs; train one with: bptrain fit CONFIG",
     )
@@ -375,7 +379,7 @@ def test_help_lists_the_commands():
 
 
 def test_check_prints_a_summary_and_trains_nothing(tmp_path):
-    result = run_cli("check", ROOT / "configs" / "iris.yaml", cwd=tmp_path)
+    result = call_cli("check", ROOT / "configs" / "iris.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.splitlines() == [

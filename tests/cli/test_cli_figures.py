@@ -10,7 +10,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from conftest import ROOT, call_cli, run_cli
+from conftest import ROOT, call_cli
 
 from bptrain.runs import checkpoint
 
@@ -68,7 +68,7 @@ def test_figures_off_writes_no_curves_and_never_imports_matplotlib(tmp_path):
 
 
 def test_resolved_config_holds_the_default(tmp_path):
-    result = run_cli("fit", IRIS, "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=1")
+    result = call_cli("fit", IRIS, "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=1")
     assert result.returncode == 0, result.stderr
     (run,) = tmp_path.iterdir()
     assert "report:\n  figures: true\n" in (run / "config.yaml").read_text(encoding="utf-8")
@@ -89,7 +89,7 @@ def test_figures_is_a_strict_bool(value, found):
 
 
 def test_cross_validation_obeys_the_switch(tmp_path):
-    result = run_cli(
+    result = call_cli(
         "fit", IRIS, "-q", "--runs-dir", tmp_path, "--folds", "2", "--set", "stopping.max_epochs=2", "--set", "report.figures=false"
     )
     assert result.returncode == 0, result.stderr
@@ -116,11 +116,11 @@ def strip_report_section(run: Path) -> None:
 
 
 def test_resuming_a_run_from_before_the_report_section(tmp_path):
-    result = run_cli("fit", IRIS, "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
+    result = call_cli("fit", IRIS, "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
     assert result.returncode == 0, result.stderr
     (run,) = tmp_path.iterdir()
     strip_report_section(run)
-    resumed = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_epochs=4")
+    resumed = call_cli("fit", "--resume", run, "-q", "--set", "stopping.max_epochs=4")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr == ""
     assert json.loads((run / "report.json").read_text())["epochs_run"] == 4
@@ -128,11 +128,11 @@ def test_resuming_a_run_from_before_the_report_section(tmp_path):
 
 
 def test_resume_may_turn_figures_off_and_drops_the_older_figure(tmp_path):
-    result = run_cli("fit", IRIS, "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
+    result = call_cli("fit", IRIS, "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
     assert result.returncode == 0, result.stderr
     (run,) = tmp_path.iterdir()
     assert (run / "curves.svg").is_file()
-    resumed = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_epochs=4", "--set", "report.figures=false")
+    resumed = call_cli("fit", "--resume", run, "-q", "--set", "stopping.max_epochs=4", "--set", "report.figures=false")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run / "report.json").read_text())["epochs_run"] == 4
     assert not (run / "curves.svg").exists()  # it showed 2 of the 4 epochs

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, call_cli, run_cli
+from conftest import ROOT, call_cli
 
 IRIS = str(ROOT / "configs" / "iris.yaml")
 DATA = str(ROOT / "datasets" / "iris.csv")
@@ -36,32 +36,32 @@ def runs(tmp_path_factory) -> Path:
 
 def test_evaluate_and_predict_latest_use_the_newest_run(runs):
     top = runs.parent
-    newest = run_cli("evaluate", "runs/iris-20270101-090000-2", cwd=top)
-    latest = run_cli("evaluate", "latest", cwd=top)
+    newest = call_cli("evaluate", "runs/iris-20270101-090000-2", cwd=top)
+    latest = call_cli("evaluate", "latest", cwd=top)
     assert latest.returncode == 0, latest.stderr
     assert latest.stdout == newest.stdout
-    predicted = run_cli("predict", "latest", DATA, cwd=top)
+    predicted = call_cli("predict", "latest", DATA, cwd=top)
     assert predicted.returncode == 0, predicted.stderr
-    assert predicted.stdout == run_cli("predict", "runs/iris-20270101-090000-2", DATA, cwd=top).stdout
+    assert predicted.stdout == call_cli("predict", "runs/iris-20270101-090000-2", DATA, cwd=top).stdout
 
 
 def test_fit_resume_latest_looks_under_runs_dir(runs, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(runs, elsewhere)
-    result = run_cli("fit", "--resume", "latest", "--runs-dir", elsewhere, "-q", "--set", "stopping.max_steps=14", cwd=tmp_path)
+    result = call_cli("fit", "--resume", "latest", "--runs-dir", elsewhere, "-q", "--set", "stopping.max_steps=14", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == f"run        {elsewhere / 'iris-20270101-090000-2'}"
 
 
 def test_latest_without_runs_exits_2(tmp_path):
-    result = run_cli("evaluate", "latest", cwd=tmp_path)
+    result = call_cli("evaluate", "latest", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == "error: latest: no run folder under runs; train one first with: bptrain fit CONFIG\n"
 
 
 def test_a_missing_run_names_the_newest_runs(runs):
-    result = run_cli("predict", "runs/iris-2027", DATA, cwd=runs.parent)
+    result = call_cli("predict", "runs/iris-2027", DATA, cwd=runs.parent)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == (
@@ -71,7 +71,7 @@ def test_a_missing_run_names_the_newest_runs(runs):
 
 
 def test_a_missing_resume_folder_names_the_newest_runs(runs):
-    result = run_cli("fit", "--resume", "runs/nope", cwd=runs.parent)
+    result = call_cli("fit", "--resume", "runs/nope", cwd=runs.parent)
     assert result.returncode == 2
     assert result.stderr == (
         "error: --resume runs/nope: no such run folder; the newest under runs: "

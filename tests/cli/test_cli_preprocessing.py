@@ -49,7 +49,7 @@ def penguins(tmp_path_factory) -> SimpleNamespace:
 
 
 def test_unseen_categories_are_one_warning_and_exit_0(penguins):
-    result = run_cli("predict", penguins.run, "novel.csv", "--keep", "island", "--keep", "year", cwd=penguins.folder)
+    result = call_cli("predict", penguins.run, "novel.csv", "--keep", "island", "--keep", "year", cwd=penguins.folder)
     assert result.returncode == OK, result.stderr
     assert result.stderr == (
         "warning: novel.csv: 4 values in categorical columns the model never saw, encoded as unknown (no category): "
@@ -59,14 +59,14 @@ def test_unseen_categories_are_one_warning_and_exit_0(penguins):
     assert table[0] == ["island", "year", "prediction"]
     assert [r[:2] for r in table[1:]] == [["Atlantis", "2007"]] * 3 + [["Torgersen", "2007"], ["Torgersen", "2031"]]
     assert {r[2] for r in table[1:]} <= {"Adelie", "Chinstrap", "Gentoo"}
-    known = rows(run_cli("predict", penguins.run, "known.csv", cwd=penguins.folder).stdout)
+    known = rows(call_cli("predict", penguins.run, "known.csv", cwd=penguins.folder).stdout)
     assert table[4][2] == known[4][0]  # the row with every measurement missing is filled as in training
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])
 def test_strict_makes_unseen_categories_an_error(penguins, command):
     args = ["novel.csv"] if command == "predict" else ["--data", "novel.csv"]
-    result = run_cli(command, penguins.run, *args, "--strict", cwd=penguins.folder)
+    result = call_cli(command, penguins.run, *args, "--strict", cwd=penguins.folder)
     assert (result.returncode, result.stdout) == (DATA, "")
     assert result.stderr == (
         "error: novel.csv: column 'island' holds categories the model never saw in rows 1, 2, 3: 'Atlantis'; "
@@ -86,7 +86,7 @@ def test_text_in_a_numeric_column_names_column_and_rows(penguins):
     lines[3] = lines[3].replace("40.3", "forty")
     lines[7] = lines[7].replace("38.9", "n/k")
     write(penguins.folder, "\n".join(lines) + "\n", "typos.csv")
-    result = run_cli("predict", penguins.run, "typos.csv", cwd=penguins.folder)
+    result = call_cli("predict", penguins.run, "typos.csv", cwd=penguins.folder)
     assert (result.returncode, result.stdout) == (DATA, "")
     assert result.stderr == (
         "error: typos.csv: column 'bill_length_mm' must be numeric, but rows 3, 7 hold text: 'forty', 'n/k'. "
@@ -156,7 +156,7 @@ def test_the_cv_summary_table_on_stdout(folds):
 
 
 def test_evaluate_a_fold_repeats_its_report(folds):
-    result = run_cli("evaluate", folds.parent / "fold-2", "--json")
+    result = call_cli("evaluate", folds.parent / "fold-2", "--json")
     assert result.returncode == OK, result.stderr
     report = json.loads((folds.parent / "fold-2" / "report.json").read_text())
     for split in ("val", "test"):
@@ -164,14 +164,14 @@ def test_evaluate_a_fold_repeats_its_report(folds):
 
 
 def test_the_cross_validation_folder_points_to_its_folds(folds):
-    result = run_cli("predict", folds.parent, PENGUINS)
+    result = call_cli("predict", folds.parent, PENGUINS)
     assert (result.returncode, result.stdout) == (USAGE, "")
     assert result.stderr == f"error: {folds.parent}: a cross-validation folder, with one run per fold; give one of them, e.g. {folds.parent / 'fold-1'}\n"
 
 
 def test_folds_cannot_be_resumed_as_a_whole(tmp_path):
     (tmp_path / "config.yaml").write_text("data: {train: x.csv, target: y}\n")
-    result = run_cli("fit", "--resume", tmp_path, "--folds", "3")
+    result = call_cli("fit", "--resume", tmp_path, "--folds", "3")
     assert (result.returncode, result.stdout) == (USAGE, "")
     assert result.stderr == "error: --folds cannot be combined with --resume; resume one fold's run folder, e.g. --resume RUN/fold-2\n"
 
@@ -203,7 +203,7 @@ def test_multilabel_targets_predict_one_column_per_label(table, tmp_path):
     assert (report["task"], report["loss"], report["classes"]) == ("multilabel", "binary_cross_entropy", ["warm", "bright"])
     assert list(report["metrics"]["test"]) == ["loss", "accuracy", "hamming_loss", "precision_macro", "recall_macro", "f1_macro", "log_loss"]
     assert list(report["per_class"]) == ["warm", "bright"] and report["confusion_matrix"] is None
-    result = run_cli("predict", run, table / "t.csv", "--proba")
+    result = call_cli("predict", run, table / "t.csv", "--proba")
     assert result.returncode == OK, result.stderr
     out = rows(result.stdout)
     assert out[0] == ["prediction_warm", "prediction_bright", "proba_warm", "proba_bright"]
@@ -213,7 +213,7 @@ def test_multilabel_targets_predict_one_column_per_label(table, tmp_path):
 
 def test_several_regression_targets_with_a_split_column(table, tmp_path):
     write(table, "seed: 1\ndata: {train: t.csv, target: [u, v], exclude: [warm, bright], split: {column: part}}\nstopping: {max_epochs: 3}\n", "mo.yaml")
-    check = run_cli("check", table / "mo.yaml")
+    check = call_cli("check", table / "mo.yaml")
     assert check.returncode == OK, check.stderr
     assert check.stdout.splitlines()[1:5] == [
         "task       regression (targets 'u', 'v', loss mse)",
@@ -222,18 +222,18 @@ def test_several_regression_targets_with_a_split_column(table, tmp_path):
         "rows       train 144, val 48, test 48",
     ]
     run = fitted_run(tmp_path, table / "mo.yaml")
-    result = run_cli("predict", run, table / "t.csv")
+    result = call_cli("predict", run, table / "t.csv")
     assert result.returncode == OK, result.stderr
     out = rows(result.stdout)
     assert out[0] == ["prediction_u", "prediction_v"] and len(out) == 241
-    evaluated = run_cli("evaluate", run, "--json")
+    evaluated = call_cli("evaluate", run, "--json")
     report = json.loads((run / "report.json").read_text())
     assert json.loads(evaluated.stdout)["test"] == pytest.approx(report["metrics"]["test"], rel=1e-12)
     assert re.fullmatch(r"-?\d+(\.\d+)?(e[+-]\d+)?", out[1][0])
 
 
 def test_check_shows_kinds_categories_and_missing_values(tmp_path):
-    result = run_cli("check", ROOT / "configs" / "penguins.yaml", cwd=tmp_path)
+    result = call_cli("check", ROOT / "configs" / "penguins.yaml", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (OK, "")
     assert result.stdout.splitlines()[1:7] == [
         "task       classification (target 'species', loss cross_entropy)",

@@ -63,7 +63,7 @@ def test_an_edited_config_file_is_refused_like_the_same_set(partial, tmp_path, o
     run = copy_of(partial, tmp_path)
     edit_config(run, old, new)
     before = folder_state(run)
-    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=20")
+    result = call_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=20")
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     assert result.stderr == (
@@ -75,7 +75,7 @@ def test_an_edited_config_file_is_refused_like_the_same_set(partial, tmp_path, o
 def test_a_budget_edit_in_the_config_file_is_allowed(partial, tmp_path):
     run = copy_of(partial, tmp_path)
     edit_config(run, "max_steps: 10\n", "max_steps: 14\n")
-    result = run_cli("fit", "--resume", run, "-q")
+    result = call_cli("fit", "--resume", run, "-q")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "stopped    max_steps after 2 epochs" in result.stdout
@@ -87,7 +87,7 @@ def test_a_checkpoint_from_another_run_is_named_as_such(partial, tmp_path):
     shutil.rmtree(run / "checkpoints")
     shutil.copytree(other / "checkpoints", run / "checkpoints")
     before = folder_state(run)
-    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=20")
+    result = call_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=20")
     assert result.returncode == 5, result.stderr
     assert result.stdout == ""
     assert result.stderr == (
@@ -99,7 +99,7 @@ def test_a_checkpoint_from_another_run_is_named_as_such(partial, tmp_path):
 
 def test_a_renamed_run_folder_still_resumes(partial, tmp_path):
     run = copy_of(partial, tmp_path, "renamed")
-    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=14")
+    result = call_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=14")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
 
@@ -116,7 +116,7 @@ def test_a_checkpoint_without_a_recorded_config_still_resumes(partial, tmp_path)
         for key in ("format_version", "kind", "sha256"):
             meta.pop(key)
         save_model(path, arrays, meta, kind="checkpoint")
-    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=14")
+    result = call_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=14")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "stopped    max_steps after 2 epochs" in result.stdout
@@ -134,13 +134,13 @@ def test_a_checkpoint_without_a_recorded_config_still_resumes(partial, tmp_path)
 def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, budget, notice):
     run = fit(tmp_path / "runs", *budget)
     before = folder_state(run)
-    summary = run_cli("evaluate", run).stdout
-    result = run_cli("fit", "--resume", run, "-q")
+    summary = call_cli("evaluate", run).stdout
+    result = call_cli("fit", "--resume", run, "-q")
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"notice: {run} already finished {notice}\n"
     assert result.stdout.splitlines()[0] == f"run        {run}"
     assert folder_state(run) == before
-    assert run_cli("evaluate", run).stdout == summary
+    assert call_cli("evaluate", run).stdout == summary
 
 
 def test_the_thread_count_is_refused_as_a_change(partial, tmp_path):
@@ -169,7 +169,7 @@ def test_a_resumed_run_keeps_the_thread_count_it_started_with(partial, tmp_path)
         for key in ("format_version", "kind", "sha256"):
             meta.pop(key)
         save_model(path, arrays, meta, kind="checkpoint")
-    result = run_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=14")
+    result = call_cli("fit", "--resume", run, "-q", "--set", "stopping.max_steps=14")
     assert result.returncode == 0, result.stderr
     report = json.loads((run / "report.json").read_text())
     assert report["threads"] == started

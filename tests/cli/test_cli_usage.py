@@ -34,7 +34,7 @@ def expect(result, code: int, *lines: str) -> None:
     ids=["unknown-option", "missing-argument", "not-an-integer", "below-minimum", "extra-argument", "unknown-command"],
 )
 def test_usage_mistakes_are_one_error_line_and_exit_2(args, line):
-    expect(run_cli(*args), USAGE, line)
+    expect(call_cli(*args), USAGE, line)
 
 
 def test_help_still_works_and_exits_0():
@@ -77,11 +77,11 @@ def test_dev_zero_as_the_config_ends_at_once():
 )
 def test_check_refuses_what_fit_would(tmp_path, text, lines):
     write(tmp_path, text)
-    expect(run_cli("check", "config.yaml", cwd=tmp_path), USAGE, *lines)
+    expect(call_cli("check", "config.yaml", cwd=tmp_path), USAGE, *lines)
 
 
 def test_set_is_held_to_the_same_rules(tmp_path):
-    result = run_cli("check", ROOT / "configs" / "iris.yaml", "--set", "optimizer.lr=true", cwd=tmp_path)
+    result = call_cli("check", ROOT / "configs" / "iris.yaml", "--set", "optimizer.lr=true", cwd=tmp_path)
     expect(result, USAGE, f"error: {ROOT / 'configs' / 'iris.yaml'}: 1 problem", "  optimizer.lr: must be a number, not true or false (got true) (from --set)")
 
 
@@ -91,7 +91,7 @@ def test_shorthands_train_and_are_written_back_in_full(tmp_path):
         f"name: short\nseed: 1\ndata: {{train: {IRIS}, target: species}}\nmodel: {{layers: [8, 8]}}\n"
         "optimizer: {name: ADAM, lr: 0.01}\nstopping: {max_epochs: 2, early_stopping: true}\n",
     )
-    result = run_cli("fit", "config.yaml", "-q", "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    result = call_cli("fit", "config.yaml", "-q", "--runs-dir", tmp_path / "runs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (run,) = (tmp_path / "runs").iterdir()
     import yaml
@@ -121,7 +121,7 @@ def test_the_readme_config_error_example_is_the_real_message(tmp_path):
         f"data: {{train: {IRIS}, target: species}}\nmodel:\n  layers: [{{units: 0}}, 16]\noptimizer: adamm\ntrainig: {{batch_size: 16}}\n",
         "bad.yaml",
     )
-    result = run_cli("check", "configs/bad.yaml", cwd=tmp_path)
+    result = call_cli("check", "configs/bad.yaml", cwd=tmp_path)
     assert result.returncode == USAGE
     assert result.stderr.splitlines() == readme_block("error: configs/bad.yaml: 3 problems")
 
