@@ -82,18 +82,20 @@ def run_cli(*args: str, input: bytes | str | None = None, cwd: Path | None = Non
     )
 
 
-def call_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def call_cli(*args: str, cwd: Path | None = None, input: bytes | str | None = None) -> subprocess.CompletedProcess:
     """Run `bptrain ARGS` in this process, through the console script's own entry point (bptrain.cli.main).
 
     The same exit code, stdout and stderr as run_cli, without a new interpreter: for tests that pin
-    a message across many crafted inputs. Pipes, signals and the process's own exit stay with run_cli.
+    a message across many crafted inputs; `input` is what stdin holds (empty when None). Pipes,
+    signals and the process's own exit stay with run_cli.
     """
     argv = ["bptrain", *map(str, args)]
     stdout, stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    stdin = io.TextIOWrapper(io.BytesIO(input.encode() if isinstance(input, str) else input or b""), encoding="utf-8")
     here = os.getcwd()
     os.chdir(cwd or ROOT)  # relative paths as run_cli sees them (contextlib.chdir is Python 3.11+)
     try:
-        with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"COLUMNS": "200"}):
+        with mock.patch.object(sys, "argv", argv), mock.patch.object(sys, "stdin", stdin), mock.patch.dict(os.environ, {"COLUMNS": "200"}):
             with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as exited:
                 cli_module.main()
     finally:

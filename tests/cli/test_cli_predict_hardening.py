@@ -1,10 +1,11 @@
-"""Reading input for predict and evaluate --data: field counts, limits, output names, paths; through the real CLI."""
+"""Reading input for predict and evaluate --data: field counts, limits, output names, paths; through the CLI's
+entry point (in this process; the endless inputs, from a device, a file and a pipe, in a real one)."""
 
 import os
 
 import pytest
 
-from conftest import ROOT, fit_iris, run_cli
+from conftest import ROOT, call_cli, fit_iris, run_cli
 
 DATA, USAGE = 3, 2
 IRIS = ROOT / "datasets" / "iris.csv"
@@ -17,12 +18,13 @@ def run(tmp_path_factory):
     return fit_iris(tmp_path_factory.mktemp("runs"), 2)
 
 
-def predict(run, *args, input=None, **kwargs):
-    return run_cli("predict", run, *args, input=input, **kwargs)
+def predict(run, *args, input=None, process=False, **kwargs):
+    """`bptrain predict RUN ARGS`, in a real process when `process`."""
+    return (run_cli if process else call_cli)("predict", run, *args, input=input, **kwargs)
 
 
-def evaluate(run, *args, input=None, **kwargs):
-    return run_cli("evaluate", run, "--data", *args, input=input, **kwargs)
+def evaluate(run, *args, input=None, process=False, **kwargs):
+    return (run_cli if process else call_cli)("evaluate", run, "--data", *args, input=input, **kwargs)
 
 
 def assert_error(result, code, message, stdout=""):
@@ -87,23 +89,23 @@ TOO_LONG = "line {line} is longer than 8 MiB, the longest line bptrain reads; is
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
 def test_dev_zero_ends_quickly_with_the_line_limit(run):
-    assert_error(predict(run, "/dev/zero", timeout=60), DATA, "/dev/zero: " + TOO_LONG.format(line=1))
-    assert_error(evaluate(run, "/dev/zero", timeout=60), DATA, "/dev/zero: " + TOO_LONG.format(line=1))
+    assert_error(predict(run, "/dev/zero", process=True, timeout=60), DATA, "/dev/zero: " + TOO_LONG.format(line=1))
+    assert_error(evaluate(run, "/dev/zero", process=True, timeout=60), DATA, "/dev/zero: " + TOO_LONG.format(line=1))
 
 
 def test_a_file_without_line_ends_ends_with_the_line_limit(run, tmp_path):
     endless = tmp_path / "one-line.csv"
     endless.write_bytes(f"{HEADER}\n5.1,3.5,1.4,0.2,setosa\n".encode() + b"1," * (5 << 20))
-    streamed = predict(run, endless)  # predicts the row before the long line as it streams
+    streamed = predict(run, endless, process=True)  # predicts the row before the long line as it streams
     assert_error(streamed, DATA, f"{endless}: " + TOO_LONG.format(line=3), stdout="prediction\nsetosa\n")
     assert_error(evaluate(run, endless), DATA, f"{endless}: " + TOO_LONG.format(line=3))
-    assert_error(predict(run, "-", input=b"1," * (5 << 20)), DATA, "<stdin>: " + TOO_LONG.format(line=1))
+    assert_error(predict(run, "-", input=b"1," * (5 << 20), process=True), DATA, "<stdin>: " + TOO_LONG.format(line=1))
 
 
 def test_a_quote_left_open_in_a_streamed_input_ends_with_the_record_limit(run):
     text = f'{HEADER}\n5.1,3.5,1.4,0.2,setosa\n"5.1,3.5,1.4,0.2,setosa\n' + "5.1,3.5,1.4,0.2,setosa\n" * 400_000  # 9.2 MB
     message = '<stdin>: the record starting on line 3 runs past 8 MiB, the longest bptrain reads; is a quote (") left open on that line?'
-    result = predict(run, "-", input=text)
+    result = predict(run, "-", input=text, process=True)
     assert result.returncode == DATA and result.stderr == f"error: {message}\n"
     assert result.stdout == "prediction\nsetosa\n"  # the rows before it were predicted, as they were read
 
@@ -134,8 +136,8 @@ def test_many_duplicate_names_are_reported_at_once(run, tmp_path):
     path = tmp_path / "dups.csv"
     path.write_text(",".join(["a"] * 50_000) + "\n" + ",".join(["1"] * 50_000) + "\n")  # 100 KB of one name
     message = f"{path}: duplicate column names: a. Rename them so each is unique"
-    assert_error(predict(run, path, timeout=60), DATA, message)
-    assert_error(evaluate(run, path, timeout=60), DATA, message)
+    assert_error(predict(run, path), DATA, message)
+    assert_error(evaluate(run, path), DATA, message)
 
 
 def test_more_columns_than_the_limit_are_refused(run, tmp_path):
