@@ -15,6 +15,7 @@ compares both paths on tricky inputs.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -59,10 +60,12 @@ def read(
             return None, stream
         rows = _rows(data, prep, keep, dtype) if len(data) <= SMALL_BYTES else None
         return rows, (None if rows is not None else _prefixed(data, stream))
+    if not os.path.isfile(source):  # not found, a folder: the ordinary reader says which; a pipe is read once, by it
+        return None, stdin
     try:
         with open(source, "rb") as f:
             data = f.read(SMALL_BYTES + 1)
-    except OSError:  # not found, a folder, unreadable: the ordinary reader says which
+    except OSError:  # unreadable: the ordinary reader says why
         return None, stdin
     return (_rows(data, prep, keep, dtype) if len(data) <= SMALL_BYTES else None), stdin
 

@@ -5,6 +5,7 @@ bit; through `bptrain predict`, the same output, warnings and errors with it as 
 from __future__ import annotations
 
 import io
+import os
 import random
 
 import numpy as np
@@ -238,3 +239,10 @@ def test_predict_gives_the_same_with_and_without_the_plain_path(monkeypatch, tmp
         assert plain[0] == 0 and len(plain[1].splitlines()) == len(text.splitlines())
     if case == "text":
         assert plain[0] == 3 and "'sepal_width' must be numeric" in plain[2]
+
+
+def test_a_named_pipe_is_left_to_pandas_unread(tmp_path):
+    # reading it here would take rows the ordinary reader, opening it again, would never see
+    fifo = tmp_path / "rows"
+    os.mkfifo(fifo)
+    assert plaincsv.read(fifo, preprocessor(), [], "float32") == (None, None)
