@@ -561,9 +561,10 @@ def _predict(trained: Trained, source: str, out: IO[str], proba, keep, fmt, esca
     keep = list(dict.fromkeys(keep))
     writer = predictions.Writer(out, predictions.output_header(prep, proba, keep), fmt, escape)
     name = reading.source_name(source)
-    plain, stdin = plaincsv.read(source, prep, keep, trained.meta["model"]["dtype"], stdin=stdin)
+    plain, stdin = plaincsv.read(source, prep, keep, trained.meta["model"]["dtype"], strict=strict, stdin=stdin)
     if plain is not None:  # a small plain CSV input, read without pandas to the same inputs
         writer.write([plain.kept[c] for c in keep] + _columns_of_inputs(trained, plain.x, proba))
+        _warn_unseen(plain.unseen, name, on_event)
         return len(plain.x)
     unseen = Unseen()
     rows = 0

@@ -314,15 +314,25 @@ def encode_column(
     labels = labels_of(values)
     if missing.any():
         labels = labels.where(~missing, fill)
+    positions = labels.map(category_index(column)).to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isnan(positions).any():
+        _unseen(column, labels, np.isnan(positions), source, first_row, strict, unseen)
+    return one_hot_block(column, positions, missing)
+
+
+def category_index(column: Column) -> dict[str, int]:
+    """Each category's input: its own, or for a rare one the shared `(other)` input."""
     index = {c: i for i, c in enumerate(column.categories)}
     if column.other:
         index.update(dict.fromkeys(column.other, len(column.categories)))
-    positions = labels.map(index).to_numpy(dtype=np.float64, na_value=np.nan)
-    new = np.isnan(positions)
-    if new.any():
-        _unseen(column, labels, new, source, first_row, strict, unseen)
-    block = np.zeros((len(values), len(column.inputs()) - column.indicator))
-    known = np.flatnonzero(~new)
+    return index
+
+
+def one_hot_block(column: Column, positions: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """A categorical column's encoded values: a 1 at each row's input `positions` (NaN for a category
+    the model never saw: no 1), and the indicator input when the column has one."""
+    known = np.flatnonzero(~np.isnan(positions))
+    block = np.zeros((len(positions), len(column.inputs()) - column.indicator))
     block[known, positions[known].astype(np.int64)] = 1.0
     return _with_indicator(column, block, missing)
 

@@ -3,14 +3,17 @@
 `read` returns the model's inputs for the rows of a CSV file (or stdin) of at most SMALL_BYTES,
 with the text of the `--keep` columns, when the input is plain: ASCII without quotes, carriage
 returns, other control characters or blank lines; one of the delimiters `auto` detects; every
-record as wide as the header; the header's names non-empty and distinct; every feature column
-numeric in the model, each of its cells either a plain decimal number that both parsers read to
-the same float64 (see `number`) or one of pandas' missing-value spellings, and a fill value for
-every missing cell. Anything else returns None, and the caller reads the input with pandas
-(bptrain.data.reading and bptrain.data.columns), whose values, checks and messages stay the only
-ones: nothing here raises for a bad input, and pandas is never imported here. Skipping pandas
-saves about half a second of `bptrain predict` on a small file; tests/unit/test_plain_csv.py
-compares both paths on tricky inputs.
+record as wide as the header; the header's names non-empty and distinct; a fill value for every
+missing cell (one of pandas' missing-value spellings). A numeric feature's cells are plain
+decimal numbers that both parsers read to the same float64 (see `number`). A categorical
+feature's cells are all such numbers (pandas reads a numeric column: the labels are the numbers'),
+or include a cell that pandas certainly reads as text (a text column: the labels are the cells as
+written), and no cell reads as true or false. Anything else returns None, and the caller reads
+the input with pandas (bptrain.data.reading and bptrain.data.columns), whose values, checks and
+messages stay the only ones: nothing here raises for a bad input (with `strict`, a category the
+model never saw is left to pandas too), and pandas is never imported here. Skipping pandas
+saves about 0.4 s of `bptrain predict` on a small file; tests/unit/test_plain_csv.py compares
+both paths on tricky inputs.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import IO
 
 import numpy as np
 
-from bptrain.data.columns import numeric_block
+from bptrain.data.columns import Column, Unseen, category_index, label, numeric_block, one_hot_block
 from bptrain.data.fastcsv import NA_VALUES
 from bptrain.data.preprocess import Preprocessor
 from bptrain.data.reading import DELIMITERS, GZIP_MAGIC, MAX_COLUMNS, PARQUET_MAGIC, STDIN, _codec, _delimiter, _prefixed
@@ -37,6 +40,8 @@ NUMBER = re.compile(r"[+-]?(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))")
 MAX_DIGITS = 15
 MAX_DECIMALS = 22
 CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and line feed
+LETTER = re.compile(r"[A-DF-Za-df-z]")  # a letter, but not the e of an exponent
+NOT_TEXT = {"inf", "infinity", "nan", "true", "false"}  # letters pandas may read as a number or a truth value
 
 
 @dataclass
@@ -45,10 +50,11 @@ class Plain:
 
     x: np.ndarray
     kept: dict[str, np.ndarray]  # object arrays of str, as written in the input
+    unseen: Unseen  # categories the model never saw
 
 
 def read(
-    source: Path | str, prep: Preprocessor, keep: list[str], dtype: str, *, stdin: IO[bytes] | None = None
+    source: Path | str, prep: Preprocessor, keep: list[str], dtype: str, *, strict: bool = False, stdin: IO[bytes] | None = None
 ) -> tuple[Plain | None, IO[bytes] | None]:
     """(the plain input's rows or None, the stdin to read instead of `stdin` when None): a declined
     stdin input has been read in part, and the returned stream gives those bytes again first."""
@@ -58,7 +64,7 @@ def read(
             data = stream.read(SMALL_BYTES + 1)
         except OSError:  # the ordinary reader reports it
             return None, stream
-        rows = _rows(data, prep, keep, dtype) if len(data) <= SMALL_BYTES else None
+        rows = _rows(data, prep, keep, dtype, strict) if len(data) <= SMALL_BYTES else None
         return rows, (None if rows is not None else _prefixed(data, stream))
     if not os.path.isfile(source):  # not found, a folder: the ordinary reader says which; a pipe is read once, by it
         return None, stdin
@@ -67,10 +73,10 @@ def read(
             data = f.read(SMALL_BYTES + 1)
     except OSError:  # unreadable: the ordinary reader says why
         return None, stdin
-    return (_rows(data, prep, keep, dtype) if len(data) <= SMALL_BYTES else None), stdin
+    return (_rows(data, prep, keep, dtype, strict) if len(data) <= SMALL_BYTES else None), stdin
 
 
-def _rows(data: bytes, prep: Preprocessor, keep: list[str], dtype: str) -> Plain | None:
+def _rows(data: bytes, prep: Preprocessor, keep: list[str], dtype: str, strict: bool) -> Plain | None:
     options = prep.read
     if options.decimal != "." or _codec(options) != "utf-8-sig" or not data.isascii() or data[:2] == GZIP_MAGIC or data[:4] == PARQUET_MAGIC:
         return None
@@ -88,28 +94,75 @@ def _rows(data: bytes, prep: Preprocessor, keep: list[str], dtype: str) -> Plain
     if len(header) > MAX_COLUMNS or not all(header) or len(set(header)) != len(header):
         return None
     where = {name: i for i, name in enumerate(header)}
-    if any(c.name not in where or c.kind != "numeric" for c in prep.columns) or any(k not in where for k in keep):
+    if any(c.name not in where for c in prep.columns) or any(k not in where for k in keep):
         return None
     records = [line.split(delimiter) for line in lines[1:]]
     if any(len(r) != len(header) for r in records):
         return None
-    out = prep.empty_inputs(len(records), dtype)
+    out, unseen = prep.empty_inputs(len(records), dtype), Unseen()
     at = 0
     for column in prep.columns:
-        values = _numbers([r[where[column.name]] for r in records])
-        if values is None:
+        cells = [r[where[column.name]] for r in records]
+        block = _numeric(column, cells) if column.kind == "numeric" else _categorical(column, cells, strict, unseen)
+        if block is None:
             return None
-        missing = np.isnan(values)
-        if missing.any() and column.fill is None:  # an error, which the ordinary reader words
-            return None
-        block = numeric_block(column, values, missing, column.fill)
         prep.scale_into(out, at, block)
         at += block.shape[1]
-    if not np.isfinite(out).all():  # an error too
+    if not np.isfinite(out).all():  # an error, which the ordinary reader words
         return None
     x = prep.finished_inputs(out, "", dtype, 0)
     kept = {k: np.array([r[where[k]] for r in records], dtype=object) for k in keep}
-    return Plain(x, kept)
+    return Plain(x, kept, unseen)
+
+
+def _numeric(column: Column, cells: list[str]) -> np.ndarray | None:
+    """The column's block (bptrain.data.columns.encode_column's), or None."""
+    values = _numbers(cells)
+    if values is None:
+        return None
+    missing = np.isnan(values)
+    if missing.any() and column.fill is None:  # an error
+        return None
+    return numeric_block(column, values, missing, column.fill)
+
+
+def _categorical(column: Column, cells: list[str], strict: bool, unseen: Unseen) -> np.ndarray | None:
+    """The column's block (encode_column's), the categories it never saw added to `unseen`; or None."""
+    labels = _labels(cells)
+    if labels is None:
+        return None
+    missing = np.array([v is None for v in labels], dtype=bool)
+    if missing.any():
+        if column.fill is None:  # an error
+            return None
+        labels = [column.fill if v is None else v for v in labels]
+    index = category_index(column)
+    positions = np.array([index.get(v, np.nan) for v in labels], dtype=np.float64)
+    new = np.isnan(positions)
+    if new.any():
+        if strict:  # an error
+            return None
+        unseen.add(column.name, np.array(labels, dtype=object)[new])
+    return one_hot_block(column, positions, missing)
+
+
+def _labels(cells: list[str]) -> list[str | None] | None:
+    """The cells as category labels (None where missing), as pandas' column would give them, or None.
+
+    pandas reads a column whose every cell is a number as numbers, whose labels (label) are the
+    numbers' (`007` and `7.0` both `7`), and a column with a cell it cannot read as a number as
+    text, whose labels are the cells as written; here a column is taken when every cell is a
+    `number`, or when one of its cells has a letter that no number has (and is not a spelling of
+    infinity or of true or false, which pandas reads as a number or a truth value)."""
+    present = [c for c in cells if c not in MISSING]
+    if any(c.strip().lstrip("+-").lower() in NOT_TEXT for c in present):
+        return None
+    numbers = {c: number(c) for c in present}
+    if all(v is not None for v in numbers.values()):
+        return [label(numbers[c]) if c in numbers else None for c in cells]
+    if not any(LETTER.search(c) for c in present):
+        return None  # text pandas may read as numbers: " 5", "1e3", "1_000", ...
+    return [c if c in numbers else None for c in cells]
 
 
 def _numbers(cells: list[str]) -> np.ndarray | None:

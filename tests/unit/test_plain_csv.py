@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from bptrain.data import plaincsv, reading
-from bptrain.data.columns import numeric_column
+from bptrain.data.columns import Column, Unseen, labels_of, numeric_column
 from bptrain.data.fastcsv import NA_VALUES
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import DataError
@@ -36,32 +36,47 @@ def preprocessor(**rules) -> Preprocessor:
 FILLED = {"missing": "median", "fill": 2.5, "indicator": True}
 
 
-def by_pandas(path, prep: Preprocessor, keep: list[str], dtype: str = "float32"):
-    """(inputs, kept text) as predict reads `path` with pandas, or the DataError it raises."""
+def by_pandas(path, prep: Preprocessor, keep: list[str], dtype: str = "float32", strict: bool = False):
+    """(inputs, kept text, the unseen-categories warning) as predict reads `path` with pandas, or the DataError it raises."""
+    unseen = Unseen()
     try:
         chunks = list(reading.frame_chunks(path, prep.features, keep, options=prep.read))
-        x = np.concatenate([prep.features_of(frame, "f", dtype, first_row=first) for first, frame, _ in chunks])
+        x = np.concatenate([prep.features_of(frame, "f", dtype, first_row=first, strict=strict, unseen=unseen) for first, frame, _ in chunks])
         kept = {k: np.concatenate([c[2][k].to_numpy(dtype=object) for c in chunks]) for k in keep}
     except DataError as e:
         return str(e)
-    return x, kept
+    return x, kept, unseen.message("f")
 
 
-def compare(tmp_path, text: str | bytes, prep: Preprocessor, keep: list[str] = (), dtype: str = "float32"):
+def compare(tmp_path, text: str | bytes, prep: Preprocessor, keep: list[str] = (), dtype: str = "float32", strict: bool = False):
     """Whether the plain reading took `text`; when it did, its result is pandas' exactly."""
     path = tmp_path / "in.csv"
     path.write_bytes(text.encode() if isinstance(text, str) else text)
-    plain, stdin = plaincsv.read(path, prep, list(keep), dtype)
+    plain, stdin = plaincsv.read(path, prep, list(keep), dtype, strict=strict)
     assert stdin is None
     if plain is None:
         return False
-    expected = by_pandas(path, prep, list(keep), dtype)
+    expected = by_pandas(path, prep, list(keep), dtype, strict)
     assert not isinstance(expected, str), expected  # taken only where pandas reads the rows without an error
-    x, kept = expected
+    x, kept, warning = expected
     assert plain.x.dtype == x.dtype and plain.x.shape == x.shape and plain.x.tobytes() == x.tobytes()
     assert plain.x.flags.c_contiguous
     assert list(plain.kept) == list(kept) and all(plain.kept[k].tolist() == kept[k].tolist() for k in kept)
+    assert plain.unseen.message("f") == warning
     return True
+
+
+def categorical(**rules) -> Preprocessor:
+    """A numeric feature `a`, and a categorical `c` with `rules` (fill, indicator, categories, other)."""
+    a = numeric_column("a", fill=None)
+    settings = {"kind": "categorical", "dtype": "str", "missing": "most_frequent", "fill_value": "", "scale": "none", "indicator": False}
+    settings.update({"categories": ["2.5", "7", "Adelie", "Gentoo"], "other": [], "fill": None, **rules})
+    c = Column(name="c", **settings)
+    inputs = 1 + len(c.inputs())
+    return Preprocessor(
+        targets=["y"], task="classification", columns=[a, c], classes=["p", "q"],
+        center=np.linspace(-0.5, 0.5, inputs), scale=np.linspace(0.5, 2.0, inputs),
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,10 +144,49 @@ def test_anything_else_is_declined(tmp_path, text, rules, keep, why):
     assert compare(tmp_path, text, preprocessor(**rules), keep) == (why is None)
 
 
-def test_a_categorical_feature_is_declined(tmp_path):
-    prep = preprocessor()
-    prep.columns[1].kind = "categorical"
-    assert not compare(tmp_path, "a,b\n1,2\n", prep)
+@pytest.mark.parametrize(
+    "cells, rules, taken",
+    [
+        (["Adelie", "Gentoo", "Adelie"], {}, True),
+        (["Adelie", "7", "2.5", "Gentoo"], {}, True),  # numbers in a text column: labels as written
+        (["Adelie", "7.0", "2.50", "007"], {}, True),  # ...so these are no known category (unseen)
+        (["7", "007", "7.0", "+7", "2.5", "2.50"], {}, True),  # a numeric column: labels are the numbers'
+        (["7", "", "NA", "2.5"], {"fill": "Adelie"}, True),  # missing, filled
+        (["7", "", "NA", "2.5"], {"fill": "Adelie", "indicator": True}, True),
+        (["Adelie", "", "Chinstrap"], {"fill": "Gentoo", "indicator": True}, True),  # an unseen category
+        (["Adelie", "Chinstrap", "Chinstrap", "Macaroni"], {"other": ["Chinstrap"]}, True),  # a rare one, in (other)
+        (["", "", ""], {"fill": "Gentoo"}, True),  # all missing
+        (["Adelie", " Gentoo", "Gentoo "], {}, True),  # spaces kept in text: unseen
+        (["x-1", "Adelie"], {}, True),
+        (["Adelie", ""], {}, False),  # missing without a fill: an error
+        (["Adelie", "true"], {}, False),  # a truth value
+        (["True", "False"], {}, False),
+        (["Adelie", "inf"], {}, False),  # pandas may read infinity as a number
+        (["7", "-Infinity"], {}, False),
+        (["7", "1e3"], {}, False),  # a number that is not plain: pandas' column type is not certain
+        (["7", " 5"], {}, False),
+        (["7", "-0"], {}, False),
+        (["7", "1_000"], {}, False),
+    ],
+)
+def test_categorical_features_read_as_pandas_reads_them(tmp_path, cells, rules, taken):
+    text = "a,c\n" + "".join(f"{i},{cell}\n" for i, cell in enumerate(cells))
+    assert compare(tmp_path, text, categorical(**rules)) == taken
+
+
+def test_with_strict_an_unseen_category_is_left_to_pandas(tmp_path):
+    assert compare(tmp_path, "a,c\n1,Adelie\n", categorical(), strict=True)
+    assert not compare(tmp_path, "a,c\n1,Chinstrap\n", categorical(), strict=True)
+
+
+def test_category_labels_of_numbers_are_pandas_own():
+    rng = random.Random(11)
+    cells = [f"{rng.choice(['', '-', '+'])}{rng.randrange(10 ** rng.randrange(1, 8))}" + rng.choice(["", ".", ".0", f".{rng.randrange(10 ** 6)}"])
+             for _ in range(2000)] + ["0.0000001", "123456789012345", "0.1", "100000000000000.5", "1.10", ".5"]
+    cells = [c for c in cells if plaincsv.number(c) is not None]
+    ours = plaincsv._labels(cells)
+    column = pd.read_csv(io.StringIO("v\n" + "\n".join(cells)))["v"]
+    assert ours == labels_of(column).tolist()
 
 
 def test_other_read_settings_are_declined(tmp_path):
@@ -221,7 +275,7 @@ def predict_both(monkeypatch, tmp_path, run, text: str, *options: str):
 
     monkeypatch.setattr(plaincsv, "read", spy)
     with_plain = call_cli("predict", run, path, *options)
-    monkeypatch.setattr(plaincsv, "read", lambda source, prep, keep, dtype, stdin=None: (None, stdin))
+    monkeypatch.setattr(plaincsv, "read", lambda source, prep, keep, dtype, strict=False, stdin=None: (None, stdin))
     with_pandas = call_cli("predict", run, path, *options)
     return taken, [(r.returncode, r.stdout, r.stderr) for r in (with_plain, with_pandas)]
 
@@ -246,3 +300,32 @@ def test_a_named_pipe_is_left_to_pandas_unread(tmp_path):
     fifo = tmp_path / "rows"
     os.mkfifo(fifo)
     assert plaincsv.read(fifo, preprocessor(), [], "float32") == (None, None)
+
+
+@pytest.fixture(scope="module")
+def penguins_run(tmp_path_factory):
+    """Text columns one-hot encoded, year declared categorical (integer-looking labels), missing values filled."""
+    return fit_shipped(tmp_path_factory.mktemp("runs"), "penguins", 3)
+
+
+PENGUINS_LINES = (ROOT / "datasets" / "penguins.csv").read_text().splitlines()
+PENGUINS = {
+    "whole": "\n".join(PENGUINS_LINES) + "\n",  # with its rows of missing measurements and sex
+    "unseen": "\n".join(line.replace("Torgersen", "Atlantis").replace(",2009", ",2010") for line in PENGUINS_LINES[:60]) + "\n",
+    "year-as-float": "\n".join(line.replace(",2007", ",2007.0") for line in PENGUINS_LINES[:30]) + "\n",
+    "year-as-text": "\n".join(PENGUINS_LINES[:30]) + "\nAdelie,Biscoe,39,18,190,3500,male,recent\n",
+    "sex-spelled": PENGUINS_LINES[0] + "\nAdelie,Dream,39,18,190,3500,MALE,2008\nAdelie,Dream,39,18,190,3500,true,2008\n",
+    "quoted": PENGUINS_LINES[0] + '\nAdelie,"Dream",39,18,190,3500,male,2008\n',
+    "numbers-in-text": PENGUINS_LINES[0] + "\nAdelie,7,39,18,190,3500,female,2008\nAdelie,Dream,39,18,190,3500,1,2008\n",
+}
+
+
+@pytest.mark.parametrize("case", list(PENGUINS))
+@pytest.mark.parametrize("options", [(), ("--strict",), ("--proba", "--keep", "island", "--format", "jsonl")], ids=["plain", "strict", "proba-jsonl"])
+def test_categorical_predictions_are_the_same_with_and_without_the_plain_path(monkeypatch, tmp_path, penguins_run, case, options):
+    taken, (plain, pandas_only) = predict_both(monkeypatch, tmp_path, penguins_run, PENGUINS[case], *options)
+    assert plain == pandas_only
+    unseen = case in ("unseen", "year-as-text", "sex-spelled", "numbers-in-text")  # 2007.0 is 2007: a number
+    assert taken == [case not in ("quoted", "sex-spelled") and not (unseen and options == ("--strict",))]
+    if case == "unseen" and not options:
+        assert plain[0] == 0 and "values in categorical columns the model never saw" in plain[2] and "'Atlantis'" in plain[2]
