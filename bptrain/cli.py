@@ -642,20 +642,20 @@ def _plain_coercion(group) -> None:
 
         from typer._coercion import RuntimeParam, build_runtime_param
         from typer._param_types import coerce_cli_path
-    except ImportError:
-        return
 
-    @dataclass(frozen=True)
-    class Plain(RuntimeParam):
-        def _coerce_value(self, value: Any, param, ctx) -> Any:
-            kind = self.annotation
-            if kind is str and isinstance(value, str) or kind is bool and isinstance(value, bool):
-                return value
-            if kind is Path and isinstance(value, (str, Path)):  # typer's pydantic adapter gives Path(value)
-                return coerce_cli_path(Path(value), self.parameter_info, path_type=Path, param=param, ctx=ctx)
-            if kind == list[str] and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-                return list(value)
-            return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
+        @dataclass(frozen=True)
+        class Plain(RuntimeParam):
+            def _coerce_value(self, value: Any, param, ctx) -> Any:
+                kind = self.annotation
+                if kind is str and isinstance(value, str) or kind is bool and isinstance(value, bool):
+                    return value
+                if kind is Path and isinstance(value, (str, Path)):  # typer's pydantic adapter gives Path(value)
+                    return coerce_cli_path(Path(value), self.parameter_info, path_type=Path, param=param, ctx=ctx)
+                if kind == list[str] and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                    return list(value)
+                return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
+    except (ImportError, TypeError):  # typer's internals changed: its own coercion stays
+        return
 
     names = SimpleNamespace(help_option_names=app.info.context_settings["help_option_names"])  # what a context would give
     for command in [group, *getattr(group, "commands", {}).values()]:
@@ -664,13 +664,20 @@ def _plain_coercion(group) -> None:
         except (AttributeError, TypeError):
             help_option = []
         for param in command.params + help_option:
-            descriptor = getattr(param, "type_descriptor", None)
-            info = getattr(descriptor, "parameter_info", None)
-            if getattr(param, "_runtime_param", False) is not None or info is None:
-                continue
-            plain = descriptor.annotation in (str, bool, Path, list[str]) and descriptor.file_annotation is None
-            if plain and info.parser is None and getattr(info, "path_type", None) is None:
-                param._runtime_param = Plain(parameter_info=info, annotation=descriptor.annotation)
+            try:
+                _take_plain(param, Plain)
+            except (AttributeError, TypeError):  # typer's internals changed: its own coercion stays
+                pass
+
+
+def _take_plain(param, plain_class) -> None:
+    descriptor = getattr(param, "type_descriptor", None)
+    info = getattr(descriptor, "parameter_info", None)
+    if getattr(param, "_runtime_param", False) is not None or info is None:
+        return
+    plain = descriptor.annotation in (str, bool, Path, list[str]) and descriptor.file_annotation is None
+    if plain and info.parser is None and getattr(info, "path_type", None) is None:
+        param._runtime_param = plain_class(parameter_info=info, annotation=descriptor.annotation)
 
 
 def _click_exceptions():

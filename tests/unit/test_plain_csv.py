@@ -258,6 +258,7 @@ CASES = {
     "missing-column": "sepal_length,sepal_width,petal_length\n5.1,3.5,1.4\n",
     "exponent": IRIS_LINES[0] + "\n5.1e0,3.5,1.4,2E-1,setosa\n",
     "empty": IRIS_LINES[0] + "\n",
+    "empty-record": IRIS_LINES[0] + "\n5.1,3.5,1.4,0.2,setosa\n,,,,\n",  # a row of missing values, not a blank line
 }
 
 
@@ -288,8 +289,8 @@ def test_predict_gives_the_same_with_and_without_the_plain_path(monkeypatch, tmp
         options = tuple(o for o in options if o not in ("--keep", "species"))
     taken, (plain, pandas_only) = predict_both(monkeypatch, tmp_path, filled_run, text, *options)
     assert plain == pandas_only
-    assert taken == [case in ("plain", "reordered-extra", "missing", "integers", "semicolons")]
-    if case in ("plain", "missing"):
+    assert taken == [case in ("plain", "reordered-extra", "missing", "integers", "semicolons", "empty-record")]
+    if case in ("plain", "missing", "empty-record"):
         assert plain[0] == 0 and len(plain[1].splitlines()) == len(text.splitlines())
     if case == "text":
         assert plain[0] == 3 and "'sepal_width' must be numeric" in plain[2]
