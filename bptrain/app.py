@@ -10,15 +10,14 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 import bptrain
 from bptrain import events, fileio, predictions
 from bptrain import threads as blas
-from bptrain.config.schema import Config
-from bptrain.data import reading, splits
+from bptrain.data import plaincsv, reading, splits
 from bptrain.data.columns import OTHER, STRICT_HINT, Unseen
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
@@ -32,6 +31,9 @@ from bptrain.training.callbacks import Callback, Checkpointing, ProgressEvents
 from bptrain.training.diagnostics import COLUMNS as DIAGNOSTICS_COLUMNS
 from bptrain.training.diagnostics import Diagnostics
 from bptrain.training.loop import Outcome, StopRequest, Trainer, lone_row_warning
+
+if TYPE_CHECKING:  # the config schema is built where a config is read: predict needs none
+    from bptrain.config.schema import Config
 
 _quiet = events.quiet
 
@@ -559,6 +561,11 @@ def _predict(trained: Trained, source: str, out: IO[str], proba, keep, fmt, esca
     keep = list(dict.fromkeys(keep))
     writer = predictions.Writer(out, predictions.output_header(prep, proba, keep), fmt, escape)
     name = reading.source_name(source)
+    plain, stdin = plaincsv.read(source, prep, keep, trained.meta["model"]["dtype"], strict=strict, stdin=stdin)
+    if plain is not None:  # a small plain CSV input, read without pandas to the same inputs
+        writer.write([plain.kept[c] for c in keep] + _columns_of_inputs(trained, plain.x, proba))
+        _warn_unseen(plain.unseen, name, on_event)
+        return len(plain.x)
     unseen = Unseen()
     rows = 0
     for first, frame, kept in reading.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
@@ -574,11 +581,15 @@ def prediction_columns(
 ) -> list[np.ndarray]:
     """predict's output columns (predictions.header's order) for the rows of `frame`, the rows of
     `source` from `first_row` on: the one path from raw rows to predictions, for every front end."""
-    dtype = trained.meta["model"]["dtype"]
-    x = trained.prep.features_of(frame, source, dtype, first_row=first_row, strict=strict, unseen=unseen)
+    x = trained.prep.features_of(frame, source, trained.meta["model"]["dtype"], first_row=first_row, strict=strict, unseen=unseen)
+    return _columns_of_inputs(trained, x, proba, first_row)
+
+
+def _columns_of_inputs(trained: Trained, x: np.ndarray, proba: bool, first_row: int = 0) -> list[np.ndarray]:
+    """prediction_columns for the network inputs `x` of the rows from `first_row` on."""
     with np.errstate(all="ignore"):
         y = outputs(trained.model, trained.loss, x, first_row=first_row)
-    return predictions.columns(trained.prep, y, proba, dtype)
+    return predictions.columns(trained.prep, y, proba, trained.meta["model"]["dtype"])
 
 
 # --- check ------------------------------------------------------------------------------------

@@ -9,11 +9,11 @@ comes (the input side, blocks of whole records, is bptrain.data.reading.frame_ch
 
 from __future__ import annotations
 
+import csv
 import json
 from typing import IO
 
 import numpy as np
-import pandas as pd
 
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError
@@ -83,7 +83,8 @@ class Writer:
 
     Numbers are written in the shortest form that reads back to the same value in the model's
     dtype (NumPy's shortest round-trip repr); text is written as it is, or with --escape-formulas
-    made safe for spreadsheets.
+    made safe for spreadsheets. CSV is the csv module's minimal quoting with "\\n" line ends, as
+    pandas' to_csv writes it (tests/unit/test_predictions.py compares the two).
     """
 
     def __init__(self, out: IO[str], header: list[str], fmt: str = "csv", escape: bool = False):
@@ -91,20 +92,21 @@ class Writer:
         self.started = False  # an input error before the first chunk leaves the output empty
 
     def write(self, columns: list[np.ndarray]) -> None:
-        cells = {}
-        for name, column in zip(self.header, columns):
+        cells = []
+        for column in columns:
             if column.dtype.kind == "f":
-                text = column.astype(str)  # shortest round-trip text in the column's dtype
-                cells[name] = text if self.fmt == "csv" else [float(v) for v in text]
+                text = column.astype(str).tolist()  # shortest round-trip text in the column's dtype
+                cells.append(text if self.fmt == "csv" else [float(v) for v in text])
             elif self.escape:
-                cells[name] = np.array([escape_formula(v) if isinstance(v, str) else v for v in column], dtype=object)
+                cells.append([escape_formula(v) if isinstance(v, str) else v for v in column.tolist()])
             else:
-                cells[name] = column
-        frame = pd.DataFrame(cells, columns=self.header)
+                cells.append(column.tolist())
         if self.fmt == "csv":
-            frame.to_csv(self.out, index=False, header=not self.started, lineterminator="\n")
+            writer = csv.writer(self.out, lineterminator="\n")
+            if not self.started:
+                writer.writerow(self.header)
+            writer.writerows(zip(*cells))
         else:
-            for record in frame.to_dict(orient="records"):
-                self.out.write(json.dumps(record, allow_nan=False) + "\n")
+            self.out.writelines(json.dumps(dict(zip(self.header, row)), allow_nan=False) + "\n" for row in zip(*cells))
         self.started = True
         self.out.flush()

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from bptrain import lazy
 from bptrain.errors import ConfigError, DataError
+
+pd = lazy.module("pandas")  # imported on first use (bptrain.lazy): predict on a plain CSV file needs none of it
 
 NUMERIC_SHARE_OF_TEXT = 0.95  # a text column this much made of numbers is numeric (the rest are errors)
 SHOWN_ROWS = 5
@@ -308,22 +310,41 @@ def encode_column(
         raise DataError(f"{source}: column {column.name!r} has missing values in {rows_text(rows, first_row)}; {why}")
     if column.kind == "numeric":
         x = numbers_of(values, column.name, source, first_row, " The model reads this column as numbers.")
-        x[missing] = fill
-        block = x.reshape(-1, 1)
-    else:
-        labels = labels_of(values)
-        if missing.any():
-            labels = labels.where(~missing, fill)
-        index = {c: i for i, c in enumerate(column.categories)}
-        if column.other:
-            index.update(dict.fromkeys(column.other, len(column.categories)))
-        positions = labels.map(index).to_numpy(dtype=np.float64, na_value=np.nan)
-        new = np.isnan(positions)
-        if new.any():
-            _unseen(column, labels, new, source, first_row, strict, unseen)
-        block = np.zeros((len(values), len(column.inputs()) - column.indicator))
-        known = np.flatnonzero(~new)
-        block[known, positions[known].astype(np.int64)] = 1.0
+        return numeric_block(column, x, missing, fill)
+    labels = labels_of(values)
+    if missing.any():
+        labels = labels.where(~missing, fill)
+    positions = labels.map(category_index(column)).to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isnan(positions).any():
+        _unseen(column, labels, np.isnan(positions), source, first_row, strict, unseen)
+    return one_hot_block(column, positions, missing)
+
+
+def category_index(column: Column) -> dict[str, int]:
+    """Each category's input: its own, or for a rare one the shared `(other)` input."""
+    index = {c: i for i, c in enumerate(column.categories)}
+    if column.other:
+        index.update(dict.fromkeys(column.other, len(column.categories)))
+    return index
+
+
+def one_hot_block(column: Column, positions: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """A categorical column's encoded values: a 1 at each row's input `positions` (NaN for a category
+    the model never saw: no 1), and the indicator input when the column has one."""
+    known = np.flatnonzero(~np.isnan(positions))
+    block = np.zeros((len(positions), len(column.inputs()) - column.indicator))
+    block[known, positions[known].astype(np.int64)] = 1.0
+    return _with_indicator(column, block, missing)
+
+
+def numeric_block(column: Column, x: np.ndarray, missing: np.ndarray, fill: float | None) -> np.ndarray:
+    """A numeric column's encoded values: `x` (float64, changed in place) with `fill` where
+    `missing`, as one input, and the indicator input when the column has one."""
+    x[missing] = fill
+    return _with_indicator(column, x.reshape(-1, 1), missing)
+
+
+def _with_indicator(column: Column, block: np.ndarray, missing: np.ndarray) -> np.ndarray:
     if column.indicator:
         block = np.hstack([block, missing.astype(np.float64).reshape(-1, 1)])
     return block

@@ -13,9 +13,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from bptrain import lazy
 from bptrain.data.fastcsv import available, only_gaps
+
+pd = lazy.module("pandas")  # imported on first use (bptrain.lazy): predict on a plain CSV file needs none of it
 
 NUMBER_TYPES = ("int64", "float64")
 COLUMNS_AT_ONCE = 64  # read together: one read per column costs more than the values

@@ -14,7 +14,10 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+from bptrain import lazy
+
+pd = lazy.module("pandas")  # imported on first use (bptrain.lazy): predict on a plain CSV file needs none of it
 
 BLOCK_BYTES = 1 << 20  # read at a time to check the bytes
 SAMPLE_BYTES = 1 << 20  # of rows, to take the column types from

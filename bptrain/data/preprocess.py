@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import pandas as pd
 
+from bptrain import lazy
 from bptrain.data.columns import (
     Column,
     Dropping,
@@ -31,6 +31,8 @@ from bptrain.data.columns import (
 from bptrain.data.reading import ReadOptions
 from bptrain.errors import DataError
 from bptrain.nn.options import did_you_mean
+
+pd = lazy.module("pandas")  # imported on first use (bptrain.lazy): predict on a plain CSV file needs none of it
 
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
 VERSION = 2
@@ -150,16 +152,29 @@ class Preprocessor:
         `release`, each feature column is removed from `frame` once encoded, so that the raw values
         and the inputs are not held in full together."""
         self.check_columns(frame, source)
-        out = np.empty((len(frame), len(self.center)), dtype=dtype, order="F")  # filling a column touches only its own pages
+        out = self.empty_inputs(len(frame), dtype)
         dropping = Dropping(frame)
         for column, at, block in self._blocks(frame, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped):
-            with np.errstate(over="ignore", invalid="ignore"):
-                block -= self.center[at : at + block.shape[1]]
-                block /= self.scale[at : at + block.shape[1]]
-                out[:, at : at + block.shape[1]] = block  # cast to `dtype` only now: the same values as scaling in float64 whole
+            self.scale_into(out, at, block)
             if release:
                 dropping.add(column.name)
         dropping.flush()
+        return self.finished_inputs(out, source, dtype, first_row)
+
+    def empty_inputs(self, rows: int, dtype: str) -> np.ndarray:
+        """The matrix `scale_into` fills, a column block at a time."""
+        return np.empty((rows, len(self.center)), dtype=dtype, order="F")  # filling a column touches only its own pages
+
+    def scale_into(self, out: np.ndarray, at: int, block: np.ndarray) -> None:
+        """Centre and scale `block` (float64, one column's filled and encoded values; changed in
+        place), whose first input is input `at`, into `out`'s columns."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            block -= self.center[at : at + block.shape[1]]
+            block /= self.scale[at : at + block.shape[1]]
+            out[:, at : at + block.shape[1]] = block  # cast to `dtype` only now: the same values as scaling in float64 whole
+
+    def finished_inputs(self, out: np.ndarray, source: str, dtype: str, first_row: int) -> np.ndarray:
+        """`out`, every input filled, with its rows contiguous; DataError for a value that became infinite."""
         out = np.ascontiguousarray(out)  # rows contiguous, as the training reads them
         if not np.isfinite(out).all():
             row, col = np.argwhere(~np.isfinite(out))[0]

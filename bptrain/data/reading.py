@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
-import pandas as pd
-
+from bptrain import lazy
 from bptrain.data import fast_parquet, fastcsv
 from bptrain.errors import ConfigError, DataError, extra_needed
 from bptrain.nn.options import did_you_mean
+
+pd = lazy.module("pandas")  # imported on first use (bptrain.lazy): predict on a plain CSV file needs none of it
 
 STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"

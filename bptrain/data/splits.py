@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
-from bptrain import seeds
+from bptrain import lazy, seeds
 from bptrain.data import suspects
 from bptrain.data.columns import (
     Column,
@@ -32,6 +31,8 @@ from bptrain.data.preprocess import Preprocessor, column_list, infer_task
 from bptrain.data.reading import ReadOptions, delimiter_hint, read_table, sha256_file
 from bptrain.errors import ConfigError, DataError
 from bptrain.nn.options import did_you_mean
+
+pd = lazy.module("pandas")  # imported on first use (bptrain.lazy): predict on a plain CSV file needs none of it
 
 SPLIT_VALUES = ("train", "val", "test")
 SHOWN_COLUMNS = 10

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
-import pandas as pd
-
+from bptrain import lazy
 from bptrain.data.columns import NUMERIC_SHARE_OF_TEXT, Column, is_number_dtype
+
+pd = lazy.module("pandas")  # imported on first use (bptrain.lazy): predict on a plain CSV file needs none of it
 
 FREE_TEXT_MIN_DISTINCT = 20
 FREE_TEXT_SHARE = 0.5

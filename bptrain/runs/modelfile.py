@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from bptrain.config.data_schema import CategoricalMissing, NumericMissing, ReadConfig, Scale
-from bptrain.config.schema import LayerConfig
+from bptrain.config.components import LayerConfig
 from bptrain.data.columns import Column
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, ModelFileError

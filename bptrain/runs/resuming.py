@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bptrain.config.schema import Config
 from bptrain.errors import ConfigError, DataError, ModelFileError
 from bptrain.runs.checkpoint import LAST, PREVIOUS
+
+if TYPE_CHECKING:
+    from bptrain.config.schema import Config
 
 # Keys that only decide how long to train, when to save, how closely to watch, what to draw and where to log.
 BUDGET_KEYS = (

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from bptrain import events
-from bptrain.config.schema import MlflowConfig
 from bptrain.errors import extra_needed
 from bptrain.training.callbacks import Callback
 
 if TYPE_CHECKING:
+    from bptrain.config.schema import MlflowConfig
     from bptrain.training.loop import Trainer
 
 BATCH = 100  # params or metrics per request (MLflow's log_batch takes at most 100 params)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from bptrain import metrics, seeds
 from bptrain.config.rules import Condition, parse_duration
-from bptrain.config.schema import Config, layer_specs, optimizer_options
 from bptrain.data.columns import label
 from bptrain.errors import ConfigError
 from bptrain.nn.clipping import clip_global_norm, clip_norm_per_param, clip_value
@@ -38,6 +37,21 @@ from bptrain.training.callbacks import (
 )
 from bptrain.training.loop import LearningRate, Setup, epoch_steps
 from bptrain.training.stopping import Budget, EarlyStopping, resolve_mode
+
+if TYPE_CHECKING:
+    from bptrain.config.schema import Config
+
+
+def _layer_specs(model) -> list[dict[str, Any]]:
+    from bptrain.config.schema import layer_specs  # where used: a model file's network is built without the config schema
+
+    return layer_specs(model)
+
+
+def _optimizer_options(optimizer) -> dict[str, Any]:
+    from bptrain.config.schema import optimizer_options
+
+    return optimizer_options(optimizer)
 
 
 @contextmanager
@@ -136,7 +150,7 @@ def output_units(loss: str, task: str, n_classes: int, n_targets: int = 1) -> in
 def model_spec(config: Config, n_in: int, n_out: int) -> dict[str, Any]:
     """Everything needed to rebuild the network: stored in the model file."""
     return {
-        "layers": layer_specs(config.model),
+        "layers": _layer_specs(config.model),
         "output_init": config.model.output_init,
         "n_in": n_in,
         "n_out": n_out,
@@ -160,12 +174,12 @@ def make_model(spec: dict[str, Any], *, rng: np.random.Generator, noise_rng: np.
 
 def make_optimizer(config: Config, params):
     with config_errors():
-        return OPTIMIZERS.get(config.optimizer.name)(params, **optimizer_options(config.optimizer))
+        return OPTIMIZERS.get(config.optimizer.name)(params, **_optimizer_options(config.optimizer))
 
 
 def needs_two_rows(config: Config) -> bool:
     """True when a layer of the network cannot train on a batch of one row (batch norm)."""
-    return Sequential(hidden_layers(layer_specs(config.model))).min_batch_rows > 1
+    return Sequential(hidden_layers(_layer_specs(config.model))).min_batch_rows > 1
 
 
 def with_schedule_total(config: Config, rows: int) -> Config:

@@ -66,12 +66,13 @@ def test_help_imports_typer_and_the_cli_alone(args):
 
 
 @pytest.mark.parametrize("command", ["fit", "evaluate", "predict", "check", "gradcheck", "export", "plot", "runs", "compare", "explain", "tune", "serve"])
-def test_a_commands_help_imports_no_heavy_module_but_typers_pydantic(command):
-    # typer checks a command's options with pydantic as soon as it builds them, for help too
+def test_a_commands_help_imports_no_heavy_module(command):
+    # typer checks options with pydantic, but bptrain.cli takes the values of plain types (str,
+    # Path, flags, lists of str; every parameter of every command's help) without it
     result, modules, stderr = run_logged(command, "--help")
     assert (result.returncode, stderr) == (0, "")
     assert result.stdout.startswith(f"Usage: bptrain {command} [OPTIONS]")
-    assert packages(modules) & HEAVY == {"pydantic"}
+    assert packages(modules) & HEAVY == set()
     assert own(modules) == {"bptrain", "bptrain.interrupts", "bptrain.errors", "bptrain.cli"}
 
 
@@ -136,22 +137,38 @@ def iris_run(tmp_path_factory) -> Path:
     return fit_iris(tmp_path_factory.mktemp("runs"), epochs=2)
 
 
+QUOTED_IRIS = "\n".join(",".join(f'"{cell}"' for cell in line.split(",")) for line in IRIS.read_text().splitlines()) + "\n"
+
+
 @pytest.mark.parametrize(
-    "command, lines",
+    "command, stdin, lines, pandas",
     [
-        (["predict", "{run}", str(IRIS)], 151),
-        (["predict", "{run}", str(IRIS), "--proba", "--format", "jsonl"], 150),
-        (["evaluate", "{run}", "--data", str(IRIS)], 1),
+        (["predict", "{run}", str(IRIS)], None, 151, False),
+        (["predict", "{run}", str(IRIS), "--proba", "--format", "jsonl"], None, 150, False),
+        (["predict", "{run}", "-", "--keep", "species"], IRIS.read_text(), 151, False),
+        (["predict", "{run}", "-"], QUOTED_IRIS, 151, True),
+        (["evaluate", "{run}", "--data", str(IRIS)], None, 1, True),
     ],
-    ids=["predict", "predict-proba-jsonl", "evaluate-data"],
+    ids=["predict", "predict-proba-jsonl", "predict-stdin", "predict-quoted", "evaluate-data"],
 )
-def test_commands_on_a_model_file_import_no_yaml_figures_or_progress_bar(iris_run, command, lines):
-    result, modules, stderr = run_logged(*[arg.format(run=iris_run) for arg in command])
+def test_commands_on_a_model_file_import_no_yaml_figures_or_progress_bar(iris_run, command, stdin, lines, pandas):
+    result, modules, stderr = run_logged(*[arg.format(run=iris_run) for arg in command], input=stdin)
     assert (result.returncode, stderr) == (0, "")
     assert len(result.stdout.splitlines()) == lines
-    assert {"numpy", "pandas", "pydantic"} <= packages(modules)  # what they use: arrays, CSV, the model file's schema
+    assert {"numpy", "pydantic"} <= packages(modules)  # what they use: arrays, the model file's schema
+    # a small plain CSV input is read without pandas (bptrain.data.plaincsv); a quoted one, and evaluate's, with it
+    assert ("pandas" in packages(modules)) == pandas
     assert packages(modules) & {"yaml", "matplotlib", "rich"} == set()
     assert "bptrain.config.loading" not in modules
+
+
+def test_predict_on_a_plain_csv_file_imports_neither_pandas_nor_the_config_schema(iris_run):
+    result, modules, stderr = run_logged("predict", iris_run, IRIS, "--proba")
+    assert (result.returncode, stderr) == (0, "")
+    assert packages(modules) & (HEAVY | {"pyarrow"}) == {"numpy", "pydantic", "threadpoolctl"}  # pydantic: the model file's metadata is checked
+    assert "bptrain.data.plaincsv" in modules
+    # a model file's layers are checked with the layers' models alone (bptrain.config.components)
+    assert {"bptrain.config.schema", "bptrain.config.loading"} & modules == set()
 
 
 def test_export_imports_onnx_but_not_onnxruntime_yaml_or_figures(iris_run, tmp_path):

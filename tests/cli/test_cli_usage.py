@@ -140,3 +140,37 @@ def test_the_readme_unseen_category_example_is_the_real_output(tmp_path):
     assert lines[0] == shown[0] and len(lines) == len(shown) - 1 == 4
     assert all(line.startswith("Atlantis,") for line in lines[1:])
     assert result.stderr.splitlines() == [shown[-1]]
+
+
+# --- plain parameters: typer's values without its pydantic adapters (bptrain.cli._plain_coercion) ---
+
+PLAIN_VALUES = {str: ["", "-", "a b", "auto", "é", "--x"], bool: [True, False], list[str]: [[], ["a"], ("a", "b")]}
+PATHS = ["", ".", "-", "runs/", "~/x", "//x", "é", "latest", str(IRIS)]  # argv holds no NUL byte
+
+
+def test_plain_parameters_take_the_values_typers_coercion_gives():
+    from typer._click import Context
+    from typer._coercion import build_runtime_param
+    from typer.main import get_command
+
+    from bptrain import cli
+
+    group = get_command(cli.app)
+    cli._plain_coercion(group)
+    checked = 0
+    for command in [group, *group.commands.values()]:
+        ctx = Context(command, info_name=command.name)
+        for param in command.params + [command.get_help_option(ctx)]:
+            kind = param.type_descriptor.annotation
+            plain = param._runtime_param
+            if kind in (str, bool, list[str]) or kind.__name__ == "Path":
+                assert type(plain).__name__ == "Plain", (command.name, param.name)
+            else:
+                assert plain is None, (command.name, param.name)  # typer's own coercion, e.g. int with a minimum
+                continue
+            typers = build_runtime_param(param.type_descriptor)
+            for value in PATHS if kind.__name__ == "Path" else PLAIN_VALUES[kind]:
+                ours, theirs = plain.coerce(value, param, ctx), typers.coerce(value, param, ctx)
+                assert (type(ours), ours) == (type(theirs), theirs), (command.name, param.name, value)
+                checked += 1
+    assert checked > 300

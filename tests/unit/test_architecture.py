@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "bptrain"
 LAYERS = [
-    ("base", ["bptrain", "bptrain.errors", "bptrain.interrupts", "bptrain.seeds", "bptrain.threads", "bptrain.fileio", "bptrain.events"]),
+    ("base", ["bptrain", "bptrain.errors", "bptrain.interrupts", "bptrain.seeds", "bptrain.threads", "bptrain.fileio", "bptrain.events", "bptrain.lazy"]),
     ("nn", ["bptrain.nn"]),
     ("config", ["bptrain.config"]),
     ("data", ["bptrain.data"]),

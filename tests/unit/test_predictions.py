@@ -42,3 +42,40 @@ def test_escaping_applies_to_text_only_when_asked():
     raw = io.StringIO()
     Writer(raw, ["id"]).write([np.array(["=cmd()"], dtype=object)])
     assert raw.getvalue() == "id\n=cmd()\n"
+
+
+TRICKY_TEXT = ["", "a,b", 'q"x', "line\nbreak", "cr\rx", " sp ", "=1+1", "nan", "é", "\t", "semi;colon", '"quoted"']
+
+
+@pytest.mark.parametrize("escape", [False, True])
+def test_csv_is_what_pandas_to_csv_writes(escape):
+    # the writer used pandas' DataFrame.to_csv; it writes the same bytes without pandas
+    import pandas as pd
+
+    labels = np.array(TRICKY_TEXT, dtype=object)
+    p = np.linspace(0, 1, len(TRICKY_TEXT), dtype=np.float32)
+    p[3] = np.nan
+    flags = (np.arange(len(TRICKY_TEXT)) % 2).astype(np.int64)
+    columns = [labels, p, flags]
+    header = ["kept, with a comma", "proba_x", "prediction_y"]
+    out = io.StringIO()
+    writer = Writer(out, header, escape=escape)
+    writer.write(columns)
+    writer.write([c[:3] for c in columns])
+    expected = io.StringIO()
+    for i, chunk in enumerate([columns, [c[:3] for c in columns]]):
+        text = [np.array([escape_formula(v) for v in chunk[0]], dtype=object) if escape else chunk[0], chunk[1].astype(str), chunk[2]]
+        pd.DataFrame(dict(zip(header, text)), columns=header).to_csv(expected, index=False, header=i == 0, lineterminator="\n")
+    assert out.getvalue() == expected.getvalue()
+
+
+def test_jsonl_is_what_pandas_records_give():
+    import pandas as pd
+
+    labels = np.array(TRICKY_TEXT, dtype=object)
+    p = np.linspace(0, 1, len(TRICKY_TEXT), dtype=np.float32)
+    flags = (np.arange(len(TRICKY_TEXT)) % 2).astype(np.int64)
+    out = io.StringIO()
+    Writer(out, ["k", "p", "f"], fmt="jsonl").write([labels, p, flags])
+    frame = pd.DataFrame({"k": labels, "p": [float(v) for v in p.astype(str)], "f": flags}, columns=["k", "p", "f"])
+    assert out.getvalue() == "".join(json.dumps(r, allow_nan=False) + "\n" for r in frame.to_dict(orient="records"))
