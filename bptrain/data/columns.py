@@ -152,10 +152,10 @@ class Dropping:
             for name in self.pending:
                 del self.frame[name]
         self.pending = []
-        _give_back_memory()
+        give_back_memory()
 
 
-def _give_back_memory() -> None:
+def give_back_memory() -> None:
     """Hand freed memory back to the system where the C library allows it (glibc): columns of a few
     hundred KB come from the heap, whose free middle glibc keeps unless asked, so the columns a
     Dropping frees would still count in the process's memory."""
