@@ -198,6 +198,11 @@ def numbers_of(column: pd.Series, name: str, source: str, first_row: int, hint: 
     return values
 
 
+def _numpy_floats_or_ints(column: pd.Series) -> bool:
+    """Whether the column holds float64 or int64 numbers in a numpy array (no missing-value mask)."""
+    return isinstance(column.dtype, np.dtype) and column.dtype in (np.float64, np.int64)
+
+
 def labels_of(column: pd.Series) -> pd.Series:
     """The column's values as category labels (text), NaN where missing."""
     if isinstance(column.dtype, pd.CategoricalDtype):
@@ -209,6 +214,9 @@ def check_values(frame: pd.DataFrame, columns: list[Column], source: str) -> Non
     """Before fitting, on a whole file: numeric columns hold numbers, and no value is missing where
     the rule is `error` (one message naming each such column and its count)."""
     for column in columns:
+        values = frame[column.name]
+        if column.kind == "numeric" and _numpy_floats_or_ints(values) and not np.isinf(values.to_numpy()).any():
+            continue  # numbers without infinities: numbers_of would find nothing, and copy the column to find it
         if column.kind == "numeric":
             hint = " Leave missing values as empty cells" + (
                 f", or set data.columns.{column.name}.kind: categorical" if not is_number_dtype(frame[column.name]) else ""
@@ -255,6 +263,8 @@ class Unseen:
 
 def fit_column(column: Column, values: pd.Series, source: str) -> None:
     """Fill value and categories of `column` from its training values."""
+    if column.kind == "numeric" and column.missing not in ("mean", "median", "most_frequent") and _numpy_floats_or_ints(values):
+        values = values.iloc[:0]  # numbers whose fill is no statistic of them (none, or the constant): no copy of them needed
     present = values.dropna()
     needs_values = column.missing in ("mean", "median", "most_frequent") or column.kind == "categorical"
     if len(present) == 0 and needs_values:
