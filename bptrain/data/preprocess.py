@@ -202,11 +202,12 @@ class Preprocessor:
         column at a time from encode_column, which fills, encodes and names the errors."""
         at, group, buffer = 0, [], None
         for c in self.columns + [None]:
-            plain = c is not None and c.kind == "numeric" and not c.indicator and _numpy_numbers(frame[c.name])
+            values = None if c is None else frame[c.name]  # once: each look-up of a column costs pandas tens of microseconds
+            plain = c is not None and c.kind == "numeric" and not c.indicator and _numpy_numbers(values)
             if plain:
                 if buffer is None:
                     buffer = np.empty((len(frame), GROUP_COLUMNS), order="F")
-                buffer[:, len(group)] = frame[c.name].to_numpy()  # int64 to float64 as to_numpy(dtype=float64) casts
+                buffer[:, len(group)] = values.to_numpy()  # int64 to float64 as to_numpy(dtype=float64) casts
                 group.append(c)
             if group and (not plain or len(group) == GROUP_COLUMNS):
                 block = buffer[:, : len(group)]
@@ -219,7 +220,7 @@ class Preprocessor:
                         at += 1
                 group = []
             if c is not None and not plain:
-                block = encode_column(c, frame[c.name], source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
+                block = encode_column(c, values, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
                 yield [c], at, block
                 at += block.shape[1]
 

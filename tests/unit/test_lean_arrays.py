@@ -265,3 +265,13 @@ def test_fast_parquet_reads_many_row_groups_and_blocks_of_columns_as_pandas_does
     pd.testing.assert_frame_equal(fast, ordinary, check_exact=True)
     for name in frame.columns:
         assert fast[name].to_numpy().tobytes() == ordinary[name].to_numpy().tobytes(), name
+
+
+@pytest.mark.parametrize(
+    "values", [[3, 1, 2, 3], np.array([7, 7], np.uint8), [-5, 10**12, 0], np.array([], np.int64), [2.0, np.nan, 2.5], ["b", None, "a"], [True, False]],
+)
+def test_labels_of_integers_by_their_distinct_values_are_those_of_each_row(values):
+    from bptrain.data.columns import label, labels_of
+
+    column = pd.Series(values, name="y", index=pd.RangeIndex(5, 5 + len(values)))
+    pd.testing.assert_series_equal(labels_of(column), column.map(label, na_action="ignore"))
