@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -11,6 +12,13 @@ from bptrain.interrupts import Signalled, install, raise_pending
 def main() -> None:
     try:
         install()  # before typer and numpy import: a signal during imports must not print a traceback
+        # Before numpy and pyarrow are imported, which read these once. Reading the 431 MB CSV file
+        # of benchmarks/big_data.py, each cost 1-3 s of system time on the 2-core test machine:
+        # pyarrow's default allocator (mimalloc) handing pages back and taking them again as two
+        # threads parse, and numpy asking for huge pages for every large array (the kernel then
+        # clears 2 MB at a time). Either can be set otherwise in the environment.
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+        os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
         from bptrain.cli import main as cli_main
 
         raise_pending()  # a signal whose exception Python dropped during the imports

@@ -154,10 +154,10 @@ class Dropping:
             for name in self.pending:
                 del self.frame[name]
         self.pending = []
-        _give_back_memory()
+        give_back_memory()
 
 
-def _give_back_memory() -> None:
+def give_back_memory() -> None:
     """Hand freed memory back to the system where the C library allows it (glibc): columns of a few
     hundred KB come from the heap, whose free middle glibc keeps unless asked, so the columns a
     Dropping frees would still count in the process's memory."""
@@ -200,23 +200,38 @@ def numbers_of(column: pd.Series, name: str, source: str, first_row: int, hint: 
     return values
 
 
+def _numpy_floats_or_ints(column: pd.Series) -> bool:
+    """Whether the column holds float64 or int64 numbers in a numpy array (no missing-value mask)."""
+    return isinstance(column.dtype, np.dtype) and column.dtype in (np.float64, np.int64)
+
+
 def labels_of(column: pd.Series) -> pd.Series:
     """The column's values as category labels (text), NaN where missing."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype(object)
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu" and len(column):
+        # integers: label() once per distinct value, not once per row
+        distinct, rows = np.unique(column.to_numpy(), return_inverse=True)
+        labels = np.array([label(v) for v in distinct], dtype=object)
+        return pd.Series(labels[rows.reshape(-1)], index=column.index, name=column.name)
     return column.map(label, na_action="ignore")
 
 
 def check_values(frame: pd.DataFrame, columns: list[Column], source: str) -> None:
     """Before fitting, on a whole file: numeric columns hold numbers, and no value is missing where
     the rule is `error` (one message naming each such column and its count)."""
+    counts = []
     for column in columns:
+        values = frame[column.name]  # once: each look-up of a column costs pandas tens of microseconds
+        if column.missing == "error":
+            counts.append((column.name, int(values.isna().sum())))
+        if column.kind == "numeric" and _numpy_floats_or_ints(values) and not np.isinf(values.to_numpy()).any():
+            continue  # numbers without infinities: numbers_of would find nothing, and copy the column to find it
         if column.kind == "numeric":
             hint = " Leave missing values as empty cells" + (
-                f", or set data.columns.{column.name}.kind: categorical" if not is_number_dtype(frame[column.name]) else ""
+                f", or set data.columns.{column.name}.kind: categorical" if not is_number_dtype(values) else ""
             )
-            numbers_of(frame[column.name], column.name, source, 0, hint)
-    counts = [(c.name, int(frame[c.name].isna().sum())) for c in columns if c.missing == "error"]
+            numbers_of(values, column.name, source, 0, hint)
     gaps = [f"{name} ({n} row{'s' if n > 1 else ''})" for name, n in counts if n]
     if gaps:
         raise DataError(
@@ -257,6 +272,8 @@ class Unseen:
 
 def fit_column(column: Column, values: pd.Series, source: str) -> None:
     """Fill value and categories of `column` from its training values."""
+    if column.kind == "numeric" and column.missing not in ("mean", "median", "most_frequent") and _numpy_floats_or_ints(values):
+        values = values.iloc[:0]  # numbers whose fill is no statistic of them (none, or the constant): no copy of them needed
     present = values.dropna()
     needs_values = column.missing in ("mean", "median", "most_frequent") or column.kind == "categorical"
     if len(present) == 0 and needs_values:

@@ -4,7 +4,8 @@
 int64 or float64 (for pandas too: no nullable or other types in its pandas metadata), uniquely
 named, with no index other than the default one, no infinity and no NaN other than a missing value:
 the caller then reads the file the ordinary way (bptrain.data.reading), whose checks and messages
-stay the only ones. Nothing here raises for a bad file. Only COLUMNS_AT_ONCE columns are ever held twice.
+stay the only ones. Nothing here raises for a bad file. Only COLUMNS_AT_ONCE columns are ever held
+twice, and each value is copied once, from pyarrow's buffers into the frame's column.
 """
 
 from __future__ import annotations
@@ -32,17 +33,29 @@ def read_numeric(path: Path) -> pd.DataFrame | None:
     try:
         file = pq.ParquetFile(path)
         schema = file.schema_arrow
-        if not _plain(schema, file.metadata.num_rows):
+        rows = file.metadata.num_rows
+        if not _plain(schema, rows):
             return None
         columns = {}
         for start in range(0, len(schema.names), COLUMNS_AT_ONCE):
             part = file.read(columns=schema.names[start : start + COLUMNS_AT_ONCE])
+            floats = [name for name, t in zip(part.column_names, part.schema.types) if pa.types.is_float64(t)]
+            # the float columns of this read in one column-major array, each copied once from
+            # pyarrow's pieces (row groups) into its own column: the frame's columns are its
+            # columns, and a Dropping of them lets it go (bptrain.data.columns)
+            group = np.empty((rows, len(floats)), order="F")
             for name, column in zip(part.column_names, part.columns):
-                # a copy: pyarrow's zero-copy view is read-only, and would keep pyarrow's buffers. An
-                # int64 column with missing values comes as float64 with NaN, as in pandas.
-                columns[name] = np.array(column.to_numpy(), copy=True)
-                if not only_gaps(columns[name], column.null_count):
+                if name in floats:
+                    values = group[:, floats.index(name)]
+                    at = 0
+                    for piece in column.chunks:  # with missing values, NaN where they are, as in pandas
+                        values[at : at + len(piece)] = piece.to_numpy(zero_copy_only=False)
+                        at += len(piece)
+                else:  # an int64 column with missing values comes as float64 with NaN, as in pandas
+                    values = np.array(column.to_numpy(), copy=True)  # a copy: pyarrow's zero-copy view is read-only
+                if not only_gaps(values, column.null_count):
                     return None
+                columns[name] = values
             del part, column
             pa.default_memory_pool().release_unused()
     except (pa.ArrowException, OSError, ValueError):

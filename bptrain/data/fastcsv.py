@@ -1,16 +1,25 @@
-"""The fast way to read a plain numeric CSV file on disk: pyarrow's parser, taken only where it gives the frame pandas' parser gives.
+"""The fast way to read a plain numeric CSV file on disk: pyarrow's parser on both halves of the file at once, taken only where it gives the frame pandas' parser gives.
 
 `read_numeric` returns the frame, or None for anything but a file that is ASCII, unquoted, with
 every row as wide as the header, every column int64 or float64 (the types, and the values, of its
 first rows as pandas reads them) and no infinity or spelled-out NaN: the caller then reads the
 file the ordinary way (bptrain.data.reading), whose checks and messages stay the only ones.
-Nothing here raises for a bad file. The file is never held whole, and pyarrow's blocks of rows are
-let go as they are copied into the frame's columns, so the values are held about once.
+Nothing here raises for a bad file.
+
+The body is cut at a line end into WORKERS ranges, each parsed by a thread of its own, CHUNK_BYTES
+of whole lines at a time: pyarrow's parser lets go of the GIL, so the threads use two cores.
+pyarrow's own thread pool stays off (a process that leaves while that pool is still at work may
+abort, apache/arrow#34314; not seen here in 150 runs, but these threads are joined before the
+frame is made, so nothing of the reading outlives it). The float columns go GROUP_COLUMNS at a time
+into column-major arrays whose columns the frame's columns are (no copy), so the values are held
+once, and a group's memory goes back as soon as its columns are dropped (bptrain.data.columns.Dropping).
 """
 
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +28,12 @@ from bptrain import lazy
 
 pd = lazy.module("pandas")  # imported on first use (bptrain.lazy): predict on a plain CSV file needs none of it
 
-BLOCK_BYTES = 1 << 20  # read at a time to check the bytes
+from bptrain.data.columns import give_back_memory
+
+WORKERS = 2  # threads, each parsing its share of the file
+CHUNK_BYTES = 4 << 20  # of whole lines, parsed at a time by one thread
 SAMPLE_BYTES = 1 << 20  # of rows, to take the column types from
-PARSE_BLOCK_BYTES = 1 << 20  # parsed at a time by one of pyarrow's threads
+GROUP_COLUMNS = 64  # float columns held in one array: what a Dropping lets go of at once
 NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # pandas' default missing-value spellings
 
@@ -34,6 +46,10 @@ def available() -> bool:
     return True
 
 
+class _Declined(Exception):
+    """The file is not one this reader can be sure of."""
+
+
 def read_numeric(path: Path, header: list[str], body_start: int, delimiter: str, max_line: int) -> pd.DataFrame | None:
     """The file's rows as pandas would read them, or None when that is not certain.
 
@@ -42,112 +58,238 @@ def read_numeric(path: Path, header: list[str], body_start: int, delimiter: str,
     """
     if not available() or not header or not all(header):
         return None
-    lines = _plain(path, body_start, max_line)
-    if lines is None:
-        return None
     import pyarrow as pa
 
     try:
-        opened = _open(path, header, body_start, delimiter)
-        columns = None if opened is None else numpy_columns(opened[0], lines, opened[1])
-    except (pa.ArrowException, OSError, ValueError):  # a row of the wrong width, a value that does not fit its column's type
+        reader = _Reader.open(path, header, body_start, delimiter, max_line)
+        return None if reader is None else reader.frame()
+    except (_Declined, pa.ArrowException, OSError, ValueError):  # a row of the wrong width, a value that does not fit its column's type
         return None
-    return None if columns is None else pd.DataFrame(columns, copy=False)
+    finally:
+        pa.default_memory_pool().release_unused()  # what the chunks took, back to the system
 
 
-def _plain(path: Path, body_start: int, max_line: int) -> int | None:
-    """The number of lines of the file from byte `body_start` if they are ASCII, without quotes,
-    with \\r only in \\r\\n and of at most `max_line` bytes each; else None."""
-    line, lines = 0, 0  # bytes since the last line end; line ends
-    carried = False  # carried: the last block ended in \r, so this one must start with \n
-    size = min(BLOCK_BYTES, max_line)  # a line wholly inside a block is then never too long
+@dataclass
+class _Range:
+    """One thread's share of the body: bytes [start, end), its line count, and its rows once parsed."""
+
+    start: int
+    end: int
+    lines: int = 0
+    rows: int = 0
+    ints: list[list[np.ndarray]] = field(default_factory=list)  # per chunk, the integer columns' values
+
+
+@dataclass
+class _Reader:
+    path: Path
+    names: list[str]
+    types: list  # pyarrow types, int64 or float64, of the columns
+    delimiter: str
+    max_line: int
+    ranges: list[_Range]
+
+    @classmethod
+    def open(cls, path: Path, header: list[str], body_start: int, delimiter: str, max_line: int) -> "_Reader | None":
+        """The reader of the file, with the column types of its first rows, or None when pandas and
+        pyarrow do not read those rows alike."""
+        import pyarrow as pa
+
+        with open(path, "rb") as f:
+            f.seek(body_start)
+            sample = f.read(SAMPLE_BYTES)
+        sample = sample[: sample.rfind(b"\n") + 1]
+        if not sample:
+            return None
+        options = _options(header, delimiter, None)
+        table = _parse(sample, *options)
+        if not all(pa.types.is_int64(t) or pa.types.is_float64(t) for t in table.schema.types):
+            return None
+        if not _same_in_pandas(table, sample, header, delimiter):
+            return None
+        return cls(path, header, list(table.schema.types), delimiter, max_line, _ranges(path, body_start, max_line))
+
+    def frame(self) -> pd.DataFrame:
+        import pyarrow as pa
+
+        floats = [i for i, t in enumerate(self.types) if pa.types.is_float64(t)]
+        ints = [i for i, t in enumerate(self.types) if not pa.types.is_float64(t)]
+        with ThreadPoolExecutor(WORKERS) as pool:  # the threads have ended when the with-block does
+            list(pool.map(self._count, self.ranges))
+            capacity = sum(r.lines for r in self.ranges)
+            groups = [np.empty((capacity, len(floats[at : at + GROUP_COLUMNS])), order="F") for at in range(0, len(floats), GROUP_COLUMNS)]
+            starts = np.cumsum([0] + [r.lines for r in self.ranges[:-1]])
+            list(pool.map(lambda r, at: self._fill(r, int(at), groups, floats, ints), self.ranges, starts))
+        rows = self._close_gaps(groups, starts)
+        columns: dict[str, np.ndarray] = {}
+        for k, i in enumerate(floats):
+            columns[self.names[i]] = groups[k // GROUP_COLUMNS][:rows, k % GROUP_COLUMNS]
+        for k, i in enumerate(ints):
+            parts = [chunk[k] for r in self.ranges for chunk in r.ints]
+            if any(p.dtype != np.int64 for p in parts):  # an integer column with missing values: float64 with NaN, as pandas makes it
+                parts = [p.astype(np.float64) for p in parts]
+            columns[self.names[i]] = np.concatenate(parts) if parts else np.empty(0, np.int64)
+        return pd.DataFrame({name: columns[name] for name in self.names}, copy=False)
+
+    def _count(self, part: _Range) -> None:
+        """The lines of `part`, after checking that none is longer than max_line bytes; _Declined if
+        one is. (Their bytes are checked as they are parsed, by _whole_lines.)"""
+        line = 0  # bytes since the last line end
+        size = min(CHUNK_BYTES, self.max_line)  # a line wholly inside a block is then never too long
+        buffer = bytearray(size)  # read into again and again: new blocks would cost a page fault per page
+        with open(self.path, "rb") as f, memoryview(buffer) as view:
+            f.seek(part.start)
+            left = part.end - part.start
+            while left > 0:
+                n = f.readinto(view[: min(size, left)])
+                if not n:
+                    break
+                left -= n
+                end = buffer.find(b"\n", 0, n)
+                if line + (end if end >= 0 else n) > self.max_line:
+                    raise _Declined
+                line = n - buffer.rfind(b"\n", 0, n) - 1 if end >= 0 else line + n
+                part.lines += buffer.count(b"\n", 0, n)
+        part.lines += line > 0  # a last line without a line end
+
+    def _fill(self, part: _Range, at: int, groups: list[np.ndarray], floats: list[int], ints: list[int]) -> None:
+        """Parse `part` into rows `at`... of `groups` (the float columns) and part.ints."""
+        options = _options(self.names, self.delimiter, self.types)
+        float_names = [self.names[i] for i in floats]
+        row = at
+        for chunk in _whole_lines(self.path, part.start, part.end):
+            table = _parse(chunk, *options)
+            del chunk
+            n = table.num_rows
+            if row + n > at + part.lines:
+                raise _Declined
+            values = None
+            if floats:
+                values = table.select(float_names).combine_chunks()  # one block of rows
+                missing = sum(c.null_count for c in values.columns)
+                for g, group in enumerate(groups):
+                    names = float_names[g * GROUP_COLUMNS : (g + 1) * GROUP_COLUMNS]
+                    at_batch = row
+                    for batch in values.select(names).to_batches():
+                        group[at_batch : at_batch + batch.num_rows] = np.asarray(batch.to_tensor(null_to_nan=True, row_major=False))
+                        at_batch += batch.num_rows
+                if not _only_gaps(groups, row, row + n, missing):
+                    raise _Declined
+            part.ints.append([table.column(i).to_numpy() for i in ints])  # with missing values: float64 with NaN
+            row += n
+            del table, values
+            give_back_memory()  # what parsing the chunk took: malloc keeps it otherwise (about 40 MB more at the peak)
+        part.rows = row - at
+
+    def _close_gaps(self, groups: list[np.ndarray], starts: np.ndarray) -> int:
+        """Move each range's rows up to follow the previous range's (blank lines are lines without
+        rows); the number of rows."""
+        rows = 0
+        for part, start in zip(self.ranges, starts):
+            if rows != start:
+                for group in groups:
+                    group[rows : rows + part.rows] = group[start : start + part.rows]
+            rows += part.rows
+        return rows
+
+
+def _whole_lines(path: Path, start: int, end: int):
+    """Bytes [start, end) of the file as views of whole lines, about CHUNK_BYTES each (the last may
+    lack its line end), read into one buffer again and again; a view is valid until the next."""
+    buffer = bytearray(CHUNK_BYTES)
+    have, left = 0, end - start  # bytes held in the buffer, and still to read
     with open(path, "rb") as f:
-        f.seek(body_start)
-        for block in iter(lambda: f.read(size), b""):
-            lone = b"\r" in block and block.count(b"\r") - block.count(b"\r\n") - block.endswith(b"\r")
-            if not block.isascii() or b'"' in block or lone or (carried and not block.startswith(b"\n")):
-                return None
-            carried = block.endswith(b"\r")
-            end = block.find(b"\n")
-            if line + (end if end >= 0 else len(block)) > max_line:
-                return None
-            line = len(block) - block.rfind(b"\n") - 1 if end >= 0 else line + len(block)
-            lines += block.count(b"\n")
-    return None if carried else lines + (line > 0)  # a last line without a line end counts too
+        f.seek(start)
+        while left > 0 or have:
+            if have == len(buffer):  # a line longer than the buffer: a new one, twice as large
+                buffer = buffer + bytes(len(buffer))
+            with memoryview(buffer) as view:
+                n = f.readinto(view[have : have + min(len(buffer) - have, left)]) if left > 0 else 0
+                if left > 0 and not n:
+                    raise _Declined  # the file changed while being read
+                left -= n
+                have += n
+                cut = buffer.rfind(b"\n", 0, have) + 1 if left > 0 else have
+                if cut:
+                    _check_plain(buffer, view, cut)
+                    yield view[:cut]
+            buffer[: have - cut] = buffer[cut:have]
+            have -= cut
 
 
-def _open(path: Path, header: list[str], body_start: int, delimiter: str):
-    """(pyarrow's reader of the file's blocks of rows, the column types), or None. The types are
-    those of the first SAMPLE_BYTES of rows, where both parsers must agree on every type and value
-    (inferring them over the whole file would hold it whole); a later value that does not fit its
-    column's type is an error while reading, and pandas' reading then decides."""
-    import pyarrow as pa
+def _check_plain(buffer: bytearray, view: memoryview, end: int) -> None:
+    """_Declined unless bytes [0, end) of `buffer` (whole lines) are ASCII, without quotes, with \\r
+    only in \\r\\n."""
+    if np.frombuffer(view[:end], dtype=np.uint8).max(initial=0) >= 0x80 or buffer.find(b'"', 0, end) >= 0:
+        raise _Declined
+    if buffer.find(b"\r", 0, end) >= 0 and buffer.count(b"\r", 0, end) != buffer.count(b"\r\n", 0, end):
+        raise _Declined
+
+
+def _ranges(path: Path, body_start: int, max_line: int) -> list[_Range]:
+    """The body cut at line ends into up to WORKERS ranges of about equal size."""
+    size = path.stat().st_size
+    cuts = [body_start]
+    with open(path, "rb") as f:
+        for k in range(1, WORKERS):
+            at = max(cuts[-1], body_start + (size - body_start) * k // WORKERS)
+            f.seek(at)
+            end = f.read(min(max_line + 1, CHUNK_BYTES)).find(b"\n")
+            if end >= 0:
+                cuts.append(at + end + 1)
+    cuts.append(size)
+    return [_Range(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _options(names: list[str], delimiter: str, types: list | None):
     import pyarrow.csv as pacsv
 
     parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False, double_quote=False, newlines_in_values=False)
-    convert = {"null_values": list(NA_VALUES), "strings_can_be_null": False, "true_values": [], "false_values": []}
-    with open(path, "rb") as f:
-        f.seek(body_start)
-        sample = f.read(SAMPLE_BYTES)
-    sample = sample[: sample.rfind(b"\n") + 1]
-    # no pyarrow threads: a process that exits while pyarrow's thread pool is alive may abort in
-    # its teardown ("terminate called without an active exception"), seen here once in 40 runs
-    names = pacsv.ReadOptions(column_names=header, use_threads=False)
-    table = pacsv.read_csv(pa.BufferReader(sample), read_options=names, parse_options=parse, convert_options=pacsv.ConvertOptions(**convert))
-    if not sample or not _same_in_pandas(table, sample, header, delimiter):
-        return None
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=PARSE_BLOCK_BYTES, use_threads=False),
-        parse_options=parse,
-        convert_options=pacsv.ConvertOptions(column_types=dict(zip(table.column_names, table.schema.types)), **convert),
+    convert = pacsv.ConvertOptions(
+        null_values=list(NA_VALUES), strings_can_be_null=False, true_values=[], false_values=[],
+        column_types=None if types is None else dict(zip(names, types)),
     )
-    return reader, table.schema
+    return names, parse, convert
+
+
+def _parse(data: bytes, names: list[str], parse, convert):
+    """pyarrow's table of the CSV lines `data`, parsed on this thread."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    read = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=max(len(data) + 1, 1 << 20))
+    return pacsv.read_csv(
+        pa.BufferReader(pa.py_buffer(data)), read_options=read, parse_options=parse, convert_options=convert
+    )
 
 
 def _same_in_pandas(table, sample: bytes, header: list[str], delimiter: str) -> bool:
-    """Whether every column of `table` (pyarrow's reading of the rows `sample`) is int64 or float64,
-    and pandas reads `sample` to the same types and the same values."""
-    import pyarrow as pa
-
-    if not all(pa.types.is_int64(t) or pa.types.is_float64(t) for t in table.schema.types):
-        return False
+    """Whether pandas reads `sample` (whose reading by pyarrow is `table`) to the same types and values."""
     try:
         theirs = pd.read_csv(io.BytesIO(sample), sep=delimiter, header=None, names=header, index_col=False)
     except Exception:  # pandas' parser errors are many types: any of them means "not sure"
         return False
-    ours = numpy_columns(table.to_batches(), table.num_rows, table.schema)
-    return ours is not None and all(_identical(ours[name], theirs[name].to_numpy()) for name in header)
+    for name, column in zip(table.column_names, table.columns):
+        ours = column.to_numpy()  # an integer column with missing values comes as float64 with NaN, as in pandas
+        if not (_identical(ours, theirs[name].to_numpy()) and only_gaps(ours, column.null_count)):
+            return False
+    return True
 
 
 def _identical(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
 
 
-def numpy_columns(batches, rows: int, schema) -> dict[str, np.ndarray] | None:
-    """The pyarrow blocks of rows `batches` (at most `rows` rows, of `schema`, whose columns are all
-    int64 or float64) as one numpy array per column, as pandas reads them; None when a float column
-    holds an infinity or a NaN that is not a missing value (pyarrow reads spellings of them, "inf"
-    or "NAN", that pandas reads as text). Each block is copied as it comes and let go: the values
-    are held about once."""
-    import pyarrow as pa
-
-    out = {name: np.empty(rows, dtype=np.float64 if pa.types.is_floating(t) else np.int64) for name, t in zip(schema.names, schema.types)}
-    missing = dict.fromkeys(schema.names, 0)
-    at = 0
-    for batch in batches:
-        for name, column in zip(schema.names, batch.columns):
-            values = column.to_numpy(zero_copy_only=False)  # an integer column with missing values comes as float64 with NaN
-            if values.dtype != out[name].dtype:
-                out[name] = out[name].astype(values.dtype)  # ...and pandas makes the whole column float64
-            out[name][at : at + len(values)] = values
-            missing[name] += column.null_count
-        at += batch.num_rows
-    if at < rows:  # blank lines
-        for name in out:
-            out[name] = out[name][:at].copy()
-    pa.default_memory_pool().release_unused()  # pyarrow's allocator keeps what the blocks took
-    return out if all(only_gaps(out[name], missing[name]) for name in out) else None
+def _only_gaps(groups: list[np.ndarray], start: int, stop: int, missing: int) -> bool:
+    """Whether the values not finite in rows [start, stop) of `groups` are the `missing` ones (NaN)."""
+    bad = 0
+    for group in groups:
+        block = group[start:stop]
+        if not np.isfinite(block).all():
+            if np.isinf(block).any():
+                return False
+            bad += int(np.isnan(block).sum())
+    return bad == missing
 
 
 def only_gaps(values: np.ndarray, missing: int) -> bool:

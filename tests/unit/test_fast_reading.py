@@ -170,3 +170,81 @@ def test_without_pyarrow_the_ordinary_reader_reads_the_file(tmp_path, monkeypatc
     monkeypatch.setattr(fastcsv, "available", lambda: False)
     monkeypatch.setattr(fastcsv, "read_numeric", lambda *a: pytest.fail("the fast path ran without pyarrow"))
     assert read_table(path)["a"].tolist() == [1.5, -3.25, 0.001]
+
+
+def _wide_file(rows: int, seed: int = 0, crlf: bool = False) -> tuple[bytes, list[str]]:
+    """A plain numeric file of 150 float columns (three groups of them) and an integer label, with
+    a missing value here and there, whole numbers, negative zeros and long digits."""
+    rng = np.random.default_rng(seed)
+    names = [f"f{j}" for j in range(150)] + ["label"]
+    lines = [",".join(names)]
+    for i in range(rows):
+        cells = [repr(float(v)) if j % 7 else f"{v:.6g}" for j, v in enumerate(rng.standard_normal(150) * 10.0 ** (i % 5))]
+        cells[i % 150] = "" if i % 11 == 3 else cells[i % 150]
+        cells[(3 * i) % 150] = "-0.0" if i % 13 == 5 else cells[(3 * i) % 150]
+        lines.append(",".join(cells + [str(int(rng.integers(0, 4)))]))
+    end = "\r\n" if crlf else "\n"
+    return (end.join(lines) + end).encode(), names
+
+
+@pytest.mark.parametrize("chunk", [300, 4099, 1 << 22])
+@pytest.mark.parametrize("crlf", [False, True])
+def test_both_threads_read_a_wide_file_in_chunks_as_the_ordinary_reader(chunk, crlf, tmp_path, monkeypatch):
+    data, names = _wide_file(120, crlf=crlf)
+    path = tmp_path / "wide.csv"
+    path.write_bytes(data)
+    monkeypatch.setattr(fastcsv, "CHUNK_BYTES", chunk)  # 300 bytes: shorter than a line, so the buffer grows
+    monkeypatch.setattr(fastcsv, "SAMPLE_BYTES", 8_000)  # types from the first rows only, as on a big file
+    header, start = names, data.index(b"\n") + 1
+    direct = fastcsv.read_numeric(path, header, start, ",", reading.MAX_LINE_BYTES)
+    assert direct is not None and len(direct) == 120
+    _assert_same(_read(path, True, monkeypatch), _read(path, False, monkeypatch))
+    _assert_same(direct, _read(path, False, monkeypatch))
+
+
+def test_blank_lines_in_the_first_thread_s_share_leave_no_gap(tmp_path, monkeypatch):
+    data, names = _wide_file(40)
+    lines = data.split(b"\n")
+    data = b"\n".join(lines[:5] + [b"", b""] + lines[5:12] + [b""] + lines[12:])  # all in the first half
+    path = tmp_path / "blank.csv"
+    path.write_bytes(data)
+    monkeypatch.setattr(fastcsv, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(fastcsv, "SAMPLE_BYTES", 8_000)
+    direct = fastcsv.read_numeric(path, names, data.index(b"\n") + 1, ",", reading.MAX_LINE_BYTES)
+    assert direct is not None and len(direct) == 40
+    _assert_same(direct, _read(path, False, monkeypatch))
+
+
+def test_an_integer_column_with_a_gap_after_the_sample_becomes_float_as_in_pandas(tmp_path, monkeypatch):
+    rows = [f"{i}.5,{i % 3}" for i in range(300)]
+    rows[250] = "250.5,"
+    path = tmp_path / "late_gap.csv"
+    path.write_bytes(("a,b\n" + "\n".join(rows) + "\n").encode())
+    monkeypatch.setattr(fastcsv, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(fastcsv, "SAMPLE_BYTES", 256)
+    direct = fastcsv.read_numeric(path, ["a", "b"], 4, ",", reading.MAX_LINE_BYTES)
+    assert direct is not None and direct["b"].dtype == np.float64 and np.isnan(direct["b"][250])
+    _assert_same(direct, _read(path, False, monkeypatch))
+
+
+@pytest.mark.parametrize("late", ["inf", "NAN", "x", "1,2", '"3"', "4\r5"])
+def test_a_value_after_the_sample_that_pandas_reads_otherwise_leaves_the_file_to_it(late, tmp_path, monkeypatch):
+    rows = [f"{i}.25,{i}" for i in range(400)]
+    rows[390] = f"{late},1"  # in the second thread's share
+    path = tmp_path / "late.csv"
+    path.write_bytes(("a,b\n" + "\n".join(rows) + "\n").encode())
+    monkeypatch.setattr(fastcsv, "CHUNK_BYTES", 512)
+    monkeypatch.setattr(fastcsv, "SAMPLE_BYTES", 512)
+    assert fastcsv.read_numeric(path, ["a", "b"], 4, ",", reading.MAX_LINE_BYTES) is None
+    _assert_same(_read(path, True, monkeypatch), _read(path, False, monkeypatch))
+
+
+def test_the_threads_have_ended_when_the_frame_is_returned(tmp_path):
+    import threading
+
+    data, names = _wide_file(50)
+    path = tmp_path / "wide.csv"
+    path.write_bytes(data)
+    before = set(threading.enumerate())
+    assert fastcsv.read_numeric(path, names, data.index(b"\n") + 1, ",", reading.MAX_LINE_BYTES) is not None
+    assert set(threading.enumerate()) == before

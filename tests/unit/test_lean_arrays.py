@@ -169,3 +169,109 @@ def test_a_single_valued_column_is_told_as_nunique_tells_it(values):
 
     column = pd.Series(values)
     assert _single_valued(column) == (column.nunique(dropna=True) <= 1)
+
+
+def _wide_frame(n: int = 90, seed: int = 1) -> pd.DataFrame:
+    """150 numeric columns (several blocks of them) of every scale, with a missing value, a
+    single-valued column, integers and a categorical and an indicator column in the middle."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{j}": rng.standard_normal(n) * 10.0 ** (j % 7 - 3) for j in range(150)})
+    frame["x5"] = rng.integers(-3, 9, n)
+    frame["x20"] = 4.25
+    frame.loc[7, "x70"] = np.nan
+    frame["x100"] = rng.choice(["a", "b"], n)
+    frame["y"] = rng.choice(["p", "q", "r"], n)
+    return frame
+
+
+def _wide_config(tmp_path: Path, dtype: str, scale: str = "standard"):
+    _wide_frame().to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "c.yaml").write_text(
+        "data:\n  train: d.csv\n  target: y\n  split: {val: 0.2, test: 0.2}\n"
+        f"  numeric: {{missing: median, scale: {scale}}}\n  columns: {{x130: {{indicator: true, missing: mean}}}}\n"
+        f"model:\n  dtype: {dtype}\n"
+    )
+    return load_config(tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("scale", ["standard", "minmax", "robust", "none"])
+def test_numeric_columns_encoded_in_blocks_give_the_values_of_one_column_at_a_time(tmp_path, monkeypatch, dtype, scale):
+    from bptrain.data import preprocess
+
+    config = _wide_config(tmp_path, dtype, scale)
+    by_block = transform(raw := read_splits(config.data, seed=3), prep := fit_preprocessor(raw), "cross_entropy", dtype)
+    monkeypatch.setattr(preprocess, "_numpy_numbers", lambda column: False)  # every column through encode_column
+    alone = transform(raw_alone := read_splits(config.data, seed=3), prep_alone := fit_preprocessor(raw_alone), "cross_entropy", dtype)
+    assert prep.center.tobytes() == prep_alone.center.tobytes() and prep.scale.tobytes() == prep_alone.scale.tobytes()
+    assert prep.inputs == prep_alone.inputs and "x130_was_missing" in prep.inputs
+    for split, other in zip(by_block.splits(), alone.splits()):
+        assert split.x.flags.c_contiguous and split.x.dtype == np.dtype(dtype)
+        assert split.x.tobytes() == other.x.tobytes(), split.name
+
+
+@pytest.mark.parametrize("value, message", [("inf", "holds infinite values in row 4"), ("1e308", "the value is too large")])
+def test_a_bad_value_in_a_block_of_columns_keeps_its_message(tmp_path, monkeypatch, value, message):
+    from bptrain.data import preprocess
+
+    config = _wide_config(tmp_path, "float32")
+    raw = read_splits(config.data, seed=3)
+    prep = fit_preprocessor(raw)
+    rows = _wide_frame().drop(columns=["y"])
+    rows["x90"] = rows["x90"].astype(object)
+    rows.loc[3, "x90"] = value
+    path = tmp_path / "new.csv"
+    rows.to_csv(path, index=False)
+    frame = read_table(path)
+    errors = []
+    for grouped in (True, False):
+        if not grouped:
+            monkeypatch.setattr(preprocess, "_numpy_numbers", lambda column: False)
+        with pytest.raises(BptrainError) as caught:
+            prep.features_of(frame.copy(), "new.csv", "float32")
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "'x90'" in errors[0] and message in errors[0]
+
+
+def test_the_split_takes_numbers_true_false_and_text_alike(tmp_path):
+    from bptrain.data.splits import _rows_of
+
+    frame = pd.DataFrame({
+        "f": [0.5, -0.0, np.nan, 2.0], "i": [1, 2, 3, 4], "u": np.array([1, 2, 3, 4], np.uint8), "b": [True, False, True, True],
+        "s": ["a", None, "c", "d"], "n": pd.array([1, None, 3, 4], dtype="Int64"), "c": pd.Categorical(["x", "y", "x", "y"]),
+    })
+    parts = {"train": np.array([0, 2, 3]), "val": np.array([1])}
+    expected = {name: frame.iloc[rows].reset_index(drop=True) for name, rows in parts.items()}
+    taken = _rows_of(frame.copy(), parts)
+    for name in parts:
+        pd.testing.assert_frame_equal(taken[name], expected[name], check_exact=True)
+        assert taken[name]["f"].to_numpy().tobytes() == expected[name]["f"].to_numpy().tobytes()
+
+
+def test_fast_parquet_reads_many_row_groups_and_blocks_of_columns_as_pandas_does(tmp_path, monkeypatch):
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({f"x{j}": rng.standard_normal(50) for j in range(150)})
+    frame.loc[[3, 41], "x7"] = np.nan
+    frame["x99"] = -0.0
+    frame["n"] = rng.integers(0, 9, 50)
+    frame["g"] = pd.array(rng.integers(0, 9, 50), dtype="float64")
+    frame.loc[45, "g"] = np.nan
+    path = tmp_path / "groups.parquet"
+    frame.to_parquet(path, row_group_size=7)
+    fast = fast_parquet.read_numeric(path)
+    assert fast is not None
+    ordinary = _read_parquet(path, False, monkeypatch)
+    pd.testing.assert_frame_equal(fast, ordinary, check_exact=True)
+    for name in frame.columns:
+        assert fast[name].to_numpy().tobytes() == ordinary[name].to_numpy().tobytes(), name
+
+
+@pytest.mark.parametrize(
+    "values", [[3, 1, 2, 3], np.array([7, 7], np.uint8), [-5, 10**12, 0], np.array([], np.int64), [2.0, np.nan, 2.5], ["b", None, "a"], [True, False]],
+)
+def test_labels_of_integers_by_their_distinct_values_are_those_of_each_row(values):
+    from bptrain.data.columns import label, labels_of
+
+    column = pd.Series(values, name="y", index=pd.RangeIndex(5, 5 + len(values)))
+    pd.testing.assert_series_equal(labels_of(column), column.map(label, na_action="ignore"))
