@@ -36,6 +36,7 @@ SAMPLE_BYTES = 1 << 20  # of rows, to take the column types from
 GROUP_COLUMNS = 64  # float columns held in one array: what a Dropping lets go of at once
 NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # pandas' default missing-value spellings
+NUMBER_BYTES = b"0123456789+-.eE\r\n"  # what plain numbers and line ends are written with (\r only in \r\n: _check_plain)
 
 
 def available() -> bool:
@@ -66,7 +67,11 @@ def read_numeric(path: Path, header: list[str], body_start: int, delimiter: str,
     except (_Declined, pa.ArrowException, OSError, ValueError):  # a row of the wrong width, a value that does not fit its column's type
         return None
     finally:
-        pa.default_memory_pool().release_unused()  # what the chunks took, back to the system
+        # What the chunks took, back to the system once, at the end: handing it back after every
+        # chunk saved 25 MB of the peak, but cost 1.3 s of system time on L.csv (the next chunk
+        # faulting the same pages in again: 450,000 page faults against 185,000).
+        pa.default_memory_pool().release_unused()
+        give_back_memory()
 
 
 @dataclass
@@ -154,11 +159,14 @@ class _Reader:
 
     def _fill(self, part: _Range, at: int, groups: list[np.ndarray], floats: list[int], ints: list[int]) -> None:
         """Parse `part` into rows `at`... of `groups` (the float columns) and part.ints."""
-        options = _options(self.names, self.delimiter, self.types)
+        options = {nulls: _options(self.names, self.delimiter, self.types, nulls) for nulls in (("",), NA_VALUES)}
         float_names = [self.names[i] for i in floats]
         row = at
         for chunk in _whole_lines(self.path, part.start, part.end):
-            table = _parse(chunk, *options)
+            # Looking for the spellings that hold letters costs pyarrow's parser about a third of its
+            # time on a file of numbers (105 against 145 MB/s per core on L.csv); a chunk of plain
+            # numbers can hold only the empty one.
+            table = _parse(chunk, *options[("",) if _plain_numbers(chunk, self.delimiter) else NA_VALUES])
             del chunk
             n = table.num_rows
             if row + n > at + part.lines:
@@ -178,7 +186,6 @@ class _Reader:
             part.ints.append([table.column(i).to_numpy() for i in ints])  # with missing values: float64 with NaN
             row += n
             del table, values
-            give_back_memory()  # what parsing the chunk took: malloc keeps it otherwise (about 40 MB more at the peak)
         part.rows = row - at
 
     def _close_gaps(self, groups: list[np.ndarray], starts: np.ndarray) -> int:
@@ -241,12 +248,19 @@ def _ranges(path: Path, body_start: int, max_line: int) -> list[_Range]:
     return [_Range(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
-def _options(names: list[str], delimiter: str, types: list | None):
+def _plain_numbers(chunk: memoryview, delimiter: str) -> bool:
+    """Whether the bytes of `chunk` are all digits, signs, points, exponents, delimiters and line
+    ends: then the only one of NA_VALUES it can hold is the empty cell (every other spelling holds a
+    letter, `#` or `<`)."""
+    return not chunk.tobytes().translate(None, NUMBER_BYTES + delimiter.encode())
+
+
+def _options(names: list[str], delimiter: str, types: list | None, nulls: tuple[str, ...] = NA_VALUES):
     import pyarrow.csv as pacsv
 
     parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False, double_quote=False, newlines_in_values=False)
     convert = pacsv.ConvertOptions(
-        null_values=list(NA_VALUES), strings_can_be_null=False, true_values=[], false_values=[],
+        null_values=list(nulls), strings_can_be_null=False, true_values=[], false_values=[],
         column_types=None if types is None else dict(zip(names, types)),
     )
     return names, parse, convert

@@ -248,3 +248,38 @@ def test_the_threads_have_ended_when_the_frame_is_returned(tmp_path):
     before = set(threading.enumerate())
     assert fastcsv.read_numeric(path, names, data.index(b"\n") + 1, ",", reading.MAX_LINE_BYTES) is not None
     assert set(threading.enumerate()) == before
+
+
+@pytest.mark.parametrize("chunk, plain", [
+    (b"1.5,-2,3e-05\n+4,5E+2,.5\n", True),
+    (b"1.5,-2\r\n3,4\r\n", True),
+    (b",2\n3,,4,\n5,", True),  # empty cells
+    (b"1,NA\n", False),
+    (b"1,nan\n", False),
+    (b"1,#N/A\n", False),
+    (b"1,<NA>\n", False),
+    (b"1, 2\n", False),
+])
+def test_a_chunk_of_plain_numbers_is_told_from_one_that_may_spell_a_missing_value(chunk, plain):
+    assert fastcsv._plain_numbers(memoryview(chunk), ",") is plain
+
+
+def test_chunks_with_and_without_gaps_and_spellings_read_as_the_ordinary_reader(tmp_path, monkeypatch):
+    rows = [f"{i}.5,{i % 7},-{i}e-3" for i in range(600)]
+    rows[150] = ",1,2"
+    rows[200] = "3,,4"
+    rows[260] = "5,6,"
+    rows[330] = "NA,7,nan"
+    rows[420] = "8,9,NULL"
+    rows[599] = "9,10,"  # the last line, without its line end
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(("a,b,c\n" + "\n".join(rows)).encode())
+    monkeypatch.setattr(fastcsv, "CHUNK_BYTES", 700)
+    monkeypatch.setattr(fastcsv, "SAMPLE_BYTES", 700)
+    seen = []
+    parse = fastcsv._parse
+    monkeypatch.setattr(fastcsv, "_parse", lambda data, names, p, convert: seen.append(tuple(convert.null_values)) or parse(data, names, p, convert))
+    direct = fastcsv.read_numeric(path, ["a", "b", "c"], 6, ",", reading.MAX_LINE_BYTES)
+    assert direct is not None and direct["b"].dtype == np.float64 and int(direct.isna().sum().sum()) == 7
+    assert set(seen) == {("",), fastcsv.NA_VALUES}  # both ways of parsing a chunk were taken
+    _assert_same(direct, _read(path, False, monkeypatch))
