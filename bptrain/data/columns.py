@@ -205,6 +205,11 @@ def _numpy_floats_or_ints(column: pd.Series) -> bool:
     return isinstance(column.dtype, np.dtype) and column.dtype in (np.float64, np.int64)
 
 
+def _finite(values: np.ndarray) -> bool:
+    """Whether every value of the float64 or int64 array is a finite number."""
+    return values.dtype.kind != "f" or bool(np.isfinite(values).all())
+
+
 def labels_of(column: pd.Series) -> pd.Series:
     """The column's values as category labels (text), NaN where missing."""
     if isinstance(column.dtype, pd.CategoricalDtype):
@@ -223,10 +228,12 @@ def check_values(frame: pd.DataFrame, columns: list[Column], source: str) -> Non
     counts = []
     for column in columns:
         values = frame[column.name]  # once: each look-up of a column costs pandas tens of microseconds
+        if column.kind == "numeric" and _numpy_floats_or_ints(values) and _finite(values.to_numpy()):
+            continue  # numbers, none missing or infinite: nothing to count, and numbers_of would copy the column to find nothing
         if column.missing == "error":
             counts.append((column.name, int(values.isna().sum())))
         if column.kind == "numeric" and _numpy_floats_or_ints(values) and not np.isinf(values.to_numpy()).any():
-            continue  # numbers without infinities: numbers_of would find nothing, and copy the column to find it
+            continue  # numbers without infinities
         if column.kind == "numeric":
             hint = " Leave missing values as empty cells" + (
                 f", or set data.columns.{column.name}.kind: categorical" if not is_number_dtype(values) else ""
@@ -381,15 +388,17 @@ def _unseen(column: Column, labels: pd.Series, new: np.ndarray, source: str, fir
         unseen.add(column.name, values)
 
 
-def scaling(raw: np.ndarray, scales: list[str], names: list[str], source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and scale of each input from its training values: standard (mean, standard deviation),
+def scaling(raw: np.ndarray | list[np.ndarray], scales: list[str], names: list[str], source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale of each input from its training values (`raw`: a matrix of them, or a list of
+    float64 columns, one per input): standard (mean, standard deviation),
     minmax (minimum, range), robust (median, interquartile range, or when that is 0 the root mean
     square distance from the median), none (0, 1). A zero spread becomes 1."""
-    center = np.zeros(raw.shape[1])
-    spread = np.ones(raw.shape[1])
+    columns = list(raw.T) if isinstance(raw, np.ndarray) else raw
+    center = np.zeros(len(columns))
+    spread = np.ones(len(columns))
     with np.errstate(over="ignore", invalid="ignore"):
         for j, how in enumerate(scales):
-            v = raw[:, j]
+            v = columns[j]
             if how == "standard":
                 center[j], spread[j] = v.mean(), v.std()
             elif how == "minmax":
@@ -402,7 +411,7 @@ def scaling(raw: np.ndarray, scales: list[str], names: list[str], source: str) -
     bad = np.flatnonzero(~(np.isfinite(center) & np.isfinite(spread)))
     if len(bad):
         raise DataError(
-            f"{source}: column {names[bad[0]]!r}: values too large to scale (up to {np.abs(raw[:, bad[0]]).max():g}); "
+            f"{source}: column {names[bad[0]]!r}: values too large to scale (up to {np.abs(columns[bad[0]]).max():g}); "
             "rescale the column, e.g. divide it by a power of ten"
         )
     spread[spread == 0.0] = 1.0

@@ -325,9 +325,13 @@ def _single_valued(column: pd.Series) -> bool:
     values = column.to_numpy()
     if values.dtype.kind not in "fiub":
         return column.nunique(dropna=True) <= 1
-    if values.dtype.kind == "f":
+    if values.size == 0:
+        return True
+    low, high = values.min(), values.max()
+    if values.dtype.kind == "f" and (np.isnan(low) or np.isnan(high)):  # a missing value: the others' least and greatest
         values = values[~np.isnan(values)]
-    return values.size == 0 or bool(values.min() == values.max())
+        return values.size == 0 or bool(values.min() == values.max())
+    return bool(low == high)
 
 
 def _check_held_out_classes(raw: Frames, prep: Preprocessor) -> None:

@@ -266,3 +266,21 @@ def test_single_value_columns_share_one_warning(tmp_path):
         "columns 'c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9' (and 2 more) have a single value each in the "
         "training rows; they give the network nothing to learn from"
     ]
+
+
+@pytest.mark.parametrize("values, single", [
+    ([2.0, 2.0, 2.0], True),
+    ([2.0, np.nan, 2.0], True),  # the missing value is not a second value
+    ([np.nan, np.nan], True),
+    ([2.0, np.nan, 3.0], False),
+    ([np.nan, 1.0, -1.0], False),
+    ([5, 5, 5], True),
+    ([5, 6, 5], False),
+    ([], True),
+])
+def test_a_column_is_single_valued_as_nunique_says(values, single):
+    from bptrain.data.splits import _single_valued
+
+    column = pd.Series(values, dtype=np.float64 if any(isinstance(v, float) for v in values) or not values else np.int64)
+    assert _single_valued(column) is single
+    assert (column.nunique(dropna=True) <= 1) is single

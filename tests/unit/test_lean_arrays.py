@@ -275,3 +275,14 @@ def test_labels_of_integers_by_their_distinct_values_are_those_of_each_row(value
 
     column = pd.Series(values, name="y", index=pd.RangeIndex(5, 5 + len(values)))
     pd.testing.assert_series_equal(labels_of(column), column.map(label, na_action="ignore"))
+
+
+def test_statistics_from_a_list_of_columns_are_those_of_the_matrix():
+    rng = np.random.default_rng(5)
+    matrix = np.asfortranarray(rng.standard_normal((1000, 4)) * [1.0, 1e3, 1e-3, 7.0] + [0.0, 5.0, -2.0, 1e6])
+    scales = ["standard", "minmax", "robust", "standard"]
+    names = ["a", "b", "c", "d"]
+    from_matrix = scaling(matrix, scales, names, "t")
+    from_columns = scaling([np.ascontiguousarray(matrix[:, j]) for j in range(4)], scales, names, "t")
+    for a, b in zip(from_matrix, from_columns):
+        assert a.tobytes() == b.tobytes()
