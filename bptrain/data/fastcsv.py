@@ -18,6 +18,7 @@ once, and a group's memory goes back as soon as its columns are dropped (bptrain
 from __future__ import annotations
 
 import io
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,11 +94,14 @@ class _Reader:
     delimiter: str
     max_line: int
     ranges: list[_Range]
+    sample: bytes = b""  # the first rows, and pyarrow's reading of them
+    sample_table: object = None
+    stop: threading.Event = field(default_factory=threading.Event)  # set: the parsing threads give up at their next chunk
 
     @classmethod
     def open(cls, path: Path, header: list[str], body_start: int, delimiter: str, max_line: int) -> "_Reader | None":
-        """The reader of the file, with the column types of its first rows, or None when pandas and
-        pyarrow do not read those rows alike."""
+        """The reader of the file, with the column types pyarrow gives its first rows, or None when
+        they are not all int64 or float64 (whether pandas reads those rows alike, `frame` checks)."""
         import pyarrow as pa
 
         with open(path, "rb") as f:
@@ -106,15 +110,43 @@ class _Reader:
         sample = sample[: sample.rfind(b"\n") + 1]
         if not sample:
             return None
-        options = _options(header, delimiter, None)
-        table = _parse(sample, *options)
+        table = _parse(sample, *_options(header, delimiter, None))
         if not all(pa.types.is_int64(t) or pa.types.is_float64(t) for t in table.schema.types):
             return None
-        if not _same_in_pandas(table, sample, header, delimiter):
-            return None
-        return cls(path, header, list(table.schema.types), delimiter, max_line, _ranges(path, body_start, max_line))
+        reader = cls(path, header, list(table.schema.types), delimiter, max_line, _ranges(path, body_start, max_line))
+        reader.sample, reader.sample_table = sample, table
+        return reader
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self) -> pd.DataFrame | None:
+        """The file's rows, or None when pandas reads its first rows otherwise. The file is parsed on
+        WORKERS threads while this one imports pandas and compares the first rows (about half a
+        second on L.csv that the parse no longer waits for); a mismatch stops the parse."""
+        with ThreadPoolExecutor(1) as lead:  # its thread and the parsing ones have ended when the with-block does
+            parsing = lead.submit(self._parse_all)
+            try:
+                same = _same_in_pandas(self.sample_table, self.sample, self.names, self.delimiter)
+            except BaseException:  # an interrupt: the threads stop at their next chunk
+                self.stop.set()
+                raise
+            if not same:
+                self.stop.set()
+                return None
+            groups, rows, ints = parsing.result()
+        import pyarrow as pa
+
+        columns: dict[str, np.ndarray] = {}
+        floats = [name for name, t in zip(self.names, self.types) if pa.types.is_float64(t)]
+        for k, name in enumerate(floats):
+            columns[name] = groups[k // GROUP_COLUMNS][:rows, k % GROUP_COLUMNS]
+        for name, parts in ints.items():
+            if any(p.dtype != np.int64 for p in parts):  # an integer column with missing values: float64 with NaN, as pandas makes it
+                parts = [p.astype(np.float64) for p in parts]
+            columns[name] = np.concatenate(parts) if parts else np.empty(0, np.int64)
+        return pd.DataFrame({name: columns[name] for name in self.names}, copy=False)
+
+    def _parse_all(self) -> tuple[list[np.ndarray], int, dict[str, list[np.ndarray]]]:
+        """Every range parsed, each on a thread of its own: the float columns' groups, the rows, and
+        each integer column's values, chunk by chunk."""
         import pyarrow as pa
 
         floats = [i for i, t in enumerate(self.types) if pa.types.is_float64(t)]
@@ -126,15 +158,7 @@ class _Reader:
             starts = np.cumsum([0] + [r.lines for r in self.ranges[:-1]])
             list(pool.map(lambda r, at: self._fill(r, int(at), groups, floats, ints), self.ranges, starts))
         rows = self._close_gaps(groups, starts)
-        columns: dict[str, np.ndarray] = {}
-        for k, i in enumerate(floats):
-            columns[self.names[i]] = groups[k // GROUP_COLUMNS][:rows, k % GROUP_COLUMNS]
-        for k, i in enumerate(ints):
-            parts = [chunk[k] for r in self.ranges for chunk in r.ints]
-            if any(p.dtype != np.int64 for p in parts):  # an integer column with missing values: float64 with NaN, as pandas makes it
-                parts = [p.astype(np.float64) for p in parts]
-            columns[self.names[i]] = np.concatenate(parts) if parts else np.empty(0, np.int64)
-        return pd.DataFrame({name: columns[name] for name in self.names}, copy=False)
+        return groups, rows, {self.names[i]: [chunk[k] for r in self.ranges for chunk in r.ints] for k, i in enumerate(ints)}
 
     def _count(self, part: _Range) -> None:
         """The lines of `part`, after checking that none is longer than max_line bytes; _Declined if
@@ -146,6 +170,8 @@ class _Reader:
             f.seek(part.start)
             left = part.end - part.start
             while left > 0:
+                if self.stop.is_set():
+                    raise _Declined
                 n = f.readinto(view[: min(size, left)])
                 if not n:
                     break
@@ -163,6 +189,8 @@ class _Reader:
         float_names = [self.names[i] for i in floats]
         row = at
         for chunk in _whole_lines(self.path, part.start, part.end):
+            if self.stop.is_set():
+                raise _Declined
             # Looking for the spellings that hold letters costs pyarrow's parser about a third of its
             # time on a file of numbers (105 against 145 MB/s per core on L.csv); a chunk of plain
             # numbers can hold only the empty one.

@@ -283,3 +283,18 @@ def test_chunks_with_and_without_gaps_and_spellings_read_as_the_ordinary_reader(
     assert direct is not None and direct["b"].dtype == np.float64 and int(direct.isna().sum().sum()) == 7
     assert set(seen) == {("",), fastcsv.NA_VALUES}  # both ways of parsing a chunk were taken
     _assert_same(direct, _read(path, False, monkeypatch))
+
+
+def test_the_parse_stops_early_when_pandas_reads_the_first_rows_otherwise(tmp_path, monkeypatch):
+    data, names = _wide_file(3000)
+    path = tmp_path / "wide.csv"
+    path.write_bytes(data)
+    monkeypatch.setattr(fastcsv, "CHUNK_BYTES", 2000)
+    monkeypatch.setattr(fastcsv, "SAMPLE_BYTES", 8_000)
+    monkeypatch.setattr(fastcsv, "_same_in_pandas", lambda *a: False)
+    parsed = []
+    parse = fastcsv._parse
+    monkeypatch.setattr(fastcsv, "_parse", lambda *a: parsed.append(1) or parse(*a))
+    assert fastcsv.read_numeric(path, names, data.index(b"\n") + 1, ",", reading.MAX_LINE_BYTES) is None
+    chunks = len(data) // 2000
+    assert len(parsed) < chunks / 2  # of about 1,000 chunks, the threads parsed only the first few
