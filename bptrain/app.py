@@ -128,6 +128,7 @@ def _fit(
     score_test: bool,
     on_event: Events,
 ) -> FitResult:
+    watch = blas.Watch.start()  # what other processes use of the cores while the data is read: the thread count (auto)
     if name is not None:
         runs.check_name(name)
     if config.tracking.mlflow is not None:
@@ -149,7 +150,7 @@ def _fit(
         lock.acquire(run_dir)
     if stop_request is not None:
         stop_request.run_dir = run_dir
-    used = _training_threads(config, built, state)
+    used = _training_threads(config, built, state, watch)
     files = RunFiles(run_dir, built, prep, raw.files, used)
     watching = [Diagnostics(built.setup.model, on_event)] if config.report.diagnostics else []
     tracker = _tracker(config, files, on_event)
@@ -193,12 +194,12 @@ def with_mlflow(config: Config) -> Config:
     return config.model_copy(update={"tracking": TrackingConfig(mlflow=MlflowConfig())})
 
 
-def _training_threads(config: Config, built: assembly.Assembly, state: checkpoint.Loaded | None) -> blas.Threads:
+def _training_threads(config: Config, built: assembly.Assembly, state: checkpoint.Loaded | None, watch: blas.Watch | None) -> blas.Threads:
     """The BLAS threads of the run: those it started with when resuming (the count changes the bits)."""
     recorded = state[1].get("threads") if state is not None else None
     if recorded is not None:
         return blas.Threads(recorded["count"], recorded["chosen"])
-    return blas.choose(config.training.threads, blas.largest_product(built.setup.model, built.setup.batch_size))
+    return blas.choose(config.training.threads, blas.largest_product(built.setup.model, built.setup.batch_size), watch)
 
 
 def _reopen(run_dir: Path, config: Config, lock: runs.RunLock, on_event: Events) -> tuple[Path, Config, checkpoint.Loaded]:

@@ -36,15 +36,33 @@ class Threads:
         return {"count": self.count, "chosen": self.why}
 
 
-def choose(setting: int | str, largest_product: int) -> Threads:
+@dataclass(frozen=True)
+class Watch:
+    """The cores' CPU time and this process's at a moment: from it, what other processes have used
+    of the cores since, without a pause to measure (idle_cores)."""
+
+    cpu: dict[str, tuple[int, int]]
+    own: float  # this process's CPU seconds, all its threads
+    at: float  # time.monotonic()
+
+    @classmethod
+    def start(cls) -> "Watch | None":
+        try:
+            return cls(_cpu_times(), time.process_time(), time.monotonic())
+        except (OSError, ValueError):
+            return None
+
+
+def choose(setting: int | str, largest_product: int, since: Watch | None = None) -> Threads:
     """The thread count for `setting` ("auto" or a number) and a network whose largest matrix product
-    per batch takes `largest_product` multiply-adds."""
+    per batch takes `largest_product` multiply-adds; `since`, a Watch started before the command
+    read its data, spares the measurement its pause."""
     if setting != "auto":
         return Threads(int(setting), "set")
     if largest_product < MIN_THREADED_PRODUCT:
         return Threads(1, f"auto: products up to {largest_product:,} multiply-adds are too small for threads")
     cores = usable_cores()
-    idle = idle_cores(cores)
+    idle = idle_cores(cores, since)
     count = max(1, min(cores, math.floor(idle + 0.2)))
     return Threads(count, f"auto: {idle:.1f} of {cores} cores idle at the start")
 
@@ -69,9 +87,22 @@ def usable_cores() -> int:
     return cores
 
 
-def idle_cores(cores: int) -> float:
+def idle_cores(cores: int, since: Watch | None = None) -> float:
     """How many of the usable cores sat idle over the last IDLE_WINDOW seconds (Linux: /proc/stat;
-    elsewhere: the cores less the load average)."""
+    elsewhere: the cores less the load average). With `since`, started at least IDLE_WINDOW ago:
+    the cores less what other processes used since then (all the busy time less this process's own)."""
+    if since is not None and time.monotonic() - since.at >= IDLE_WINDOW:
+        try:
+            after = _cpu_times()
+        except (OSError, ValueError):
+            pass
+        else:
+            idle = sum(after[cpu][0] - since.cpu[cpu][0] for cpu in after if cpu in since.cpu)
+            total = sum(after[cpu][1] - since.cpu[cpu][1] for cpu in after if cpu in since.cpu)
+            if total > 0:
+                own = (time.process_time() - since.own) / (time.monotonic() - since.at)
+                others = max(0.0, cores * (total - idle) / total - own)
+                return min(float(cores), max(0.0, cores - others))
     try:
         before = _cpu_times()
         time.sleep(IDLE_WINDOW)

@@ -21,7 +21,7 @@ def test_a_set_count_is_used_as_it_is():
 
 
 def test_auto_gives_small_products_one_thread_without_measuring(monkeypatch):
-    monkeypatch.setattr(threads, "idle_cores", lambda cores: pytest.fail("measured the machine for a small network"))
+    monkeypatch.setattr(threads, "idle_cores", lambda cores, since=None: pytest.fail("measured the machine for a small network"))
     assert threads.choose("auto", threads.MIN_THREADED_PRODUCT - 1) == threads.Threads(
         1, "auto: products up to 3,999,999 multiply-adds are too small for threads"
     )
@@ -30,7 +30,7 @@ def test_auto_gives_small_products_one_thread_without_measuring(monkeypatch):
 @pytest.mark.parametrize("idle, count", [(4.0, 4), (3.85, 4), (3.75, 3), (1.79, 1), (1.8, 2), (0.3, 1), (0.0, 1)])
 def test_auto_gives_large_products_the_idle_cores(monkeypatch, idle, count):
     monkeypatch.setattr(threads, "usable_cores", lambda: 4)
-    monkeypatch.setattr(threads, "idle_cores", lambda cores: idle)
+    monkeypatch.setattr(threads, "idle_cores", lambda cores, since=None: idle)
     chosen = threads.choose("auto", threads.MIN_THREADED_PRODUCT)
     assert chosen == threads.Threads(count, f"auto: {idle:.1f} of 4 cores idle at the start")
 
@@ -42,6 +42,28 @@ def test_idle_cores_scale_the_idle_share_of_the_cpu_time(monkeypatch):
     assert threads.idle_cores(2) == pytest.approx(2 * 12 / 20)  # cpu0 idle all along, cpu1 busy 80 %
 
 
+@pytest.mark.parametrize("own, idle", [(0.0, 2 - 1.0), (0.5, 2 - 0.5), (1.0, 2.0), (1.5, 2.0)])
+def test_a_watch_counts_only_what_other_processes_used_and_does_not_pause(monkeypatch, own, idle):
+    # Over 2 s, the two cores were busy 1 core's worth (200 of 400 jiffies); this process used `own`
+    # cores of it, other processes the rest.
+    since = threads.Watch({"cpu0": (100, 1000), "cpu1": (100, 1000)}, own=10.0, at=50.0)
+    monkeypatch.setattr(threads, "_cpu_times", lambda: {"cpu0": (200, 1200), "cpu1": (200, 1200)})
+    monkeypatch.setattr(threads.time, "monotonic", lambda: 52.0)
+    monkeypatch.setattr(threads.time, "process_time", lambda: 10.0 + 2 * own)
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: pytest.fail("paused to measure"))
+    assert threads.idle_cores(2, since) == pytest.approx(idle)
+
+
+def test_a_watch_started_just_now_is_not_enough_to_measure(monkeypatch):
+    since = threads.Watch({"cpu0": (0, 0)}, own=0.0, at=100.0)
+    monkeypatch.setattr(threads.time, "monotonic", lambda: 100.0 + threads.IDLE_WINDOW / 2)
+    snapshots = iter([{"cpu0": (100, 1000)}, {"cpu0": (105, 1010)}])
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(snapshots))
+    paused = []
+    monkeypatch.setattr(threads.time, "sleep", paused.append)
+    assert threads.idle_cores(1, since) == pytest.approx(0.5) and paused == [threads.IDLE_WINDOW]
+
+
 def test_the_cpu_times_are_read_for_the_cores_this_process_may_use():
     import os
 
@@ -50,6 +72,12 @@ def test_the_cpu_times_are_read_for_the_cores_this_process_may_use():
     assert all(0 <= idle <= total for idle, total in times.values())
     assert 1 <= threads.usable_cores() <= len(times)
     assert 0.0 <= threads.idle_cores(len(times)) <= len(times)
+    since = threads.Watch.start()
+    sum(i * i for i in range(10**6))  # this process busy for a while
+    import time
+
+    time.sleep(threads.IDLE_WINDOW)
+    assert 0.0 <= threads.idle_cores(len(times), since) <= len(times)
 
 
 def test_the_largest_product_is_that_of_the_widest_layer():
