@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,22 @@ GROUP_COLUMNS = 64  # float columns held in one array: what a Dropping lets go o
 NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # pandas' default missing-value spellings
 NUMBER_BYTES = b"0123456789+-.eE\r\n"  # what plain numbers and line ends are written with (\r only in \r\n: _check_plain)
+
+
+_OWN: dict[int, tuple[weakref.ref, dict[str, np.ndarray]]] = {}  # by id() of the frame, while it lives
+
+
+def own_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The float columns of `frame`, when read_numeric made it, as the writeable arrays they were
+    made in, which nothing outside the frame holds: a caller that uses the frame up may keep rows
+    in them instead of new arrays. Given once; empty for any other frame."""
+    ref, columns = _OWN.pop(id(frame), (None, {}))
+    return columns if ref is not None and ref() is frame else {}
+
+
+def _owned(frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> None:
+    _OWN[id(frame)] = (weakref.ref(frame), columns)
+    weakref.finalize(frame, _OWN.pop, id(frame), None)  # no entry outlives its frame (nor keeps its arrays)
 
 
 def available() -> bool:
@@ -142,7 +159,9 @@ class _Reader:
             if any(p.dtype != np.int64 for p in parts):  # an integer column with missing values: float64 with NaN, as pandas makes it
                 parts = [p.astype(np.float64) for p in parts]
             columns[name] = np.concatenate(parts) if parts else np.empty(0, np.int64)
-        return pd.DataFrame({name: columns[name] for name in self.names}, copy=False)
+        frame = pd.DataFrame({name: columns[name] for name in self.names}, copy=False)
+        _owned(frame, {name: columns[name] for name in floats})
+        return frame
 
     def _parse_all(self) -> tuple[list[np.ndarray], int, dict[str, list[np.ndarray]]]:
         """Every range parsed, each on a thread of its own: the float columns' groups, the rows, and

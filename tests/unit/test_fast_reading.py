@@ -298,3 +298,42 @@ def test_the_parse_stops_early_when_pandas_reads_the_first_rows_otherwise(tmp_pa
     assert fastcsv.read_numeric(path, names, data.index(b"\n") + 1, ",", reading.MAX_LINE_BYTES) is None
     chunks = len(data) // 2000
     assert len(parsed) < chunks / 2  # of about 1,000 chunks, the threads parsed only the first few
+
+
+@pytest.mark.parametrize("split", ["{val: 0.2, test: 0.1}", "{val: 0.0, test: 0.0}"])
+def test_the_split_of_a_fast_read_file_keeps_training_rows_in_its_own_columns_with_the_same_values(split, tmp_path, monkeypatch):
+    from bptrain.config.loading import load_config
+    from bptrain.data.splits import read_splits
+
+    data, names = _wide_file(400)
+    (tmp_path / "d.csv").write_bytes(data)
+    (tmp_path / "c.yaml").write_text(f"data:\n  train: d.csv\n  target: label\n  split: {split}\n  numeric: {{missing: mean}}\n")
+    config = load_config(tmp_path / "c.yaml")
+    given = []
+    own = fastcsv.own_columns
+    monkeypatch.setattr(fastcsv, "own_columns", lambda frame: given.append(own(frame)) or given[-1])
+    fast = read_splits(config.data, seed=4)
+    assert len(given) == 1 and len(given[0]) == 150  # the float columns were handed over
+    for name in names[:150]:
+        assert np.shares_memory(fast.frames["train"][name].to_numpy(), given[0][name])
+    with monkeypatch.context() as m:
+        m.setattr(fastcsv, "available", lambda: False)
+        ordinary = read_splits(config.data, seed=4)
+    for part in ("train", "val", "test"):
+        if ordinary.frames[part] is None:
+            assert fast.frames[part] is None
+        else:
+            _assert_same(fast.frames[part], ordinary.frames[part])
+
+
+def test_columns_are_handed_over_once_and_only_for_the_frame_read_numeric_made(tmp_path):
+    data, names = _wide_file(50)
+    path = tmp_path / "d.csv"
+    path.write_bytes(data)
+    frame = fastcsv.read_numeric(path, names, data.index(b"\n") + 1, ",", reading.MAX_LINE_BYTES)
+    assert fastcsv.own_columns(frame.copy()) == {}
+    assert set(fastcsv.own_columns(frame)) == set(names[:150])
+    assert fastcsv.own_columns(frame) == {}
+    other = fastcsv.read_numeric(path, names, data.index(b"\n") + 1, ",", reading.MAX_LINE_BYTES)
+    del other  # its entry goes with it
+    assert all(ref() is not None for ref, _ in fastcsv._OWN.values())
