@@ -207,13 +207,13 @@ class _Reader:
         options = {nulls: _options(self.names, self.delimiter, self.types, nulls) for nulls in (("",), NA_VALUES)}
         float_names = [self.names[i] for i in floats]
         row = at
-        for chunk in _whole_lines(self.path, part.start, part.end):
+        for chunk, plain in _whole_lines(self.path, part.start, part.end, self.delimiter):
             if self.stop.is_set():
                 raise _Declined
             # Looking for the spellings that hold letters costs pyarrow's parser about a third of its
             # time on a file of numbers (105 against 145 MB/s per core on L.csv); a chunk of plain
             # numbers can hold only the empty one.
-            table = _parse(chunk, *options[("",) if _plain_numbers(chunk, self.delimiter) else NA_VALUES])
+            table = _parse(chunk, *options[("",) if plain else NA_VALUES])
             del chunk
             n = table.num_rows
             if row + n > at + part.lines:
@@ -247,9 +247,10 @@ class _Reader:
         return rows
 
 
-def _whole_lines(path: Path, start: int, end: int):
+def _whole_lines(path: Path, start: int, end: int, delimiter: str):
     """Bytes [start, end) of the file as views of whole lines, about CHUNK_BYTES each (the last may
-    lack its line end), read into one buffer again and again; a view is valid until the next."""
+    lack its line end), read into one buffer again and again, each with whether it holds only plain
+    numbers (_plain_numbers); a view is valid until the next. _Declined for bytes _check_plain refuses."""
     buffer = bytearray(CHUNK_BYTES)
     have, left = 0, end - start  # bytes held in the buffer, and still to read
     with open(path, "rb") as f:
@@ -265,16 +266,17 @@ def _whole_lines(path: Path, start: int, end: int):
                 have += n
                 cut = buffer.rfind(b"\n", 0, have) + 1 if left > 0 else have
                 if cut:
-                    _check_plain(buffer, view, cut)
-                    yield view[:cut]
+                    plain = _plain_numbers(view[:cut], delimiter)
+                    _check_plain(buffer, view, cut, plain)
+                    yield view[:cut], plain
             buffer[: have - cut] = buffer[cut:have]
             have -= cut
 
 
-def _check_plain(buffer: bytearray, view: memoryview, end: int) -> None:
+def _check_plain(buffer: bytearray, view: memoryview, end: int, numbers: bool = False) -> None:
     """_Declined unless bytes [0, end) of `buffer` (whole lines) are ASCII, without quotes, with \\r
-    only in \\r\\n."""
-    if np.frombuffer(view[:end], dtype=np.uint8).max(initial=0) >= 0x80 or buffer.find(b'"', 0, end) >= 0:
+    only in \\r\\n. Bytes already known to be plain numbers (`numbers`) need only the last."""
+    if not numbers and (np.frombuffer(view[:end], dtype=np.uint8).max(initial=0) >= 0x80 or buffer.find(b'"', 0, end) >= 0):
         raise _Declined
     if buffer.find(b"\r", 0, end) >= 0 and buffer.count(b"\r", 0, end) != buffer.count(b"\r\n", 0, end):
         raise _Declined
