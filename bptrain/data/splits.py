@@ -10,7 +10,7 @@ so `evaluate` and `predict` transform new rows exactly as in training.
 from __future__ import annotations
 
 import copy
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -203,13 +203,24 @@ class Frames:
 
     frames: dict[str, pd.DataFrame | None]
     sources: dict[str, str]
-    files: list[dict[str, Any]]
+    _files: list[dict[str, Any]]
     features: list[str]
     task: str
     columns: list[Column] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     read: ReadOptions = ReadOptions()
     notes: list[str] = field(default_factory=list)  # warnings for the user: suspect, constant columns, dropped rows
+    digest: Future | None = None  # the training file's SHA-256, still being computed
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """Each file read (split, path, rows, SHA-256); the training file's hash, computed on a thread
+        while its rows were checked, split and encoded (on L.csv they had waited for it), is waited
+        for here."""
+        if self.digest is not None:
+            self._files[0]["sha256"] = self.digest.result()
+            self.digest = None
+        return self._files
 
 
 def read_splits(data, seed: int) -> Frames:
@@ -221,31 +232,31 @@ def read_splits(data, seed: int) -> Frames:
     options = read_options(data)
     source = str(data.train)
     frame = read_table(data.train, options=options)
-    with ThreadPoolExecutor(1) as hashing:  # the file's SHA-256 on the other core, while its rows are checked and split
-        digest = hashing.submit(sha256_file, data.train)
-        features = choose_features(frame, data, source)
-        task = _check_targets(frame, data, source)
-        columns = resolve_columns(frame, features, data)
-        check_values(frame, columns, source)
-        suspect_notes = suspects.warnings(frame, columns, options.decimal)
+    hashing = ThreadPoolExecutor(1)  # the file's SHA-256 on the other core while its rows are checked, split and encoded
+    digest = hashing.submit(sha256_file, data.train)
+    hashing.shutdown(wait=False)  # its thread ends with the hash, which Frames.files waits for
+    features = choose_features(frame, data, source)
+    task = _check_targets(frame, data, source)
+    columns = resolve_columns(frame, features, data)
+    check_values(frame, columns, source)
+    suspect_notes = suspects.warnings(frame, columns, options.decimal)
 
-        frames: dict[str, pd.DataFrame | None] = {"train": frame, "val": None, "test": None}
-        sources = {"train": source, "val": source, "test": source}
-        files = [{"split": "train", "path": source, "rows": len(frame), "sha256": ""}]
-        for name in ("val", "test"):
-            path = getattr(data, name)
-            if path is not None:
-                other = read_table(path, options=options)
-                choose_features(other, data, str(path))
-                _check_targets(other, data, str(path))
-                check_values(other, columns, str(path))
-                frames[name], sources[name] = other, str(path)
-                files.append({"split": name, "path": str(path), "rows": len(other), "sha256": sha256_file(path)})
+    frames: dict[str, pd.DataFrame | None] = {"train": frame, "val": None, "test": None}
+    sources = {"train": source, "val": source, "test": source}
+    files = [{"split": "train", "path": source, "rows": len(frame), "sha256": ""}]
+    for name in ("val", "test"):
+        path = getattr(data, name)
+        if path is not None:
+            other = read_table(path, options=options)
+            choose_features(other, data, str(path))
+            _check_targets(other, data, str(path))
+            check_values(other, columns, str(path))
+            frames[name], sources[name] = other, str(path)
+            files.append({"split": name, "path": str(path), "rows": len(other), "sha256": sha256_file(path)})
 
-        parts = _split(frame, data, seed, task, source)
-        frames.update(_rows_of(frame, {name: rows for name, rows in parts.items() if name == "train" or len(rows)}))
-        files[0]["sha256"] = digest.result()
-    raw = Frames(frames, sources, files, features, task, columns, list(data.targets), options, suspect_notes)
+    parts = _split(frame, data, seed, task, source)
+    frames.update(_rows_of(frame, {name: rows for name, rows in parts.items() if name == "train" or len(rows)}))
+    raw = Frames(frames, sources, files, features, task, columns, list(data.targets), options, suspect_notes, digest)
     _drop_rows(raw)
     if len(raw.frames["train"]) < 2:
         raise DataError(f"{source}: only {len(raw.frames['train'])} training row(s) left after the split; need more data")
