@@ -37,8 +37,7 @@ CHUNK_BYTES = 4 << 20  # of whole lines, parsed at a time by one thread
 SAMPLE_BYTES = 1 << 20  # of rows, to take the column types from
 GROUP_COLUMNS = 64  # float columns held in one array: what a Dropping lets go of at once
 NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
-             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # pandas' default missing-value spellings
-NUMBER_BYTES = b"0123456789+-.eE\r\n"  # what plain numbers and line ends are written with (\r only in \r\n: _check_plain)
+             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # pandas' default missing-value spellings; all but the empty one hold an N or an n
 
 
 _OWN: dict[int, tuple[weakref.ref, dict[str, np.ndarray]]] = {}  # by id() of the frame, while it lives
@@ -207,13 +206,13 @@ class _Reader:
         options = {nulls: _options(self.names, self.delimiter, self.types, nulls) for nulls in (("",), NA_VALUES)}
         float_names = [self.names[i] for i in floats]
         row = at
-        for chunk, plain in _whole_lines(self.path, part.start, part.end, self.delimiter):
+        for chunk, spelled in _whole_lines(self.path, part.start, part.end):
             if self.stop.is_set():
                 raise _Declined
-            # Looking for the spellings that hold letters costs pyarrow's parser about a third of its
-            # time on a file of numbers (105 against 145 MB/s per core on L.csv); a chunk of plain
-            # numbers can hold only the empty one.
-            table = _parse(chunk, *options[("",) if plain else NA_VALUES])
+            # Looking for the spelled-out missing values costs pyarrow's parser about a third of its
+            # time on a file of numbers (105 against 145 MB/s per core on L.csv); a chunk without an
+            # N or an n can hold only the empty one.
+            table = _parse(chunk, *options[NA_VALUES if spelled else ("",)])
             del chunk
             n = table.num_rows
             if row + n > at + part.lines:
@@ -247,10 +246,11 @@ class _Reader:
         return rows
 
 
-def _whole_lines(path: Path, start: int, end: int, delimiter: str):
+def _whole_lines(path: Path, start: int, end: int):
     """Bytes [start, end) of the file as views of whole lines, about CHUNK_BYTES each (the last may
-    lack its line end), read into one buffer again and again, each with whether it holds only plain
-    numbers (_plain_numbers); a view is valid until the next. _Declined for bytes _check_plain refuses."""
+    lack its line end), read into one buffer again and again, each with whether it may spell out a
+    missing value (it holds an N or an n); a view is valid until the next. _Declined for bytes
+    _check_plain refuses."""
     buffer = bytearray(CHUNK_BYTES)
     have, left = 0, end - start  # bytes held in the buffer, and still to read
     with open(path, "rb") as f:
@@ -266,17 +266,16 @@ def _whole_lines(path: Path, start: int, end: int, delimiter: str):
                 have += n
                 cut = buffer.rfind(b"\n", 0, have) + 1 if left > 0 else have
                 if cut:
-                    plain = _plain_numbers(view[:cut], delimiter)
-                    _check_plain(buffer, view, cut, plain)
-                    yield view[:cut], plain
+                    _check_plain(buffer, view, cut)
+                    yield view[:cut], buffer.find(b"N", 0, cut) >= 0 or buffer.find(b"n", 0, cut) >= 0
             buffer[: have - cut] = buffer[cut:have]
             have -= cut
 
 
-def _check_plain(buffer: bytearray, view: memoryview, end: int, numbers: bool = False) -> None:
+def _check_plain(buffer: bytearray, view: memoryview, end: int) -> None:
     """_Declined unless bytes [0, end) of `buffer` (whole lines) are ASCII, without quotes, with \\r
-    only in \\r\\n. Bytes already known to be plain numbers (`numbers`) need only the last."""
-    if not numbers and (np.frombuffer(view[:end], dtype=np.uint8).max(initial=0) >= 0x80 or buffer.find(b'"', 0, end) >= 0):
+    only in \\r\\n."""
+    if np.frombuffer(view[:end], dtype=np.uint8).max(initial=0) >= 0x80 or buffer.find(b'"', 0, end) >= 0:
         raise _Declined
     if buffer.find(b"\r", 0, end) >= 0 and buffer.count(b"\r", 0, end) != buffer.count(b"\r\n", 0, end):
         raise _Declined
@@ -295,13 +294,6 @@ def _ranges(path: Path, body_start: int, max_line: int) -> list[_Range]:
                 cuts.append(at + end + 1)
     cuts.append(size)
     return [_Range(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
-
-
-def _plain_numbers(chunk: memoryview, delimiter: str) -> bool:
-    """Whether the bytes of `chunk` are all digits, signs, points, exponents, delimiters and line
-    ends: then the only one of NA_VALUES it can hold is the empty cell (every other spelling holds a
-    letter, `#` or `<`)."""
-    return not chunk.tobytes().translate(None, NUMBER_BYTES + delimiter.encode())
 
 
 def _options(names: list[str], delimiter: str, types: list | None, nulls: tuple[str, ...] = NA_VALUES):

@@ -250,18 +250,24 @@ def test_the_threads_have_ended_when_the_frame_is_returned(tmp_path):
     assert set(threading.enumerate()) == before
 
 
-@pytest.mark.parametrize("chunk, plain", [
-    (b"1.5,-2,3e-05\n+4,5E+2,.5\n", True),
-    (b"1.5,-2\r\n3,4\r\n", True),
-    (b",2\n3,,4,\n5,", True),  # empty cells
-    (b"1,NA\n", False),
-    (b"1,nan\n", False),
-    (b"1,#N/A\n", False),
-    (b"1,<NA>\n", False),
-    (b"1, 2\n", False),
+def test_every_missing_value_spelling_but_the_empty_one_holds_an_n():
+    assert all("N" in v or "n" in v for v in fastcsv.NA_VALUES if v)
+
+
+@pytest.mark.parametrize("chunk, spelled", [
+    (b"1.5,-2,3e-05\n+4,5E+2,.5\n", False),
+    (b"1.5,-2\r\n3,4\r\n", False),
+    (b",2\n3,,4,\n5,", False),  # empty cells: the one spelling looked for in every chunk
+    (b"1,NA\n", True),
+    (b"1,nan\n", True),
+    (b"1,#N/A\n", True),
+    (b"1,<NA>\n", True),
+    (b"1,None\n", True),
 ])
-def test_a_chunk_of_plain_numbers_is_told_from_one_that_may_spell_a_missing_value(chunk, plain):
-    assert fastcsv._plain_numbers(memoryview(chunk), ",") is plain
+def test_a_chunk_that_may_spell_out_a_missing_value_is_told_from_one_that_cannot(chunk, spelled, tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_bytes(chunk)
+    assert [flag for _, flag in fastcsv._whole_lines(path, 0, len(chunk))] == [spelled]
 
 
 def test_chunks_with_and_without_gaps_and_spellings_read_as_the_ordinary_reader(tmp_path, monkeypatch):
