@@ -40,20 +40,25 @@ NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan
              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # pandas' default missing-value spellings; all but the empty one hold an N or an n
 
 
-_OWN: dict[int, tuple[weakref.ref, dict[str, np.ndarray]]] = {}  # by id() of the frame, while it lives
+_OWN: dict[int, tuple[weakref.ref, int, dict[str, tuple[weakref.ref, int]]]] = {}  # by id() of the frame, while it lives
 
 
 def own_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The float columns of `frame`, when read_numeric made it, as the writeable arrays they were
     made in, which nothing outside the frame holds: a caller that uses the frame up may keep rows
     in them instead of new arrays. Given once; empty for any other frame."""
-    ref, columns = _OWN.pop(id(frame), (None, {}))
-    return columns if ref is not None and ref() is frame else {}
+    ref, rows, places = _OWN.pop(id(frame), (None, 0, {}))
+    if ref is None or ref() is not frame:
+        return {}
+    groups = {name: (group(), k) for name, (group, k) in places.items()}
+    return {name: group[:rows, k] for name, (group, k) in groups.items() if group is not None}
 
 
-def _owned(frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> None:
-    _OWN[id(frame)] = (weakref.ref(frame), columns)
-    weakref.finalize(frame, _OWN.pop, id(frame), None)  # no entry outlives its frame (nor keeps its arrays)
+def _owned(frame: pd.DataFrame, rows: int, places: dict[str, tuple[np.ndarray, int]]) -> None:
+    """Remember where `frame`'s float columns live: (group, column) each. Weakly: a group whose
+    columns were all dropped from the frame goes, and the entry goes with the frame."""
+    _OWN[id(frame)] = (weakref.ref(frame), rows, {name: (weakref.ref(group), k) for name, (group, k) in places.items()})
+    weakref.finalize(frame, _OWN.pop, id(frame), None)
 
 
 def available() -> bool:
@@ -159,7 +164,7 @@ class _Reader:
                 parts = [p.astype(np.float64) for p in parts]
             columns[name] = np.concatenate(parts) if parts else np.empty(0, np.int64)
         frame = pd.DataFrame({name: columns[name] for name in self.names}, copy=False)
-        _owned(frame, {name: columns[name] for name in floats})
+        _owned(frame, rows, {name: (groups[k // GROUP_COLUMNS], k % GROUP_COLUMNS) for k, name in enumerate(floats)})
         return frame
 
     def _parse_all(self) -> tuple[list[np.ndarray], int, dict[str, list[np.ndarray]]]:

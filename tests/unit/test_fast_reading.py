@@ -343,3 +343,16 @@ def test_columns_are_handed_over_once_and_only_for_the_frame_read_numeric_made(t
     other = fastcsv.read_numeric(path, names, data.index(b"\n") + 1, ",", reading.MAX_LINE_BYTES)
     del other  # its entry goes with it
     assert all(ref() is not None for ref, _ in fastcsv._OWN.values())
+
+
+def test_a_group_whose_columns_are_all_dropped_is_not_held_for_the_split(tmp_path):
+    import gc
+
+    data, names = _wide_file(50)
+    path = tmp_path / "d.csv"
+    path.write_bytes(data)
+    frame = fastcsv.read_numeric(path, names, data.index(b"\n") + 1, ",", reading.MAX_LINE_BYTES)
+    for name in names[: fastcsv.GROUP_COLUMNS]:  # every column of the first group
+        del frame[name]
+    gc.collect()
+    assert sorted(fastcsv.own_columns(frame)) == sorted(names[fastcsv.GROUP_COLUMNS : 150])
