@@ -9,6 +9,7 @@ can be streamed chunk by chunk; row numbers in its errors count from `first_row`
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -38,6 +39,7 @@ MAX_CLASSES_FOR_INTEGER_TARGET = 20
 VERSION = 2
 GROUP_COLUMNS = 64  # numeric columns encoded, centred and scaled together
 ROW_MAJOR_ROWS = 256  # rows copied at a time into row-major order
+PARALLEL_VALUES = 1 << 20  # values from which scaling and row-major copies are split over two threads
 
 
 # --- targets and tasks --------------------------------------------------------------------------
@@ -174,12 +176,15 @@ class Preprocessor:
         float64 columns (left as they are), each then scaled through a small buffer that stays in
         the cache: a third of the memory traffic of copying the block first."""
         if isinstance(block, list):
-            scratch = np.empty(len(out))
-            with np.errstate(over="ignore", invalid="ignore"):
-                for j, values in enumerate(block):
-                    np.subtract(values, self.center[at + j], out=scratch)
-                    scratch /= self.scale[at + j]
-                    out[:, at + j] = scratch
+            def scaled(columns: list[int]) -> None:
+                scratch = np.empty(len(out))
+                with np.errstate(over="ignore", invalid="ignore"):
+                    for j in columns:
+                        np.subtract(block[j], self.center[at + j], out=scratch)
+                        scratch /= self.scale[at + j]
+                        out[:, at + j] = scratch
+
+            in_halves(scaled, list(range(len(block))), len(out) * len(block))
             return
         with np.errstate(over="ignore", invalid="ignore"):
             block -= self.center[at : at + block.shape[1]]
@@ -403,12 +408,31 @@ def row_major(matrix: np.ndarray) -> tuple[np.ndarray, bool]:
     """A row-major copy of the column-major `matrix`, ROW_MAJOR_ROWS rows at a time (numpy's own
     copy of a large column-major array to row-major order reads it across, which costs seconds), and
     whether every value is finite (each block checked while it is in the cache)."""
-    out, finite = np.empty(matrix.shape, dtype=matrix.dtype), True
-    for start in range(0, len(matrix), ROW_MAJOR_ROWS):
-        block = out[start : start + ROW_MAJOR_ROWS]
-        block[...] = matrix[start : start + ROW_MAJOR_ROWS]
-        finite = finite and bool(np.isfinite(block).all())
-    return out, finite
+    out, finite = np.empty(matrix.shape, dtype=matrix.dtype), []
+
+    def copied(starts: list[int]) -> None:
+        ok = True
+        for start in starts:
+            block = out[start : start + ROW_MAJOR_ROWS]
+            block[...] = matrix[start : start + ROW_MAJOR_ROWS]
+            ok = ok and bool(np.isfinite(block).all())
+        finite.append(ok)
+
+    in_halves(copied, list(range(0, len(matrix), ROW_MAJOR_ROWS)), matrix.size)
+    return out, all(finite)
+
+
+def in_halves(work: Callable[[list], None], items: list, size: int) -> None:
+    """work(items), the second half of the items on a thread of its own when they hold at least
+    PARALLEL_VALUES values in all (`size`): numpy lets go of the GIL in its loops, and filling a new
+    array goes largely to its first page faults, which two cores then take apart."""
+    if size < PARALLEL_VALUES or len(items) < 2:
+        work(items)
+        return
+    with ThreadPoolExecutor(1) as helper:
+        other = helper.submit(work, items[len(items) // 2 :])
+        work(items[: len(items) // 2])
+        other.result()
 
 
 def column_list(frame: pd.DataFrame, limit: int = 20) -> str:

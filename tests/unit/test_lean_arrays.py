@@ -286,3 +286,36 @@ def test_statistics_from_a_list_of_columns_are_those_of_the_matrix():
     from_columns = scaling([np.ascontiguousarray(matrix[:, j]) for j in range(4)], scales, names, "t")
     for a, b in zip(from_matrix, from_columns):
         assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scaling_and_copying_on_two_threads_give_the_same_bits(tmp_path, dtype, monkeypatch):
+    from bptrain.data import preprocess
+
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({f"x{j}": rng.standard_normal(700) * 10.0**(j % 5) for j in range(70)})  # two groups of columns
+    frame["y"] = rng.choice(["p", "q"], 700)
+    config = _config(tmp_path, frame, dtype)
+    inputs = {}
+    for threshold in (1 << 60, 0):
+        monkeypatch.setattr(preprocess, "PARALLEL_VALUES", threshold)
+        raw = read_splits(config.data, seed=3)
+        inputs[threshold] = [split.x for split in transform(raw, fit_preprocessor(raw), "cross_entropy", dtype).splits()]
+    for alone, shared in zip(inputs[1 << 60], inputs[0]):
+        assert shared.flags.c_contiguous and alone.tobytes() == shared.tobytes()
+
+
+def test_a_value_too_large_for_float32_is_named_when_copied_on_two_threads(monkeypatch):
+    from bptrain.data import preprocess
+    from bptrain.data.columns import numeric_column
+
+    monkeypatch.setattr(preprocess, "PARALLEL_VALUES", 0)
+    train = pd.DataFrame({"a": np.arange(600.0), "b": np.ones(600), "y": ["p", "q"] * 300})
+    prep = preprocess.Preprocessor.fit(train, targets=["y"], task="classification", columns=[numeric_column("a", scale="none"), numeric_column("b")])
+    new = train.assign(a=np.where(np.arange(600) == 450, 1e39, train["a"]))
+    with pytest.raises(BptrainError) as info:
+        prep.features_of(new, "new.csv")
+    assert str(info.value) == (
+        "new.csv: column 'a', row 451: the value is too large to use (it becomes infinite in float32 after scaling); "
+        "rescale the column, e.g. divide it by a power of ten"
+    )
