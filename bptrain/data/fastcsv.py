@@ -13,6 +13,8 @@ abort, apache/arrow#34314; not seen here in 150 runs, but these threads are join
 frame is made, so nothing of the reading outlives it). The float columns go GROUP_COLUMNS at a time
 into column-major arrays whose columns the frame's columns are (no copy), so the values are held
 once, and a group's memory goes back as soon as its columns are dropped (bptrain.data.columns.Dropping).
+A caller that uses the frame up (the split of a training file) may keep rows in those arrays
+instead of new ones: `own_columns` hands them over, once.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def own_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     ref, rows, places = _OWN.pop(id(frame), (None, 0, {}))
     if ref is None or ref() is not frame:
         return {}
-    groups = {name: (group(), k) for name, (group, k) in places.items()}
-    return {name: group[:rows, k] for name, (group, k) in groups.items() if group is not None}
+    live = {name: (group(), k) for name, (group, k) in places.items()}
+    return {name: array[:rows, k] for name, (array, k) in live.items() if array is not None}
 
 
 def _owned(frame: pd.DataFrame, rows: int, places: dict[str, tuple[np.ndarray, int]]) -> None:

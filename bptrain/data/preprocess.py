@@ -158,7 +158,7 @@ class Preprocessor:
         self.check_columns(frame, source)
         out = self.empty_inputs(len(frame), dtype)
         dropping = Dropping(frame)
-        for columns, at, block in self._blocks(frame, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, views=True):
+        for columns, at, block in self._blocks(frame, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped):
             self.scale_into(out, at, block)
             if release:
                 for column in columns:
@@ -223,16 +223,15 @@ class Preprocessor:
         return mask
 
     def _blocks(
-        self, frame: pd.DataFrame, source: str, first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool = False,
-        views: bool = False,
+        self, frame: pd.DataFrame, source: str, first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool = False
     ) -> Iterator[tuple[list[Column], int, np.ndarray | list[np.ndarray]]]:
         """(columns, index of their first input, their filled and one-hot encoded values (float64,
         column-major), before centring and scaling): the whole matrix in float64 is never needed.
         Up to GROUP_COLUMNS numeric columns of numbers come together, in a buffer that the next
         block overwrites; any other column, or a group holding a missing or infinite value, comes a
-        column at a time from encode_column, which fills, encodes and names the errors. With
-        `views`, a group of float64 columns without missing or infinite values comes as the list of
-        the frame's own columns, not copied (for a reader that changes nothing)."""
+        column at a time from encode_column, which fills, encodes and names the errors. A group of
+        float64 columns without missing or infinite values comes as the list of the frame's own
+        columns, not copied (its readers change nothing)."""
         at, group, arrays, buffer = 0, [], [], []  # the buffer, once made
         for c in self.columns + [None]:
             values = None if c is None else frame[c.name]  # once: each look-up of a column costs pandas tens of microseconds
@@ -241,7 +240,7 @@ class Preprocessor:
                 group.append(c)
                 arrays.append(values.to_numpy())
             if group and (not plain or len(group) == GROUP_COLUMNS):
-                yield from self._group(frame, group, at, arrays, buffer, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, views=views)
+                yield from self._group(frame, group, at, arrays, buffer, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
                 at, group, arrays = at + len(group), [], []
             if c is not None and not plain:
                 block = encode_column(c, values, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
@@ -250,11 +249,11 @@ class Preprocessor:
 
     def _group(
         self, frame: pd.DataFrame, group: list[Column], at: int, arrays: list[np.ndarray], buffer: list[np.ndarray], source: str,
-        first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool, views: bool,
+        first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool,
     ) -> Iterator[tuple[list[Column], int, np.ndarray | list[np.ndarray]]]:
         """_blocks' items for a group of numeric columns of numbers, their values `arrays`; `buffer`
         holds the array the groups are copied into, made by the first."""
-        if views and all(a.dtype == np.float64 and np.isfinite(a).all() for a in arrays):
+        if all(a.dtype == np.float64 and np.isfinite(a).all() for a in arrays):
             yield group, at, arrays
             return
         if not buffer:
@@ -271,7 +270,7 @@ class Preprocessor:
     def _scaling(self, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:
         """Centre and scale of every input, from the training rows `frame`, a block of columns at a time."""
         center, scale = [np.zeros(0)], [np.ones(0)]
-        for columns, _, block in self._blocks(frame, source, 0, strict=False, unseen=Unseen(), views=True):
+        for columns, _, block in self._blocks(frame, source, 0, strict=False, unseen=Unseen()):
             scales = [s for c in columns for s in c.input_scales()]
             stats = scaling(block, scales, [name for c in columns for name in c.inputs()], source)
             center.append(stats[0])
