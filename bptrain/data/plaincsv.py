@@ -30,7 +30,7 @@ import numpy as np
 from bptrain.data.columns import Column, Unseen, category_index, label, numeric_block, one_hot_block
 from bptrain.data.fastcsv import NA_VALUES
 from bptrain.data.preprocess import Preprocessor
-from bptrain.data.reading import DELIMITERS, GZIP_MAGIC, MAX_COLUMNS, PARQUET_MAGIC, STDIN, _codec, _delimiter, _prefixed
+from bptrain.data.reading import DELIMITERS, GZIP_MAGIC, MAX_COLUMNS, PARQUET_MAGIC, STDIN, codec_of, delimiter_of, prefixed
 
 SMALL_BYTES = 1 << 20  # larger inputs are streamed through pandas, block by block
 MISSING = frozenset(NA_VALUES)
@@ -65,7 +65,7 @@ def read(
         except OSError:  # the ordinary reader reports it
             return None, stream
         rows = _rows(data, prep, keep, dtype, strict) if len(data) <= SMALL_BYTES else None
-        return rows, (None if rows is not None else _prefixed(data, stream))
+        return rows, (None if rows is not None else prefixed(data, stream))
     if not os.path.isfile(source):  # not found, a folder: the ordinary reader says which; a pipe is read once, by it
         return None, stdin
     try:
@@ -78,11 +78,11 @@ def read(
 
 def _rows(data: bytes, prep: Preprocessor, keep: list[str], dtype: str, strict: bool) -> Plain | None:
     options = prep.read
-    if options.decimal != "." or _codec(options) != "utf-8-sig" or not data.isascii() or data[:2] == GZIP_MAGIC or data[:4] == PARQUET_MAGIC:
+    if options.decimal != "." or codec_of(options) != "utf-8-sig" or not data.isascii() or data[:2] == GZIP_MAGIC or data[:4] == PARQUET_MAGIC:
         return None
     if b'"' in data or b"\r" in data or CONTROL.search(data):
         return None
-    delimiter = _delimiter("", data, options)
+    delimiter = delimiter_of("", data, options)
     if delimiter not in DELIMITERS:
         return None
     lines = data.decode("ascii").split("\n")

@@ -100,14 +100,14 @@ def _fast_frame(name: str, source: Path | str, head: bytes, options: ReadOptions
     """The frame of a plain numeric CSV file on disk, read by bptrain.data.fastcsv; None for
     anything else (stdin, gzip, another encoding or decimal mark, an unusual header), which
     `_frame_of` then reads, with its own checks and messages."""
-    if str(source) == STDIN or options.decimal != "." or _codec(options) != "utf-8-sig" or not fastcsv.available():
+    if str(source) == STDIN or options.decimal != "." or codec_of(options) != "utf-8-sig" or not fastcsv.available():
         return None
     if not os.path.isfile(source) or _starts_with(source, GZIP_MAGIC):
         return None
     body_start = record_end(head)
-    delimiter = _delimiter(name, head, options)
+    delimiter = delimiter_of(name, head, options)
     try:
-        head[:body_start].decode(_codec(options))
+        head[:body_start].decode(codec_of(options))
         header = _header(head, delimiter, options)
         check_header(name, header)
     except (UnicodeDecodeError, DataError):
@@ -149,12 +149,12 @@ def too_long(name: str, line: int, quoted: bool = False) -> DataError:
 
 def _frame_of(name: str, data: bytes, options: ReadOptions) -> pd.DataFrame:
     text = _decoded(name, data, options.encoding)
-    delimiter = _delimiter(name, data, options)
+    delimiter = delimiter_of(name, data, options)
     header = _header(data, delimiter, options)
     check_header(name, header)
     check_widths(name, text, delimiter)
     try:
-        frame = pd.read_csv(io.BytesIO(data), sep=delimiter, encoding=_codec(options), decimal=options.decimal, index_col=False)
+        frame = pd.read_csv(io.BytesIO(data), sep=delimiter, encoding=codec_of(options), decimal=options.decimal, index_col=False)
     except Exception as e:  # pandas' parser errors are many types; each becomes one line
         raise _read_error(name, e, options) from None
     return _checked(name, frame, header, rows=True)
@@ -203,7 +203,7 @@ def _wrong_width(name: str, line: int, fields: int, width: int) -> None:
 def _decoded(name: str, data: bytes, encoding: str) -> str:
     """`data` as text; DataError with the line and byte of the first byte that is not valid in `encoding`."""
     try:
-        return data.decode(_codec(ReadOptions(encoding=encoding)))
+        return data.decode(codec_of(ReadOptions(encoding=encoding)))
     except LookupError:
         raise ConfigError(f"data.read.encoding: unknown encoding {encoding!r}; use a Python codec name such as utf-8 or latin-1") from None
     except UnicodeDecodeError as e:
@@ -285,13 +285,13 @@ def frame_chunks(
             text = frame[keep].astype(object).where(frame[keep].notna(), "").astype(str) if keep else None
             yield 0, frame, text
             return
-        delimiter = _delimiter(name, head, options)
+        delimiter = delimiter_of(name, head, options)
         names = _header(head, delimiter, options) or []
         check_header(name, names)
         _check_keep(name, keep, names)
         wanted = columns if columns is not None and set(columns) <= set(names) else None
         first, lines = 0, 0
-        for header, body in record_chunks(_prefixed(head, rest), block_bytes, name=name):
+        for header, body in record_chunks(prefixed(head, rest), block_bytes, name=name):
             if not body.strip():
                 lines += body.count(b"\n")
                 continue
@@ -307,7 +307,7 @@ def frame_chunks(
 def _parse(name, block: bytes, delimiter: str, options: ReadOptions, wanted, keep, lines: int):
     """(the block's frame, its `keep` columns as text); the block holds the header, then records
     that start `lines` lines after the header's end."""
-    codec = _codec(options)
+    codec = codec_of(options)
     try:
         check_widths(name, block.decode(codec), delimiter, line_offset=lines)
         frame = pd.read_csv(io.BytesIO(block), sep=delimiter, encoding=codec, decimal=options.decimal, usecols=wanted, index_col=False)
@@ -348,7 +348,7 @@ def opened(
     try:
         head = stream.read(SAMPLE_BYTES)
         if head[:2] == GZIP_MAGIC:
-            stream = _Checked(name, gzip.GzipFile(fileobj=_prefixed(head, raw)), "a damaged gzip file")
+            stream = _Checked(name, gzip.GzipFile(fileobj=prefixed(head, raw)), "a damaged gzip file")
             head = stream.read(SAMPLE_BYTES)
         if not head.strip():
             raise DataError(f"{name}: the file is empty; a CSV file needs a header line and rows")
@@ -450,24 +450,26 @@ class _Prefix(io.RawIOBase):
         return len(data)
 
 
-def _prefixed(head: bytes, stream) -> io.BufferedReader:
+def prefixed(head: bytes, stream) -> io.BufferedReader:
+    """The bytes `head`, already read from `stream`, followed by the rest of `stream`, as one reader."""
     return io.BufferedReader(_Prefix(head, stream), buffer_size=SAMPLE_BYTES)
 
 
 # --- formats, delimiters, headers ---------------------------------------------------------------
 
 
-def _codec(options: ReadOptions) -> str:
+def codec_of(options: ReadOptions) -> str:
     """The codec to decode with: UTF-8 drops a leading byte-order mark."""
     return "utf-8-sig" if options.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else options.encoding
 
 
 def _sample_text(data: bytes, options: ReadOptions) -> str:
     """The first SAMPLE_BYTES of `data` as text, or more to hold the whole header record."""
-    return data[: max(SAMPLE_BYTES, record_end(data))].decode(_codec(options), errors="ignore")
+    return data[: max(SAMPLE_BYTES, record_end(data))].decode(codec_of(options), errors="ignore")
 
 
-def _delimiter(name: str, data: bytes, options: ReadOptions) -> str:
+def delimiter_of(name: str, data: bytes, options: ReadOptions) -> str:
+    """The delimiter `options` set, or the one the first rows of `data` show."""
     if options.delimiter != "auto":
         return options.delimiter
     return detect_delimiter(_sample_text(data, options))
