@@ -314,7 +314,7 @@ def convert(model, loss, prep: Preprocessor, dtype: str, run_name: str = ""):
     inputs = [
         helper.make_tensor_value_info(c.name, real if c.kind == "numeric" else tensor.STRING, [ROWS, 1]) for c in prep.columns
     ]
-    graph = helper.make_graph(g.nodes, f"bptrain {run_name}".strip(), inputs, _output_infos(onnx, prep, dtype), initializer=g.constants)
+    graph = helper.make_graph(g.nodes, f"bptrain {run_name}".strip(), inputs, _output_infos(onnx, prep, real), initializer=g.constants)
     proto = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(ML_DOMAIN, ML_OPSET)],
         producer_name="bptrain", producer_version=bptrain.__version__, ir_version=IR_VERSION,
@@ -326,9 +326,9 @@ def convert(model, loss, prep: Preprocessor, dtype: str, run_name: str = ""):
     return proto
 
 
-def _output_infos(onnx, prep: Preprocessor, dtype: str) -> list:
+def _output_infos(onnx, prep: Preprocessor, real: int) -> list:
+    """The graph's outputs, the numbers among them of the element type `real` (the model's float type)."""
     helper, tensor = onnx.helper, onnx.TensorProto
-    real = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     if prep.task == "regression":
         return [helper.make_tensor_value_info("value", real, [ROWS, len(prep.targets)])]
     label = helper.make_tensor_value_info("label", tensor.STRING, [ROWS]) if prep.task == "classification" else (
