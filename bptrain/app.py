@@ -107,9 +107,10 @@ def fit(
     writing the model, the checkpoint and a partial report of one that did not. StorageError (a
     file that cannot be written) says how to continue from the last good checkpoint.
     """
-    with runs.RunLock() as lock:
+    # The watch: what other processes use of the cores while the data is read (training.threads auto)
+    with runs.RunLock() as lock, blas.watching() as watch:
         try:
-            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, list(callbacks), score_test, on_event)
+            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, list(callbacks), score_test, on_event, watch)
         except StorageError as e:
             if lock.folder is None:
                 raise
@@ -127,8 +128,8 @@ def _fit(
     callbacks: list[Callback],
     score_test: bool,
     on_event: Events,
+    watch: blas.Watch | None,
 ) -> FitResult:
-    watch = blas.Watch.start()  # what other processes use of the cores while the data is read: the thread count (auto)
     if name is not None:
         runs.check_name(name)
     if config.tracking.mlflow is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,13 +45,37 @@ class Watch:
     cpu: dict[str, tuple[int, int]]
     own: float  # this process's CPU seconds, all its threads
     at: float  # time.monotonic()
+    serial: int  # the how-manieth watch of the process
 
-    @classmethod
-    def start(cls) -> "Watch | None":
+
+_watches = {"open": 0, "started": 0}  # watches of this process: open now, and started ever
+_watches_lock = threading.Lock()
+
+
+@contextmanager
+def watching() -> Iterator[Watch | None]:
+    """A Watch for the duration of a command (None where /proc/stat cannot be read). It is trusted
+    only while it is the process's one watch (sole): another command at work in the same process
+    would count as this process's own use of the cores."""
+    with _watches_lock:
+        _watches["open"] += 1
+        _watches["started"] += 1
+        serial = _watches["started"]
+    try:
         try:
-            return cls(_cpu_times(), time.process_time(), time.monotonic())
+            watch = Watch(_cpu_times(), time.process_time(), time.monotonic(), serial)
         except (OSError, ValueError):
-            return None
+            watch = None
+        yield watch
+    finally:
+        with _watches_lock:
+            _watches["open"] -= 1
+
+
+def _sole(watch: Watch) -> bool:
+    """Whether no other watch was open in this process at any time since `watch` started."""
+    with _watches_lock:
+        return _watches["open"] == 1 and _watches["started"] == watch.serial
 
 
 def choose(setting: int | str, largest_product: int, since: Watch | None = None) -> Threads:
@@ -89,9 +114,10 @@ def usable_cores() -> int:
 
 def idle_cores(cores: int, since: Watch | None = None) -> float:
     """How many of the usable cores sat idle over the last IDLE_WINDOW seconds (Linux: /proc/stat;
-    elsewhere: the cores less the load average). With `since`, started at least IDLE_WINDOW ago:
-    the cores less what other processes used since then (all the busy time less this process's own)."""
-    if since is not None and time.monotonic() - since.at >= IDLE_WINDOW:
+    elsewhere: the cores less the load average). With `since`, started at least IDLE_WINDOW ago and
+    the process's one watch since: the cores less what other processes used since then (all the
+    busy time less this process's own)."""
+    if since is not None and time.monotonic() - since.at >= IDLE_WINDOW and _sole(since):
         try:
             after = _cpu_times()
         except (OSError, ValueError):

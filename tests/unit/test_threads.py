@@ -46,22 +46,44 @@ def test_idle_cores_scale_the_idle_share_of_the_cpu_time(monkeypatch):
 def test_a_watch_counts_only_what_other_processes_used_and_does_not_pause(monkeypatch, own, idle):
     # Over 2 s, the two cores were busy 1 core's worth (200 of 400 jiffies); this process used `own`
     # cores of it, other processes the rest.
-    since = threads.Watch({"cpu0": (100, 1000), "cpu1": (100, 1000)}, own=10.0, at=50.0)
-    monkeypatch.setattr(threads, "_cpu_times", lambda: {"cpu0": (200, 1200), "cpu1": (200, 1200)})
-    monkeypatch.setattr(threads.time, "monotonic", lambda: 52.0)
-    monkeypatch.setattr(threads.time, "process_time", lambda: 10.0 + 2 * own)
-    monkeypatch.setattr(threads.time, "sleep", lambda seconds: pytest.fail("paused to measure"))
-    assert threads.idle_cores(2, since) == pytest.approx(idle)
+    monkeypatch.setattr(threads, "_cpu_times", lambda: {"cpu0": (100, 1000), "cpu1": (100, 1000)})
+    monkeypatch.setattr(threads.time, "monotonic", lambda: 50.0)
+    monkeypatch.setattr(threads.time, "process_time", lambda: 10.0)
+    with threads.watching() as since:
+        monkeypatch.setattr(threads, "_cpu_times", lambda: {"cpu0": (200, 1200), "cpu1": (200, 1200)})
+        monkeypatch.setattr(threads.time, "monotonic", lambda: 52.0)
+        monkeypatch.setattr(threads.time, "process_time", lambda: 10.0 + 2 * own)
+        monkeypatch.setattr(threads.time, "sleep", lambda seconds: pytest.fail("paused to measure"))
+        assert threads.idle_cores(2, since) == pytest.approx(idle)
 
 
-def test_a_watch_started_just_now_is_not_enough_to_measure(monkeypatch):
-    since = threads.Watch({"cpu0": (0, 0)}, own=0.0, at=100.0)
-    monkeypatch.setattr(threads.time, "monotonic", lambda: 100.0 + threads.IDLE_WINDOW / 2)
+def _paused(monkeypatch, since, cores: int = 1) -> float:
+    """idle_cores(cores, since) where measuring it takes a pause: its pause is checked."""
     snapshots = iter([{"cpu0": (100, 1000)}, {"cpu0": (105, 1010)}])
     monkeypatch.setattr(threads, "_cpu_times", lambda: next(snapshots))
     paused = []
     monkeypatch.setattr(threads.time, "sleep", paused.append)
-    assert threads.idle_cores(1, since) == pytest.approx(0.5) and paused == [threads.IDLE_WINDOW]
+    idle = threads.idle_cores(cores, since)
+    assert paused == [threads.IDLE_WINDOW]
+    return idle
+
+
+def test_a_watch_started_just_now_is_not_enough_to_measure(monkeypatch):
+    with threads.watching() as since:
+        monkeypatch.setattr(threads.time, "monotonic", lambda: since.at + threads.IDLE_WINDOW / 2)
+        assert _paused(monkeypatch, since) == pytest.approx(0.5)
+
+
+def test_a_watch_that_another_command_of_the_process_overlapped_is_not_trusted(monkeypatch):
+    with threads.watching() as since:
+        with threads.watching():  # e.g. a second fit on another thread of the same program
+            pass
+        monkeypatch.setattr(threads.time, "monotonic", lambda: since.at + 1.0)
+        assert _paused(monkeypatch, since) == pytest.approx(0.5)
+    monkeypatch.setattr(threads, "_cpu_times", lambda: {"cpu0": (0, 0)})
+    with threads.watching() as first, threads.watching():
+        monkeypatch.setattr(threads.time, "monotonic", lambda: first.at + 1.0)
+        assert _paused(monkeypatch, first) == pytest.approx(0.5)
 
 
 def test_the_cpu_times_are_read_for_the_cores_this_process_may_use():
@@ -72,12 +94,12 @@ def test_the_cpu_times_are_read_for_the_cores_this_process_may_use():
     assert all(0 <= idle <= total for idle, total in times.values())
     assert 1 <= threads.usable_cores() <= len(times)
     assert 0.0 <= threads.idle_cores(len(times)) <= len(times)
-    since = threads.Watch.start()
-    sum(i * i for i in range(10**6))  # this process busy for a while
-    import time
+    with threads.watching() as since:
+        sum(i * i for i in range(10**6))  # this process busy for a while
+        import time
 
-    time.sleep(threads.IDLE_WINDOW)
-    assert 0.0 <= threads.idle_cores(len(times), since) <= len(times)
+        time.sleep(threads.IDLE_WINDOW)
+        assert 0.0 <= threads.idle_cores(len(times), since) <= len(times)
 
 
 def test_the_largest_product_is_that_of_the_widest_layer():
