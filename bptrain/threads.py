@@ -123,8 +123,7 @@ def idle_cores(cores: int, since: Watch | None = None) -> float:
         except (OSError, ValueError):
             pass
         else:
-            idle = sum(after[cpu][0] - since.cpu[cpu][0] for cpu in after if cpu in since.cpu)
-            total = sum(after[cpu][1] - since.cpu[cpu][1] for cpu in after if cpu in since.cpu)
+            idle, total = _elapsed(since.cpu, after)
             if total > 0:
                 own = (time.process_time() - since.own) / (time.monotonic() - since.at)
                 others = max(0.0, cores * (total - idle) / total - own)
@@ -135,9 +134,15 @@ def idle_cores(cores: int, since: Watch | None = None) -> float:
         after = _cpu_times()
     except (OSError, ValueError):
         return max(0.0, cores - os.getloadavg()[0]) if hasattr(os, "getloadavg") else 1.0
+    idle, total = _elapsed(before, after)
+    return cores * idle / total if total > 0 else float(cores)
+
+
+def _elapsed(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> tuple[int, int]:
+    """(idle, total) jiffies of the CPUs between two readings of _cpu_times."""
     idle = sum(after[cpu][0] - before[cpu][0] for cpu in after if cpu in before)
     total = sum(after[cpu][1] - before[cpu][1] for cpu in after if cpu in before)
-    return cores * idle / total if total > 0 else float(cores)
+    return idle, total
 
 
 def _cpu_times() -> dict[str, tuple[int, int]]:
