@@ -200,7 +200,7 @@ def numbers_of(column: pd.Series, name: str, source: str, first_row: int, hint: 
     return values
 
 
-def _numpy_floats_or_ints(column: pd.Series) -> bool:
+def numpy_floats_or_ints(column: pd.Series) -> bool:
     """Whether the column holds float64 or int64 numbers in a numpy array (no missing-value mask)."""
     return isinstance(column.dtype, np.dtype) and column.dtype in (np.float64, np.int64)
 
@@ -228,11 +228,12 @@ def check_values(frame: pd.DataFrame, columns: list[Column], source: str) -> Non
     counts = []
     for column in columns:
         values = frame[column.name]  # once: each look-up of a column costs pandas tens of microseconds
-        if column.kind == "numeric" and _numpy_floats_or_ints(values) and _finite(values.to_numpy()):
+        numbers = column.kind == "numeric" and numpy_floats_or_ints(values)
+        if numbers and _finite(values.to_numpy()):
             continue  # numbers, none missing or infinite: nothing to count, and numbers_of would copy the column to find nothing
         if column.missing == "error":
             counts.append((column.name, int(values.isna().sum())))
-        if column.kind == "numeric" and _numpy_floats_or_ints(values) and not np.isinf(values.to_numpy()).any():
+        if numbers and not np.isinf(values.to_numpy()).any():
             continue  # numbers without infinities
         if column.kind == "numeric":
             hint = " Leave missing values as empty cells" + (
@@ -279,7 +280,7 @@ class Unseen:
 
 def fit_column(column: Column, values: pd.Series, source: str) -> None:
     """Fill value and categories of `column` from its training values."""
-    if column.kind == "numeric" and column.missing not in ("mean", "median", "most_frequent") and _numpy_floats_or_ints(values):
+    if column.kind == "numeric" and column.missing not in ("mean", "median", "most_frequent") and numpy_floats_or_ints(values):
         values = values.iloc[:0]  # numbers whose fill is no statistic of them (none, or the constant): no copy of them needed
     present = values.dropna()
     needs_values = column.missing in ("mean", "median", "most_frequent") or column.kind == "categorical"

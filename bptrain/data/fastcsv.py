@@ -140,6 +140,13 @@ class _Reader:
         reader.sample, reader.sample_table = sample, table
         return reader
 
+    @property
+    def floats(self) -> list[int]:
+        """The float64 columns, by position (the others are int64)."""
+        import pyarrow as pa
+
+        return [i for i, t in enumerate(self.types) if pa.types.is_float64(t)]
+
     def frame(self) -> pd.DataFrame | None:
         """The file's rows, or None when pandas reads its first rows otherwise. The file is parsed on
         WORKERS threads while this one imports pandas and compares the first rows (about half a
@@ -155,10 +162,8 @@ class _Reader:
                 self.stop.set()
                 return None
             groups, rows, ints = parsing.result()
-        import pyarrow as pa
-
         columns: dict[str, np.ndarray] = {}
-        floats = [name for name, t in zip(self.names, self.types) if pa.types.is_float64(t)]
+        floats = [self.names[i] for i in self.floats]
         for k, name in enumerate(floats):
             columns[name] = groups[k // GROUP_COLUMNS][:rows, k % GROUP_COLUMNS]
         for name, parts in ints.items():
@@ -172,10 +177,8 @@ class _Reader:
     def _parse_all(self) -> tuple[list[np.ndarray], int, dict[str, list[np.ndarray]]]:
         """Every range parsed, each on a thread of its own: the float columns' groups, the rows, and
         each integer column's values, chunk by chunk."""
-        import pyarrow as pa
-
-        floats = [i for i, t in enumerate(self.types) if pa.types.is_float64(t)]
-        ints = [i for i, t in enumerate(self.types) if not pa.types.is_float64(t)]
+        floats = self.floats
+        ints = sorted(set(range(len(self.types))) - set(floats))
         with ThreadPoolExecutor(WORKERS) as pool:  # the threads have ended when the with-block does
             list(pool.map(self._count, self.ranges))
             capacity = sum(r.lines for r in self.ranges)
@@ -344,19 +347,21 @@ def _identical(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _only_gaps(groups: list[np.ndarray], start: int, stop: int, missing: int) -> bool:
     """Whether the values not finite in rows [start, stop) of `groups` are the `missing` ones (NaN)."""
-    bad = 0
-    for group in groups:
-        block = group[start:stop]
-        if not np.isfinite(block).all():
-            if np.isinf(block).any():
-                return False
-            bad += int(np.isnan(block).sum())
-    return bad == missing
+    gaps = [_gaps(group[start:stop]) for group in groups]
+    return None not in gaps and sum(gaps) == missing
 
 
 def only_gaps(values: np.ndarray, missing: int) -> bool:
     """Whether every value that is not finite is a missing one (NaN)."""
     if values.dtype != np.float64:
         return True
+    gaps = _gaps(values)
+    return gaps == 0 or gaps == missing
+
+
+def _gaps(values: np.ndarray) -> int | None:
+    """How many of the float values are NaN; None when one is infinite."""
     finite = np.isfinite(values)
-    return bool(finite.all()) or (not np.isinf(values).any() and len(values) - int(finite.sum()) == missing)
+    if finite.all():
+        return 0
+    return None if np.isinf(values).any() else values.size - int(finite.sum())

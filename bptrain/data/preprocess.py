@@ -26,6 +26,7 @@ from bptrain.data.columns import (
     label,
     labels_of,
     numeric_column,
+    numpy_floats_or_ints,
     rows_text,
     scaling,
 )
@@ -235,7 +236,7 @@ class Preprocessor:
         at, group, arrays, buffer = 0, [], [], []  # the buffer, once made
         for c in self.columns + [None]:
             values = None if c is None else frame[c.name]  # once: each look-up of a column costs pandas tens of microseconds
-            plain = c is not None and c.kind == "numeric" and not c.indicator and _numpy_numbers(values)
+            plain = c is not None and c.kind == "numeric" and not c.indicator and numpy_floats_or_ints(values)
             if plain:
                 group.append(c)
                 arrays.append(values.to_numpy())
@@ -396,11 +397,6 @@ class Preprocessor:
             target_center=np.array([float(meta["target_mean"])]),
             target_scale=np.array([float(meta["target_scale"])]),
         )
-
-
-def _numpy_numbers(column: pd.Series) -> bool:
-    """Whether the column holds float64 or int64 numbers in a numpy array (no missing-value mask)."""
-    return isinstance(column.dtype, np.dtype) and column.dtype in (np.float64, np.int64)
 
 
 def row_major(matrix: np.ndarray) -> tuple[np.ndarray, bool]:

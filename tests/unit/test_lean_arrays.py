@@ -201,7 +201,7 @@ def test_numeric_columns_encoded_in_blocks_give_the_values_of_one_column_at_a_ti
 
     config = _wide_config(tmp_path, dtype, scale)
     by_block = transform(raw := read_splits(config.data, seed=3), prep := fit_preprocessor(raw), "cross_entropy", dtype)
-    monkeypatch.setattr(preprocess, "_numpy_numbers", lambda column: False)  # every column through encode_column
+    monkeypatch.setattr(preprocess, "numpy_floats_or_ints", lambda column: False)  # every column through encode_column
     alone = transform(raw_alone := read_splits(config.data, seed=3), prep_alone := fit_preprocessor(raw_alone), "cross_entropy", dtype)
     assert prep.center.tobytes() == prep_alone.center.tobytes() and prep.scale.tobytes() == prep_alone.scale.tobytes()
     assert prep.inputs == prep_alone.inputs and "x130_was_missing" in prep.inputs
@@ -226,7 +226,7 @@ def test_a_bad_value_in_a_block_of_columns_keeps_its_message(tmp_path, monkeypat
     errors = []
     for grouped in (True, False):
         if not grouped:
-            monkeypatch.setattr(preprocess, "_numpy_numbers", lambda column: False)
+            monkeypatch.setattr(preprocess, "numpy_floats_or_ints", lambda column: False)
         with pytest.raises(BptrainError) as caught:
             prep.features_of(frame.copy(), "new.csv", "float32")
         errors.append(str(caught.value))
