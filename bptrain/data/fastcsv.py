@@ -239,7 +239,7 @@ class _Reader:
                         at_batch += batch.num_rows
                 if not _only_gaps(groups, row, row + n, missing):
                     raise _Declined
-            part.ints.append([table.column(i).to_numpy() for i in ints])  # with missing values: float64 with NaN
+            part.ints.append([_integers(table.column(i)) for i in ints])
             row += n
             del table, values
         part.rows = row - at
@@ -328,14 +328,32 @@ def _parse(data: bytes, names: list[str], parse, convert):
     )
 
 
+def _integers(column) -> np.ndarray:
+    """An int64 column as pandas reads it: int64, or float64 with NaN when values are missing.
+
+    Not ChunkedArray.to_numpy(): its way to numpy imports pandas, so the parsing threads would
+    wait, at their first chunk, for the import that the comparison with pandas runs beside them.
+    """
+    import pyarrow as pa
+
+    array = column.combine_chunks()
+    if array.null_count:
+        return np.asarray(pa.RecordBatch.from_arrays([array], ["values"]).to_tensor(null_to_nan=True)).ravel()
+    if not len(array):
+        return np.empty(0, np.int64)
+    return np.frombuffer(array.buffers()[1], np.int64, len(array), array.offset * np.dtype(np.int64).itemsize)
+
+
 def _same_in_pandas(table, sample: bytes, header: list[str], delimiter: str) -> bool:
     """Whether pandas reads `sample` (whose reading by pyarrow is `table`) to the same types and values."""
+    import pyarrow as pa
+
     try:
         theirs = pd.read_csv(io.BytesIO(sample), sep=delimiter, header=None, names=header, index_col=False)
     except Exception:  # pandas' parser errors are many types: any of them means "not sure"
         return False
     for name, column in zip(table.column_names, table.columns):
-        ours = column.to_numpy()  # an integer column with missing values comes as float64 with NaN, as in pandas
+        ours = _integers(column) if pa.types.is_int64(column.type) else column.to_numpy()
         if not (_identical(ours, theirs[name].to_numpy()) and only_gaps(ours, column.null_count)):
             return False
     return True

@@ -356,3 +356,40 @@ def test_a_group_whose_columns_are_all_dropped_is_not_held_for_the_split(tmp_pat
         del frame[name]
     gc.collect()
     assert sorted(fastcsv.own_columns(frame)) == sorted(names[fastcsv.GROUP_COLUMNS : 150])
+
+
+@pytest.mark.parametrize("values", [[3, -1, 2**62], [1, None, 7, None], [None], []])
+@pytest.mark.parametrize("cut", [0, 1])
+def test_an_integer_column_reaches_numpy_as_pandas_gets_it_from_pyarrow(values, cut):
+    import pyarrow as pa
+
+    column = pa.chunked_array([pa.array(values, pa.int64()), pa.array([5, 6], pa.int64())]).slice(cut)
+    ours, theirs = fastcsv._integers(column), column.to_numpy()
+    assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes()
+
+
+def test_the_parsing_threads_need_no_pandas(tmp_path):
+    import subprocess
+    import sys
+
+    rows = [f"{i}.5,{i % 7},{i}" for i in range(500)]
+    rows[300] = "1.5,,2"  # an integer column with a gap becomes float64, the other stays int64
+    path = tmp_path / "ints.csv"
+    path.write_bytes(("a,b,c\n" + "\n".join(rows) + "\n").encode())
+    script = f"""
+import sys
+from pathlib import Path
+import numpy as np
+from bptrain.data import fastcsv
+fastcsv.CHUNK_BYTES = 1024
+reader = fastcsv._Reader.open(Path({str(path)!r}), ["a", "b", "c"], 6, ",", 1 << 20)
+groups, rows, ints = reader._parse_all()
+b, c = (np.concatenate([p.astype(np.float64) for p in ints[n]]) for n in "bc")
+assert rows == 500 and np.isnan(b[300]) and np.nansum(b) == sum(i % 7 for i in range(500) if i != 300)
+assert [p.dtype for p in ints["c"]] == [np.int64] * len(ints["c"]) and c.sum() == sum(range(500)) - 298
+assert "pandas" not in sys.modules
+print(len(ints["b"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 2  # several chunks on each thread
