@@ -22,7 +22,9 @@ NUMERIC_ONLY_MISSING = ("mean", "median")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # defer_build: each model's validator is made when it first validates, so that a command
+    # pays only for the models it uses (predict validates a model file, never a whole config)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class ReadConfig(Strict):

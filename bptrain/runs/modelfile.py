@@ -33,7 +33,8 @@ MAX_PARAMETERS = 2**28  # weights and statistics of one network: 1 GiB in float3
 
 
 class Meta(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+    # defer_build: validators made on first use (predict never reads a checkpoint), as config.data_schema's
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True, defer_build=True)
 
 
 Count = Annotated[int, Field(ge=0)]
