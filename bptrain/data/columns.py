@@ -211,7 +211,10 @@ def _finite(values: np.ndarray) -> bool:
 
 
 def labels_of(column: pd.Series) -> pd.Series:
-    """The column's values as category labels (text), NaN where missing."""
+    """The column's values as category labels (text), NaN where missing: the column itself when it
+    holds text already (label() leaves text as it is; calling it per row took 17-48 ms for 54,000)."""
+    if isinstance(column.dtype, pd.StringDtype):
+        return column
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype(object)
     if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu" and len(column):

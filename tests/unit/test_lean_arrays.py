@@ -268,12 +268,17 @@ def test_fast_parquet_reads_many_row_groups_and_blocks_of_columns_as_pandas_does
 
 
 @pytest.mark.parametrize(
-    "values", [[3, 1, 2, 3], np.array([7, 7], np.uint8), [-5, 10**12, 0], np.array([], np.int64), [2.0, np.nan, 2.5], ["b", None, "a"], [True, False]],
+    "values, dtype",
+    [
+        ([3, 1, 2, 3], None), (np.array([7, 7], np.uint8), None), ([-5, 10**12, 0], None), (np.array([], np.int64), None),
+        ([2.0, np.nan, 2.5], None), (["b", None, "a"], None), ([True, False], None),
+        (["2007", "2.0", None, " x "], "str"), (["2007", "2.0", None, "1e3"], "string"), (["b", 2007, 2.0, None], object),
+    ],
 )
-def test_labels_of_integers_by_their_distinct_values_are_those_of_each_row(values):
+def test_labels_of_integers_and_text_taken_whole_are_those_of_each_row(values, dtype):
     from bptrain.data.columns import label, labels_of
 
-    column = pd.Series(values, name="y", index=pd.RangeIndex(5, 5 + len(values)))
+    column = pd.Series(values, name="y", index=pd.RangeIndex(5, 5 + len(values)), dtype=dtype)
     pd.testing.assert_series_equal(labels_of(column), column.map(label, na_action="ignore"))
 
 
