@@ -33,6 +33,11 @@ def test_kind_inference_rule(values, kind):
     assert infer_kind(pd.Series(values, dtype="str" if isinstance(values[0], str) else None)) == kind
 
 
+def test_true_and_false_among_numbers_make_a_column_categorical_unless_they_are_text():
+    assert infer_kind(pd.Series([1, True, 2.5, None], dtype=object)) == "categorical"
+    assert infer_kind(pd.Series(["1", "2"] * 10 + ["True"], dtype="str")) == "numeric"  # 95 % numbers; the text is reported
+
+
 def test_several_targets_are_multilabel_or_regression():
     assert infer_task(pd.DataFrame({"a": [0, 1, 1], "b": [True, False, True]})) == "multilabel"
     assert infer_task(pd.DataFrame({"a": [0, 1, 1], "b": [0.5, 2.0, 3.0]})) == "regression"
