@@ -52,8 +52,18 @@ def infer_kind(column: pd.Series) -> str:
     # a pandas text column holds no true/false values (looking row by row: 22 ms for 54,000 rows)
     if not isinstance(values.dtype, pd.StringDtype) and values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
         return "categorical"
-    numbers = pd.to_numeric(values.astype(str), errors="coerce").notna().mean()
+    text = values.astype(str)
+    distinct, counts = distinct_counts(text)
+    numbers = counts[pd.to_numeric(distinct, errors="coerce").notna().to_numpy()].sum() / len(text)
     return "numeric" if numbers >= NUMERIC_SHARE_OF_TEXT else "categorical"
+
+
+def distinct_counts(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The distinct values of `text` (strings, none missing) in the order they first appear, and how
+    often each does: a test of every value is then made once per distinct value (turning the text of
+    200,000 rows into numbers, one by one, took 0.18 s a column)."""
+    codes, distinct = pd.factorize(text)
+    return pd.Series(distinct, dtype=text.dtype), np.bincount(codes, minlength=len(distinct))
 
 # --- one column -----------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from bptrain import lazy
-from bptrain.data.columns import NUMERIC_SHARE_OF_TEXT, Column, is_number_dtype
+from bptrain.data.columns import NUMERIC_SHARE_OF_TEXT, Column, distinct_counts, is_number_dtype
 
 pd = lazy.module("pandas")  # imported on first use (bptrain.lazy): predict on a plain CSV file needs none of it
 
@@ -70,10 +70,11 @@ def _decimal_comma(values: pd.Series, column: Column, decimal: str) -> str | Non
     present = values.dropna().astype(str)
     if len(present) == 0:
         return None
-    matches = present.str.match(DECIMAL_COMMA)
-    if matches.mean() < NUMERIC_SHARE_OF_TEXT:
+    distinct, counts = distinct_counts(present)
+    matches = distinct.str.match(DECIMAL_COMMA).to_numpy(dtype=bool)
+    if counts[matches].sum() / len(present) < NUMERIC_SHARE_OF_TEXT:
         return None
-    example = present[matches].iloc[0]
+    example = distinct[matches].iloc[0]  # the first row's that matches
     return (
         f"column {column.name!r} holds numbers with a decimal comma (e.g. {example!r}), read as categories; "
         'set data.read.decimal: "," to read them as numbers'

@@ -64,3 +64,29 @@ def test_true_false_columns_are_not_free_text():
 def test_numbers_with_a_decimal_comma(values, decimal, warns):
     expected = ["column 'price' holds numbers with a decimal comma (e.g. '3,14'), read as categories; set data.read.decimal: \",\" to read them as numbers"]
     assert warned("price", values, decimal) == (expected if warns else [])
+
+
+TEXT = ["1", "2.5", " 7 ", "1e3", "nan", "inf", "x", "3,14", "1.234,5", "-0,5", "", "True", "a,b"]
+
+
+@pytest.mark.parametrize("seed", range(24))  # 4 of them numeric, 5 with a decimal comma
+def test_text_rules_taken_once_per_distinct_value_are_those_taken_row_by_row(seed):
+    rng = np.random.default_rng(seed)
+    words = list(rng.choice(TEXT, size=rng.integers(2, 6), replace=False))
+    shares = rng.dirichlet(np.full(len(words), 0.15))  # often one word nearly everywhere
+    values = pd.Series(rng.choice(words, size=200, p=shares), dtype="str")
+    numbers = pd.to_numeric(values, errors="coerce").notna().mean()  # each row's test
+    assert infer_kind(values) == ("numeric" if numbers >= 0.95 else "categorical")
+    matches = values.str.match(suspects.DECIMAL_COMMA)
+    column = Column("v", "categorical", "str", "error", "missing", "none", False, 20)
+    note = suspects._decimal_comma(values, column, ".")
+    assert (note is not None) == (matches.mean() >= 0.95)
+    if note is not None:
+        assert f"(e.g. {values[matches].iloc[0]!r})" in note  # the first row's that matches
+
+
+def test_distinct_values_in_the_order_they_first_appear_with_their_counts():
+    from bptrain.data.columns import distinct_counts
+
+    distinct, counts = distinct_counts(pd.Series(["b", "a", "b", "c", "b"], dtype="str"))
+    assert distinct.tolist() == ["b", "a", "c"] and counts.tolist() == [3, 1, 1]
