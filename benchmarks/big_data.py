@@ -4,6 +4,7 @@ Usage (from the repository root):
 
     python benchmarks/big_data.py /tmp/big                 # /tmp/big/L.csv (about 431 MB) and /tmp/big/L.yaml
     python benchmarks/big_data.py /tmp/big --parquet       # also /tmp/big/L.parquet and /tmp/big/L-parquet.yaml
+    python benchmarks/big_data.py /tmp/big --text          # also /tmp/big/T.csv (about 14 MB) and /tmp/big/T.yaml
     /usr/bin/time -v bptrain fit /tmp/big/L.yaml           # "Maximum resident set size", "Elapsed (wall clock)"
 
 The rows are those of `train_speed.py`'s size L (same seed, same teacher network), the features
@@ -75,6 +76,43 @@ def write_parquet(path: Path, x: np.ndarray, labels: np.ndarray) -> None:
     frame.to_parquet(path, index=False)
 
 
+TEXT_ROWS, TEXT_COLUMNS = 200_000, 5
+TEXT_CONFIG = """\
+# The "T" data of benchmarks/big_data.py: 200,000 rows, 5 numeric and 5 text features, 3 classes as text.
+name: big-text
+seed: 0
+data:
+  train: T.csv
+  target: kind
+  split: {{val: 0.1, test: 0.1}}
+model:
+  dtype: float32
+  layers:
+    - {{units: 64, activation: relu}}
+optimizer: {{name: adam, lr: 0.001}}
+training: {{batch_size: 128}}
+stopping:
+  max_epochs: 1
+  max_steps: {steps}
+  early_stopping: false
+"""
+
+
+def write_text_data(path: Path, seed: int = SEED) -> None:
+    """"T": TEXT_ROWS rows of TEXT_COLUMNS numeric columns x0... (4 decimals) and as many text
+    columns c0... of 8 categories each (the last one rare), and a text class `kind`: data whose
+    reading is mostly about text, where L's is about numbers."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    columns = {f"x{j}": rng.standard_normal(TEXT_ROWS).round(4) for j in range(TEXT_COLUMNS)}
+    shares = np.array([0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.095, 0.005])
+    for j in range(TEXT_COLUMNS):
+        columns[f"c{j}"] = rng.choice([f"cat{k}" for k in range(len(shares))], TEXT_ROWS, p=shares)
+    columns["kind"] = rng.choice(["alpha", "beta", "gamma"], TEXT_ROWS)
+    pd.DataFrame(columns).to_csv(path, index=False)
+
+
 def write_config(path: Path, data: Path, kind: str, steps: int | None) -> None:
     path.write_text(CONFIG.format(kind=kind, file=data.name, steps="null" if steps is None else steps), encoding="utf-8")
 
@@ -83,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="where to write L.csv and L.yaml (created if needed), e.g. /tmp/big")
     parser.add_argument("--parquet", action="store_true", help="also write L.parquet and L-parquet.yaml")
+    parser.add_argument("--text", action="store_true", help="also write T.csv (text and numbers, 200,000 rows) and T.yaml")
     parser.add_argument("--steps", type=int, default=None, help="stopping.max_steps of the configs (default: none)")
     args = parser.parse_args(argv)
     args.folder.mkdir(parents=True, exist_ok=True)
@@ -94,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         write_parquet(args.folder / "L.parquet", x, labels)
         write_config(args.folder / "L-parquet.yaml", args.folder / "L.parquet", "parquet", args.steps)
         written += [args.folder / "L.parquet", args.folder / "L-parquet.yaml"]
+    if args.text:
+        write_text_data(args.folder / "T.csv")
+        (args.folder / "T.yaml").write_text(TEXT_CONFIG.format(steps="null" if args.steps is None else args.steps), encoding="utf-8")
+        written += [args.folder / "T.csv", args.folder / "T.yaml"]
     for path in written:
         print(f"{path}  {path.stat().st_size / 1e6:.0f} MB" if path.suffix != ".yaml" else path, file=sys.stdout)
 
