@@ -26,18 +26,17 @@ ROWS, INPUTS, CLASSES, SEED = 60_000, 784, 10, 0
 BLOCK_ROWS = 2_000  # rows formatted at a time: the text of the whole file never sits in memory
 
 CONFIG = """\
-# The "L" data of benchmarks/big_data.py: 60,000 rows x 784 features, 10 classes.
+# The "{data}" data of benchmarks/big_data.py: {about}.
 name: big-{kind}
 seed: 0
 data:
   train: {file}
-  target: label
-  split: {{val: 0.1, test: 0.0}}
+  target: {target}
+  split: {{val: 0.1, test: {test}}}
 model:
   dtype: float32
   layers:
-    - {{units: 256, activation: relu}}
-    - {{units: 128, activation: relu}}
+{layers}
 optimizer: {{name: adam, lr: 0.001}}
 training: {{batch_size: 128}}
 stopping:
@@ -45,6 +44,7 @@ stopping:
   max_steps: {steps}
   early_stopping: false
 """
+L_DATA = {"data": "L", "about": "60,000 rows x 784 features, 10 classes", "target": "label", "test": 0.0, "units": (256, 128)}
 
 
 def make_rows(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -77,25 +77,7 @@ def write_parquet(path: Path, x: np.ndarray, labels: np.ndarray) -> None:
 
 
 TEXT_ROWS, TEXT_COLUMNS = 200_000, 5
-TEXT_CONFIG = """\
-# The "T" data of benchmarks/big_data.py: 200,000 rows, 5 numeric and 5 text features, 3 classes as text.
-name: big-text
-seed: 0
-data:
-  train: T.csv
-  target: kind
-  split: {{val: 0.1, test: 0.1}}
-model:
-  dtype: float32
-  layers:
-    - {{units: 64, activation: relu}}
-optimizer: {{name: adam, lr: 0.001}}
-training: {{batch_size: 128}}
-stopping:
-  max_epochs: 1
-  max_steps: {steps}
-  early_stopping: false
-"""
+T_DATA = {"data": "T", "about": "200,000 rows, 5 numeric and 5 text features, 3 classes as text", "target": "kind", "test": 0.1, "units": (64,)}
 
 
 def write_text_data(path: Path, seed: int = SEED) -> None:
@@ -113,8 +95,12 @@ def write_text_data(path: Path, seed: int = SEED) -> None:
     pd.DataFrame(columns).to_csv(path, index=False)
 
 
-def write_config(path: Path, data: Path, kind: str, steps: int | None) -> None:
-    path.write_text(CONFIG.format(kind=kind, file=data.name, steps="null" if steps is None else steps), encoding="utf-8")
+def write_config(path: Path, data: Path, kind: str, steps: int | None, about: dict = L_DATA) -> None:
+    """A config training on `data` (L's by default, or T_DATA's), named big-`kind`."""
+    layers = "\n".join(f"    - {{units: {units}, activation: relu}}" for units in about["units"])
+    fields = {k: v for k, v in about.items() if k != "units"}
+    text = CONFIG.format(kind=kind, file=data.name, layers=layers, steps="null" if steps is None else steps, **fields)
+    path.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         written += [args.folder / "L.parquet", args.folder / "L-parquet.yaml"]
     if args.text:
         write_text_data(args.folder / "T.csv")
-        (args.folder / "T.yaml").write_text(TEXT_CONFIG.format(steps="null" if args.steps is None else args.steps), encoding="utf-8")
+        write_config(args.folder / "T.yaml", args.folder / "T.csv", "text", args.steps, T_DATA)
         written += [args.folder / "T.csv", args.folder / "T.yaml"]
     for path in written:
         print(f"{path}  {path.stat().st_size / 1e6:.0f} MB" if path.suffix != ".yaml" else path, file=sys.stdout)
