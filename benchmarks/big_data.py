@@ -81,7 +81,7 @@ T_DATA = {"data": "T", "about": "200,000 rows, 5 numeric and 5 text features, 3 
 
 
 def write_text_data(path: Path, seed: int = SEED) -> None:
-    """"T": TEXT_ROWS rows of TEXT_COLUMNS numeric columns x0... (4 decimals) and as many text
+    """The "T" data: TEXT_ROWS rows of TEXT_COLUMNS numeric columns x0... (4 decimals) and as many text
     columns c0... of 8 categories each (the last one rare), and a text class `kind`: data whose
     reading is mostly about text, where L's is about numbers."""
     import pandas as pd
