@@ -369,10 +369,23 @@ def category_index(column: Column) -> dict[str, int]:
 
 def category_positions(column: Column, labels: pd.Series) -> np.ndarray:
     """Each label's input (category_index) as float64, NaN for a category the model never saw: the
-    labels looked up in one hashed pass (a map through the dict took 3 to 7 times as long)."""
+    labels looked up in one pass (a map through the dict took 3 to 7 times as long)."""
     index = category_index(column)
-    where = pd.Index(list(index)).get_indexer(labels)  # -1 for a label not in the index
+    where = positions_in(list(index), labels)  # -1 for a label not in the index
     return np.array([*index.values(), np.nan])[where]  # so -1 picks the NaN
+
+
+def positions_in(keys: list[str], labels: pd.Series) -> np.ndarray:
+    """Each label's position in `keys` (int64), -1 for one not among them (a missing one included),
+    in one hashed pass: Arrow's index_in where pandas holds the text in Arrow (pandas' own look-up
+    first makes a Python string of every label: 17.5 against 3 ms for 160,000), pandas' otherwise."""
+    if isinstance(labels.array, pd.arrays.ArrowStringArray):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        found = pc.index_in(pa.array(labels.array), value_set=pa.array(keys, pa.string()))
+        return np.asarray(found.fill_null(-1), dtype=np.int64)
+    return pd.Index(keys, dtype=object).get_indexer(labels).astype(np.int64, copy=False)
 
 
 def one_hot_block(column: Column, positions: np.ndarray, missing: np.ndarray) -> np.ndarray:

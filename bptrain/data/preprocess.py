@@ -27,6 +27,7 @@ from bptrain.data.columns import (
     labels_of,
     numeric_column,
     numpy_floats_or_ints,
+    positions_in,
     rows_text,
     scaling,
 )
@@ -302,15 +303,14 @@ class Preprocessor:
         self.check_targets(frame, source)
         if self.task == "classification":
             labels = labels_of(frame[self.targets[0]])
-            # the classes' index finds every label in one hashed pass (a set and a map of 54,000 labels took 0.1 s)
-            codes = pd.Index(self.classes).get_indexer(labels)  # int64; -1: no class of the model's
+            codes = positions_in(self.classes, labels)  # one hashed pass; a set and a map of 54,000 labels took 0.1 s
             if (codes < 0).any():
                 unknown = sorted(set(labels[codes < 0]))
                 raise DataError(
                     f"{source}: target column {self.targets[0]!r} has values the model never saw: "
                     f"{', '.join(map(repr, unknown[:5]))}; the model knows {', '.join(self.classes)}"
                 )
-            return codes.astype(np.int64, copy=False)
+            return codes
         if self.task == "multilabel":
             return self.label_matrix(frame, source).astype(dtype)
         y = self._target_numbers(frame, source)

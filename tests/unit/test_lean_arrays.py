@@ -324,3 +324,19 @@ def test_a_value_too_large_for_float32_is_named_when_copied_on_two_threads(monke
         "new.csv: column 'a', row 451: the value is too large to use (it becomes infinite in float32 after scaling); "
         "rescale the column, e.g. divide it by a power of ten"
     )
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", pd.StringDtype("python"), object, "chunked"])
+def test_positions_of_labels_are_those_of_a_dict_look_up_row_by_row(dtype):
+    from bptrain.data.columns import positions_in
+
+    values = ["b", None, "a", "zz", "a", "", "B", "c"]
+    if dtype == "chunked":  # text in Arrow, in more than one chunk
+        labels = pd.concat([pd.Series(values[:3], dtype="str"), pd.Series(values[3:], dtype="str")], ignore_index=True)
+    else:
+        labels = pd.Series(values, dtype=dtype)
+    keys = ["a", "b", "c", ""]
+    index = {k: i for i, k in enumerate(keys)}
+    expected = [index.get(v, -1) if isinstance(v, str) else -1 for v in labels.tolist()]
+    found = positions_in(keys, labels)
+    assert found.dtype == np.int64 and found.tolist() == expected
