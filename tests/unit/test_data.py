@@ -10,6 +10,7 @@ from bptrain.config.loading import load_config
 from bptrain.data.columns import numeric_column
 from bptrain.data.preprocess import Preprocessor, class_labels, infer_task
 from bptrain.data.reading import read_table
+from bptrain.data import splits
 from bptrain.data.splits import fit_preprocessor, read_splits, split_indices, transform
 from bptrain.errors import ConfigError, DataError
 
@@ -44,6 +45,27 @@ def test_stratified_split_is_seeded_disjoint_complete_and_keeps_class_shares():
     assert [np.bincount(strata[val], minlength=3).tolist(), np.bincount(strata[test], minlength=3).tolist()] == [[12, 6, 2], [6, 3, 1]]
     other = split_indices(100, (0.2, 0.1), np.random.default_rng(4), strata)
     assert not np.array_equal(other[1], val)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_strata_numbered_once_split_and_fold_the_rows_as_sorting_the_labels_does(seed):
+    from bptrain.data.splits import fold_ids
+
+    rng = np.random.default_rng(seed)
+    words = np.array(["b", "a", "ab", "B", "10", "9", "é", "a b", ""], dtype=object)
+    strata = words[rng.integers(0, len(words), 500)]
+
+    def by_sorted_labels(n, rng, strata):  # the rule, as np.unique and a comparison per stratum give it
+        for group in [np.flatnonzero(strata == s) for s in np.unique(strata)]:
+            yield group[rng.permutation(len(group))]
+
+    ours = split_indices(500, (0.2, 0.1), np.random.default_rng(seed), strata)
+    folds = fold_ids(500, 4, np.random.default_rng(seed), strata)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(splits, "_shuffled_groups", by_sorted_labels)
+        expected = split_indices(500, (0.2, 0.1), np.random.default_rng(seed), strata)
+        expected_folds = fold_ids(500, 4, np.random.default_rng(seed), strata)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, expected)) and np.array_equal(folds, expected_folds)
 
 
 def write_csv(tmp_path: Path, text: str, name="d.csv") -> Path:
