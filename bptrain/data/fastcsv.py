@@ -162,16 +162,14 @@ class _Reader:
                 self.stop.set()
                 return None
             groups, rows, ints = parsing.result()
-        columns: dict[str, np.ndarray] = {}
-        floats = [self.names[i] for i in self.floats]
-        for k, name in enumerate(floats):
-            columns[name] = groups[k // GROUP_COLUMNS][:rows, k % GROUP_COLUMNS]
+        places = {self.names[i]: (groups[k // GROUP_COLUMNS], k % GROUP_COLUMNS) for k, i in enumerate(self.floats)}
+        columns = {name: group[:rows, k] for name, (group, k) in places.items()}
         for name, parts in ints.items():
             if any(p.dtype != np.int64 for p in parts):  # an integer column with missing values: float64 with NaN, as pandas makes it
                 parts = [p.astype(np.float64) for p in parts]
             columns[name] = np.concatenate(parts) if parts else np.empty(0, np.int64)
         frame = pd.DataFrame({name: columns[name] for name in self.names}, copy=False)
-        _owned(frame, rows, {name: (groups[k // GROUP_COLUMNS], k % GROUP_COLUMNS) for k, name in enumerate(floats)})
+        _owned(frame, rows, places)
         return frame
 
     def _parse_all(self) -> tuple[list[np.ndarray], int, dict[str, list[np.ndarray]]]:
