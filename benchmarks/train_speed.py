@@ -35,6 +35,12 @@ the cost of the diagnostics:
 
     python benchmarks/train_speed.py --sizes S M --contenders bptrain "bptrain diagnostics" --repeats 21
 
+bptrain's training.engine is auto: numba's compiled update where numba is installed and an epoch
+updates enough values (L, and M with its 29 M); "bptrain numpy" is bptrain at training.engine
+numpy, NumPy's passes, so the ratio of the two is what the compiled update saves:
+
+    python benchmarks/train_speed.py --sizes M L --contenders bptrain "bptrain numpy" "bare GEMMs"
+
 PyTorch and scikit-learn are optional and never dependencies of bptrain; a contender whose package
 is missing is left out. To install them (the CPU build of torch):
 
@@ -78,7 +84,7 @@ SIZES = {
     "M": Size("M", 20_000, 100, (256, 256), 2, 64),
     "L": Size("L", 60_000, 784, (256, 128), 10, 128),
 }
-CONTENDERS = ("bptrain", "bptrain 1 thread", "bptrain diagnostics", "PyTorch", "scikit-learn", "bare GEMMs")
+CONTENDERS = ("bptrain", "bptrain 1 thread", "bptrain diagnostics", "bptrain numpy", "PyTorch", "scikit-learn", "bare GEMMs")
 PEERS = ("PyTorch", "scikit-learn")
 
 
@@ -111,7 +117,7 @@ def shuffle_rng(seed: int) -> np.random.Generator:
 # --- the contenders: each returns a function that trains one epoch -------------------------------
 
 
-def bptrain_config(size: Size, seed: int):
+def bptrain_config(size: Size, seed: int, engine: str = "auto"):
     from bptrain.config.loading import validate_config
 
     raw = {
@@ -121,21 +127,27 @@ def bptrain_config(size: Size, seed: int):
         "model": {"layers": [{"units": u, "activation": "relu"} for u in size.hidden], "dtype": "float32"},
         "loss": "auto",
         "optimizer": {"name": "adam", "lr": LR},
-        "training": {"batch_size": size.batch, "shuffle": True},
+        "training": {"batch_size": size.batch, "shuffle": True, "engine": engine},
         "stopping": {"max_epochs": 1, "early_stopping": False},  # no validation split to watch
     }
     return validate_config(raw, ROOT / "configs" / "speed.yaml")
 
 
 def bptrain_epoch(
-    size: Size, x: np.ndarray, labels: np.ndarray, seed: int, threads: int | str | None = None, diagnostics: bool = False
+    size: Size,
+    x: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+    threads: int | str | None = None,
+    diagnostics: bool = False,
+    engine: str = "auto",
 ) -> Epoch:
     """bptrain's Trainer, put together as bptrain.app.fit does; each call runs it one epoch further.
 
     `threads` as training.threads (its BLAS threads chosen once, here, as fit chooses them at the
     start); None leaves the BLAS pools as the benchmark set them (--threads N). `diagnostics`: with
     the diagnostics callback writing diagnostics.csv and .jsonl (into a temporary folder), as fit
-    runs by default (report.diagnostics).
+    runs by default (report.diagnostics). `engine` as training.engine.
     """
     from contextlib import nullcontext
     from types import SimpleNamespace
@@ -146,7 +158,7 @@ def bptrain_epoch(
     from bptrain.training.loop import Trainer
     from bptrain.training.stopping import Budget
 
-    config = bptrain_config(size, seed)
+    config = bptrain_config(size, seed, engine)
     classes = [str(c) for c in range(size.classes)]
     loss = assembly.loss_spec(config, "classification", classes, labels)
     prep = SimpleNamespace(task="classification", classes=classes, targets=["digit"])  # what the assembly asks of the preprocessor
@@ -166,6 +178,8 @@ def bptrain_epoch(
     chosen = None if threads is None else blas.choose(threads, blas.largest_product(built.setup.model, size.batch))
     if chosen is not None and threads == "auto":
         print(f"{size.name}: bptrain's training.threads auto -> {chosen.count} ({chosen.why})", file=sys.stderr)
+    if engine == "auto":
+        print(f"{size.name}: bptrain's training.engine auto -> {built.setup.engine.name} ({built.setup.engine.why})", file=sys.stderr)
 
     def epoch() -> None:
         trainer.setup.budget = Budget(max_epochs=trainer.position.epoch)  # run() resumes where it stopped
@@ -257,6 +271,7 @@ MAKERS = {
     "bptrain": bptrain_epoch,
     "bptrain 1 thread": lambda size, x, labels, seed: bptrain_epoch(size, x, labels, seed, threads=1),
     "bptrain diagnostics": lambda size, x, labels, seed: bptrain_epoch(size, x, labels, seed, diagnostics=True),
+    "bptrain numpy": lambda size, x, labels, seed: bptrain_epoch(size, x, labels, seed, engine="numpy"),
     "PyTorch": torch_epoch,
     "scikit-learn": sklearn_epoch,
     "bare GEMMs": gemm_epoch,

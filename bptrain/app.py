@@ -333,6 +333,7 @@ def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, th
         **_class_details(model, loss, prep, (dataset.test if score_test else None) or dataset.val),
         "data": dataset.files,
         "threads": threads.report(),
+        "engine": trainer.setup.engine.report(),
         "environment": environment(),
     }
     diagnostics = _diagnostics(trainer)

@@ -136,6 +136,7 @@ class TrainingConfig(Strict):
     detect_anomaly: bool = False
     checkpoint: CheckpointConfig = CheckpointConfig()
     threads: Literal["auto"] | Annotated[Int, Field(ge=1)] = "auto"
+    engine: Literal["auto", "numpy", "numba"] = "auto"
 
 
 class EarlyStoppingConfig(Strict):

@@ -10,6 +10,9 @@ rate is declared as the config-only option `lr` (PyTorch's default): the caller 
 every step() (it comes from a schedule). `defaults` maps each constructor option to its default. state_dict()/load_state_dict() copy the state
 out and back in (arrays only; the step count "t" as a 0-d int64 array) so a resumed run continues
 bit for bit.
+
+use_fused() switches step() to the same rule as one compiled loop (nn.fused, which needs numba): the
+arrays, and every value written into them, are the same; only the passes are fewer.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class Optimizer:
     default_lr: ClassVar[float]
     _scalars: ClassVar[tuple[str, ...]] = ()  # float attributes saved as 0-d float64 state
     _coupled = True  # weight_decay is added to the gradient (else the subclass applies it itself)
+    _kernel: ClassVar[str]  # the name of the rule's loop in nn.fused
 
     def __init__(self, params: list[Param], **options: Any):
         vars(self).update(self.declaration.check(options))
@@ -88,7 +92,22 @@ class Optimizer:
         self._state: dict[str, list[np.ndarray]] = {}
         self._l2 = getattr(self, "weight_decay", 0.0) if self._coupled else 0.0  # added to the gradient by _grad()
         self._g = self._empty() if self._l2 else []
+        self._fused: Any = None  # the rule's compiled loop (use_fused), or None: NumPy's passes
         self._allocate()
+
+    def use_fused(self) -> None:
+        """Run each step as the rule's compiled loop (nn.fused; imports numba)."""
+        from bptrain.nn import fused
+
+        self._fused = getattr(fused, self._kernel)
+
+    def _run(self, i: int, *args: Any) -> None:
+        """The compiled loop over unit i: its value, its grad and the l2 factor, then `args`, arrays
+        flattened and floats cast to the unit's dtype, as NumPy casts a Python float it combines with an array."""
+        p = self._units[i]
+        cast = p.value.dtype.type
+        rest = [a.reshape(-1) if isinstance(a, np.ndarray) else a if isinstance(a, bool) else cast(a) for a in args]
+        self._fused(p.value.reshape(-1), p.grad.reshape(-1), cast(self._l2), *rest)
 
     def _allocate(self) -> None:
         """Make the state and scratch arrays (the options are set)."""
@@ -175,10 +194,16 @@ class SGD(Optimizer):
         self._buf = self._zeros("momentum_buffer") if self.momentum else []
         self._tmp = self._empty()
 
+    _kernel = "sgd"
+
     def step(self, lr: float) -> None:
         lr, mu = float(lr), self.momentum
         first = self.t == 0
         self.t += 1
+        if self._fused is not None:
+            for i, tmp in enumerate(self._tmp):
+                self._run(i, self._buf[i] if mu else tmp, -lr, mu, 1.0 - self.dampening, first, self.nesterov)
+            return
         for i, (p, tmp) in enumerate(zip(self._units, self._tmp)):
             g = self._grad(i)
             if not mu:
@@ -212,6 +237,7 @@ class Adam(Optimizer):
     """
 
     _decoupled = False  # AdamW: p *= 1 - lr * weight_decay instead of g += weight_decay * p
+    _kernel = "adam"
 
     def _allocate(self) -> None:
         self.beta1, self.beta2 = self.betas
@@ -227,6 +253,10 @@ class Adam(Optimizer):
         step_size = lr / (1.0 - b1**self.t)
         bc2_sqrt = math.sqrt(1.0 - b2**self.t)
         decay = 1.0 - lr * self.weight_decay if self._decoupled and self.weight_decay else None
+        if self._fused is not None:
+            for i, (m, v, v_max) in enumerate(zip(self._m, self._v, self._v_max)):
+                self._run(i, m, v, v_max, 1.0 if decay is None else decay, b1, 1.0 - b1, b2, 1.0 - b2, self.eps * bc2_sqrt, -step_size * bc2_sqrt, self.amsgrad)
+            return
         for i, (p, m, v, v_max, tmp) in enumerate(zip(self._units, self._m, self._v, self._v_max, self._tmp)):
             if decay is not None:
                 p.value *= decay
@@ -271,6 +301,7 @@ class NAdam(Optimizer):
     """
 
     _scalars = ("mu_product",)
+    _kernel = "nadam"
 
     @property
     def _coupled(self) -> bool:  # type: ignore[override]
@@ -296,6 +327,10 @@ class NAdam(Optimizer):
         g_scale = -lr * (1.0 - mu) / (1.0 - self.mu_product) * c
         m_scale = -lr * mu_next / (1.0 - self.mu_product * mu_next) * c
         decay = 1.0 - lr * self.weight_decay if self.decoupled_weight_decay and self.weight_decay else None
+        if self._fused is not None:
+            for i, (m, v) in enumerate(zip(self._m, self._v)):
+                self._run(i, m, v, 1.0 if decay is None else decay, b1, 1.0 - b1, b2, 1.0 - b2, self.eps * c, g_scale, m_scale)
+            return
         for i, (p, m, v, denom, tmp) in enumerate(zip(self._units, self._m, self._v, self._tmp, self._tmp2)):
             if decay is not None:
                 p.value *= decay
@@ -319,6 +354,8 @@ class Adamax(Optimizer):
     m = b1 m + (1 - b1) g; u = max(b2 u, |g| + eps); p -= lr / (1 - b1^t) * m / u.
     """
 
+    _kernel = "adamax"
+
     def _allocate(self) -> None:
         self.beta1, self.beta2 = self.betas
         self._m = self._zeros("m")
@@ -329,6 +366,10 @@ class Adamax(Optimizer):
         self.t += 1
         b1 = self.beta1
         step_size = float(lr) / (1.0 - b1**self.t)
+        if self._fused is not None:
+            for i, (m, u) in enumerate(zip(self._m, self._u)):
+                self._run(i, m, u, b1, 1.0 - b1, self.beta2, self.eps, -step_size)
+            return
         for i, (p, m, u, tmp) in enumerate(zip(self._units, self._m, self._u, self._tmp)):
             g = self._grad(i)
             _average(m, g, b1, tmp)
@@ -358,6 +399,8 @@ class RMSprop(Optimizer):
     and p -= lr b, else p -= lr g / denom.
     """
 
+    _kernel = "rmsprop"
+
     def _allocate(self) -> None:
         self._v = self._zeros("v")
         self._g_avg = self._zeros("g_avg") if self.centered else []
@@ -367,6 +410,12 @@ class RMSprop(Optimizer):
     def step(self, lr: float) -> None:
         lr, a = float(lr), self.alpha
         self.t += 1
+        if self._fused is not None:
+            for i, (v, tmp) in enumerate(zip(self._v, self._tmp)):
+                g_avg = self._g_avg[i] if self.centered else tmp
+                buf = self._buf[i] if self.momentum else tmp
+                self._run(i, v, g_avg, buf, a, 1.0 - a, self.eps, -lr, self.centered, self.momentum)
+            return
         for i, (p, v, tmp) in enumerate(zip(self._units, self._v, self._tmp)):
             g = self._grad(i)
             _average_square(v, g, a, tmp)
@@ -404,6 +453,8 @@ class Adagrad(Optimizer):
     s += g²; p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps).
     """
 
+    _kernel = "adagrad"
+
     def _allocate(self) -> None:
         self._sum = self._zeros("sum", self.initial_accumulator_value)
         self._tmp = self._empty()
@@ -411,6 +462,10 @@ class Adagrad(Optimizer):
     def step(self, lr: float) -> None:
         self.t += 1
         clr = float(lr) / (1.0 + (self.t - 1) * self.lr_decay)
+        if self._fused is not None:
+            for i, s in enumerate(self._sum):
+                self._run(i, s, self.eps, -clr)
+            return
         for i, (p, s, tmp) in enumerate(zip(self._units, self._sum, self._tmp)):
             g = self._grad(i)
             np.multiply(g, g, out=tmp)
@@ -436,6 +491,8 @@ class Adadelta(Optimizer):
     p -= lr delta.
     """
 
+    _kernel = "adadelta"
+
     def _allocate(self) -> None:
         self._v = self._zeros("v")
         self._u = self._zeros("u")
@@ -444,6 +501,10 @@ class Adadelta(Optimizer):
     def step(self, lr: float) -> None:
         lr, rho = float(lr), self.rho
         self.t += 1
+        if self._fused is not None:
+            for i, (v, u) in enumerate(zip(self._v, self._u)):
+                self._run(i, v, u, rho, 1.0 - rho, self.eps, -lr)
+            return
         for i, (p, v, u, tmp, delta) in enumerate(zip(self._units, self._v, self._u, self._tmp, self._delta)):
             g = self._grad(i)
             _average_square(v, g, rho, tmp)
@@ -473,6 +534,8 @@ class Lion(Optimizer):
 
     _coupled = False
 
+    _kernel = "lion"
+
     def _allocate(self) -> None:
         self.beta1, self.beta2 = self.betas
         self._m = self._zeros("m")
@@ -483,6 +546,10 @@ class Lion(Optimizer):
         self.t += 1
         b1 = self.beta1
         decay = 1.0 - lr * self.weight_decay if self.weight_decay else None
+        if self._fused is not None:
+            for i, m in enumerate(self._m):
+                self._run(i, m, 1.0 if decay is None else decay, b1, 1.0 - b1, self.beta2, 1.0 - self.beta2, -lr)
+            return
         for p, m, c, tmp in zip(self._units, self._m, self._tmp, self._tmp2):
             if decay is not None:
                 p.value *= decay

@@ -25,6 +25,7 @@ from bptrain.nn.model import Sequential, build_model, hidden_layers
 from bptrain.nn.optimizers import OPTIMIZERS
 from bptrain.nn.options import did_you_mean
 from bptrain.nn.regularizers import Regularizer
+from bptrain.training import engine
 from bptrain.training.callbacks import (
     Cadence,
     Callback,
@@ -344,10 +345,15 @@ def assemble(config: Config, prep, n_in: int, loss: tuple[str, dict[str, Any]], 
     spec = {**model_spec(config, n_in, n_out), **({"dtype": dtype} if dtype else {})}
     batch_size = min(config.training.batch_size, train_rows)
     model = model_for(spec, config.seed, batch_size)
+    optimizer = make_optimizer(config, model.params)
+    updates = sum(p.value.size for p in model.params) * epoch_steps(train_rows, batch_size, model.min_batch_rows > 1)
+    used = engine.choose(config.training.engine, updates)
+    if used.name == "numba":
+        optimizer.use_fused()
     setup = Setup(
         model=model,
         loss=make_loss(*loss, spec["dtype"]),
-        optimizer=make_optimizer(config, model.params),
+        optimizer=optimizer,
         rate=watched.rate,
         prep=prep,
         batch_size=batch_size,
@@ -357,5 +363,6 @@ def assemble(config: Config, prep, n_in: int, loss: tuple[str, dict[str, Any]], 
         regularizer=make_regularizer(config, model.params),
         clip=make_clip(config),
         detect_anomaly=config.training.detect_anomaly,
+        engine=used,
     )
     return Assembly(setup, watched, spec, loss)

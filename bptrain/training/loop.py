@@ -21,6 +21,7 @@ from bptrain.errors import DivergedError, ModelFileError
 from bptrain.inference import score
 from bptrain.nn.state import check_state
 from bptrain.training.callbacks import BatchEnd, Callback, Stop, overriding
+from bptrain.training.engine import Engine
 from bptrain.training.stopping import Budget, resolve_mode
 
 # --- the learning rate -----------------------------------------------------------------------
@@ -126,6 +127,7 @@ class Setup:
     regularizer: Any = None
     clip: Callable[[list], object] | None = None
     detect_anomaly: bool = False
+    engine: Engine = Engine("numpy", "set")  # how the optimizer's update runs (training.engine)
 
 
 @dataclass

@@ -178,9 +178,12 @@ def test_report_md_names_the_run(fitted):
     text = (fitted.run / "report.md").read_text(encoding="utf-8")
     assert text.splitlines()[0] == f"# Run {fitted.run.name}"
     assert "- seed: 42" in text
-    chosen = fitted.report["threads"]
-    assert text.endswith(f"\n\nBLAS threads: {chosen['count']} ({chosen['chosen']})\n")
+    chosen, engine = fitted.report["threads"], fitted.report["engine"]
+    assert text.endswith(
+        f"\n\nBLAS threads: {chosen['count']} ({chosen['chosen']})\n\nOptimizer engine: {engine['name']} ({engine['chosen']})\n"
+    )
     assert chosen["count"] == 1 and chosen["chosen"].startswith("auto: products up to ")
+    assert engine == {"name": "numpy", "chosen": "auto: 2,821 parameter values updated an epoch, under 20,000,000"}
 
 
 # --- metrics.csv / metrics.jsonl ------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NN = ROOT / "bptrain" / "nn"
-HEAVY = ["pandas", "yaml", "pydantic", "typer", "rich", "matplotlib"]
+HEAVY = ["pandas", "yaml", "pydantic", "typer", "rich", "matplotlib", "numba"]
 
 
 def test_importing_bptrain_nn_loads_no_heavy_module():
@@ -51,4 +51,4 @@ def test_bptrain_nn_imports_only_numpy_the_stdlib_and_its_allowed_neighbours():
     offending = {
         f"{f.name}: {m}" for f in files for m in imported_modules(f.read_text()) if not allowed(m)
     }
-    assert not offending
+    assert offending == {"fused.py: numba"}  # the update rules compiled, for training.engine numba alone

@@ -550,3 +550,60 @@ def test_load_state_dict_names_the_offending_key():
     nadam = OPTIMIZERS.get("nadam")(p)
     with pytest.raises(ValueError, match="missing key 'mu_product'"):
         nadam.load_state_dict({k: a for k, a in nadam.state_dict().items() if k != "mu_product"})
+
+
+# --- the compiled loop (training.engine numba) writes the same bits as the NumPy passes ------------
+
+
+def _twin_runs(name, hyper, dtype, grads):
+    """Params, optimizer state and step after `grads` (a list per step), by NumPy's passes and by the loop."""
+    results = []
+    for fused in (False, True):
+        rng = np.random.default_rng(3)
+        params = [
+            Param("W", (rng.standard_normal((6, 5)) * 2).astype(dtype), np.empty((6, 5), dtype)),
+            Param("b", rng.standard_normal(5).astype(dtype), np.empty(5, dtype)),
+        ]
+        params[1].value[0] = -0.0  # the sign of a zero is part of the bits
+        pack(params)
+        opt = OPTIMIZERS[name](params, **hyper)
+        if fused:
+            opt.use_fused()
+        for t, (lr, g) in enumerate(grads):
+            params[0].grad[...], params[1].grad[...] = g[:30].reshape(6, 5), g[30:]
+            opt.step(lr)
+        results.append([p.value.copy() for p in params] + [a for k, a in sorted(opt.state_dict().items())])
+    return results
+
+
+def _gradients(rng, dtype, steps=25):
+    """Gradients of every kind a run meets: ordinary, tiny, huge, exact zeros of either sign."""
+    out = []
+    for t in range(steps):
+        g = rng.standard_normal(35) * 10.0 ** rng.integers(-8, 4, 35)
+        g[rng.integers(0, 35, 4)] = 0.0
+        g[rng.integers(0, 35, 2)] = -0.0
+        out.append((0.5 ** (t % 5) * 0.05, g.astype(dtype)))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, hyper", ALL_CASES, ids=CASE_IDS)
+def test_the_compiled_loop_writes_the_bits_numpys_passes_write(name, hyper, dtype):
+    passes, loop = _twin_runs(name, hyper, dtype, _gradients(np.random.default_rng(7), dtype))
+    assert len(passes) == len(loop)
+    for a, b in zip(passes, loop):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), np.flatnonzero(a.reshape(-1) != b.reshape(-1))
+    assert not np.array_equal(passes[0], _twin_runs(name, hyper, dtype, [])[0][0])  # the steps moved the weights
+
+
+@pytest.mark.parametrize("name, hyper", ALL_CASES, ids=CASE_IDS)
+def test_the_compiled_loop_spreads_nan_and_inf_as_numpys_passes_do(name, hyper):
+    grads = _gradients(np.random.default_rng(8), np.float32, steps=6)
+    grads[2][1][[3, 31]] = np.nan
+    grads[3][1][[4, 32]] = np.inf
+    grads[4][1][[5, 33]] = -np.inf
+    with np.errstate(all="ignore"):
+        passes, loop = _twin_runs(name, hyper, np.float32, grads)
+    for a, b in zip(passes, loop):
+        assert a.tobytes() == b.tobytes()
