@@ -35,8 +35,8 @@ the cost of the diagnostics:
 
     python benchmarks/train_speed.py --sizes S M --contenders bptrain "bptrain diagnostics" --repeats 21
 
-bptrain's training.engine is auto: numba's compiled update where numba is installed and an epoch
-updates enough values (L, and M with its 29 M); "bptrain numpy" is bptrain at training.engine
+bptrain's training.engine is auto: numba's compiled update where numba is installed and the run
+may update enough values (M and L, over fit's default 200 epochs); "bptrain numpy" is bptrain at training.engine
 numpy, NumPy's passes, so the ratio of the two is what the compiled update saves:
 
     python benchmarks/train_speed.py --sizes M L --contenders bptrain "bptrain numpy" "bare GEMMs"
@@ -128,7 +128,9 @@ def bptrain_config(size: Size, seed: int, engine: str = "auto"):
         "loss": "auto",
         "optimizer": {"name": "adam", "lr": LR},
         "training": {"batch_size": size.batch, "shuffle": True, "engine": engine},
-        "stopping": {"max_epochs": 1, "early_stopping": False},  # no validation split to watch
+        # no validation split to watch; max_epochs as fit's default (training.engine auto weighs it),
+        # while each epoch() below lets the trainer run one more
+        "stopping": {"max_epochs": 200, "early_stopping": False},
     }
     return validate_config(raw, ROOT / "configs" / "speed.yaml")
 

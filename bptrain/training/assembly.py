@@ -346,8 +346,9 @@ def assemble(config: Config, prep, n_in: int, loss: tuple[str, dict[str, Any]], 
     batch_size = min(config.training.batch_size, train_rows)
     model = model_for(spec, config.seed, batch_size)
     optimizer = make_optimizer(config, model.params)
-    updates = sum(p.value.size for p in model.params) * epoch_steps(train_rows, batch_size, model.min_batch_rows > 1)
-    used = engine.choose(config.training.engine, updates)
+    steps = epoch_steps(train_rows, batch_size, model.min_batch_rows > 1) * config.stopping.max_epochs
+    steps = min(steps, config.stopping.max_steps or steps)
+    used = engine.choose(config.training.engine, sum(p.value.size for p in model.params), steps)
     if used.name == "numba":
         optimizer.use_fused()
     setup = Setup(

@@ -3,8 +3,8 @@
 numpy: the update rule as NumPy passes over all parameters (nn.optimizers), a dozen of them a step
 for Adam. numba: the same rule as one compiled loop (nn.fused), which reads each array once; it
 needs the optional extra 'numba' and compiles its loop at the start of each run (about a second).
-`auto` takes numba where it is installed and an epoch updates enough values for that second to pay
-off soon (benchmarks/README.md, "Training speed").
+`auto` takes numba where it is installed and the run may update enough values for that second to
+pay off (benchmarks/README.md, "Training speed").
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from bptrain.errors import ConfigError, extra_needed
 
 ENGINES = ("auto", "numpy", "numba")
-# Parameter values updated per epoch (parameters x steps) from which auto takes numba: the fused
-# Adam step saves about 1.3 ns a value on the 2-core machine of benchmarks/README.md, so 0.07 s an
-# epoch from here, against about a second to import numba and compile the loop.
-MIN_UPDATES = 20_000_000
+# Parameter values a run may update (parameters x its most steps) from which auto takes numba: the
+# compiled Adam step saves about 1.3 ns a value on the 2-core machine of benchmarks/README.md, so
+# about 2 s from here, against about a second to import numba and compile the loop at the start.
+MIN_UPDATES = 1_500_000_000
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,17 @@ def installed() -> bool:
         return False
 
 
-def choose(setting: str, updates: int) -> Engine:
-    """The engine for training.engine `setting` and `updates` parameter values updated an epoch;
-    ConfigError when numba is asked for and cannot be imported."""
+def choose(setting: str, params: int, steps: int) -> Engine:
+    """The engine for training.engine `setting`, for a run of `params` parameters and at most
+    `steps` optimizer steps; ConfigError when numba is asked for and cannot be imported."""
     if setting == "numpy":
         return Engine("numpy", "set")
-    count = f"{updates:,} parameter values updated an epoch"
+    updates = f"{params * steps:,} parameter values updated at most ({params:,} parameters x {steps:,} steps)"
     if setting == "auto":
         if not installed():
             return Engine("numpy", "auto: numba is not installed")
-        if updates < MIN_UPDATES:
-            return Engine("numpy", f"auto: {count}, under {MIN_UPDATES:,}")
+        if params * steps < MIN_UPDATES:
+            return Engine("numpy", f"auto: {updates}, under {MIN_UPDATES:,}")
     elif not installed():
         raise extra_needed("training.engine numba needs numba", "numba")
     try:
@@ -60,4 +60,4 @@ def choose(setting: str, updates: int) -> Engine:
         if setting == "auto":
             return Engine("numpy", f"auto: {problem}")
         raise ConfigError(f"training.engine numba: {problem}. Reinstall it (pip install 'bptrain[numba]') or set training.engine: numpy") from None
-    return Engine("numba", "set" if setting == "numba" else f"auto: {count}", numba.__version__)
+    return Engine("numba", "set" if setting == "numba" else f"auto: {updates}", numba.__version__)

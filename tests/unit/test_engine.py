@@ -23,15 +23,17 @@ from conftest import ROOT, call_cli
 IRIS = ROOT / "configs" / "iris.yaml"
 
 
-def test_auto_takes_numba_from_twenty_million_values_updated_an_epoch():
-    assert engine.MIN_UPDATES == 20_000_000
-    assert choose("auto", 19_999_999) == Engine("numpy", "auto: 19,999,999 parameter values updated an epoch, under 20,000,000")
-    assert choose("auto", 20_000_000) == Engine("numba", "auto: 20,000,000 parameter values updated an epoch", numba.__version__)
+def test_auto_takes_numba_from_a_billion_and_a_half_values_updated_in_the_run():
+    assert engine.MIN_UPDATES == 1_500_000_000
+    under = "1,499,996,334 parameter values updated at most (235,146 parameters x 6,379 steps)"
+    assert choose("auto", 235_146, 6_379) == Engine("numpy", f"auto: {under}, under 1,500,000,000")
+    over = "1,500,231,480 parameter values updated at most (235,146 parameters x 6,380 steps)"
+    assert choose("auto", 235_146, 6_380) == Engine("numba", f"auto: {over}", numba.__version__)
 
 
 def test_a_set_engine_is_taken_whatever_the_size():
-    assert choose("numpy", 10**12) == Engine("numpy", "set")
-    assert choose("numba", 1) == Engine("numba", "set", numba.__version__)
+    assert choose("numpy", 10**9, 10**9) == Engine("numpy", "set")
+    assert choose("numba", 1, 1) == Engine("numba", "set", numba.__version__)
     assert Engine("numba", "set", "0.68.1").report() == {"name": "numba", "chosen": "set", "version": "0.68.1"}
     assert Engine("numpy", "set").report() == {"name": "numpy", "chosen": "set"}
 
@@ -39,9 +41,9 @@ def test_a_set_engine_is_taken_whatever_the_size():
 def test_without_numba_auto_keeps_numpy_and_a_set_numba_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
     assert not engine.installed()
-    assert choose("auto", 10**12) == Engine("numpy", "auto: numba is not installed")
+    assert choose("auto", 10**6, 10**6) == Engine("numpy", "auto: numba is not installed")
     with pytest.raises(ConfigError) as refused:
-        choose("numba", 10**12)
+        choose("numba", 10**6, 10**6)
     assert str(refused.value) == "training.engine numba needs numba, the optional extra 'numba': pip install 'bptrain[numba]'"
 
 
@@ -56,9 +58,9 @@ def _broken_numba(monkeypatch):
 def test_a_numba_that_does_not_import_is_named_and_auto_goes_on_with_numpy(monkeypatch):
     _broken_numba(monkeypatch)
     problem = "numba is installed but does not import: AttributeError: module 'numba' has no attribute 'njit'"
-    assert choose("auto", 10**12) == Engine("numpy", f"auto: {problem}")
+    assert choose("auto", 10**6, 10**6) == Engine("numpy", f"auto: {problem}")
     with pytest.raises(ConfigError) as refused:
-        choose("numba", 1)
+        choose("numba", 1, 1)
     assert str(refused.value) == (
         f"training.engine numba: {problem}. Reinstall it (pip install 'bptrain[numba]') or set training.engine: numpy"
     )
@@ -114,6 +116,23 @@ def test_the_shipped_iris_run_keeps_numpy_under_auto(tmp_path):
     result = call_cli("fit", IRIS, "--set", "stopping.max_epochs=2", "--runs-dir", tmp_path / "runs", "-q")
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
-    chosen = json.loads((run_dir / "report.json").read_text())["engine"]
-    assert chosen["name"] == "numpy"
-    assert chosen["chosen"].startswith("auto: ") and chosen["chosen"].endswith(" parameter values updated an epoch, under 20,000,000")
+    assert json.loads((run_dir / "report.json").read_text())["engine"] == {
+        "name": "numpy",
+        "chosen": "auto: 5,642 parameter values updated at most (403 parameters x 14 steps), under 1,500,000,000",
+    }
+
+
+def test_auto_weighs_the_most_steps_the_run_may_take(tmp_path):
+    """A budget big enough takes numba even on iris's small network (403 parameters x 7 steps an
+    epoch x 600,000 epochs, which max_time ends early); max_steps caps it."""
+    budgets = {"numba": ["stopping.max_epochs=600000"], "numpy": ["stopping.max_epochs=600000", "stopping.max_steps=500000"]}
+    for name, budget in budgets.items():
+        runs = tmp_path / name
+        sets = [arg for key in budget for arg in ("--set", key)]
+        result = call_cli("fit", IRIS, *sets, "--set", "stopping.max_time=0.3", "--runs-dir", runs, "-q")
+        assert result.returncode == 0, result.stderr
+        (run_dir,) = runs.iterdir()
+        steps = 500_000 if name == "numpy" else 4_200_000
+        chosen = json.loads((run_dir / "report.json").read_text())["engine"]
+        assert chosen["name"] == name
+        assert chosen["chosen"].startswith(f"auto: {403 * steps:,} parameter values updated at most (403 parameters x {steps:,} steps)")
