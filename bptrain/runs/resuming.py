@@ -18,7 +18,8 @@ from bptrain.runs.checkpoint import LAST, PREVIOUS
 if TYPE_CHECKING:
     from bptrain.config.schema import Config
 
-# Keys that only decide how long to train, when to save, how closely to watch, what to draw and where to log.
+# Keys that only decide how long to train, when to save, how closely to watch, how fast to update
+# (the engine writes the same bits), what to draw and where to log.
 BUDGET_KEYS = (
     "name",
     "stopping.max_epochs",
@@ -28,6 +29,7 @@ BUDGET_KEYS = (
     "stopping.divergence",
     "training.checkpoint",
     "training.detect_anomaly",
+    "training.engine",
     "report",
     "tracking",
 )

@@ -47,7 +47,7 @@ CORRUPT = (*STEADY[:-2], "--set", "training.checkpoint.every_epochs=1", "--set",
 SUMMARY = re.compile(r"stopped    (\w+) after (\d+) epochs, \d+\.\d s; best epoch (\d+)")
 ALLOWED = (
     "Only these keys may change when resuming: name, stopping.max_epochs, stopping.max_steps, stopping.max_time, "
-    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, report, tracking. "
+    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, training.engine, report, tracking. "
     "To train differently, start a new run without --resume."
 )
 
@@ -126,7 +126,7 @@ def report(run: Path) -> dict:
 
 def comparable_report(run: Path) -> dict:
     rep = report(run)
-    for key in ("run", "run_dir", "seconds", "environment"):
+    for key in ("run", "run_dir", "seconds", "environment", "engine"):  # how the run went, not what it learned
         rep.pop(key)
     for entry in rep["data"]:  # as given on the command line (relative to the cwd), or absolute after a resume
         entry["path"] = str((ROOT / entry["path"]).resolve())
@@ -488,6 +488,20 @@ def test_a_stopped_run_with_early_stopping_resumes_bit_identical_under_the_defau
         whole, part = pool.map(lambda a: fit(tmp_path / a[0], *EARLY, *a[1]).run, [("whole", ()), ("part", ("--set", "stopping.max_steps=66"))])
     assert checkpoint_position(part / "checkpoints" / "last.npz")["step"] == 66  # mid-epoch 10, saved at the stop
     assert_summary(resume(part, "--set", "stopping.max_steps=null"), "early_stopping", 21, 19)
+    assert_same_training(part, whole)
+
+
+def test_a_run_resumed_on_the_other_engine_ends_bit_identical(tmp_path):
+    """training.engine may change on resume: numba's loop writes the bits NumPy's passes write."""
+    with ThreadPoolExecutor(2) as pool:
+        whole, part = pool.map(
+            lambda a: fit(tmp_path / a[0], *CORRUPT, "--set", "training.engine=numpy", *a[1]).run,
+            [("whole", ()), ("part", ("--set", "stopping.max_steps=40"))],
+        )
+    result = resume(part, "--set", "stopping.max_steps=null", "--set", "training.engine=numba")
+    assert result.stderr == ""
+    assert_summary(result, "max_epochs", CORRUPT_EPOCHS, CORRUPT_EPOCHS)
+    assert json.loads((part / "report.json").read_text())["engine"]["name"] == "numba"
     assert_same_training(part, whole)
 
 

@@ -14,7 +14,7 @@ from conftest import call_cli, run_cli
 IRIS = "configs/iris.yaml"  # 7 steps per epoch
 ALLOWED = (
     "Only these keys may change when resuming: name, stopping.max_epochs, stopping.max_steps, stopping.max_time, "
-    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, report, tracking. "
+    "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, training.engine, report, tracking. "
     "To train differently, start a new run without --resume."
 )
 
