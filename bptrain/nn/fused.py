@@ -27,11 +27,29 @@ def _maximum(a, b):
     return a if a != a or a >= b else b
 
 
+@numba.njit(inline="always")
+def _gradient(w, grad, l2):
+    """The rule's gradient of one value: w * l2 + grad (coupled weight decay), or grad when l2 is 0."""
+    return w * l2 + grad if l2 != 0 else grad
+
+
+@numba.njit(inline="always")
+def _moments(p, grad, m, v, i, l2, decay, b1, c1, b2, c2):
+    """Adam's and NAdam's start at value i: (the weight after decay, the gradient, m, v), m and v stored."""
+    w = p[i] * decay if decay != 1 else p[i]
+    g = _gradient(w, grad[i], l2)
+    mi = m[i] * b1 + g * c1
+    vi = v[i] * b2 + g * g * c2
+    m[i] = mi
+    v[i] = vi
+    return w, g, mi, vi
+
+
 @_jit
 def sgd(p, grad, l2, buf, lr, mu, damp_c, first, nesterov):
     """SGD; lr negated; with momentum mu > 0: damp_c = 1 - dampening, first: the first step (buf = g)."""
     for i in range(p.shape[0]):
-        g = p[i] * l2 + grad[i] if l2 != 0 else grad[i]
+        g = _gradient(p[i], grad[i], l2)
         if mu == 0:
             p[i] = p[i] + g * lr
             continue
@@ -46,12 +64,7 @@ def adam(p, grad, l2, m, v, v_max, decay, b1, c1, b2, c2, eps_c, scale, amsgrad)
     """Adam, AdamW: decay (1 for none) first; c1 = 1 - b1, c2 = 1 - b2; eps_c = eps sqrt(1 - b2^t);
     scale = -lr sqrt(1 - b2^t) / (1 - b1^t); v_max is v itself without amsgrad."""
     for i in range(p.shape[0]):
-        w = p[i] * decay if decay != 1 else p[i]
-        g = w * l2 + grad[i] if l2 != 0 else grad[i]
-        mi = m[i] * b1 + g * c1
-        vi = v[i] * b2 + g * g * c2
-        m[i] = mi
-        v[i] = vi
+        w, g, mi, vi = _moments(p, grad, m, v, i, l2, decay, b1, c1, b2, c2)
         if amsgrad:
             vi = _maximum(v_max[i], vi)
             v_max[i] = vi
@@ -62,12 +75,7 @@ def adam(p, grad, l2, m, v, v_max, decay, b1, c1, b2, c2, eps_c, scale, amsgrad)
 def nadam(p, grad, l2, m, v, decay, b1, c1, b2, c2, eps_c, g_scale, m_scale):
     """NAdam: as adam, then p += g / denom * g_scale, then p += m / denom * m_scale."""
     for i in range(p.shape[0]):
-        w = p[i] * decay if decay != 1 else p[i]
-        g = w * l2 + grad[i] if l2 != 0 else grad[i]
-        mi = m[i] * b1 + g * c1
-        vi = v[i] * b2 + g * g * c2
-        m[i] = mi
-        v[i] = vi
+        w, g, mi, vi = _moments(p, grad, m, v, i, l2, decay, b1, c1, b2, c2)
         denom = np.sqrt(vi) + eps_c
         w = w + g / denom * g_scale
         p[i] = w + mi / denom * m_scale
@@ -77,7 +85,7 @@ def nadam(p, grad, l2, m, v, decay, b1, c1, b2, c2, eps_c, g_scale, m_scale):
 def adamax(p, grad, l2, m, u, b1, c1, b2, eps, scale):
     """Adamax: u = max(b2 u, |g| + eps); scale = -lr / (1 - b1^t)."""
     for i in range(p.shape[0]):
-        g = p[i] * l2 + grad[i] if l2 != 0 else grad[i]
+        g = _gradient(p[i], grad[i], l2)
         mi = m[i] * b1 + g * c1
         m[i] = mi
         ui = _maximum(u[i] * b2, abs(g) + eps)
@@ -89,7 +97,7 @@ def adamax(p, grad, l2, m, u, b1, c1, b2, eps, scale):
 def rmsprop(p, grad, l2, v, g_avg, buf, a, c, eps, lr, centered, mu):
     """RMSprop: c = 1 - alpha; g_avg with centered, buf with momentum mu > 0; lr negated."""
     for i in range(p.shape[0]):
-        g = p[i] * l2 + grad[i] if l2 != 0 else grad[i]
+        g = _gradient(p[i], grad[i], l2)
         vi = v[i] * a + g * g * c
         v[i] = vi
         if centered:
@@ -112,7 +120,7 @@ def rmsprop(p, grad, l2, v, g_avg, buf, a, c, eps, lr, centered, mu):
 def adagrad(p, grad, l2, s, eps, scale):
     """Adagrad: s += g²; scale = -lr / (1 + (t - 1) lr_decay)."""
     for i in range(p.shape[0]):
-        g = p[i] * l2 + grad[i] if l2 != 0 else grad[i]
+        g = _gradient(p[i], grad[i], l2)
         si = s[i] + g * g
         s[i] = si
         p[i] = p[i] + g / (np.sqrt(si) + eps) * scale
@@ -122,7 +130,7 @@ def adagrad(p, grad, l2, s, eps, scale):
 def adadelta(p, grad, l2, v, u, rho, c, eps, lr):
     """Adadelta: c = 1 - rho; lr negated."""
     for i in range(p.shape[0]):
-        g = p[i] * l2 + grad[i] if l2 != 0 else grad[i]
+        g = _gradient(p[i], grad[i], l2)
         vi = v[i] * rho + g * g * c
         v[i] = vi
         delta = np.sqrt(u[i] + eps) / np.sqrt(vi + eps) * g
