@@ -190,11 +190,11 @@ class SGD(Optimizer):
     lr * (g + momentum * b) with nesterov.
     """
 
+    _kernel = "sgd"
+
     def _allocate(self) -> None:
         self._buf = self._zeros("momentum_buffer") if self.momentum else []
         self._tmp = self._empty()
-
-    _kernel = "sgd"
 
     def step(self, lr: float) -> None:
         lr, mu = float(lr), self.momentum
