@@ -555,8 +555,9 @@ def test_load_state_dict_names_the_offending_key():
 # --- the compiled loop (training.engine numba) writes the same bits as the NumPy passes ------------
 
 
-def _twin_runs(name, hyper, dtype, grads):
-    """Params, optimizer state and step after `grads` (a list per step), by NumPy's passes and by the loop."""
+def _twin_runs(name, hyper, dtype, grads, packed=True):
+    """Params and optimizer state after `grads` (a list per step), by NumPy's passes and by the loop;
+    `packed`: the params in one array (one unit, as a model's), else a unit per param."""
     results = []
     for fused in (False, True):
         rng = np.random.default_rng(3)
@@ -565,8 +566,10 @@ def _twin_runs(name, hyper, dtype, grads):
             Param("b", rng.standard_normal(5).astype(dtype), np.empty(5, dtype)),
         ]
         params[1].value[0] = -0.0  # the sign of a zero is part of the bits
-        pack(params)
+        if packed:
+            pack(params)
         opt = OPTIMIZERS[name](params, **hyper)
+        assert len(opt._units) == (1 if packed else 2)
         if fused:
             opt.use_fused()
         for t, (lr, g) in enumerate(grads):
@@ -587,10 +590,11 @@ def _gradients(rng, dtype, steps=25):
     return out
 
 
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "apart"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name, hyper", ALL_CASES, ids=CASE_IDS)
-def test_the_compiled_loop_writes_the_bits_numpys_passes_write(name, hyper, dtype):
-    passes, loop = _twin_runs(name, hyper, dtype, _gradients(np.random.default_rng(7), dtype))
+def test_the_compiled_loop_writes_the_bits_numpys_passes_write(name, hyper, dtype, packed):
+    passes, loop = _twin_runs(name, hyper, dtype, _gradients(np.random.default_rng(7), dtype), packed)
     assert len(passes) == len(loop)
     for a, b in zip(passes, loop):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), np.flatnonzero(a.reshape(-1) != b.reshape(-1))
