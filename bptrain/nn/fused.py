@@ -4,9 +4,10 @@ nn.optimizers holds the rules as NumPy passes: a dozen passes over every paramet
 reading and writing arrays larger than the caches. Here each rule is one loop that reads every
 array once. Each loop computes, value by value, exactly what the passes compute: the same
 operations on the same operands in the same order, in the arrays' dtype (the callers cast every
-float to it, as NumPy casts a Python float it combines with an array), and numba compiles them
+number to it, as NumPy casts a Python float it combines with an array; a number literal in a loop
+would make numba compute in float64, so none takes part in arithmetic), and numba compiles them
 without fast-math, so nothing is reordered, fused or approximated: the two engines give the same
-bits (tests/test_engines.py compares them step by step).
+bits (tests/nn/test_nn_optimizers.py compares them step by step, tests/unit/test_engine.py whole fits).
 
 Every loop takes the unit's value p and gradient grad (1-d, the same length as every other array),
 then l2: the rule's gradient is g = p * l2 + grad when l2 is not 0 (coupled weight decay), else grad.
