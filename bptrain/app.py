@@ -600,12 +600,16 @@ def _columns_of_inputs(trained: Trained, x: np.ndarray, proba: bool, first_row: 
 
 def check(config: Config) -> dict[str, Any]:
     """Validate the config against its data without training: every check fit makes on the data and
-    the memory before it trains (the same code), and what it found: task, splits, features, classes."""
+    the memory before it trains (the same code), and what it found: task, splits, features, classes,
+    and the engine of the update (training.engine; ConfigError as fit's when numba is set and missing)."""
     raw, prep, loss_name, _ = _data_and_loss(config, config.seed if config.seed is not None else 0)
     _, warnings = _arrays(raw, prep, loss_name, config.model.dtype)
     rows = len(raw.frames["train"])
     watched = assembly.rules(config, raw.task, raw.frames["val"] is not None, rows)
     train = raw.frames["train"]
+    n_out = assembly.output_units(loss_name, raw.task, len(prep.classes), len(prep.targets))
+    batch_size = min(config.training.batch_size, rows)
+    model = assembly.model_for(assembly.model_spec(watched.config, len(prep.inputs), n_out), None, batch_size)
     return {
         "task": raw.task,
         "target": config.data.target,
@@ -617,6 +621,7 @@ def check(config: Config) -> dict[str, Any]:
         "loss": loss_name,
         "rows": {k: (len(v) if v is not None else 0) for k, v in raw.frames.items()},
         "metrics": assembly.logged_metrics(watched.columns),
+        "engine": assembly.engine_for(watched.config, model, rows, batch_size),
         "warnings": warnings + _lone_row(config, rows),
     }
 

@@ -369,6 +369,7 @@ def check(
             kind = "labels    " if summary["task"] == "multilabel" else "classes   "
             lines.append(f"{kind} {len(summary['classes'])}: {', '.join(summary['classes'][:10])}" + (", ..." if len(summary["classes"]) > 10 else ""))
         lines.append(f"logged     {', '.join(summary['metrics'])}")
+        lines.append(f"engine     {summary['engine'].name} ({summary['engine'].why})")
         print("\n".join(lines), flush=True)
 
 

@@ -326,6 +326,14 @@ def model_for(spec: dict[str, Any], seed: int | None, batch_size: int):
     return make_model(spec, rng=init_rng, noise_rng=noise_rng, batch_size=batch_size)
 
 
+def engine_for(config: Config, model: Sequential, train_rows: int, batch_size: int) -> engine.Engine:
+    """The engine of the update (training.engine) for `model` trained on `train_rows` rows: auto weighs
+    the most steps the run may take (stopping.max_epochs, max_steps); ConfigError as engine.choose."""
+    steps = epoch_steps(train_rows, batch_size, model.min_batch_rows > 1) * config.stopping.max_epochs
+    steps = min(steps, config.stopping.max_steps or steps)
+    return engine.choose(config.training.engine, sum(p.value.size for p in model.params), steps)
+
+
 @dataclass
 class Assembly:
     """A training run put together: the setup the loop runs, the rules that watch it, and what the model file stores."""
@@ -346,9 +354,7 @@ def assemble(config: Config, prep, n_in: int, loss: tuple[str, dict[str, Any]], 
     batch_size = min(config.training.batch_size, train_rows)
     model = model_for(spec, config.seed, batch_size)
     optimizer = make_optimizer(config, model.params)
-    steps = epoch_steps(train_rows, batch_size, model.min_batch_rows > 1) * config.stopping.max_epochs
-    steps = min(steps, config.stopping.max_steps or steps)
-    used = engine.choose(config.training.engine, sum(p.value.size for p in model.params), steps)
+    used = engine_for(config, model, train_rows, batch_size)
     if used.name == "numba":
         optimizer.use_fused()
     setup = Setup(

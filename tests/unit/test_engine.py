@@ -74,6 +74,21 @@ def test_fit_without_numba_refuses_a_set_numba_before_making_a_run_folder(tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
+def test_check_refuses_a_set_numba_without_numba_as_fit_does(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)
+    result = call_cli("check", IRIS, "--set", "training.engine=numba")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: training.engine numba needs numba, the optional extra 'numba': pip install 'bptrain[numba]'\n"
+
+
+def test_check_names_the_engine_fit_would_take(tmp_path):
+    result = call_cli("check", IRIS, "--set", "stopping.max_epochs=600000")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        f"engine     numba (auto: 1,692,600,000 parameter values updated at most (403 parameters x 4,200,000 steps))"
+    )
+
+
 def test_an_unknown_engine_is_a_config_error_listing_the_engines(tmp_path):
     result = call_cli("fit", IRIS, "--set", "training.engine=fast", "--runs-dir", tmp_path / "runs")
     assert (result.returncode, result.stdout) == (2, "")
