@@ -368,13 +368,13 @@ def _check_held_out_classes(raw: Frames, prep: Preprocessor) -> None:
     network has no output for them, so they could only ever be scored as wrong."""
     if raw.task != "classification":
         return
-    target = raw.targets[0]
+    target, known = raw.targets[0], set(prep.classes)
     for name in ("val", "test"):
         part = raw.frames[name]
         if part is None:
             continue
         counts = labels_of(part[target]).value_counts()
-        new = sorted(c for c in counts.index if c not in set(prep.classes))
+        new = sorted(c for c in counts.index if c not in known)
         if not new:
             continue
         source, train_source = raw.sources[name], raw.sources["train"]
