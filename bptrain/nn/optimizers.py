@@ -96,10 +96,16 @@ class Optimizer:
         self._allocate()
 
     def use_fused(self) -> None:
-        """Run each step as the rule's compiled loop (nn.fused; imports numba)."""
+        """Run each step as the rule's compiled loop (nn.fused; imports numba). The loop is compiled
+        here, by a step of a twin with these options on two values of the same dtype, so that no
+        step of training pays for it (nor counts it against stopping.max_time)."""
         from bptrain.nn import fused
 
-        self._fused = getattr(fused, self._kernel)
+        dtype = self._units[0].value.dtype
+        twin = type(self)([Param("twin", np.zeros(2, dtype), np.zeros(2, dtype))], **{k: getattr(self, k) for k in self.defaults})
+        twin._fused = getattr(fused, self._kernel)
+        twin.step(1e-3)
+        self._fused = twin._fused
 
     def _run(self, i: int, *args: Any) -> None:
         """The compiled loop over unit i: its value, its grad and the l2 factor, then `args`, arrays

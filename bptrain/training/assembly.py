@@ -328,10 +328,12 @@ def model_for(spec: dict[str, Any], seed: int | None, batch_size: int):
 
 def engine_for(config: Config, model: Sequential, train_rows: int, batch_size: int) -> engine.Engine:
     """The engine of the update (training.engine) for `model` trained on `train_rows` rows: auto weighs
-    the most steps the run may take (stopping.max_epochs, max_steps); ConfigError as engine.choose."""
+    the most steps and time the run may take (stopping.max_epochs, max_steps, max_time); ConfigError
+    as engine.choose."""
     steps = epoch_steps(train_rows, batch_size, model.min_batch_rows > 1) * config.stopping.max_epochs
     steps = min(steps, config.stopping.max_steps or steps)
-    return engine.choose(config.training.engine, sum(p.value.size for p in model.params), steps)
+    max_time = parse_duration(config.stopping.max_time) if config.stopping.max_time is not None else None
+    return engine.choose(config.training.engine, sum(p.value.size for p in model.params), steps, max_time)
 
 
 @dataclass

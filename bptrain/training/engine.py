@@ -3,8 +3,8 @@
 numpy: the update rule as NumPy passes over all parameters (nn.optimizers), a dozen of them a step
 for Adam. numba: the same rule as one compiled loop (nn.fused), which reads each array once; it
 needs the optional extra 'numba' and compiles its loop at the start of each run (about a second).
-`auto` takes numba where it is installed and the run may update enough values for that second to
-pay off (benchmarks/README.md, "Training speed").
+`auto` takes numba where it is installed and the run may save enough time for that second to pay
+off (benchmarks/README.md, "The update's engine").
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from bptrain.errors import ConfigError, extra_needed
 
 ENGINES = ("auto", "numpy", "numba")
-# Parameter values a run may update (parameters x its most steps) from which auto takes numba: the
-# compiled Adam step saves about 1.3 ns a value on the 2-core machine of benchmarks/README.md, so
-# about 2 s from here, against about a second to import numba and compile the loop at the start.
-MIN_UPDATES = 1_500_000_000
+# What the compiled Adam step saves per parameter value updated, on the 2-core machine of
+# benchmarks/README.md ("The update's engine": 0.34-0.42 ms -> 0.084 ms for 235,146 values).
+SAVED_PER_VALUE = 1.3e-9  # seconds
+# auto takes numba from this saving on: about twice what importing numba and compiling cost.
+MIN_SAVED = 2.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,22 @@ def installed() -> bool:
         return False
 
 
-def choose(setting: str, params: int, steps: int) -> Engine:
-    """The engine for training.engine `setting`, for a run of `params` parameters and at most
-    `steps` optimizer steps; ConfigError when numba is asked for and cannot be imported."""
+def choose(setting: str, params: int, steps: int, max_time: float | None = None) -> Engine:
+    """The engine for training.engine `setting`, for a run of `params` parameters, at most `steps`
+    optimizer steps and at most `max_time` seconds of training (None: no limit); ConfigError when
+    numba is asked for and cannot be imported."""
     if setting == "numpy":
         return Engine("numpy", "set")
-    updates = f"{params * steps:,} parameter values updated at most ({params:,} parameters x {steps:,} steps)"
+    saved = params * steps * SAVED_PER_VALUE
+    bound = f"{params:,} parameters x {steps:,} steps"
+    if max_time is not None and max_time / 2 < saved:  # the update is less than half of each step
+        saved, bound = max_time / 2, f"half of stopping.max_time {max_time:g} s"
+    estimate = f"about {saved:.3g} s saved at most ({bound})"
     if setting == "auto":
         if not installed():
             return Engine("numpy", "auto: numba is not installed")
-        if params * steps < MIN_UPDATES:
-            return Engine("numpy", f"auto: {updates}, under {MIN_UPDATES:,}")
+        if saved < MIN_SAVED:
+            return Engine("numpy", f"auto: {estimate}, under {MIN_SAVED:g} s")
     elif not installed():
         raise extra_needed("training.engine numba needs numba", "numba")
     try:
@@ -60,4 +66,4 @@ def choose(setting: str, params: int, steps: int) -> Engine:
         if setting == "auto":
             return Engine("numpy", f"auto: {problem}")
         raise ConfigError(f"training.engine numba: {problem}. Reinstall it (pip install 'bptrain[numba]') or set training.engine: numpy") from None
-    return Engine("numba", "set" if setting == "numba" else f"auto: {updates}", numba.__version__)
+    return Engine("numba", "set" if setting == "numba" else f"auto: {estimate}", numba.__version__)
