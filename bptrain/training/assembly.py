@@ -330,10 +330,10 @@ def engine_for(config: Config, model: Sequential, train_rows: int, batch_size: i
     """The engine of the update (training.engine) for `model` trained on `train_rows` rows: auto weighs
     the most steps and time the run may take (stopping.max_epochs, max_steps, max_time); ConfigError
     as engine.choose."""
-    steps = epoch_steps(train_rows, batch_size, model.min_batch_rows > 1) * config.stopping.max_epochs
-    steps = min(steps, config.stopping.max_steps or steps)
-    max_time = parse_duration(config.stopping.max_time) if config.stopping.max_time is not None else None
-    return engine.choose(config.training.engine, sum(p.value.size for p in model.params), steps, max_time)
+    budget = make_budget(config)
+    steps = epoch_steps(train_rows, batch_size, model.min_batch_rows > 1) * budget.max_epochs
+    steps = min(steps, budget.max_steps or steps)
+    return engine.choose(config.training.engine, sum(p.value.size for p in model.params), steps, budget.max_time)
 
 
 @dataclass
