@@ -160,8 +160,7 @@ def markdown(report: dict) -> str:
     env = report["environment"]
     lines += ["", "## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items()), ""]
     lines += [f"BLAS threads: {report['threads']['count']} ({report['threads']['chosen']})", ""]
-    if "engine" in report:  # absent from reports written before training.engine existed
-        lines += [f"Optimizer engine: {report['engine']['name']} ({report['engine']['chosen']})", ""]
+    lines += [f"Optimizer engine: {report['engine']['name']} ({report['engine']['chosen']})", ""]
     return "\n".join(lines)
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from bptrain.errors import ConfigError, extra_needed
 
-ENGINES = ("auto", "numpy", "numba")
 # What the compiled Adam step saves per parameter value updated, on the 2-core machine of
 # benchmarks/README.md ("The update's engine": 0.34-0.42 ms -> 0.084 ms for 235,146 values).
 SAVED_PER_VALUE = 1.3e-9  # seconds
