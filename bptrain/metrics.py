@@ -50,13 +50,16 @@ def classification(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     cm = confusion_matrix(y, pred, k)
     stats = per_class(cm)
     present = stats["support"] > 0
+    # the macro means run over the classes in y or in pred, as scikit-learn's: a class the model
+    # knows but that neither the rows nor the predictions hold is no evidence either way
+    seen = present | (cm.sum(axis=0) > 0)
     p_true = np.clip(proba[np.arange(len(y)), y].astype(np.float64), 1e-15, 1.0)
     return {
         "accuracy": float(np.mean(pred == y)),
         "balanced_accuracy": float(stats["recall"][present].mean()),
-        "precision_macro": float(stats["precision"].mean()),
-        "recall_macro": float(stats["recall"].mean()),
-        "f1_macro": float(stats["f1"].mean()),
+        "precision_macro": float(stats["precision"][seen].mean()),
+        "recall_macro": float(stats["recall"][seen].mean()),
+        "f1_macro": float(stats["f1"][seen].mean()),
         "log_loss": float(-np.mean(np.log(p_true))),
     }
 

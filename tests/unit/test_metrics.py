@@ -39,6 +39,19 @@ def test_balanced_accuracy_ignores_classes_absent_from_the_labels():
     assert metrics.classification(y, one_hot_proba(pred, 3))["balanced_accuracy"] == pytest.approx((1 / 2 + 1) / 2)
 
 
+
+def test_macro_means_skip_classes_neither_in_the_labels_nor_predicted():
+    # one class's rows (as a slice of iris holding only setosa): 49 right, 1 taken for class 1;
+    # class 2 is in neither, so it counts for nothing, as in scikit-learn's precision_score et al.
+    y = np.zeros(50, dtype=int)
+    pred = np.zeros(50, dtype=int)
+    pred[7] = 1
+    result = metrics.classification(y, one_hot_proba(pred, 3))
+    assert result["balanced_accuracy"] == pytest.approx(49 / 50)
+    assert result["precision_macro"] == pytest.approx((1 + 0) / 2)
+    assert result["recall_macro"] == pytest.approx((49 / 50 + 0) / 2)
+    assert result["f1_macro"] == pytest.approx((2 * 49 / 50 / (1 + 49 / 50) + 0) / 2)
+
 def test_regression_metrics_by_hand():
     result = metrics.regression(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0, 5.0]))
     assert result == pytest.approx({"mse": 0.25, "rmse": 0.5, "mae": 0.25, "r2": 1 - 1 / 5})
