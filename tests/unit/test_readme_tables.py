@@ -38,3 +38,13 @@ def test_check_names_the_stale_table_and_the_command(tmp_path, monkeypatch):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr == "README.md: the activations table is stale; run `python -m bptrain.config.reference --write`\n"
+
+
+def test_the_resume_paragraph_names_every_key_that_may_change():
+    from bptrain.runs.resuming import BUDGET_KEYS
+
+    start = README.index("- **Resume.**")
+    paragraph = README[start : README.index("\n\n", start)]
+    for key in BUDGET_KEYS:
+        shown = f"`{key}.*`" if key in ("training.checkpoint", "report", "tracking") else f"`{key}`"
+        assert shown in paragraph or f"`--set {key}=" in paragraph, f"README's Resume paragraph does not name {key}"
