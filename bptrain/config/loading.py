@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from bptrain.config.schema import Config
 from bptrain.config.yamlfile import YAMLSyntaxError, parse_yaml, read_capped
@@ -65,10 +65,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def set_dotted(raw: dict, key: str, value: Any) -> None:
-    """Set `a.b.0.c` in nested dicts and lists, creating dicts on the way."""
+    """Set `a.b.0.c` in nested dicts and lists, creating dicts on the way. A shorthand on the way
+    (a layer given as its units, `optimizer: adam`, `early_stopping: true`) is first written out as
+    the mapping it stands for, so that `model.layers.0.units=8` works on `layers: [64, 64]`."""
     parts = key.split(".")
     node: Any = raw
     models: list[type[BaseModel]] = [Config]
+    shorthand: Any = None  # what writes out the shorthands of the field being walked into
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         where = ".".join(parts[: i + 1])
@@ -79,18 +82,57 @@ def set_dotted(raw: dict, key: str, value: Any) -> None:
             if last:
                 node[index] = value
             else:
+                if shorthand is not None and not isinstance(node[index], (dict, list)):
+                    node[index] = _written_out(shorthand, node[index])
                 node = node[index]
             continue
         if not isinstance(node, dict):
             raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is {_type_name(node)}, not a mapping")
-        field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        owner = next((m for m in models if part in m.model_fields), None)
+        field = owner.model_fields[part] if owner is not None else None
         models = _models_in(field.annotation) if field is not None else []
+        shorthand = _shorthand(owner, part) if owner is not None else None
         if last:
             node[part] = value
         else:
             if node.get(part) is None:
                 node[part] = _default_list(field) if parts[i + 1].isdigit() else {}
+            elif shorthand is not None and not isinstance(node[part], (dict, list)):
+                node[part] = _written_out(shorthand, node[part])
             node = node[part]
+
+
+def _shorthand(model: type[BaseModel], name: str) -> Any:
+    """The function that writes out the shorthands of `model`'s field `name` (or of its list's
+    items): a before-validator of the field's type (tagged components, layers) or of the model for
+    that field (`early_stopping: true`); None if it has none."""
+    field = model.model_fields[name]
+    found = [m.func for m in field.metadata if isinstance(m, BeforeValidator)]
+    found += _before_validators(field.annotation)
+    found += [
+        d.func
+        for d in model.__pydantic_decorators__.field_validators.values()
+        if d.info.mode == "before" and name in d.info.fields
+    ]
+    return found[0] if found else None
+
+
+def _before_validators(annotation: Any) -> list:
+    """The BeforeValidator functions in an annotation (through Annotated, Optional, Union, list)."""
+    found = [m.func for m in getattr(annotation, "__metadata__", ()) if isinstance(m, BeforeValidator)]
+    for arg in typing.get_args(annotation):
+        if not isinstance(arg, (BeforeValidator, str)):
+            found += _before_validators(arg)
+    return found
+
+
+def _written_out(shorthand: Any, value: Any) -> Any:
+    """A shorthand value as its mapping (a switched-off `false` as an empty one, to set keys into)."""
+    try:
+        written = shorthand(value)
+    except Exception:  # noqa: BLE001 (a value the validator refuses is left for validation to report)
+        return value
+    return {} if written is None else written
 
 
 def _default_list(field) -> list | dict:

@@ -45,6 +45,21 @@ def test_overrides_are_merged_before_validation(tmp_path):
     assert config.model.layers[0].units == 5
 
 
+
+@pytest.mark.parametrize(
+    "text, key, check",
+    [
+        ("model: {layers: [64, 64]}\n", "model.layers.0.units=32", lambda c: [l.units for l in c.model.layers] == [32, 64]),
+        ("model: {layers: [64, 64]}\n", "model.layers.1.activation=tanh", lambda c: c.model.layers[1].activation.name == "tanh" and c.model.layers[1].units == 64),
+        ("optimizer: sgd\n", "optimizer.momentum=0.9", lambda c: (c.optimizer.name, c.optimizer.momentum) == ("sgd", 0.9)),
+        ("stopping: {early_stopping: true}\n", "stopping.early_stopping.patience=5", lambda c: c.stopping.early_stopping.patience == 5),
+        ("stopping: {early_stopping: false}\n", "stopping.early_stopping.patience=5", lambda c: c.stopping.early_stopping.patience == 5),
+    ],
+)
+def test_an_override_reaches_into_a_shorthand(tmp_path, text, key, check):
+    # a layer written as its units, a component as its name, early stopping as true/false
+    assert check(load_config(write(tmp_path, MINIMAL + text), parse_overrides([key])))
+
 def test_an_optimizer_may_be_named_by_a_string(tmp_path):
     assert load_config(write(tmp_path, MINIMAL + "optimizer: sgd\n")).optimizer.name == "sgd"
 
