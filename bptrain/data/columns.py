@@ -192,12 +192,18 @@ def numbers_of(column: pd.Series, name: str, source: str, first_row: int, hint: 
     """The column as float64, NaN where missing; DataError naming the rows that hold text or infinity."""
     if is_number_dtype(column):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-    elif pd.api.types.is_bool_dtype(column):
-        values = column.to_numpy(dtype=np.float64, copy=True)
     else:
+        # true/false is text here, as the cell `True` among numbers is: pandas reads a column of
+        # nothing but true/false as truth values, which would otherwise become 1/0 or not
+        # depending on the other rows
         present = column.notna().to_numpy()
-        parsed = pd.to_numeric(column.where(column.notna(), None).astype(object), errors="coerce")
-        values = parsed.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        if pd.api.types.is_bool_dtype(column):
+            values = np.full(len(column), np.nan)
+        else:
+            parsed = pd.to_numeric(column.where(column.notna(), None).astype(object), errors="coerce")
+            values = parsed.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+            if column.dtype == object:
+                values[column.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)] = np.nan
         bad = np.flatnonzero(present & np.isnan(values))
         if len(bad):
             shown = ", ".join(repr(str(column.iloc[i])) for i in bad[:3])

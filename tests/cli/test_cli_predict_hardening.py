@@ -155,3 +155,13 @@ def test_a_missing_input_names_the_current_folder(run, tmp_path):
     hint = f"data file not found. Check the path (paths on the command line are relative to the current folder, {tmp_path})"
     assert_error(predict(run, "nope.csv", cwd=tmp_path), DATA, f"nope.csv: {hint}")
     assert_error(evaluate(run, "nope.csv", cwd=tmp_path), DATA, f"nope.csv: {hint}")
+
+
+# --- true or false where the model reads numbers ------------------------------------------------------
+
+
+@pytest.mark.parametrize("rows", ["5.1,True,1.4,0.2\n", "5.1,True,1.4,0.2\n5.1,3.5,1.4,0.2\n"], ids=["alone", "among-numbers"])
+def test_true_in_a_numeric_column_is_text_whatever_the_other_rows_hold(run, rows):
+    text = "sepal_length,sepal_width,petal_length,petal_width\n" + rows
+    message = "<stdin>: column 'sepal_width' must be numeric, but row 1 holds text: 'True'. The model reads this column as numbers."
+    assert_error(predict(run, "-", input=text, process=True), DATA, message)

@@ -168,6 +168,16 @@ def test_an_unparsable_value_names_its_row_and_column(iris_run):
     assert str(e.value) == "DataFrame: column 'sepal_width' must be numeric, but row 3 holds text: 'wide'. The model reads this column as numbers."
 
 
+@pytest.mark.parametrize("values", [[True, True, False], [3.5, True, 3.1]], ids=["bool-dtype", "object-with-a-bool"])
+def test_true_or_false_in_a_numeric_column_is_text_not_a_number(iris_run, values):
+    frame = pd.read_csv(IRIS).head(3)
+    frame["sepal_width"] = pd.Series(values, dtype=bool if isinstance(values[0], bool) else object)
+    with pytest.raises(bptrain.DataError) as e:
+        bptrain.load(iris_run).predict(frame)
+    rows = "rows 1, 2, 3 hold text: 'True', 'True', 'False'" if isinstance(values[0], bool) else "row 2 holds text: 'True'"
+    assert str(e.value) == f"DataFrame: column 'sepal_width' must be numeric, but {rows}. The model reads this column as numbers."
+
+
 def test_probabilities_of_a_regression_model_are_refused(diabetes_run):
     with pytest.raises(bptrain.ConfigError) as e:
         bptrain.load(diabetes_run).predict_proba(pd.read_csv(DIABETES))

@@ -139,6 +139,14 @@ def test_preprocessor_survives_the_model_file_format():
         ("a,b,y\n1,2,p\n", ", columns: {bb: {kind: categorical}}", "d.csv: data.columns names column 'bb', which is not in the file. Did you mean 'b'? Columns: a, b, y"),
         ("a,b,y\n1,2,p\n", ", split: {column: part}", "d.csv: data.split.column names column 'part', which is not in the file. Columns: a, b, y"),
         ("a,b,y\n1,2,p\n", ", features: [a, bb]", "d.csv: data.features names column 'bb', which is not in the file. Did you mean 'b'? Columns: a, b, y"),
+        (
+            "a,b,y\n1,True,p\n2,false,q\n", ", columns: {b: {kind: numeric}}",
+            "d.csv: column 'b' must be numeric, but rows 1, 2 hold text: 'True', 'False'. Leave missing values as empty cells, or set data.columns.b.kind: categorical",
+        ),
+        (
+            "a,b,y\n1,True,p\n2,2.5,q\n", ", columns: {b: {kind: numeric}}",
+            "d.csv: column 'b' must be numeric, but row 1 holds text: 'True'. Leave missing values as empty cells, or set data.columns.b.kind: categorical",
+        ),
         ("a,y\n1,p\n2,q\n", ", task: regression", "d.csv: data.task is regression but target 'y' is not numeric (e.g. 'p'); use task: classification"),
         (
             "a,y\ninf,1.5\n2,2.5\n", "",
