@@ -483,8 +483,12 @@ def labelled_frame(
     """`labelled` for the rows of `frame`, its targets present (read from `source`); `hint` ends the
     warning about unseen categories (how the front end makes them errors)."""
     prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
+    if len(frame) == 0:  # a file has rows (reading.read_table); a DataFrame may not: no metric is defined on none
+        raise DataError(f"{source}: has no rows to score; give labelled rows")
     unseen = Unseen()
     split = splits.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
+    if len(split.frame) == 0:
+        raise DataError(f"{source}: every row has a missing value where the model drops rows (missing: drop); no rows are left to score")
     _warn_dropped(source, len(frame) - len(split.frame), on_event)
     _warn_unseen(unseen, source, on_event, hint)
     return split

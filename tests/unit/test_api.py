@@ -178,6 +178,26 @@ def test_true_or_false_in_a_numeric_column_is_text_not_a_number(iris_run, values
     assert str(e.value) == f"DataFrame: column 'sepal_width' must be numeric, but {rows}. The model reads this column as numbers."
 
 
+def test_evaluate_of_no_rows_is_an_error_not_nan_metrics(iris_run):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(bptrain.DataError) as e:
+            bptrain.load(iris_run).evaluate(pd.read_csv(IRIS).iloc[:0])
+    assert str(e.value) == "DataFrame: has no rows to score; give labelled rows"
+
+
+def test_evaluate_with_every_row_dropped_is_an_error(tmp_path):
+    rows = pd.DataFrame({"a": [0.1, 0.5, 0.9, 0.3] * 5, "b": [1.0, None, 2.0, 3.0] * 5, "y": ["p", "q"] * 10})
+    config = {"data": {"train": str(tmp_path / "t.csv"), "target": "y", "numeric": {"missing": "drop"}}, "stopping": {"max_epochs": 1}}
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bptrain.BptrainWarning)  # the rows fit drops
+        model = bptrain.fit(config, runs_dir=tmp_path / "runs").model
+    with pytest.raises(bptrain.DataError) as e:
+        model.evaluate(rows[rows["b"].isna()])
+    assert str(e.value) == "DataFrame: every row has a missing value where the model drops rows (missing: drop); no rows are left to score"
+
+
 def test_probabilities_of_a_regression_model_are_refused(diabetes_run):
     with pytest.raises(bptrain.ConfigError) as e:
         bptrain.load(diabetes_run).predict_proba(pd.read_csv(DIABETES))
