@@ -172,6 +172,9 @@ class Model:
         import pandas as pd
 
         if isinstance(data, pd.DataFrame):
+            from bptrain.data import reading
+
+            reading.check_header(DATAFRAME, [str(c) for c in data.columns])  # as a file's header is checked
             return data, DATAFRAME
         if isinstance(data, (str, os.PathLike)):
             from bptrain.data import reading

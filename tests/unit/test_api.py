@@ -198,6 +198,13 @@ def test_evaluate_with_every_row_dropped_is_an_error(tmp_path):
     assert str(e.value) == "DataFrame: every row has a missing value where the model drops rows (missing: drop); no rows are left to score"
 
 
+def test_duplicate_column_names_are_named(iris_run):
+    frame = pd.read_csv(IRIS)
+    with pytest.raises(bptrain.DataError) as e:
+        bptrain.load(iris_run).predict(pd.concat([frame, frame[["sepal_width"]]], axis=1))
+    assert str(e.value) == "DataFrame: duplicate column names: sepal_width. Rename them so each is unique"
+
+
 def test_probabilities_of_a_regression_model_are_refused(diabetes_run):
     with pytest.raises(bptrain.ConfigError) as e:
         bptrain.load(diabetes_run).predict_proba(pd.read_csv(DIABETES))
