@@ -79,6 +79,18 @@ def choose_features(frame: pd.DataFrame, data, source: str) -> list[str]:
     return features
 
 
+def _check_features(frame: pd.DataFrame, features: list[str], source: str, train: str) -> None:
+    """DataError naming the feature columns of the training file `train` that `frame` (read from `source`) lacks."""
+    absent = [c for c in features if c not in frame.columns]
+    if absent:
+        shown = ", ".join(absent[:10]) + (f" (and {len(absent) - 10} more)" if len(absent) > 10 else "")
+        unused = [c for c in frame.columns if c not in features]
+        raise DataError(
+            f"{source}: missing {len(absent)} feature column{'s' if len(absent) > 1 else ''} of the training file {train}: {shown}."
+            f"{did_you_mean(absent[0], unused)} Columns: {column_list(frame)}"
+        )
+
+
 def _check_targets(frame: pd.DataFrame, data, source: str) -> str:
     """The task, after checking that the target columns are complete and fit it."""
     for name in data.targets:
@@ -255,6 +267,7 @@ def read_splits(data, seed: int) -> Frames:
         if path is not None:
             other = read_table(path, options=options)
             choose_features(other, data, str(path))
+            _check_features(other, features, str(path), source)
             _check_targets(other, data, str(path))
             check_values(other, columns, str(path))
             frames[name], sources[name] = other, str(path)

@@ -71,6 +71,20 @@ def test_a_class_only_in_the_validation_file_stops_check_and_fit_alike(tmp_path,
 
 
 @pytest.mark.parametrize("name", ["check", "fit"])
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_a_feature_column_missing_from_a_separate_file_is_named(tmp_path, name, split):
+    rows = "".join(f"{i % 5},{i % 3},{'pq'[i % 2]}\n" for i in range(20))
+    (tmp_path / "train.csv").write_text("a,b,y\n" + rows)
+    (tmp_path / "other.csv").write_text("a,bb,y\n" + rows)
+    (tmp_path / "full.csv").write_text("a,b,y\n" + rows)
+    other = "val: full.csv, test: other.csv" if split == "test" else "val: other.csv, test: full.csv"
+    write(tmp_path, f"seed: 0\ndata: {{train: train.csv, {other}, target: y}}\nstopping: {{max_epochs: 1}}\n")
+    result = call_cli(*command(name, tmp_path), cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (DATA, "")
+    assert result.stderr == "error: other.csv: missing 1 feature column of the training file train.csv: b. Did you mean 'bb'? Columns: a, bb, y\n"
+
+
+@pytest.mark.parametrize("name", ["check", "fit"])
 def test_an_infinite_regression_target_stops_check_and_fit_alike(tmp_path, name):
     (tmp_path / "d.csv").write_text("a,y\n" + "".join(f"{i % 5},{'inf' if i == 30 else i * 0.5}\n" for i in range(40)))
     write(tmp_path, "seed: 0\ndata: {train: d.csv, target: y}\nstopping: {max_epochs: 1}\n")
