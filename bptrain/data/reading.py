@@ -5,7 +5,9 @@ BLOCK_BYTES of whole records (`record_chunks` cuts the blocks; a quoted field ma
 streaming predict's memory stays flat. Both detect gzip and Parquet by their first bytes, detect
 the delimiter when asked (`auto`), hold every record to the header's number of fields and every
 line to MAX_LINE_BYTES, and raise DataError with one clear line (file, line, what to do) for
-anything they cannot read. Columns keep pandas' types; nothing is preprocessed. With pyarrow
+anything they cannot read. Columns keep pandas' types, each guessed from all the rows parsed at
+once (pandas' low_memory parsing guesses per piece of a file: one column could hold numbers from
+one piece and text from another, with a DtypeWarning); nothing is preprocessed. With pyarrow
 installed, `read_table` reads a plain numeric CSV or Parquet file on disk through
 bptrain.data.fastcsv or bptrain.data.fast_parquet, which give the same frame or decline.
 """
@@ -154,7 +156,9 @@ def _frame_of(name: str, data: bytes, options: ReadOptions) -> pd.DataFrame:
     check_header(name, header)
     check_widths(name, text, delimiter)
     try:
-        frame = pd.read_csv(io.BytesIO(data), sep=delimiter, encoding=codec_of(options), decimal=options.decimal, index_col=False)
+        frame = pd.read_csv(
+            io.BytesIO(data), sep=delimiter, encoding=codec_of(options), decimal=options.decimal, index_col=False, low_memory=False
+        )
     except Exception as e:  # pandas' parser errors are many types; each becomes one line
         raise _read_error(name, e, options) from None
     return _checked(name, frame, header, rows=True)
@@ -310,7 +314,9 @@ def _parse(name, block: bytes, delimiter: str, options: ReadOptions, wanted, kee
     codec = codec_of(options)
     try:
         check_widths(name, block.decode(codec), delimiter, line_offset=lines)
-        frame = pd.read_csv(io.BytesIO(block), sep=delimiter, encoding=codec, decimal=options.decimal, usecols=wanted, index_col=False)
+        frame = pd.read_csv(
+            io.BytesIO(block), sep=delimiter, encoding=codec, decimal=options.decimal, usecols=wanted, index_col=False, low_memory=False
+        )
         kept = None
         if keep:
             kept = pd.read_csv(io.BytesIO(block), sep=delimiter, encoding=codec, usecols=keep, dtype=str, keep_default_na=False, index_col=False)

@@ -94,6 +94,21 @@ def test_text_in_a_numeric_column_names_column_and_rows(penguins):
     )
 
 
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_big_file_with_one_text_value_in_an_integer_column_prints_no_library_warning(penguins, command):
+    lines = PENGUINS.read_text(encoding="utf-8").splitlines()
+    body = lines[1:] * 200  # 3 MB: pandas' low-memory parser would guess the type of `year` piece by piece
+    body[-1] = body[-1].rsplit(",", 1)[0] + ",2008x"
+    write(penguins.folder, "\n".join([lines[0], *body]) + "\n", "mixed.csv")
+    args = ("--data", "mixed.csv", "--json") if command == "evaluate" else ("mixed.csv",)
+    result = run_cli(command, penguins.run, *args, cwd=penguins.folder)
+    assert result.returncode == OK, result.stderr
+    assert result.stderr == (
+        "warning: mixed.csv: 1 value in categorical columns the model never saw, encoded as unknown (no category): "
+        "year '2008x' (1 row). Use --strict to make this an error\n"
+    )
+
+
 def test_the_model_file_holds_the_training_schema(penguins):
     report = json.loads((penguins.run / "report.json").read_text())
     assert report["targets"] == ["species"]
