@@ -190,6 +190,21 @@ class DataConfig(Strict):
             raise ValueError("multilabel needs a list of target columns, each holding 0/1")
         return value
 
+    @field_validator("features")
+    @classmethod
+    def _each_once(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"lists a column twice (got {value})")
+        return value
+
+    @field_validator("exclude")
+    @classmethod
+    def _not_a_feature(cls, value: list[str], info) -> list[str]:
+        both = [c for c in info.data.get("features") or [] if c in value]
+        if both:
+            raise ValueError(f"{both[0]!r} is also in data.features; a column is a feature or excluded, not both")
+        return value
+
     @field_validator("columns")
     @classmethod
     def _not_the_target(cls, value: dict, info) -> dict:

@@ -205,6 +205,8 @@ def test_the_data_section_reports_each_problem_at_its_path(tmp_path):
         ("target: a, split: {folds: 3, fold: 5}", "data.split.fold: must be between 1 and split.folds (3) (got 5)"),
         ("target: a, split: {fold: 2}", "data.split.fold: needs split.folds, the number of folds it is one of (got 2)"),
         ("target: 7", "data.target: must be a column name, or a list of column names for several targets (got 7)"),
+        ("target: y, features: [a, a]", "data.features: lists a column twice (got ['a', 'a'])"),
+        ("target: y, features: [a, b], exclude: [c, b]", "data.exclude: 'b' is also in data.features; a column is a feature or excluded, not both"),
     ],
 )
 def test_targets_tasks_and_folds_must_fit_together(tmp_path, data, problem):
