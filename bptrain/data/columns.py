@@ -277,23 +277,39 @@ class Unseen:
 
     def __init__(self) -> None:
         self.counts: dict[str, Counter] = {}
+        self.filled: dict[str, tuple[str, int]] = {}  # column: (its fill value, missing cells it filled)
 
     def add(self, column: str, values: pd.Series) -> None:
         self.counts.setdefault(column, Counter()).update(values.tolist())
 
+    def add_missing(self, column: str, fill: str, rows: int) -> None:
+        """`rows` missing cells of `column` filled with `fill`, a value no training row held (the
+        training rows had no missing value there): not values the rows hold, so told apart."""
+        self.filled[column] = (fill, self.filled.get(column, (fill, 0))[1] + rows)
+
     def message(self, source: str, hint: str = STRICT_HINT) -> str | None:
-        if not self.counts:
+        if not self.counts and not self.filled:
             return None
-        parts = []
-        for column, counts in self.counts.items():
-            shown = ", ".join(f"{v!r} ({n} row{'s' if n > 1 else ''})" for v, n in counts.most_common(3))
-            more = f" and {len(counts) - 3} more" if len(counts) > 3 else ""
-            parts.append(f"{column} {shown}{more}")
-        rows = sum(sum(c.values()) for c in self.counts.values())
-        return (
-            f"{source}: {rows} value{'s' if rows > 1 else ''} in categorical columns the model never saw, "
-            f"encoded as unknown (no category): {'; '.join(parts)}{hint}"
-        )
+        sentences = []
+        if self.filled:
+            rows = sum(n for _, n in self.filled.values())
+            parts = [f"{column} ({n} row{'s' if n > 1 else ''}, filled with {fill!r})" for column, (fill, n) in self.filled.items()]
+            sentences.append(
+                f"{rows} missing value{'s' if rows > 1 else ''} in categorical columns whose training rows had none, "
+                f"filled with a value the model never saw and encoded as unknown (no category): {'; '.join(parts)}"
+            )
+        if self.counts:
+            parts = []
+            for column, counts in self.counts.items():
+                shown = ", ".join(f"{v!r} ({n} row{'s' if n > 1 else ''})" for v, n in counts.most_common(3))
+                more = f" and {len(counts) - 3} more" if len(counts) > 3 else ""
+                parts.append(f"{column} {shown}{more}")
+            rows = sum(sum(c.values()) for c in self.counts.values())
+            sentences.append(
+                f"{rows} value{'s' if rows > 1 else ''} in categorical columns the model never saw, "
+                f"encoded as unknown (no category): {'; '.join(parts)}{hint}"
+            )
+        return f"{source}: {'; '.join(sentences)}"
 
 # --- fitting and encoding one column -----------------------------------------------------------
 
@@ -360,8 +376,11 @@ def encode_column(
     if missing.any():
         labels = labels.where(~missing, fill)
     positions = category_positions(column, labels)
-    if np.isnan(positions).any():
-        _unseen(column, labels, np.isnan(positions), source, first_row, strict, unseen)
+    new = np.isnan(positions)
+    if new.any():
+        new = count_filled(column, new, missing, fill, unseen)
+        if new.any():
+            _unseen(column, labels, new, source, first_row, strict, unseen)
     return one_hot_block(column, positions, missing)
 
 
@@ -414,6 +433,17 @@ def _with_indicator(column: Column, block: np.ndarray, missing: np.ndarray) -> n
     if column.indicator:
         block = np.hstack([block, missing.astype(np.float64).reshape(-1, 1)])
     return block
+
+
+def count_filled(column: Column, new: np.ndarray, missing: np.ndarray, fill: Any, unseen: Unseen | None) -> np.ndarray:
+    """`new` (the rows whose label the model never saw) without the missing cells among them: those
+    hold the fill value, which no training row held; they are counted in `unseen` as missing values."""
+    filled = new & missing
+    if not filled.any():
+        return new
+    if unseen is not None:
+        unseen.add_missing(column.name, fill, int(filled.sum()))
+    return new & ~missing
 
 
 def _unseen(column: Column, labels: pd.Series, new: np.ndarray, source: str, first_row: int, strict: bool, unseen: Unseen | None) -> None:

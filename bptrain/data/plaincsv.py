@@ -27,7 +27,7 @@ from typing import IO
 
 import numpy as np
 
-from bptrain.data.columns import Column, Unseen, category_index, label, numeric_block, one_hot_block
+from bptrain.data.columns import Column, Unseen, category_index, count_filled, label, numeric_block, one_hot_block
 from bptrain.data.fastcsv import NA_VALUES
 from bptrain.data.preprocess import Preprocessor
 from bptrain.data.reading import DELIMITERS, GZIP_MAGIC, MAX_COLUMNS, PARQUET_MAGIC, STDIN, codec_of, delimiter_of, prefixed
@@ -138,7 +138,7 @@ def _categorical(column: Column, cells: list[str], strict: bool, unseen: Unseen)
         labels = [column.fill if v is None else v for v in labels]
     index = category_index(column)
     positions = np.array([index.get(v, np.nan) for v in labels], dtype=np.float64)
-    new = np.isnan(positions)
+    new = count_filled(column, np.isnan(positions), missing, column.fill, unseen)
     if new.any():
         if strict:  # an error
             return None

@@ -156,6 +156,7 @@ def test_anything_else_is_declined(tmp_path, text, rules, keep, why):
         (["Adelie", "", "Chinstrap"], {"fill": "Gentoo", "indicator": True}, True),  # an unseen category
         (["Adelie", "Chinstrap", "Chinstrap", "Macaroni"], {"other": ["Chinstrap"]}, True),  # a rare one, in (other)
         (["", "", ""], {"fill": "Gentoo"}, True),  # all missing
+        (["Adelie", "", "Chinstrap", ""], {"fill": "unk"}, True),  # missing, filled with a value the model never saw
         (["Adelie", " Gentoo", "Gentoo "], {}, True),  # spaces kept in text: unseen
         (["x-1", "Adelie"], {}, True),
         (["Adelie", ""], {}, False),  # missing without a fill: an error

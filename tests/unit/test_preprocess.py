@@ -124,6 +124,25 @@ def test_the_rarest_categories_share_other_and_unseen_ones_are_all_zeros():
     )
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_missing_values_filled_with_a_value_training_never_held_are_warned_about_as_missing(strict):
+    frame = FRAME.assign(c=pd.Series(["b", "a", "b", "a", "c"], dtype="str"))  # no missing category in training
+    prep = fit(frame, numeric={"missing": "median"}, categorical={"missing": "constant", "fill_value": "unk"})
+    assert prep.inputs == ["n", "c=a", "c=b", "c=c"]
+    unseen = Unseen()
+    x = prep.features_of(pd.DataFrame({"n": [1.0] * 4, "c": ["a", None, "zz", None]}), "new.csv", "float64", unseen=unseen)
+    assert x[:, 1:].tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]]
+    assert unseen.message("new.csv") == (
+        "new.csv: 2 missing values in categorical columns whose training rows had none, filled with a value the model never "
+        "saw and encoded as unknown (no category): c (2 rows, filled with 'unk'); 1 value in categorical columns the model "
+        "never saw, encoded as unknown (no category): c 'zz' (1 row). Use --strict to make this an error"
+    )
+    if strict:  # a missing cell is no category the rows hold: strict is about those
+        unseen = Unseen()
+        prep.features_of(pd.DataFrame({"n": [1.0], "c": [None]}), "new.csv", "float64", strict=True, unseen=unseen)
+        assert unseen.message("new.csv").startswith("new.csv: 1 missing value in categorical columns whose training rows had none")
+
+
 def test_strict_makes_an_unseen_category_an_error_with_file_row_numbers():
     prep = fit(numeric={"missing": "median"}, categorical={"missing": "most_frequent"})
     chunk = pd.DataFrame({"n": [1.0, 2.0, 3.0], "c": ["a", "x", "y"]})
