@@ -207,7 +207,27 @@ def _rows(body: bytes, content_type: str, model):
     names = list(rows[0]) if rows else []
     if any(row.keys() != rows[0].keys() for row in rows):  # a column a row lacks is missing there
         names = list(dict.fromkeys(name for row in rows for name in row))
-    return pd.DataFrame({name: [row.get(name) for row in rows] for name in names})
+    if not rows or not names:
+        return pd.DataFrame(index=pd.RangeIndex(len(rows)))
+    return _as_csv_reads(rows, names)
+
+
+def _as_csv_reads(rows: list[dict[str, Value]], names: list[str]):
+    """The JSON rows as the same rows in a CSV body would read: each value written as its cell (null
+    or an absent key an empty cell, true/false as True/False), the text read by bptrain's CSV reader
+    (`,`, `.` decimals). So a JSON string follows the CSV rules: "" and "NA" are missing values,
+    "2008.0" in a column of numbers is the number 2008, text in a numeric column is an error."""
+    import csv
+
+    from bptrain.data import reading
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(names)
+    for row in rows:
+        writer.writerow(["" if (v := row.get(name)) is None else repr(v) if isinstance(v, float) else str(v) for name in names])
+    source = io.BytesIO(text.getvalue().encode("utf-8"))
+    return reading.read_table(reading.STDIN, stdin=source, options=reading.ReadOptions(delimiter=","), name=SOURCE)
 
 
 def _answer(model, proba: bool, columns: list, warning: str | None) -> bytes:

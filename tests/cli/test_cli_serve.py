@@ -207,6 +207,28 @@ def test_the_docs_example_names_the_models_columns_and_a_category(penguins):
     assert (answer.status_code, answer.json()["warnings"]) == (200, [])
 
 
+@pytest.mark.parametrize(
+    "change, cells",
+    [
+        ({"sex": ""}, {"sex": ""}),
+        ({"sex": "NA"}, {"sex": ""}),
+        ({"sex": None}, {"sex": ""}),
+        ({"bill_length_mm": ""}, {"bill_length_mm": ""}),
+        ({"year": "2008.0"}, {"year": "2008"}),
+        ({"year": 2008.0}, {"year": "2008"}),
+    ],
+    ids=["empty-text", "NA", "null", "empty-number", "text-of-a-whole-number", "a-whole-float"],
+)
+def test_json_values_read_as_the_same_csv_cells_do(penguins, change, cells):
+    row = pd.read_csv(PENGUINS).drop(columns="species").iloc[0].to_dict()
+    sent = penguins.client.post("/predict", params={"proba": "true"}, json={"rows": [{**row, **change}]})
+    text = ",".join(row) + "\n" + ",".join(str(cells.get(k, v)) for k, v in row.items()) + "\n"
+    as_csv = penguins.client.post("/predict", params={"proba": "true"}, content=text, headers={"Content-Type": "text/csv"})
+    assert (sent.status_code, as_csv.status_code) == (200, 200)
+    assert sent.json() == as_csv.json()
+    assert sent.json()["warnings"] == []
+
+
 def test_unseen_categories_are_a_warning_and_with_strict_a_422(penguins):
     rows = pd.read_csv(PENGUINS).head(3).replace("Torgersen", "Atlantis").astype(object)
     rows = rows.where(rows.notna(), None).to_dict(orient="records")
