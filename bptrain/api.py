@@ -9,6 +9,7 @@ warning is a `BptrainWarning` through Python's `warnings` module.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import warnings
@@ -20,6 +21,7 @@ from bptrain import __all__ as __all__  # the public names, listed once, in bptr
 from bptrain.errors import BptrainError, ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError  # noqa: F401 - re-exported (__all__)
 
 STRICT_HINT = ". Pass strict=True to make this an error"
+STRICT_SETTING = "strict=True"  # what made an unseen category an error, as the caller wrote it
 DATAFRAME = "DataFrame"  # the source a DataFrame's rows are named by in messages
 
 
@@ -143,27 +145,28 @@ class Model:
                 f"{source}: target column {absent[0]!r} not found; evaluate needs labelled rows "
                 f"(use predict for unlabelled ones).{did_you_mean(absent[0], [str(c) for c in frame.columns])}"
             )
-        with blas.limited(self._threads):
+        with blas.limited(self._threads), _strict_named(STRICT_SETTING):
             split = app.labelled_frame(self._trained, frame, source, strict=strict, on_event=_warn, hint=STRICT_HINT)
             return score(self._trained.model, self._trained.loss, self._trained.prep, split)
 
     def _predict(self, data, *, proba: bool, strict: bool):
         """(the rows as a frame, predict's output columns for them), unseen categories warned about once."""
         frame, source = self._frame(data)
-        columns, message = self._columns(frame, source, proba=proba, strict=strict, hint=STRICT_HINT)
+        columns, message = self._columns(frame, source, proba=proba, strict=strict, hint=STRICT_HINT, setting=STRICT_SETTING)
         if message:
             warnings.warn(message, BptrainWarning, stacklevel=3)
         return frame, columns
 
-    def _columns(self, frame, source: str, *, proba: bool, strict: bool, hint: str):
+    def _columns(self, frame, source: str, *, proba: bool, strict: bool, hint: str, setting: str):
         """(predict's output columns for the rows of `frame`, in predictions.header's order; the warning
-        about categories the model never saw, ending in `hint`, or None). For the front ends too."""
+        about categories the model never saw, ending in `hint`, or None). For the front ends too:
+        `setting` names, in the error of an unseen category, what the caller set to make it one."""
         from bptrain import app
         from bptrain import threads as blas
         from bptrain.data.columns import Unseen
 
         unseen = Unseen()
-        with blas.limited(self._threads):
+        with blas.limited(self._threads), _strict_named(setting):
             columns = app.prediction_columns(self._trained, frame, source, proba=proba, strict=strict, unseen=unseen)
         return columns, unseen.message(source, hint)
 
@@ -182,6 +185,20 @@ class Model:
             frame = reading.read_table(data, options=self._trained.prep.read, paths=reading.COMMAND_LINE_PATHS)
             return frame, reading.source_name(data)
         raise TypeError(f"expected a pandas DataFrame or the path of a CSV or Parquet file, not {type(data).__name__}")
+
+
+@contextlib.contextmanager
+def _strict_named(setting: str):
+    """The DataError of a category the model never saw names `setting` (how this caller asked for
+    strictness) where the command line's message names --strict."""
+    from bptrain.data.columns import STRICT_SETTING as COMMAND_LINE
+
+    try:
+        yield
+    except DataError as e:
+        if not str(e).endswith(COMMAND_LINE):
+            raise
+        raise DataError(f"{str(e).removesuffix(COMMAND_LINE)} ({setting})") from None
 
 
 # --- training ------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from bptrain.errors import BptrainError, ConfigError, extra_needed
 
 SOURCE = "request"  # what messages call the rows of a request, as predict names a file
 STRICT_HINT = ". Send strict=true to make this an error"
+STRICT_SETTING = "strict=true"  # the query parameter that makes an unseen category an error
 GRACE_SECONDS = 30  # how long a stop waits for the requests in flight
 DRAINED = 4  # a body over the limit is read to its end up to this many times the limit, then the connection closes
 RUN_VARIABLE, BODY_VARIABLE = "BPTRAIN_SERVE_RUN", "BPTRAIN_SERVE_MAX_BODY"  # what each worker process loads
@@ -149,7 +150,7 @@ async def _predict(model, request, max_body: int, proba: bool, strict: bool) -> 
     request.state.rows = len(frame)
     if len(frame) == 0:
         return _answer(model, proba, [], None)
-    columns, warning = model._columns(frame, SOURCE, proba=proba, strict=strict, hint=STRICT_HINT)
+    columns, warning = model._columns(frame, SOURCE, proba=proba, strict=strict, hint=STRICT_HINT, setting=STRICT_SETTING)
     return _answer(model, proba, columns, warning)
 
 

@@ -270,6 +270,7 @@ def check_values(frame: pd.DataFrame, columns: list[Column], source: str) -> Non
 
 
 STRICT_HINT = ". Use --strict to make this an error"  # how the command line makes unseen categories errors
+STRICT_SETTING = " (--strict)"  # ends the error of an unseen category: the setting that made it one (front ends rename it)
 
 
 class Unseen:
@@ -454,7 +455,7 @@ def _unseen(column: Column, labels: pd.Series, new: np.ndarray, source: str, fir
         known = ", ".join(column.categories[:10]) + (", ..." if len(column.categories) > 10 else "")
         raise DataError(
             f"{source}: column {column.name!r} holds categories the model never saw in {rows_text(rows, first_row)}: {shown}; "
-            f"it knows {known} (--strict)"
+            f"it knows {known}{STRICT_SETTING}"
         )
     if unseen is not None:
         unseen.add(column.name, values)

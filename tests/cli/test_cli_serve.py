@@ -242,7 +242,7 @@ def test_unseen_categories_are_a_warning_and_with_strict_a_422(penguins):
     strict = penguins.client.post("/predict", params={"strict": "true"}, json={"rows": rows})
     assert (strict.status_code, strict.json()) == (
         422,
-        {"detail": "request: column 'island' holds categories the model never saw in rows 1, 2, 3: 'Atlantis'; it knows Biscoe, Dream, Torgersen (--strict)"},
+        {"detail": "request: column 'island' holds categories the model never saw in rows 1, 2, 3: 'Atlantis'; it knows Biscoe, Dream, Torgersen (strict=true)"},
     )
 
 

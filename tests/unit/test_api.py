@@ -146,7 +146,7 @@ def test_unseen_categories_are_one_warning_and_strict_makes_them_an_error(pengui
         model.predict(frame, strict=True)
     assert str(e.value) == (
         "DataFrame: column 'island' holds categories the model never saw in rows 1, 2, 3, 4: 'Atlantis'; "
-        "it knows Biscoe, Dream, Torgersen (--strict)"
+        "it knows Biscoe, Dream, Torgersen (strict=True)"
     )
 
 
