@@ -310,12 +310,29 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise ConfigError(f"--port {port}: {host}:{port} is in use by another process; stop it, or choose another port, e.g. --port {port + 1}") from None
+            free = _free_port(family, host, port)
+            other = f"e.g. --port {free}, free now" if free is not None else "or --port 0 for any free one"
+            raise ConfigError(f"--port {port}: {host}:{port} is in use by another process; stop it, or choose another port, {other}") from None
         if e.errno == errno.EACCES:
             raise ConfigError(f"--port {port}: no permission to listen on {host}:{port} (ports below 1024 need privileges); choose one from 1024") from None
         raise ConfigError(f"--host {host} --port {port}: cannot listen there ({e.strerror})") from None
     sock.set_inheritable(True)
     return sock
+
+
+def _free_port(family: int, host: str, taken: int, tries: int = 20) -> int | None:
+    """The first of the `tries` ports after `taken` that `host` can listen on now (tried as `bind`
+    tries, then let go); None when none is."""
+    for port in range(taken + 1, min(taken + 1 + tries, 65536)):
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+                probe.listen(1)
+            except OSError:
+                continue
+            return port
+    return None
 
 
 def serve(run, *, host: str, port: int, workers: int, max_body: int) -> None:

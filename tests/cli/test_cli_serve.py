@@ -383,16 +383,24 @@ def test_workers_share_the_port_and_stop_together(iris_run, tmp_path):
 # --- bad start-ups ---------------------------------------------------------------------------------
 
 
-def test_a_port_in_use_is_a_clear_error(iris_run):
-    with socket.socket() as taken:
+def test_a_port_in_use_is_a_clear_error_suggesting_a_port_that_is_free(iris_run):
+    with socket.socket() as taken, socket.socket() as next_one:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        try:  # the next port taken too, when it can be: the suggestion is one found free, not port + 1
+            next_one.bind(("127.0.0.1", port + 1))
+            next_one.listen()
+        except OSError:
+            pass
         result = run_cli("serve", iris_run, "--port", port)
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == (
-        f"error: --port {port}: 127.0.0.1:{port} is in use by another process; stop it, or choose another port, e.g. --port {port + 1}\n"
+    found = re.fullmatch(
+        rf"error: --port {port}: 127\.0\.0\.1:{port} is in use by another process; stop it, or choose another port, e\.g\. --port (\d+), free now\n",
+        result.stderr,
     )
+    assert found, result.stderr
+    assert int(found[1]) > port + 1
 
 
 def test_a_folder_without_a_model_is_predicts_error(tmp_path):
