@@ -255,9 +255,11 @@ class Diagnostics(Callback):
         growing = all(b > a for a, b in zip(history, history[1:]))
         if not (growing and history[-1] >= EXPLODING_GROWTH * history[0] and history[-1] >= EXPLODING_FACTOR * started):
             return None
+        # from 0 (no gradient reached any layer, e.g. every unit dead) the growth has no ratio
+        growth = f"{history[-1] / history[0]:.1f} times in all" if history[0] > 0 else "from 0 (no gradient at all)"
         return "exploding", (
             f"exploding gradients at epoch {rows[0]['epoch']}: the gradient of all layers together grew in each of the last "
-            f"{EXPLODING_EPOCHS} epochs, {history[-1] / history[0]:.1f} times in all, to {history[-1]:.3g}, "
+            f"{EXPLODING_EPOCHS} epochs, {growth}, to {history[-1]:.3g}, "
             f"{history[-1] / started:.0f} times its size in epoch 1 (warned from {EXPLODING_GROWTH:g} and "
             f"{EXPLODING_FACTOR:g} times), so the steps grow and training is likely to diverge. Try a smaller "
             f"optimizer.lr (now {lr:g}), or clip the gradients: training.clip: {{global_norm: 1.0}}"

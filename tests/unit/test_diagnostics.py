@@ -210,3 +210,22 @@ def test_non_finite_norms_are_written_as_empty_fields(tmp_path):
     for r in rows(run):
         for key in ("grad_norm", "weight_norm", "update_ratio"):
             assert r[key] == "" or math.isfinite(float(r[key]))
+
+
+def test_exploding_gradients_from_no_gradient_at_all():
+    """Every unit dead (grad_norm 0), then the gradient comes back and grows: there is no growth
+    factor from 0 to name, so the warning says it grew from 0."""
+    from bptrain.nn.model import build_model
+    from bptrain.training.diagnostics import Diagnostics
+
+    model = build_model([{"units": 4}], 3, 2, rng=np.random.default_rng(0), batch_size=8)
+    diagnostics = Diagnostics(model)
+    diagnostics.norms = [0.84, 0.5, 0.0, 38.0, 396.0, 7727.0]
+    kind, message = diagnostics._exploding([{"epoch": 6, "layer": "layers.0"}], 0.5)
+    assert kind == "exploding"
+    assert message == (
+        "exploding gradients at epoch 6: the gradient of all layers together grew in each of the last 3 epochs, "
+        "from 0 (no gradient at all), to 7.73e+03, 9199 times its size in epoch 1 (warned from 2 and 10 times), so the "
+        "steps grow and training is likely to diverge. Try a smaller optimizer.lr (now 0.5), or clip the gradients: "
+        "training.clip: {global_norm: 1.0}"
+    )
