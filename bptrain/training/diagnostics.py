@@ -81,6 +81,13 @@ def _total(rows: list[dict]) -> float | None:
     return None if any(v is None for v in norms) else math.sqrt(sum(v * v for v in norms))
 
 
+def _usable_ratio(row: dict) -> bool:
+    """Whether a row's update_ratio can be read as the learning rate's doing: it is finite (‖W‖ was
+    not 0) and the layer had a gradient."""
+    ratio, grad = row["update_ratio"], row["grad_norm"]
+    return ratio is not None and math.isfinite(ratio) and grad is not None and grad > 0
+
+
 def _norm(a: np.ndarray) -> float:
     return math.sqrt(float(np.vdot(a, a)))  # vdot takes the array flat, without a reshaped view
 
@@ -278,7 +285,9 @@ class Diagnostics(Callback):
         return None
 
     def _update_ratio(self, rows: list[dict], lr: float) -> tuple[str, str] | None:
-        ratios = [(r["update_ratio"], r) for r in rows if r["update_ratio"] is not None]
+        # a ratio says something of the learning rate only where it is defined (W was not all 0) and a
+        # gradient moved the weights (with none, e.g. every unit dead, the dead-unit warning speaks)
+        ratios = [(r["update_ratio"], r) for r in rows if _usable_ratio(r)]
         if not ratios:
             return None
         high, row = max(ratios, key=lambda pair: pair[0])
@@ -289,7 +298,7 @@ class Diagnostics(Callback):
                 f"too high: the weights jump around instead of descending. Try a smaller optimizer.lr (now {lr:g})"
             )
         epoch = rows[0]["epoch"]
-        if epoch <= UPDATE_RATIO_LOW_EPOCHS and high < UPDATE_RATIO_LOW:
+        if epoch <= UPDATE_RATIO_LOW_EPOCHS and high < UPDATE_RATIO_LOW and len(ratios) == len(rows):
             return "update_ratio_low", (
                 f"tiny updates at epoch {epoch}: a step changes the weights of every layer by at most {high:.2g} of their "
                 f"size (update_ratio; about 1e-3 is typical, warned below {UPDATE_RATIO_LOW:g} in the first "

@@ -229,3 +229,19 @@ def test_exploding_gradients_from_no_gradient_at_all():
         "steps grow and training is likely to diverge. Try a smaller optimizer.lr (now 0.5), or clip the gradients: "
         "training.clip: {global_norm: 1.0}"
     )
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        "model.layers=[{units: 16, init: zeros}]",  # W all 0 and no gradient: the ratio is 0/0
+        "model.layers=[{units: 16, bias_init: -5}, {units: 16, bias_init: -5}]",  # no gradient: every ratio is 0
+    ],
+)
+def test_no_update_size_warning_without_a_gradient(tmp_path, layers):
+    """With every unit dead no gradient reaches the weights: the dead units are the news, and the
+    update_ratio says nothing of the learning rate."""
+    result, run, report = fit(tmp_path, IRIS, layers, "stopping.max_epochs=3")
+    assert result.returncode == 0, result.stderr
+    assert kinds(report) == ["dead_units"]
+    assert [line.split(":")[1] for line in warning_lines(result.stderr)] == [" dead units at epoch 1"]
