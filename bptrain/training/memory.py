@@ -61,15 +61,19 @@ def available(cgroup_limit: Path = CGROUP_LIMIT) -> tuple[int, str] | None:
 
 
 def network_costs(layers: list[dict], n_in: int, n_out: int, rows: int, itemsize: int) -> list[Cost]:
-    """The bytes of each dense layer (its parameters and activations), the output layer's under data.target."""
-    costs, width, last = [], n_in, None
+    """The bytes of each dense layer (its parameters and activations), each charged to the wider of its
+    two sides: its own units, or the hidden layer before it whose units are its inputs (a wide layer
+    makes the next one's weight matrix big too). The output layer is charged to data.target when
+    that is wider than the last hidden layer."""
+    costs, width, last = [], n_in, None  # last: the cost of the dense layer whose units are `width`
     for i, layer in enumerate(layers):
         kind = layer.get("type", "dense")
         if kind == "dense":
             units = int(layer["units"])
-            last = Cost(f"model.layers[{i}].units", f"{units} units need", "use fewer units", _dense(width, units, rows, itemsize))
-            costs.append(last)
-            width = units
+            own = Cost(f"model.layers[{i}].units", f"{units} units need", "use fewer units", 0)
+            costs.append(own)
+            (last if last is not None and width > units else own).nbytes += _dense(width, units, rows, itemsize)
+            last, width = own, units
         elif kind in ("batch_norm", "layer_norm"):
             costs.append(Cost(f"model.layers[{i}]", f"a {kind} layer needs", "remove it", (2 * width * PARAMETER_COPIES + 3 * rows * width) * itemsize))
     output = _dense(width, n_out, rows, itemsize)
@@ -77,7 +81,7 @@ def network_costs(layers: list[dict], n_in: int, n_out: int, rows: int, itemsize
         last.nbytes += output
     else:
         costs.append(Cost("data.target", f"{n_out} classes (one output each) need", "use a target with fewer classes", output))
-    return costs
+    return [c for c in costs if c.nbytes]
 
 
 def _dense(n_in: int, units: int, rows: int, itemsize: int) -> int:

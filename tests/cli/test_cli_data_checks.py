@@ -43,6 +43,13 @@ def test_a_network_too_large_for_memory_is_refused_naming_the_layer(tmp_path, na
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_wide_layer_is_named_not_the_next_layer_whose_weights_it_makes_big(tmp_path):
+    write(tmp_path, f"seed: 0\ndata: {{train: {ROOT / 'datasets' / 'iris.csv'}, target: species}}\nmodel: {{layers: [{{units: 100000000}}, 16]}}\n")
+    result = run_limited("check", "config.yaml", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (CONFIG, "")
+    assert result.stderr.startswith("error: model.layers[0].units: 100000000 units need ~"), result.stderr
+
+
 @pytest.mark.parametrize("name", ["check", "fit"])
 def test_one_hot_inputs_too_large_for_memory_are_refused_naming_the_column(tmp_path, name):
     (tmp_path / "many.csv").write_text("name,x,y\n" + "".join(f"n{i * 7919 % 100003},{i % 13},{'pq'[i % 2]}\n" for i in range(30000)))

@@ -26,8 +26,18 @@ def test_each_dense_layer_is_charged_for_its_parameters_and_activations():
     costs = memory.network_costs([{"type": "dense", "units": 10}, {"type": "dropout", "p": 0.5}, {"type": "dense", "units": 3}], 4, 2, 8, 4)
     per_param, per_activation = memory.PARAMETER_COPIES * 4, memory.ACTIVATION_COPIES * 4
     first = (5 * 10) * per_param + 8 * (4 + 10) * per_activation
-    second_and_output = (11 * 3 + 4 * 2) * per_param + 8 * ((10 + 3) + (3 + 2)) * per_activation
-    assert [(c.key, c.nbytes) for c in costs] == [("model.layers[0].units", first), ("model.layers[2].units", second_and_output)]
+    second = (11 * 3) * per_param + 8 * (10 + 3) * per_activation  # 10 inputs, 3 units: the 10 of layers[0] make it big
+    output = (4 * 2) * per_param + 8 * (3 + 2) * per_activation
+    assert [(c.key, c.nbytes) for c in costs] == [("model.layers[0].units", first + second), ("model.layers[2].units", output)]
+
+
+def test_a_wide_layer_is_charged_for_the_next_layers_weights_too():
+    """The weight matrix after a wide layer is as big as the wide layer, so its key is the one to
+    lower; a layer wider than the one before is charged to itself."""
+    costs = memory.network_costs([{"units": 16}, {"units": 100_000}, {"units": 16}, {"units": 32}], 4, 3, 1, 4)
+    assert [c.key for c in costs] == ["model.layers[0].units", "model.layers[1].units", "model.layers[3].units"]
+    assert costs[1].nbytes == memory._dense(16, 100_000, 1, 4) + memory._dense(100_000, 16, 1, 4)
+    assert costs[2].nbytes == memory._dense(16, 32, 1, 4) + memory._dense(32, 3, 1, 4)
 
 
 def test_an_output_wider_than_the_last_layer_is_charged_to_the_target():
