@@ -520,8 +520,16 @@ def _warn_unseen(unseen: Unseen, source: str, on_event: Events, hint: str = STRI
 
 
 def _lone_row(config: Config, rows: int) -> list[str]:
-    """The warning, if any, that batch norm skips each epoch's last batch of one row."""
-    message = lone_row_warning(rows, config.training.batch_size, assembly.needs_two_rows(config))
+    """The warning, if any, that batch norm skips each epoch's last batch of one row; ConfigError
+    when every batch would hold one row (training.batch_size 1), so batch norm could never train."""
+    batch_norm = assembly.needs_two_rows(config)
+    if batch_norm and config.training.batch_size < 2:
+        raise ConfigError(
+            f"training.batch_size: batch_norm needs at least 2 rows in a training batch, but a batch_size of "
+            f"{config.training.batch_size} gives every batch {config.training.batch_size} row; use a batch_size of 2 or more, "
+            "or remove the batch_norm layer"
+        )
+    message = lone_row_warning(rows, config.training.batch_size, batch_norm)
     return [message] if message else []
 
 

@@ -105,3 +105,17 @@ def test_a_resumed_run_keeps_the_saved_total_and_ends_bit_identical(tmp_path, on
     assert saved_total(part.run) == saved_total(whole.run) == TOTAL
     assert metrics_rows(part.run) == metrics_rows(whole.run)
     assert model_digests(part.run) == model_digests(whole.run)
+
+
+@pytest.mark.parametrize("command", ["check", "fit"])
+def test_batch_norm_with_batches_of_one_row_is_a_config_error(tmp_path, command):
+    """Every batch of batch_size 1 holds one row, which batch norm cannot train on: refused before
+    training, by check as by fit, and fit creates no run folder."""
+    extra = ("-q", "--runs-dir", tmp_path / "runs") if command == "fit" else ()
+    result = run_cli(command, *CASE, "--set", "training.batch_size=1", *extra)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: training.batch_size: batch_norm needs at least 2 rows in a training batch, but a batch_size of 1 "
+        "gives every batch 1 row; use a batch_size of 2 or more, or remove the batch_norm layer\n"
+    )
+    assert not (tmp_path / "runs").exists()
