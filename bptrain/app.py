@@ -162,7 +162,7 @@ def _fit(
         finished = resuming.finished_report(run_dir, trainer.pending_stop(), trainer.position.step)
         if finished is not None:
             on_event(events.Notice(resuming.finished_notice(run_dir, finished)))
-            return FitResult(run_dir, finished)
+            return FitResult(run_dir, {**finished, "run_dir": str(run_dir)})  # the folder as given, not as recorded
     with blas.limited(used.count):
         outcome = _train(trainer, files, built, raw, prep, dataset, resumed=state is not None, on_event=on_event)
         summary = _report(run_dir, built.rules.config, raw, prep, dataset, trainer, loss_name, outcome, used, score_test)

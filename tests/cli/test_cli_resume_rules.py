@@ -9,9 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import call_cli, run_cli
+from conftest import ROOT, call_cli, run_cli
 
 IRIS = "configs/iris.yaml"  # 7 steps per epoch
+IRIS_PATH = ROOT / IRIS
 ALLOWED = (
     "Only these keys may change when resuming: name, stopping.max_epochs, stopping.max_steps, stopping.max_time, "
     "stopping.target, stopping.divergence, training.checkpoint, training.detect_anomaly, training.engine, report, tracking. "
@@ -141,6 +142,19 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, budget, n
     assert result.stdout.splitlines()[0] == f"run        {run}"
     assert folder_state(run) == before
     assert call_cli("evaluate", run).stdout == summary
+
+
+def test_resuming_a_finished_run_names_the_folder_as_given(tmp_path):
+    """report.json records the run folder as it was named when the run was made (here relative to
+    another working directory); the summary shows the folder --resume was given."""
+    made = tmp_path / "made"
+    made.mkdir()
+    result = call_cli("fit", IRIS_PATH, "-q", "--runs-dir", "runs", "--set", "stopping.max_epochs=1", cwd=made)
+    assert result.returncode == 0, result.stderr
+    (run,) = (made / "runs").iterdir()
+    result = call_cli("fit", "--resume", run, "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"run        {run}"
 
 
 def test_the_thread_count_is_refused_as_a_change(partial, tmp_path):
