@@ -161,7 +161,7 @@ def _fit(
         trainer.restore(*state, columns=built.rules.columns)
         finished = resuming.finished_report(run_dir, trainer.pending_stop(), trainer.position.step)
         if finished is not None:
-            on_event(events.Notice(resuming.finished_notice(run_dir, finished)))
+            on_event(events.Notice(resuming.finished_notice(run_dir, finished, config.stopping)))
             return FitResult(run_dir, {**finished, "run_dir": str(run_dir)})  # the folder as given, not as recorded
     with blas.limited(used.count):
         outcome = _train(trainer, files, built, raw, prep, dataset, resumed=state is not None, on_event=on_event)

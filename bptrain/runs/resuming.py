@@ -166,8 +166,9 @@ def finished_report(run_dir: Path, reason: str | None, steps: int) -> dict | Non
     return recorded
 
 
-def finished_notice(run_dir: Path, recorded: dict) -> str:
-    """One line: the run is finished, nothing was done, and how to train longer."""
+def finished_notice(run_dir: Path, recorded: dict, stopping=None) -> str:
+    """One line: the run is finished, why the budget it is resumed with (`stopping`, the config's
+    StoppingConfig) leaves nothing to do, and how to train longer."""
     reason, epochs, steps = recorded["stop_reason"], recorded["epochs_run"], recorded["steps"]
     how = {
         "max_epochs": f"raise the budget, e.g. --set stopping.max_epochs={2 * epochs}",
@@ -178,5 +179,28 @@ def finished_notice(run_dir: Path, recorded: dict) -> str:
     }[reason]
     return (
         f"{run_dir} already finished ({reason} after {epochs} epoch{'s' if epochs != 1 else ''}, {steps} steps); "
-        f"nothing to do under the same budget, so nothing was changed. To train longer, {how}"
+        f"{_why_finished(reason, recorded, stopping)}, so nothing was changed. To train longer, {how}"
     )
+
+
+def _why_finished(reason: str, recorded: dict, stopping) -> str:
+    """Why resuming under `stopping` trains nothing: the rule that stopped the run holds still."""
+    if stopping is None:
+        return "nothing to do under the same budget"
+    epochs, steps = recorded["epochs_run"], recorded["steps"]
+    if reason == "max_epochs":
+        return f"stopping.max_epochs {stopping.max_epochs} is already reached ({epochs} epoch{'s' if epochs != 1 else ''} run)"
+    if reason == "max_steps":
+        return f"stopping.max_steps {stopping.max_steps} is already reached ({steps} steps run)"
+    if reason == "max_time":
+        return f"stopping.max_time {stopping.max_time} is already used up ({recorded.get('seconds', 0):.1f} s trained)"
+    if reason == "early_stopping" and stopping.early_stopping is not None:
+        rule = stopping.early_stopping
+        return (
+            f"early stopping had stopped it ({rule.monitor} did not improve for {rule.patience} epoch{'s' if rule.patience != 1 else ''}), "
+            "and a larger budget does not undo that"
+        )
+    if reason == "target" and stopping.target:
+        met = ", ".join(f"{metric} {text}" for metric, text in stopping.target.items())
+        return f"stopping.target ({met}) is already met"
+    return "nothing to do under the same budget"

@@ -126,10 +126,10 @@ def test_a_checkpoint_without_a_recorded_config_still_resumes(partial, tmp_path)
 @pytest.mark.parametrize(
     "budget, notice",
     [
-        (("--set", "stopping.max_epochs=3"), "(max_epochs after 3 epochs, 21 steps); nothing to do under the same budget, so nothing was changed. "
-         "To train longer, raise the budget, e.g. --set stopping.max_epochs=6"),
-        (("--set", "stopping.max_steps=10"), "(max_steps after 1 epoch, 10 steps); nothing to do under the same budget, so nothing was changed. "
-         "To train longer, raise the budget, e.g. --set stopping.max_steps=20"),
+        (("--set", "stopping.max_epochs=3"), "(max_epochs after 3 epochs, 21 steps); stopping.max_epochs 3 is already reached (3 epochs run), "
+         "so nothing was changed. To train longer, raise the budget, e.g. --set stopping.max_epochs=6"),
+        (("--set", "stopping.max_steps=10"), "(max_steps after 1 epoch, 10 steps); stopping.max_steps 10 is already reached (10 steps run), "
+         "so nothing was changed. To train longer, raise the budget, e.g. --set stopping.max_steps=20"),
     ],
 )
 def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, budget, notice):
@@ -142,6 +142,27 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, budget, n
     assert result.stdout.splitlines()[0] == f"run        {run}"
     assert folder_state(run) == before
     assert call_cli("evaluate", run).stdout == summary
+
+
+@pytest.mark.parametrize(
+    "made, resumed, notice",
+    [
+        (("stopping.max_epochs=4", "stopping.early_stopping=false"), "stopping.max_epochs=2",
+         "(max_epochs after 4 epochs, 28 steps); stopping.max_epochs 2 is already reached (4 epochs run), so nothing was changed. "
+         "To train longer, raise the budget, e.g. --set stopping.max_epochs=8"),
+        (("stopping.max_epochs=200", "stopping.early_stopping={patience: 1, min_delta: 10}"), "stopping.max_epochs=400",
+         "(early_stopping after 2 epochs, 14 steps); early stopping had stopped it (val_loss did not improve for 1 epoch), "
+         "and a larger budget does not undo that, so nothing was changed. To train longer, start a new run with a larger "
+         "stopping.early_stopping.patience (it cannot change on resume)"),
+    ],
+)
+def test_resuming_a_finished_run_with_another_budget_says_why_nothing_is_left(tmp_path, made, resumed, notice):
+    run = fit(tmp_path / "runs", *(a for s in made for a in ("--set", s)))
+    before = folder_state(run)
+    result = call_cli("fit", "--resume", run, "-q", "--set", resumed)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"notice: {run} already finished {notice}\n"
+    assert folder_state(run) == before
 
 
 def test_resuming_a_finished_run_names_the_folder_as_given(tmp_path):
