@@ -205,6 +205,8 @@ def _training_threads(config: Config, built: assembly.Assembly, state: checkpoin
 
 def _reopen(run_dir: Path, config: Config, lock: runs.RunLock, on_event: Events) -> tuple[Path, Config, checkpoint.Loaded]:
     """The run folder to resume, locked; its config merged with `config`; its newest usable checkpoint."""
+    if run_dir.name in ("", ".."):  # `.` or `..`: the run's name is the folder's own, which the absolute path ends in
+        run_dir = Path(os.path.abspath(run_dir))
     lock.acquire(run_dir)
     state = checkpoint.load_checkpoint(run_dir / "checkpoints", warn=lambda message: on_event(events.Warning(message)))
     config = resuming.merge(config, run_dir, state[1])

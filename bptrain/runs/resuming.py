@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bptrain.errors import ConfigError, DataError, ModelFileError
-from bptrain.runs.checkpoint import LAST, PREVIOUS
+from bptrain.runs.checkpoint import LAST, PREVIOUS, open_file
+from bptrain.runs.folder import MODEL_FILE
 
 if TYPE_CHECKING:
     from bptrain.config.schema import Config
@@ -111,15 +112,38 @@ def _recorded_config(recorded: dict, run_dir: Path) -> Config:
 def _refuse_foreign(run_dir: Path, checkpoint_meta: dict | None, what: str) -> None:
     """ModelFileError when the checkpoint was written by another run, with `what` ("a different config").
 
-    A renamed run folder has a checkpoint under its old name too; it resumes as long as nothing differs.
+    The checkpoint records the name of the run folder it was saved in. A run folder renamed (or
+    copied under another name) still holds a model.npz saved with the checkpoint under the same
+    old name: then the checkpoint is the folder's own, and the changes are listed as for any run.
     """
     other = (checkpoint_meta or {}).get("run")
     if other is None or other == Path(run_dir).name:
         return
+    own = _recorded_run(run_dir)
+    if own == other:
+        return
+    where = Path(run_dir) / "checkpoints"
+    if own is None:
+        raise ModelFileError(
+            f"{where}: the checkpoint is from a run named {other}, with {what}, and without a readable model.npz "
+            f"nothing shows that {run_dir} is that run renamed; it cannot continue {run_dir}. If it is, rename the "
+            "folder back to its old name to see what differs; otherwise put back this run's own checkpoints/ folder, "
+            "or start a new run"
+        )
     raise ModelFileError(
-        f"{Path(run_dir) / 'checkpoints'}: the checkpoint is from another run, {other}, with {what}; "
+        f"{where}: the checkpoint is from another run, {other}, with {what}; "
         f"it cannot continue {run_dir}. Put back this run's own checkpoints/ folder, or start a new run"
     )
+
+
+def _recorded_run(run_dir: Path) -> str | None:
+    """The run name the folder's model.npz records (saved with each checkpoint); None when unreadable."""
+    try:
+        with open_file(Path(run_dir) / MODEL_FILE) as file:
+            name = file.meta.get("run")
+    except (ModelFileError, OSError, ValueError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def changed_files(files: list[dict], recorded: list[dict] | None) -> list[dict]:

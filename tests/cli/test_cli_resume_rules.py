@@ -105,6 +105,36 @@ def test_a_renamed_run_folder_still_resumes(partial, tmp_path):
     assert result.stderr == ""
 
 
+def changes_refused(run: Path, shown: Path | str) -> str:
+    return f"error: --resume {shown}: these changes would alter the model, the data or the optimization:\n  optimizer.lr: 0.01 -> 0.1\n{ALLOWED}\n"
+
+
+def test_a_run_folder_copied_elsewhere_under_another_name_lists_the_changes(partial, tmp_path):
+    """Its model.npz, saved with the checkpoint, records the same old name: the checkpoint is its own."""
+    run = copy_of(partial, tmp_path / "deeper" / "still", "copy")
+    result = run_cli("fit", "--resume", run, "-q", "--set", "optimizer.lr=0.1")
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", changes_refused(run, run))
+
+
+def test_resuming_the_current_folder_knows_its_name(partial, tmp_path):
+    run = copy_of(partial, tmp_path)
+    result = run_cli("fit", "--resume", ".", "-q", "--set", "optimizer.lr=0.1", cwd=run)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", changes_refused(run, run))
+
+
+def test_a_renamed_run_folder_without_its_model_file_cannot_be_recognized(partial, tmp_path):
+    run = copy_of(partial, tmp_path, "renamed")
+    (run / "model.npz").unlink()
+    result = run_cli("fit", "--resume", run, "-q", "--set", "optimizer.lr=0.1")
+    assert (result.returncode, result.stdout) == (5, "")
+    assert result.stderr == (
+        f"error: {run / 'checkpoints'}: the checkpoint is from a run named {partial.name}, with a different config, and "
+        f"without a readable model.npz nothing shows that {run} is that run renamed; it cannot continue {run}. If it is, "
+        "rename the folder back to its old name to see what differs; otherwise put back this run's own checkpoints/ "
+        "folder, or start a new run\n"
+    )
+
+
 def test_a_checkpoint_without_a_recorded_config_still_resumes(partial, tmp_path):
     """As bptrain 0.1 wrote them: no `config` or `run` in the checkpoint's metadata."""
     from bptrain.runs.checkpoint import read_arrays, save_model
