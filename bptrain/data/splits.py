@@ -162,12 +162,17 @@ def fold_ids(n: int, k: int, rng: np.random.Generator, strata: np.ndarray | None
 
 def _check_folds(k: int, strata: np.ndarray | None, rows: int, source: str, besides: str) -> None:
     """ConfigError, before any training, when k folds cannot each validate on some rows (of every class, stratified)."""
+    classes, counts = np.unique(strata, return_counts=True) if strata is not None else (None, None)
+    smallest = int(np.argmin(counts)) if counts is not None else None
     if k > rows:
-        raise ConfigError(f"data.split.folds: {k} folds need at least {k} rows, but {source} has only {rows} rows{besides}; use at most {rows} folds")
+        # the number to suggest passes the stratified check below too
+        limit, why = rows, ""
+        if smallest is not None and counts[smallest] < rows:
+            limit = int(counts[smallest])
+            why = f" (stratified folds need a row of every class, and class {classes[smallest]!r} has only {limit} rows{besides})"
+        raise ConfigError(f"data.split.folds: {k} folds need at least {k} rows, but {source} has only {rows} rows{besides}; use at most {limit} folds{why}")
     if strata is None:
         return
-    classes, counts = np.unique(strata, return_counts=True)
-    smallest = int(np.argmin(counts))
     if k > counts[smallest]:
         raise ConfigError(
             f"data.split.folds: {k} stratified folds need at least {k} rows of every class, but class {classes[smallest]!r} has "

@@ -105,7 +105,8 @@ def test_more_folds_than_rows_is_refused_before_any_training(tmp_path):
     assert (result.returncode, result.stdout) == (CONFIG, "")
     assert result.stderr == (
         f"error: data.split.folds: 100000 folds need at least 100000 rows, but {ROOT / 'datasets' / 'iris.csv'} "
-        "has only 126 rows besides the test rows; use at most 126 folds\n"
+        "has only 126 rows besides the test rows; use at most 42 folds (stratified folds need a row of every class, and class "
+        "'setosa' has only 42 rows besides the test rows)\n"
     )
     assert not (tmp_path / "runs").exists()
 

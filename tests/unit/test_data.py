@@ -223,11 +223,17 @@ def test_rows_missing_a_value_where_the_rule_is_drop_leave_every_split(tmp_path)
     [
         (
             "{test: 0.2, folds: 49}",
+            "data.split.folds: 49 folds need at least 49 rows, but {path} has only 48 rows besides the test rows; use at most 12 folds "
+            "(stratified folds need a row of every class, and class 'q' has only 12 rows besides the test rows)",
+        ),
+        (
+            "{test: 0.2, folds: 49, stratify: false}",
             "data.split.folds: 49 folds need at least 49 rows, but {path} has only 48 rows besides the test rows; use at most 48 folds",
         ),
         (
             "{test: 0, folds: 61}",
-            "data.split.folds: 61 folds need at least 61 rows, but {path} has only 60 rows; use at most 60 folds",
+            "data.split.folds: 61 folds need at least 61 rows, but {path} has only 60 rows; use at most 15 folds "
+            "(stratified folds need a row of every class, and class 'q' has only 15 rows)",
         ),
         (
             "{test: 0.2, folds: 13, stratify: true}",
