@@ -292,6 +292,7 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
             classes=prep.classes,
             epochs=epochs,
             resumed_at=(position.epoch, position.step) if resumed else None,
+            targets=tuple(prep.targets),
         )
     )
     try:

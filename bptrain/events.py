@@ -42,6 +42,7 @@ class Start:
     classes: list[str]
     epochs: int  # stopping.max_epochs
     resumed_at: tuple[int, int] | None = None  # (epoch, step) of the checkpoint resumed
+    targets: tuple[str, ...] = ()  # the target columns
 
 
 @dataclass(frozen=True)

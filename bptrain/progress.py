@@ -105,7 +105,10 @@ class Progress:
 
     def _on_start(self, event: events.Start) -> None:
         rows = "/".join(str(v) for v in event.rows.values())
-        what = {"classification": f"{len(event.classes)} classes", "multilabel": f"{len(event.classes)} labels"}.get(event.task, "regression")
+        what = {"classification": f"{len(event.classes)} classes", "multilabel": f"{len(event.classes)} labels"}.get(event.task)
+        if what is None:  # regression: what it predicts
+            targets = event.targets
+            what = f"target {targets[0]}" if len(targets) == 1 else f"{len(targets)} targets: {', '.join(targets)}" if targets else "1 target"
         shown = f"{event.features} features" + (f" ({event.inputs} inputs)" if event.inputs != event.features else "")
         self._write(f"{event.run_dir}: {event.task} ({what}), {shown}, {rows} rows ({'/'.join(event.rows)}), loss {event.loss}")
         if event.resumed_at:

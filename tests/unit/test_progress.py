@@ -155,3 +155,17 @@ def test_a_fold_and_a_resumed_start_in_plain_lines():
         "runs/iris: classification (3 classes), 4 features (7 inputs), 102/24/24 rows (train/val/test), loss cross_entropy",
         "resuming from the checkpoint at epoch 4, step 28",
     ]
+
+
+@pytest.mark.parametrize(
+    "targets, what",
+    [(("progression",), "target progression"), (("lat", "lon"), "2 targets: lat, lon")],
+)
+def test_a_regression_start_names_its_targets(targets, what):
+    stream = io.StringIO()
+    start = {**START, "run_dir": "runs/diabetes", "task": "regression", "loss": "mse", "classes": []}
+    with Progress(stream=stream) as progress:
+        progress.handle(events.Start(**start, epochs=3, targets=targets))
+    assert stream.getvalue().splitlines() == [
+        f"runs/diabetes: regression ({what}), 4 features, 102/24/24 rows (train/val/test), loss mse",
+    ]
