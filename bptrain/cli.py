@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import re
 import signal
@@ -230,7 +231,11 @@ def _print_cv_summary(summary: dict[str, Any]) -> None:
 
 
 def _metric_line(values: dict[str, Any]) -> str:
-    return "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+    """`name value` pairs; a non-finite number (null in report.json, e.g. r2 of a constant target) shows as -."""
+    return "  ".join(
+        (f"{k} {v:.4f}" if math.isfinite(v) else f"{k} -") if isinstance(v, float) else f"{k} {'-' if v is None else v}"
+        for k, v in values.items()
+    )
 
 
 # --- evaluate ---------------------------------------------------------------------------------

@@ -355,6 +355,14 @@ def fit_preprocessor(raw: Frames, before_encoding: Callable[[list[Column]], None
         constant = [name for name, column in zip(prep.targets, labels.T) if column.min() == column.max()]
         for name in constant:
             raw.notes.append(f"target column {name!r} holds only {labels[0, prep.targets.index(name)]} in the training rows")
+    if raw.task == "regression":
+        for name in prep.targets:
+            if _single_valued(train[name]):
+                value = train[name].dropna().iloc[0]
+                raw.notes.append(
+                    f"target column {name!r} holds only {value:g} in the training rows: there is nothing to learn but that value, "
+                    "and r2, which measures against the target's spread, is undefined (left empty) on rows whose target is constant"
+                )
     _check_held_out_classes(raw, prep)
     constant = [c.name for c in prep.columns if _single_valued(train[c.name])]
     if len(constant) == 1:

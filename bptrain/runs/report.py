@@ -111,8 +111,9 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def cell(value: Any, missing: str = "–") -> str:
-    """A table cell: a number to four decimals, `missing` for None, anything else as text."""
-    if value is None:
+    """A table cell: a number to four decimals, `missing` for None or a non-finite number (null in
+    report.json, e.g. r2 of a constant target), anything else as text."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return missing
     if isinstance(value, float):
         return f"{value:.4f}"

@@ -138,3 +138,28 @@ def test_digits_single_value_columns_are_one_warning(tmp_path, name):
         f"warning: {ROOT / 'datasets' / 'digits.csv'}: columns 'pixel_0_0', 'pixel_3_0', 'pixel_4_0', 'pixel_4_7' "
         "have a single value each in the training rows; they give the network nothing to learn from\n"
     )
+
+
+CONSTANT_TARGET = (
+    "warning: d.csv: target column 'y' holds only 5.5 in the training rows: there is nothing to learn but that value, "
+    "and r2, which measures against the target's spread, is undefined (left empty) on rows whose target is constant\n"
+)
+
+
+@pytest.mark.parametrize("name", ["check", "fit"])
+def test_a_constant_regression_target_is_warned_of_and_r2_is_empty_everywhere(tmp_path, name):
+    """r2 of a constant target is -inf unless fitted exactly: null in report.json, and so empty in
+    report.md and the summary too, not -inf."""
+    import json
+
+    (tmp_path / "d.csv").write_text("a,y\n" + "".join(f"{i % 7},5.5\n" for i in range(40)))
+    write(tmp_path, "seed: 0\ndata: {train: d.csv, target: y}\nstopping: {max_epochs: 2}\n")
+    result = call_cli(*command(name, tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == CONSTANT_TARGET
+    if name == "fit":
+        (run,) = (tmp_path / "runs").iterdir()
+        report = json.loads((run / "report.json").read_text())
+        assert [report["metrics"][s]["r2"] for s in ("train", "val", "test")] == [None, None, None]
+        assert "| r2 | – | – | – |" in (run / "report.md").read_text().splitlines()
+        assert [line.rsplit("  ", 1)[1] for line in result.stdout.splitlines()[2:]] == ["r2 -", "r2 -"]
