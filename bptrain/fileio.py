@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -17,33 +18,61 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: 
     """Write through `write(f)` into a temp file beside `path`, fsync it, then rename it over `path`.
 
     The file gets the mode a plain open() would give it (0666 minus the umask). With
-    `keep_previous`, the file being replaced is first renamed to that name. A full disk, a
-    file-size limit or a missing permission raises StorageError naming `path`.
+    `keep_previous`, the file being replaced is first renamed to that name. A symlink is written
+    through: its target is replaced atomically, the link stays. An existing FIFO, device or other
+    file that is neither regular nor a folder cannot be replaced by renaming and is written into
+    directly. A full disk, a file-size limit or a missing permission raises StorageError naming `path`.
     """
     path = Path(path)
     with writing(path):
-        tmp = None
-        try:
-            while tmp is None:
-                # named before it is created, so a signal arriving during the creation still finds it
-                tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-                try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0666 minus the umask, not mkstemp's 0600
-                except FileExistsError:  # another writer's temp file: never ours to remove
-                    tmp = None
-            with os.fdopen(fd, "wb") as f:
+        if _special(path):
+            with open(path, "wb") as f:
                 write(f)
                 f.flush()
-                os.fsync(f.fileno())
-            interrupts.raise_pending()  # a signal dropped meanwhile: the target keeps its old content
-            if keep_previous is not None and path.exists():
-                os.replace(path, keep_previous)
-            os.replace(tmp, path)
-            _fsync_folder(path.parent)
-        except BaseException:  # a signal too: the temp file never outlives the write
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-            raise
+            return
+        _replace(_link_target(path), write, keep_previous)
+
+
+def _special(path: Path) -> bool:
+    """Whether `path` (its links followed) exists and is neither a regular file nor a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _link_target(path: Path) -> Path:
+    """The file a symlink `path` points to, through every link (it need not exist yet); `path` itself otherwise."""
+    if not os.path.islink(path):
+        return path
+    return Path(os.path.realpath(path))
+
+
+def _replace(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None) -> None:
+    """atomic_write's temp file beside `path`, renamed over it."""
+    tmp = None
+    try:
+        while tmp is None:
+            # named before it is created, so a signal arriving during the creation still finds it
+            tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0666 minus the umask, not mkstemp's 0600
+            except FileExistsError:  # another writer's temp file: never ours to remove
+                tmp = None
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        interrupts.raise_pending()  # a signal dropped meanwhile: the target keeps its old content
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
+        os.replace(tmp, path)
+        _fsync_folder(path.parent)
+    except BaseException:  # a signal too: the temp file never outlives the write
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 # Why a write failed when the machine, not bptrain or the user's input, is at fault: what to say and do.

@@ -139,6 +139,78 @@ def test_other_os_errors_are_not_disguised_as_storage_errors(tmp_path):
         atomic_write(tmp_path / "missing" / "file", lambda f: f.write(b"x"))
 
 
+# --- symlinks, FIFOs and devices as the target ----------------------------------------------------
+
+
+def test_atomic_write_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    from bptrain.fileio import atomic_write
+
+    real = tmp_path / "data" / "real.csv"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    (tmp_path / "hop").symlink_to(real)
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "hop")  # a chain of two links
+    atomic_write(link, lambda f: f.write(b"new"))
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "hop")
+    assert real.read_bytes() == b"new"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["real.csv"]
+
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to("made.csv")
+    atomic_write(dangling, lambda f: f.write(b"made"))
+    assert dangling.is_symlink() and (tmp_path / "made.csv").read_bytes() == b"made"
+
+
+def test_atomic_write_into_a_fifo_writes_into_it(tmp_path):
+    from bptrain.fileio import atomic_write
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        atomic_write(fifo, lambda f: f.write(b"through the pipe"))
+        assert reader.communicate(timeout=30)[0] == b"through the pipe"
+    finally:
+        reader.kill()
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["fifo"]
+
+
+@pytest.mark.parametrize("through_link", [False, True], ids=["fifo", "link-to-fifo"])
+def test_predict_output_into_a_fifo_reaches_its_reader(tmp_path, reference, through_link):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    target = fifo
+    if through_link:
+        target = tmp_path / "link.csv"
+        target.symlink_to(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        result = run_cli("predict", reference, "datasets/iris.csv", "-o", target)
+        received = reader.communicate(timeout=60)[0].decode()
+    finally:
+        reader.kill()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    assert received == run_cli("predict", reference, "datasets/iris.csv").stdout
+    assert received.startswith("prediction\n") and len(received.splitlines()) == 151
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert target.is_symlink() == through_link
+
+
+def test_predict_output_through_a_symlink_writes_the_file_it_names(tmp_path, reference):
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to("real.csv")
+    result = run_cli("predict", reference, "datasets/iris.csv", "-o", link)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == "real.csv"
+    assert real.read_text() == run_cli("predict", reference, "datasets/iris.csv").stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "real.csv"]
+
+
 # --- file modes --------------------------------------------------------------------------------------
 
 
