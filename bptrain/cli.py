@@ -71,7 +71,10 @@ def errors_to_exit_codes(on_signal: str = "{stop}; nothing was written") -> Iter
     `on_signal` is what the command says when SIGINT or SIGTERM ends it, with `{stop}` standing
     for "interrupted by SIGINT" or "terminated by SIGTERM".
     """
+    stdout = sys.stdout
     try:
+        if stdout is not None:
+            sys.stdout = _GuardedStdout(stdout)
         yield
         interrupts.raise_pending()  # a signal whose exception Python dropped still ends the command
     except BptrainError as e:
@@ -94,6 +97,42 @@ def errors_to_exit_codes(on_signal: str = "{stop}; nothing was written") -> Iter
             _err(f"internal error: {type(e).__name__}: {e}")
             _err("This is a bug in bptrain. Run again with --traceback (or BPTRAIN_TRACEBACK=1) to see where.")
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
+    finally:
+        sys.stdout = stdout
+
+
+class _GuardedStdout:
+    """sys.stdout while a command runs: a write the machine refuses (a full disk, a file-size
+    limit, ...) becomes StorageError naming stdout, exit code 6; a closed pipe stays BrokenPipeError."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, data):
+        return self._guarded(self._stream.write, data)
+
+    def flush(self) -> None:
+        return self._guarded(self._stream.flush)
+
+    @property
+    def buffer(self):  # export -o - writes bytes
+        return _GuardedStdout(self._stream.buffer)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    @staticmethod
+    def _guarded(call, *args):
+        try:
+            return call(*args)
+        except OSError as e:
+            from bptrain.fileio import storage_error
+
+            translated = storage_error(Path("stdout"), e)
+            if translated is None:
+                raise
+            _quiet_stdout()  # what stdout still holds would fail again at exit
+            raise translated from None
 
 
 def _print_version(value: bool) -> None:
@@ -634,6 +673,15 @@ def main() -> None:
     except BrokenPipeError:
         _quiet_stdout()
         code = int(ExitCode.OK)
+    except OSError as e:  # help or --version on a stdout that cannot be written (a command's is guarded)
+        from bptrain.fileio import storage_error
+
+        unwritable = storage_error(Path("stdout"), e)
+        if unwritable is None:
+            raise
+        _quiet_stdout()
+        _err(f"error: {unwritable}")
+        code = int(unwritable.exit_code)
     sys.exit(code if isinstance(code, int) else int(ExitCode.OK))
 
 

@@ -139,6 +139,43 @@ def test_other_os_errors_are_not_disguised_as_storage_errors(tmp_path):
         atomic_write(tmp_path / "missing" / "file", lambda f: f.write(b"x"))
 
 
+# --- stdout that cannot be written ------------------------------------------------------------------
+
+
+def run_into(stdout, *args, preexec_fn=None) -> subprocess.CompletedProcess:
+    """`python -m bptrain ARGS` with its stdout on `stdout` (an open file, or None for a closed stdout)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env.pop("BPTRAIN_TRACEBACK", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bptrain", *map(str, args)],
+        stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env, timeout=300, preexec_fn=preexec_fn,
+    )
+
+
+STDOUT_COMMANDS = {
+    "predict": ["predict", "{run}", "datasets/iris.csv"],
+    "evaluate-json": ["evaluate", "{run}", "--json"],
+    "runs": ["runs", "{runs}"],
+    "explain": ["explain", "{run}", "-o", "{tmp}"],
+    "compare": ["compare", "{run}", "{run}", "-o", "{tmp}"],
+    "export": ["export", "{run}", "-o", "-"],
+    "help": ["predict", "--help"],
+}
+
+
+@pytest.mark.parametrize("args", STDOUT_COMMANDS.values(), ids=STDOUT_COMMANDS.keys())
+def test_stdout_on_a_full_disk_exits_6_in_one_line(tmp_path, reference, args):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    if args[0] == "export":
+        pytest.importorskip("onnx")
+    args = [a.format(run=reference, runs=reference.parent, tmp=tmp_path) for a in args]
+    with open("/dev/full", "w") as full:
+        result = run_into(full, *args)
+    assert result.returncode == 6, result.stderr
+    assert result.stderr == "error: stdout: cannot write (no space left on the device); free some space\n"
+
+
 # --- symlinks, FIFOs and devices as the target ----------------------------------------------------
 
 
