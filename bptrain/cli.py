@@ -135,6 +135,15 @@ class _GuardedStdout:
             raise translated from None
 
 
+def _stdout(command: str):
+    """sys.stdout, where `command` writes its data; StorageError when the process has no stdout (closed: `>&-`)."""
+    if sys.stdout is None:
+        from bptrain.errors import StorageError
+
+        raise StorageError(f"stdout is closed, so {command} cannot write to it; give it a file (> FILE) or use -o FILE")
+    return sys.stdout
+
+
 def _print_version(value: bool) -> None:
     if value:
         from bptrain import __version__  # the package root only: --version imports no numpy
@@ -364,7 +373,7 @@ def predict(
         kwargs = {"proba": proba, "keep": list(keep or []), "fmt": fmt, "escape": escape_formulas, "strict": strict}
         kwargs.update(threads=_threads(threads), on_event=_log_event)
         if output == "-":
-            services.predict(run, input, sys.stdout, **kwargs)
+            services.predict(run, input, _stdout("predict"), **kwargs)
         else:
             def write(f) -> None:
                 text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=True)
@@ -465,7 +474,7 @@ def export(
     with errors_to_exit_codes(f"export {{stop}}; {unwritten}"):
         from bptrain.export import export as export_model
 
-        done = export_model(run, fmt, output, stdout=sys.stdout.buffer)
+        done = export_model(run, fmt, output, stdout=_stdout("export -o -").buffer if output == "-" else None)
         if output != "-":
             lines = [
                 f"exported   {done.model_path} to {output} ({done.format}, {done.size:,} bytes)",

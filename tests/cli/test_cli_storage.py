@@ -176,6 +176,17 @@ def test_stdout_on_a_full_disk_exits_6_in_one_line(tmp_path, reference, args):
     assert result.stderr == "error: stdout: cannot write (no space left on the device); free some space\n"
 
 
+@pytest.mark.parametrize("args", [["predict", "{run}", "datasets/iris.csv"], ["export", "{run}", "-o", "-"]], ids=["predict", "export"])
+def test_a_closed_stdout_exits_6_in_one_line(reference, args):
+    if args[0] == "export":
+        pytest.importorskip("onnx")
+    args = [a.format(run=reference) for a in args]
+    result = run_into(None, *args, preexec_fn=lambda: os.close(1))
+    assert result.returncode == 6, result.stderr
+    command = "predict" if args[0] == "predict" else "export -o -"
+    assert result.stderr == f"error: stdout is closed, so {command} cannot write to it; give it a file (> FILE) or use -o FILE\n"
+
+
 # --- symlinks, FIFOs and devices as the target ----------------------------------------------------
 
 
