@@ -556,7 +556,7 @@ def explain(
     run: Annotated[Path, typer.Argument(help="Run folder (or the model.npz inside one), or latest.", show_default=False)],
     data: Annotated[Optional[str], typer.Option("--data", help="Labelled CSV to shuffle ('-' for stdin) instead of the run's test rows.", show_default=False)] = None,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Shuffles per column.")] = 5,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffles.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the shuffles.")] = 0,
     out_dir: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for importance.png (default: RUN/figures).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the importances as JSON on stdout.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="With --data: make a category the model never saw an error.")] = False,

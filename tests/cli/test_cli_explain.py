@@ -103,3 +103,9 @@ def test_explain_bad_input(run, tmp_path):
     zero = call_cli("explain", run, "--repeats", "0")
     assert zero.returncode == 2
     assert zero.stderr == "error: bptrain explain: --repeats: must be greater than or equal to 1; see 'bptrain explain --help'\n"
+
+
+def test_a_negative_seed_is_a_usage_error(run):
+    result = call_cli("explain", run, "--seed", "-1")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: bptrain explain: --seed: must be greater than or equal to 0; see 'bptrain explain --help'\n"
