@@ -18,7 +18,8 @@ import numpy as np
 from bptrain import app
 from bptrain import threads as blas
 from bptrain.data.splits import Split
-from bptrain.errors import ConfigError
+from bptrain.data import reading
+from bptrain.errors import ConfigError, DataError
 from bptrain.events import Events, quiet
 from bptrain.inference import score
 from bptrain.insight import plots
@@ -44,7 +45,10 @@ def explain(
         if split is None:
             raise ConfigError(f"{run}: the run has no test or validation rows; give labelled rows with --data FILE")
     if len(split.x) < 2:
-        raise ConfigError(f"{run}: {len(split.x)} row to shuffle; permutation importance needs two rows or more")
+        few = f"{len(split.x)} row{'' if len(split.x) == 1 else 's'} to shuffle; permutation importance needs two rows or more"
+        if data is not None:  # the file given is too small: a data problem
+            raise DataError(f"{reading.source_name(data)}: {few}")
+        raise ConfigError(f"{run}: {few}")
     with blas.limited(app.inference_threads(trained).count):
         baseline = score(trained.model, trained.loss, trained.prep, split)
         columns = _importances(trained, split, baseline, repeats, seed)

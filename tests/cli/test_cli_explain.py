@@ -109,3 +109,10 @@ def test_a_negative_seed_is_a_usage_error(run):
     result = call_cli("explain", run, "--seed", "-1")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "error: bptrain explain: --seed: must be greater than or equal to 0; see 'bptrain explain --help'\n"
+
+
+def test_a_data_file_of_one_row_is_a_data_error_naming_it(run, tmp_path):
+    signal_frame(1, 3).to_csv(tmp_path / "one.csv", index=False)
+    result = call_cli("explain", run, "--data", "one.csv", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (3, "")
+    assert result.stderr == "error: one.csv: 1 row to shuffle; permutation importance needs two rows or more\n"
