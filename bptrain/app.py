@@ -502,7 +502,7 @@ def held_out(trained: Trained, on_event: Events = _quiet) -> splits.Dataset:
     was scored on), with a warning for each data file that changed since training."""
     config_path = trained.run_dir / "config.yaml"
     if not config_path.is_file():
-        raise ModelFileError(f"{trained.run_dir}: no config.yaml beside the model, so its validation and test rows are unknown; use --data FILE")
+        raise ModelFileError(f"{trained.model_path}: no config.yaml beside the model, so its validation and test rows are unknown; use --data FILE")
     from bptrain.config.loading import load_config
 
     config = load_config(config_path)

@@ -568,7 +568,9 @@ def explain(
         from bptrain.runs.report import to_json
 
         result = importance.explain(run, data, repeats=repeats, seed=seed, strict=strict, on_event=_log_event)
-        result["figure"] = str(importance.figure(result, figures_folder(Path(result["run"]), out_dir) / importance.FIGURE_FILE))
+        explained = Path(result["run"])  # the run folder, or a model file alone (its figures go beside it)
+        folder = figures_folder(explained.parent if explained.is_file() else explained, out_dir)
+        result["figure"] = str(importance.figure(result, folder / importance.FIGURE_FILE))
         print(to_json(result) if as_json else tables.importance_text(result) + f"\n\nfigure   {result['figure']}", flush=True)
 # --- tune -------------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from bptrain.errors import ConfigError, DataError
 from bptrain.events import Events, quiet
 from bptrain.inference import score
 from bptrain.insight import plots
-from bptrain.insight.runlist import main_metric, require_run
+from bptrain.insight.runlist import RUN, kind_of, main_metric, require_run
 from bptrain.metrics import higher_is_better
 
 FIGURE_FILE = "importance.png"
@@ -53,8 +53,9 @@ def explain(
         baseline = score(trained.model, trained.loss, trained.prep, split)
         columns = _importances(trained, split, baseline, repeats, seed)
     metric = main_metric(trained.prep.task)
+    in_a_run = data is None or kind_of(trained.run_dir) == RUN
     return {
-        "run": str(trained.run_dir),
+        "run": str(trained.run_dir if in_a_run else trained.model_path),  # a model file alone: that file
         "rows": split.name,
         "row_count": len(split.x),
         "repeats": repeats,

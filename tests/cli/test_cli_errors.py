@@ -355,6 +355,15 @@ def test_folder_without_a_model(tmp_path):
     )
 
 
+def test_evaluate_of_a_model_file_alone_names_the_file(run, tmp_path):
+    shutil.copy(run / "model.npz", tmp_path / "lonely.npz")
+    expect(
+        call_cli("evaluate", "lonely.npz", cwd=tmp_path),
+        MODEL_FILE,
+        "error: lonely.npz: no config.yaml beside the model, so its validation and test rows are unknown; use --data FILE",
+    )
+
+
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 def test_unknown_run_folder(tmp_path, command):
     args = [IRIS] if command == "predict" else []

@@ -116,3 +116,14 @@ def test_a_data_file_of_one_row_is_a_data_error_naming_it(run, tmp_path):
     result = call_cli("explain", run, "--data", "one.csv", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (3, "")
     assert result.stderr == "error: one.csv: 1 row to shuffle; permutation importance needs two rows or more\n"
+
+
+def test_a_model_file_alone_is_named_as_given(run, tmp_path):
+    (tmp_path / "lonely.npz").write_bytes((run / "model.npz").read_bytes())
+    signal_frame(60, 4).to_csv(tmp_path / "rows.csv", index=False)
+    result = call_cli("explain", "lonely.npz", "--data", "rows.csv", "--repeats", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "permutation importance on the data rows (60) of lonely.npz, 2 repeats, seed 0"
+    assert lines[-1] == "figure   figures/importance.png"
+    assert (tmp_path / "figures" / "importance.png").is_file()
