@@ -463,6 +463,8 @@ def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes]
         split = labelled(trained, data, strict=strict, stdin=stdin, on_event=on_event)
         return {"data": score(trained.model, trained.loss, prep, split)}
     dataset = held_out(trained, on_event)
+    if dataset.val is None and dataset.test is None:
+        raise ConfigError(f"{trained.run_dir}: the run has no validation or test rows to evaluate; give labelled rows with --data FILE")
     return {s.name: score(trained.model, trained.loss, prep, s) for s in (dataset.val, dataset.test) if s is not None}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, call_cli, fit_iris, run_cli, write
+from conftest import ROOT, call_cli, fit_iris, fit_shipped, run_cli, write
 
 IRIS = ROOT / "datasets" / "iris.csv"
 PENGUINS = ROOT / "datasets" / "penguins.csv"
@@ -361,6 +361,17 @@ def test_evaluate_of_a_model_file_alone_names_the_file(run, tmp_path):
         call_cli("evaluate", "lonely.npz", cwd=tmp_path),
         MODEL_FILE,
         "error: lonely.npz: no config.yaml beside the model, so its validation and test rows are unknown; use --data FILE",
+    )
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_evaluate_of_a_run_without_held_out_rows_asks_for_data(tmp_path, as_json):
+    settings = ("data.split.val=0", "data.split.test=0", "stopping.early_stopping=null")
+    run = fit_shipped(tmp_path / "runs", "iris", 2, *settings)
+    expect(
+        call_cli("evaluate", run, *(["--json"] if as_json else [])),
+        USAGE,
+        f"error: {run}: the run has no validation or test rows to evaluate; give labelled rows with --data FILE",
     )
 
 
