@@ -127,6 +127,8 @@ def list_runs(runs_dir: Path, sort: str | None = None) -> list[dict[str, Any]]:
     if not runs_dir.is_dir():
         what = "is a file, not a folder" if runs_dir.exists() else "no such folder"
         raise ConfigError(f"{runs_dir}: {what}; give the folder that holds the run folders (default: runs)")
+    if kind_of(runs_dir) == RUN:
+        raise ConfigError(f"{runs_dir}: a run folder itself, not a folder of runs; list the runs beside it with: bptrain runs {runs_dir.parent}")
     if sort is not None and sort not in SORTABLE + METRICS:
         raise ConfigError(
             f"--sort {sort}: unknown column or metric; choose a column ({', '.join(SORTABLE)}) or a split's metric "

@@ -150,6 +150,16 @@ def test_runs_of_an_empty_folder_says_so_on_stderr(tmp_path):
     assert json.loads(call_cli("runs", tmp_path, "--json").stdout) == []
 
 
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_runs_of_a_run_folder_names_its_parent(top, as_json):
+    result = call_cli("runs", "runs/iris-20260101-090000", *(["--json"] if as_json else []), cwd=top)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: runs/iris-20260101-090000: a run folder itself, not a folder of runs; "
+        "list the runs beside it with: bptrain runs runs\n"
+    )
+
+
 def test_runs_on_a_terminal_draws_a_table(top):
     # a real terminal: stdout is a pseudo-terminal, so the table is rich's
     leader, follower = pty.openpty()
