@@ -84,6 +84,7 @@ _ENVIRONMENT = {
     errno.EPERM: ("operation not permitted", "make the folder writable or choose another one"),
     errno.EROFS: ("read-only file system", "choose a folder on a writable file system"),
     errno.EIO: ("input/output error", "check the disk"),
+    errno.EISDIR: ("a folder of that name is in the way", "move the folder away or write somewhere else"),
 }
 
 

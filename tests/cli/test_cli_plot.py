@@ -119,6 +119,16 @@ def test_plot_of_a_folder_that_is_not_a_run_exits_5_and_of_a_missing_one_2(tmp_p
     assert missing.stderr.startswith(f"error: {tmp_path / 'gone'}: no such run folder; ")
 
 
+def test_a_folder_where_a_figure_goes_exits_6_naming_it(trained, tmp_path):
+    (tmp_path / "curves.png").mkdir()
+    result = call_cli("plot", trained["iris"], "--what", "curves", "-o", tmp_path)
+    assert (result.returncode, result.stdout) == (6, "")
+    assert result.stderr == (
+        f"error: {tmp_path / 'curves.png'}: cannot write (a folder of that name is in the way); move the folder away or write somewhere else\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"] and (tmp_path / "curves.png").is_dir()
+
+
 def test_a_damaged_diagnostics_file_is_a_data_error_for_the_gradients_only(trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained["iris"], run)
