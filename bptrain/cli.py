@@ -366,7 +366,7 @@ def predict(
     with errors_to_exit_codes(f"predict {{stop}}; {unwritten}"):
         from bptrain import app as services
         from bptrain.errors import ConfigError
-        from bptrain.fileio import atomic_write
+        from bptrain.fileio import atomic_write, no_place_for
 
         if fmt not in ("csv", "jsonl"):
             raise ConfigError(f"--format {fmt}: choose csv or jsonl")
@@ -386,7 +386,7 @@ def predict(
             try:
                 atomic_write(target, write)
             except (FileNotFoundError, NotADirectoryError):
-                raise ConfigError(f"--output {output}: the folder {target.parent} does not exist") from None
+                raise no_place_for(f"--output {output}", target) from None
 
 
 # --- check ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from bptrain import interrupts
-from bptrain.errors import StorageError
+from bptrain.errors import BptrainError, ConfigError, StorageError
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None) -> None:
@@ -106,6 +106,17 @@ def writing(path: Path, doing: str = "write") -> Iterator[None]:
         if translated is None:
             raise
         raise translated from None
+
+
+def no_place_for(label: str, path: Path) -> BptrainError:
+    """The error for the output file `path` (shown as `label`) that could not be created because of
+    its folder (FileNotFoundError, NotADirectoryError): missing, a file, or one that takes no new files."""
+    folder = path.parent
+    if folder.is_dir():
+        return StorageError(f"{label}: the folder {folder} does not take new files; choose another folder")
+    if folder.exists():
+        return ConfigError(f"{label}: {folder} is a file, not a folder")
+    return ConfigError(f"{label}: the folder {folder} does not exist")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

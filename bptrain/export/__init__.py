@@ -14,7 +14,7 @@ from typing import IO
 from bptrain.app import load_trained
 from bptrain.errors import ConfigError
 from bptrain.export import onnx as to_onnx
-from bptrain.fileio import atomic_write
+from bptrain.fileio import atomic_write, no_place_for
 from bptrain.nn.options import did_you_mean
 
 FORMATS = ("onnx",)
@@ -60,4 +60,4 @@ def _write(output: str, data: bytes, stdout: IO[bytes] | None) -> None:
     try:
         atomic_write(target, lambda f: f.write(data))
     except (FileNotFoundError, NotADirectoryError):
-        raise ConfigError(f"--output {output}: the folder {target.parent} does not exist") from None
+        raise no_place_for(f"--output {output}", target) from None

@@ -294,6 +294,16 @@ def test_predict_output_into_a_missing_folder(run, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_predict_output_into_a_folder_that_takes_no_new_files(run, tmp_path):
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    expect(
+        call_cli("predict", run, IRIS, "-o", "/proc/self/out.csv", cwd=tmp_path),
+        6,
+        "error: --output /proc/self/out.csv: the folder /proc/self does not take new files; choose another folder",
+    )
+
+
 @pytest.mark.parametrize("target", ["adir", "afile/out.csv"], ids=["folder", "under-a-file"])
 def test_predict_output_that_cannot_be_a_file(run, tmp_path, target):
     (tmp_path / "adir").mkdir()

@@ -289,6 +289,17 @@ def test_an_output_folder_or_a_missing_folder_is_named(iris_run, tmp_path):
     assert (result.returncode, result.stderr) == (2, f"error: --output {tmp_path / 'no' / 'm.onnx'}: the folder {tmp_path / 'no'} does not exist\n")
 
 
+def test_a_folder_that_takes_no_new_files_is_not_called_missing(iris_run, tmp_path):
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    result = call_cli("export", iris_run, "-o", "/proc/self/model.onnx")
+    assert (result.returncode, result.stdout) == (6, "")
+    assert result.stderr == "error: --output /proc/self/model.onnx: the folder /proc/self does not take new files; choose another folder\n"
+    (tmp_path / "afile").write_text("x\n")
+    result = call_cli("export", iris_run, "-o", tmp_path / "afile" / "m.onnx")
+    assert (result.returncode, result.stderr) == (2, f"error: --output {tmp_path / 'afile' / 'm.onnx'}: {tmp_path / 'afile'} is a file, not a folder\n")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_readme_onnxruntime_example_runs_on_an_exported_model(tmp_path, dtype):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
