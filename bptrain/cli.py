@@ -48,6 +48,8 @@ app = typer.Typer(
 )
 
 _state = {"traceback": os.environ.get("BPTRAIN_TRACEBACK", "") not in ("", "0")}
+# --traceback is an option of bptrain itself, so it goes before the command
+TRACEBACK_HINT = "To see where, run again as bptrain --traceback COMMAND ... (or with BPTRAIN_TRACEBACK=1)."
 
 
 def _err(text: str) -> None:
@@ -95,7 +97,7 @@ def errors_to_exit_codes(on_signal: str = "{stop}; nothing was written") -> Iter
             traceback.print_exc()
         else:
             _err(f"internal error: {type(e).__name__}: {e}")
-            _err("This is a bug in bptrain. Run again with --traceback (or BPTRAIN_TRACEBACK=1) to see where.")
+            _err(f"This is a bug in bptrain. {TRACEBACK_HINT}")
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
     finally:
         sys.stdout = stdout
@@ -762,4 +764,6 @@ def _usage_error(e) -> str:
     if bad_value:  # "Invalid value for '--rows': Input should be ..." -> "--rows: must be ..."
         message = f"{bad_value[1]}: {bad_value[2].replace('Input should be', 'must be')}"
     message = message[:1].lower() + message[1:]
+    if message == "no such option: --traceback" and command != "bptrain":  # an option of bptrain itself
+        return f"error: {command}: no such option: --traceback; it goes before the command: bptrain --traceback {command.split()[-1]} ..."
     return f"error: {command}: {message}; see '{command} --help'"

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from bptrain import cli as cli_module
 from conftest import ROOT, call_cli, run_cli, write
 
 IRIS = ROOT / "datasets" / "iris.csv"
@@ -30,11 +31,31 @@ def expect(result, code: int, *lines: str) -> None:
         (["gradcheck", "configs/iris.yaml", "--rows", "0"], "error: bptrain gradcheck: --rows: must be greater than or equal to 1; see 'bptrain gradcheck --help'"),
         (["predict", "runs/x", "in.csv", "extra"], "error: bptrain predict: got unexpected extra argument(s) (extra); see 'bptrain predict --help'"),
         (["frobnicate"], "error: bptrain: no such command 'frobnicate'; see 'bptrain --help'"),
+        (["check", "x.yaml", "--traceback"], "error: bptrain check: no such option: --traceback; it goes before the command: bptrain --traceback check ..."),
     ],
-    ids=["unknown-option", "missing-argument", "not-an-integer", "below-minimum", "extra-argument", "unknown-command"],
+    ids=["unknown-option", "missing-argument", "not-an-integer", "below-minimum", "extra-argument", "unknown-command", "traceback-after-the-command"],
 )
 def test_usage_mistakes_are_one_error_line_and_exit_2(args, line):
     expect(call_cli(*args), USAGE, line)
+
+
+def test_an_internal_error_names_the_form_of_traceback_that_works(monkeypatch):
+    from bptrain import app as services
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(services, "check", broken)
+    monkeypatch.setitem(cli_module._state, "traceback", False)
+    expect(
+        call_cli("check", "configs/iris.yaml"),
+        1,
+        "internal error: RuntimeError: a bug",
+        "This is a bug in bptrain. To see where, run again as bptrain --traceback COMMAND ... (or with BPTRAIN_TRACEBACK=1).",
+    )
+    monkeypatch.setitem(cli_module._state, "traceback", True)
+    shown = call_cli("check", "configs/iris.yaml")
+    assert shown.returncode == 1 and "Traceback (most recent call last)" in shown.stderr and shown.stderr.endswith("RuntimeError: a bug\n")
 
 
 def test_help_still_works_and_exits_0():
