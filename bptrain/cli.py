@@ -196,6 +196,7 @@ def fit(
     """Train the network that CONFIG describes; write a run folder and print a summary."""
     with errors_to_exit_codes("{stop} before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN"):
         from bptrain import app as services
+        from bptrain import crossval
         from bptrain.config.loading import load_config, parse_overrides
         from bptrain.errors import ConfigError
         from bptrain.progress import Progress
@@ -206,22 +207,21 @@ def fit(
         if resume is not None:
             resume = _run_to_resume(resume, runs_dir)
         if folds is not None and resume is not None:
-            raise ConfigError("--folds cannot be combined with --resume; resume one fold's run folder, e.g. --resume RUN/fold-2")
-        overrides = parse_overrides(set_ or [])
-        if folds is not None:
-            overrides["data.split.folds"] = folds
-        cfg = load_config(config if config is not None else resume / "config.yaml", overrides)
+            raise ConfigError("--folds cannot be combined with --resume: a cross-validation continues from its folder, e.g. --resume RUN (it records its folds)")
+        overrides = parse_overrides(set_ or []) | ({"data.split.folds": folds} if folds is not None else {})
+        recorded = None if resume is None else resume / (crossval.PLAN if crossval.is_cv_folder(resume) else "config.yaml")
+        cfg = load_config(config if config is not None else recorded, overrides)
         cfg = services.with_mlflow(cfg) if mlflow else cfg
         stop = StopRequest()
-        cross_validation = cfg.data.split.folds is not None and cfg.data.split.fold is None and resume is None
+        cross_validation = (recorded is not None and recorded.name == crossval.PLAN) or (cfg.data.split.folds is not None and cfg.data.split.fold is None and resume is None)
         try:
             with Progress(enabled=not quiet) as progress, stop_on_signals(stop):
                 if cross_validation:
-                    from bptrain.crossval import cross_validate
-
-                    cv = cross_validate(cfg, runs_dir=runs_dir, name=name, stop_request=stop, on_event=progress.handle)
+                    cv = crossval.cross_validate(cfg, runs_dir=runs_dir, name=name, resume=resume, stop_request=stop, on_event=progress.handle)
                 else:
                     result = services.fit(cfg, runs_dir=runs_dir, name=name, resume=resume, stop_request=stop, on_event=progress.handle)
+                    if resume is not None:
+                        crossval.say_how_to_finish(result.run_dir, progress.handle)
         except KeyboardInterrupt:
             if stop.run_dir is None:
                 raise
@@ -292,14 +292,16 @@ def _metric_line(values: dict[str, Any]) -> str:
 
 
 def _run_to_resume(resume: Path, runs_dir: Path) -> Path:
-    """The run folder `--resume` names (`latest` resolved), checked to be one that fit wrote."""
+    """The run folder `--resume` names (`latest` resolved), checked to be one that fit wrote (or a
+    cross-validation folder)."""
+    from bptrain import crossval
     from bptrain.errors import ConfigError
     from bptrain.runs import folder as runs
 
     resume = runs.resolve_run(resume, runs_dir)
     if not resume.exists():
         raise runs.missing_run(resume, f"--resume {resume}")
-    if not (resume / "config.yaml").is_file():
+    if not (resume / "config.yaml").is_file() and not crossval.is_cv_folder(resume):
         raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
     return resume
 

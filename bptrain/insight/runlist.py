@@ -42,7 +42,7 @@ def kind_of(folder: Path) -> str | None:
     """run, cv or tune; other for a folder bptrain wrote but this version does not know; None for
     a folder that bptrain did not write."""
     folder = Path(folder)
-    if (folder / "cv.json").is_file():
+    if (folder / "cv.json").is_file() or (folder / "cv.yaml").is_file():  # cv.yaml alone: not finished yet
         return CV
     report = read_json(folder / "report.json")
     if report is not None and "tune" in report:
@@ -92,8 +92,12 @@ def summary(folder: Path, kind: str) -> dict[str, Any]:
         row.update(task=report.get("task"), stop_reason=report.get("stop_reason"), epochs=report.get("epochs_run"))
         row["metrics"] = _metrics({s: (report.get("metrics") or {}).get(s) for s in SPLITS})
     elif kind == CV:  # the mean over the folds
-        cv = read_json(folder / "cv.json") or {}
-        row.update(task=cv.get("task"), stop_reason=f"{cv.get('folds')} folds")
+        cv = read_json(folder / "cv.json")
+        if cv is None:  # stopped before every fold had finished: bptrain fit --resume FOLDER finishes it
+            cv = {}
+            row.update(stop_reason="unfinished")
+        else:
+            row.update(task=cv.get("task"), stop_reason=f"{cv.get('folds')} folds")
         row["metrics"] = _metrics({s: (cv.get(s) or {}).get("mean") for s in SPLITS if isinstance(cv.get(s), dict)})
     elif kind == TUNE:  # its best trial's metrics: validation from the trial's report, test scored after the search
         report = read_json(folder / "report.json") or {}

@@ -100,7 +100,7 @@ def find_model(run: Path) -> tuple[Path, Path]:
     if run.is_dir():
         model = run / MODEL_FILE
         if not model.is_file():
-            if (run / "cv.json").is_file():
+            if (run / "cv.json").is_file() or (run / "cv.yaml").is_file():
                 raise ConfigError(f"{run}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
             raise ModelFileError(f"{run}: no {MODEL_FILE} in this folder; is it a run folder written by bptrain fit?")
         return run, model
@@ -123,7 +123,7 @@ def resolve_run(run: Path, runs_dir: Path = Path("runs")) -> Path:
     return newest[0]
 
 
-GROUP_FILES = ("cv.json", "tune.json")  # a cross-validation's or a tune's folder holds runs; it is not one
+GROUP_FILES = ("cv.json", "cv.yaml", "tune.json")  # a cross-validation's or a tune's folder holds runs; it is not one
 
 
 def newest_runs(runs_dir: Path, count: int) -> list[Path]:

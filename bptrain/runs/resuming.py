@@ -66,16 +66,16 @@ def _is_budget(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in BUDGET_KEYS)
 
 
-def merge(config: Config, run_dir: Path, checkpoint_meta: dict | None = None) -> Config:
+def merge(config: Config, run_dir: Path, checkpoint_meta: dict | None = None, *, recorded_file: str = "config.yaml") -> Config:
     """The config to continue `run_dir` with: `config`, with the run's seed and schedule total.
 
     It is compared with the config recorded in the checkpoint, so an edit to the run's config.yaml
     is refused like the same change through --set; a checkpoint without one (bptrain 0.1) is
-    compared with config.yaml.
+    compared with config.yaml (`recorded_file`: a cross-validation folder's cv.yaml).
     """
-    saved_path = Path(run_dir) / "config.yaml"
+    saved_path = Path(run_dir) / recorded_file
     if not saved_path.is_file():
-        raise ConfigError(f"--resume {run_dir}: no config.yaml in this folder; is it a run folder written by bptrain fit?")
+        raise ConfigError(f"--resume {run_dir}: no {recorded_file} in this folder; is it a run folder written by bptrain fit?")
     from bptrain.config.loading import load_config  # where used: predict imports this module and needs no YAML reader
 
     recorded = (checkpoint_meta or {}).get("config")

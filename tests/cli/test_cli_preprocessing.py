@@ -139,7 +139,9 @@ def folds(tmp_path_factory) -> SimpleNamespace:
 
 
 def test_each_fold_is_an_ordinary_run_in_one_folder(folds):
-    assert sorted(p.name for p in folds.parent.iterdir()) == ["cv.json", "fold-1", "fold-2", "fold-3"]
+    assert sorted(p.name for p in folds.parent.iterdir()) == [".lock", "cv.json", "cv.yaml", "fold-1", "fold-2", "fold-3"]
+    plan = yaml.safe_load((folds.parent / "cv.yaml").read_text())
+    assert (plan["data"]["split"]["folds"], plan["data"]["split"]["fold"], plan["seed"]) == (3, None, 42)
     for i in (1, 2, 3):
         config = yaml.safe_load((folds.parent / f"fold-{i}" / "config.yaml").read_text())
         assert (config["data"]["split"]["folds"], config["data"]["split"]["fold"], config["seed"]) == (3, i, 42)
@@ -184,11 +186,11 @@ def test_the_cross_validation_folder_points_to_its_folds(folds):
     assert result.stderr == f"error: {folds.parent}: a cross-validation folder, with one run per fold; give one of them, e.g. {folds.parent / 'fold-1'}\n"
 
 
-def test_folds_cannot_be_resumed_as_a_whole(tmp_path):
+def test_folds_cannot_be_combined_with_resume(tmp_path):
     (tmp_path / "config.yaml").write_text("data: {train: x.csv, target: y}\n")
     result = call_cli("fit", "--resume", tmp_path, "--folds", "3")
     assert (result.returncode, result.stdout) == (USAGE, "")
-    assert result.stderr == "error: --folds cannot be combined with --resume; resume one fold's run folder, e.g. --resume RUN/fold-2\n"
+    assert result.stderr == "error: --folds cannot be combined with --resume: a cross-validation continues from its folder, e.g. --resume RUN (it records its folds)\n"
 
 
 # --- several targets and a split column ------------------------------------------------------------

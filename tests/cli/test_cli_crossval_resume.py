@@ -1,0 +1,148 @@
+"""A cross-validation stopped by a signal is continued as a whole by `fit --resume FOLDER`, to the
+cv.json, folds and models of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, model_digests, metrics_rows, run_cli
+
+IRIS = "configs/iris.yaml"
+FOLDS = 3
+SETTINGS = (
+    "--folds", str(FOLDS),
+    "--set", "stopping.early_stopping=null",
+    "--set", "model.layers=[{units: 32, dropout: 0.2}, {units: 32, dropout: 0.2}]",
+    "--set", "stopping.max_epochs=40",
+    "-q",
+)
+
+
+def start(runs: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env.pop("BPTRAIN_TRACEBACK", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bptrain", "fit", IRIS, *SETTINGS, "--runs-dir", str(runs)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def epochs_of(run: Path) -> int:
+    try:
+        return max(0, len((run / "metrics.csv").read_text(encoding="utf-8").splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value or proc.poll() is not None:
+            return value
+        time.sleep(0.002)
+    proc.kill()
+    pytest.fail("timed out")
+
+
+def summary_without_name(parent: Path) -> dict:
+    summary = json.loads((parent / "cv.json").read_text(encoding="utf-8"))
+    for key in ("run", "run_dir"):
+        summary.pop(key)
+    return summary
+
+
+def assert_same_cross_validation(parent: Path, reference: Path) -> None:
+    assert summary_without_name(parent) == summary_without_name(reference)
+    for i in range(1, FOLDS + 1):
+        assert model_digests(parent / f"fold-{i}") == model_digests(reference / f"fold-{i}")
+        assert metrics_rows(parent / f"fold-{i}") == metrics_rows(reference / f"fold-{i}")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("uninterrupted")
+    result = run_cli("fit", IRIS, *SETTINGS, "--runs-dir", runs)
+    assert result.returncode == 0, result.stderr
+    (parent,) = runs.iterdir()
+    return parent
+
+
+def test_sigint_in_a_fold_then_resume_of_the_folder_finishes_the_cross_validation(tmp_path, uninterrupted):
+    proc = start(tmp_path)
+    fold = wait_for(lambda: next((p for p in tmp_path.glob("*/fold-2") if epochs_of(p) >= 3), None), proc)
+    assert fold is not None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    parent = fold.parent
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == f"error: interrupted by SIGINT: the training state is saved; continue with: bptrain fit --resume {parent}"
+    assert not (parent / "cv.json").exists() and not (parent / "fold-3").exists()
+
+    listed = json.loads(run_cli("runs", tmp_path, "--json").stdout)
+    assert [(r["name"], r["kind"], r["stop_reason"]) for r in listed] == [(parent.name, "cv", "unfinished")]
+
+    result = run_cli("fit", "--resume", parent, "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[0] == f"run        {parent} ({FOLDS} folds)"
+    assert_same_cross_validation(parent, uninterrupted)
+
+
+def test_sigkill_at_a_random_moment_then_resume_is_identical(tmp_path, uninterrupted):
+    rng = random.Random()
+    proc = start(tmp_path)
+    started = wait_for(lambda: next(iter(tmp_path.glob("*/fold-1/checkpoints/last.npz")), None), proc)
+    assert started is not None, proc.communicate()
+    time.sleep(rng.uniform(0.0, 1.0))
+    proc.kill()
+    proc.communicate()
+    (parent,) = tmp_path.iterdir()
+    result = run_cli("fit", "--resume", parent, "-q")
+    assert result.returncode == 0, result.stderr
+    assert_same_cross_validation(parent, uninterrupted)
+
+
+def test_resuming_one_fold_says_how_to_finish_the_cross_validation(tmp_path, uninterrupted):
+    proc = start(tmp_path)
+    fold = wait_for(lambda: next((p for p in tmp_path.glob("*/fold-1") if epochs_of(p) >= 3), None), proc)
+    assert fold is not None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    result = run_cli("fit", "--resume", fold, "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        f"notice: {fold} is one fold of the cross-validation {fold.parent}; "
+        f"to train the folds left and write its cv.json: bptrain fit --resume {fold.parent}\n"
+    )
+    result = run_cli("fit", "--resume", fold.parent, "-q")
+    assert result.returncode == 0, result.stderr
+    assert_same_cross_validation(fold.parent, uninterrupted)
+
+
+def test_a_finished_cross_validation_resumes_to_the_same_summary(tmp_path, uninterrupted):
+    result = run_cli("fit", IRIS, *SETTINGS, "--runs-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
+    (parent,) = tmp_path.iterdir()
+    before = (parent / "cv.json").read_bytes()
+    result = run_cli("fit", "--resume", parent, "-q")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (parent / "cv.json").read_bytes() == before
+
+
+def test_resume_of_a_cross_validation_refuses_a_changed_key(tmp_path, uninterrupted):
+    result = run_cli("fit", IRIS, *SETTINGS, "--runs-dir", tmp_path)
+    (parent,) = tmp_path.iterdir()
+    result = run_cli("fit", "--resume", parent, "--set", "optimizer.lr=0.5", "-q")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"error: --resume {parent}: these changes would alter the model, the data or the optimization:\n  optimizer.lr: ")
