@@ -19,22 +19,46 @@ FIGURE_FILE = "compare.png"
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    """The run's config.yaml, flattened to dotted keys."""
+    """The run's config.yaml as written (nested mappings and lists)."""
     from bptrain.config.loading import read_yaml_mapping
 
-    return flatten(read_yaml_mapping(run_dir / "config.yaml"))
+    return read_yaml_mapping(run_dir / "config.yaml")
 
 
-def differing(configs: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """The keys whose values are not the same in every config (absent counts as a value: None)."""
-    keys = list(dict.fromkeys(k for c in configs for k in c))
-    missing = object()
-    out = {}
-    for key in keys:
-        values = [c.get(key, missing) for c in configs]
-        if any(v != values[0] for v in values[1:]):
-            out[key] = [None if v is missing else v for v in values]
+ABSENT = object()  # a key a run's config does not have (unlike null, a value it has)
+
+
+def differing(configs: list[Any], prefix: str = "") -> dict[str, list[Any]]:
+    """The dotted keys (list items as `[i]`) whose values are not the same in every config, each
+    with its value per config, ABSENT where a config lacks the key. Mappings (and lists) are
+    compared key by key (item by item) when every config that has the key holds one; a mapping
+    against a scalar (early_stopping on in one run, null in another) is one key with both values."""
+    present = [v for v in configs if v is not ABSENT]
+    out: dict[str, list[Any]] = {}
+    if present and all(isinstance(v, dict) for v in present):
+        keys = list(dict.fromkeys(k for v in present for k in v))
+        for key in keys:
+            out.update(differing([v.get(key, ABSENT) if v is not ABSENT else ABSENT for v in configs], f"{prefix}.{key}" if prefix else str(key)))
+    elif present and all(isinstance(v, list) for v in present):
+        for i in range(max(len(v) for v in present)):
+            out.update(differing([v[i] if v is not ABSENT and i < len(v) else ABSENT for v in configs], f"{prefix}[{i}]"))
+    else:
+        return {prefix: list(configs)} if any(not _same(v, configs[0]) for v in configs[1:]) else {}
+    if not out and any(not _same(v, configs[0]) for v in configs[1:]):  # {} or [] against an absent key
+        out[prefix] = list(configs)
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b if a is ABSENT or b is ABSENT else a == b
+
+
+def _json_form(config: dict[str, list[Any]]) -> tuple[dict[str, list[Any]], dict[str, list[bool]]]:
+    """`differing`'s keys for JSON: the values with null where a run lacks the key, and for each key
+    that some run lacks, whether each run lacks it."""
+    values = {k: [None if v is ABSENT else v for v in vs] for k, vs in config.items()}
+    absent = {k: [v is ABSENT for v in vs] for k, vs in config.items() if any(v is ABSENT for v in vs)}
+    return values, absent
 
 
 def compare(given: list[Path], out_dir: Path | None = None) -> dict[str, Any]:
@@ -44,9 +68,11 @@ def compare(given: list[Path], out_dir: Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"compare needs two runs or more; got {len(given)}: e.g. bptrain compare latest runs/iris-20261130-101500")
     run_dirs = [require_run(run) for run in given]
     reports = [read_json(r / "report.json") or {} for r in run_dirs]
+    config, absent = _json_form(differing([read_config(r) for r in run_dirs]))
     result: dict[str, Any] = {
         "runs": [str(r) for r in run_dirs],
-        "config": differing([read_config(r) for r in run_dirs]),
+        "config": config,
+        "absent": absent,
         "outcome": {key: [report.get(key) for report in reports] for key in OUTCOME},
         "metrics": _metrics(reports),
     }

@@ -59,7 +59,9 @@ def compare_text(result: dict[str, Any]) -> str:
     config = result["config"]
     lines += ["", f"config: {len(config)} key{'s' if len(config) != 1 else ''} differ" if config else "config: the same in every key"]
     if config:
-        lines += ["  " + line for line in aligned(["key", *letters], [[k, *(_value(v) for v in vs)] for k, vs in config.items()])]
+        absent = result.get("absent", {})
+        rows = [[k, *(ABSENT if k in absent and absent[k][i] else _value(v) for i, v in enumerate(vs))] for k, vs in config.items()]
+        lines += ["  " + line for line in aligned(["key", *letters], rows)]
     outcome = [[k, *(cell(v) for v in vs)] for k, vs in result["outcome"].items()]
     lines += ["", "outcome"] + ["  " + line for line in aligned(["", *letters], outcome, right=set(range(1, len(names) + 1)))]
     for split, values in result["metrics"].items():
@@ -69,14 +71,19 @@ def compare_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+ABSENT = "(absent)"  # compare: a key the run's config does not have
+
+
 def _value(value: Any) -> str:
-    """A config value as YAML shows it: null, true, numbers and text."""
+    """A config value as YAML shows it: null, true, numbers and text; mappings and lists in YAML's flow style."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
-    if value == [] or value == {}:
-        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
     return str(value)
 
 

@@ -110,6 +110,44 @@ def test_runs_json_holds_each_rows_fields(top):
     assert rows[4]["kind"] == "other" and rows[4]["metrics"] == {}
 
 
+@pytest.fixture
+def reshaped(top, tmp_path) -> Path:
+    """A copy of the first run whose config has early stopping off (null) and one hidden layer."""
+    runs = tmp_path / "runs"
+    shutil.copytree(top / "runs" / "iris-20260101-090000", runs / "iris-20260101-090000")
+    other = runs / "iris-20260105-090000"
+    shutil.copytree(top / "runs" / "iris-20260101-090000", other)
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config["stopping"]["early_stopping"] = None
+    del config["model"]["layers"][1]
+    (other / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return tmp_path
+
+
+def test_compare_shows_a_mapping_against_null_and_marks_absent_keys(reshaped):
+    result = call_cli("compare", "runs/iris-20260101-090000", "runs/iris-20260105-090000", "-o", reshaped, cwd=reshaped)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((reshaped / "runs" / "iris-20260101-090000" / "config.yaml").read_text())
+    layer, stopping = config["model"]["layers"][1], config["stopping"]["early_stopping"]
+    lines = result.stdout.split("\n\n")[1].splitlines()
+    assert lines[0] == f"config: {len(layer) + 1} keys differ"
+    rows = [line.split(None, 1) for line in lines[2:]]
+    assert [key for key, _ in rows] == [f"model.layers[1].{k}" for k in layer] + ["stopping.early_stopping"]
+    assert [values.rsplit(None, 1)[1] for _, values in rows[:-1]] == ["(absent)"] * len(layer)
+    shown = "{" + ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in stopping.items()) + "}"
+    assert rows[-1][1] == f"{shown}  null"
+
+
+def test_compare_json_says_which_keys_a_run_lacks(reshaped):
+    result = call_cli("compare", "runs/iris-20260101-090000", "runs/iris-20260105-090000", "--json", "-o", reshaped, cwd=reshaped)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((reshaped / "runs" / "iris-20260101-090000" / "config.yaml").read_text())
+    layer, stopping = config["model"]["layers"][1], config["stopping"]["early_stopping"]
+    compared = json.loads(result.stdout)
+    assert compared["config"] == {**{f"model.layers[1].{k}": [v, None] for k, v in layer.items()}, "stopping.early_stopping": [stopping, None]}
+    assert compared["absent"] == {f"model.layers[1].{k}": [False, True] for k in layer}
+
+
 @pytest.mark.parametrize(
     "key, order",
     [
@@ -236,6 +274,7 @@ def test_compare_json_is_pinned(top, tmp_path):
     assert json.loads(result.stdout) == {
         "runs": ["runs/iris-20260101-090000", "runs/iris-20260102-090000"],
         "config": {"model.layers[1].units": [16, 8], "optimizer.lr": [0.01, 0.05]},
+        "absent": {},
         "outcome": {"stop_reason": ["early_stopping", "max_epochs"], "epochs_run": [40, 3], "best_epoch": [20, 3], "seconds": [1.5, 0.25]},
         "metrics": {"val": {"loss": [0.3, 0.2], "accuracy": [0.9, 0.95]}, "test": {"loss": [0.35, 0.25], "accuracy": [0.85, 0.8]}},
         "figure": str(tmp_path / "compare.png"),
