@@ -43,9 +43,9 @@ class HeldOut:
     labels: np.ndarray | None  # class indices (classification)
 
 
-def held_out(run: Path, on_event: Events = quiet) -> HeldOut | None:
+def held_out(run: Path | app.Trained, on_event: Events = quiet) -> HeldOut | None:
     """The model's outputs on the run's test rows, else its validation rows; None when it has neither."""
-    trained = app.load_trained(run)
+    trained = run if isinstance(run, app.Trained) else app.load_trained(run)
     dataset = app.held_out(trained, on_event)
     split = dataset.test or dataset.val
     if split is None:
@@ -60,31 +60,37 @@ def plot(run: Path, what: list[str] | None = None, out_dir: Path | None = None, 
     """Draw the figures `what` names (None: every one that applies) of RUN into `out_dir` (default RUN/figures).
     A figure named in `what` that cannot be drawn for this run is a ConfigError saying why."""
     run_dir = require_run(run)
-    report = read_json(run_dir / "report.json") or {}
-    task, classes = report.get("task", "classification"), report.get("classes") or []
+    report = read_json(run_dir / "report.json") or {}  # absent when the run was killed: the model says what it is
+    trained = app.load_trained(run_dir)
+    task, classes = trained.prep.task, trained.prep.classes
     has_diagnostics = plots.diagnostics_state(run_dir)
     rows = plots.epoch_rows(run_dir) if "curves" in (what or plots.FIGURES) else []
-    has_rows = bool((report.get("metrics") or {}).get("val") or (report.get("metrics") or {}).get("test"))
     names = what if what is not None else list(plots.FIGURES)
     drawn = Drawn(run_dir)
     drawable = []
-    for name in names:
-        why = plots.not_applicable(name, task, classes, has_rows, has_diagnostics, len(rows))
+    for name in names:  # whether the run has rows to predict is known once they are split again, below
+        why = plots.not_applicable(name, task, classes, True, has_diagnostics, len(rows))
         if why is None:
             drawable.append(name)
-        elif what is not None:
-            raise ConfigError(f"--what {name}: cannot draw it for {run}: {why}")
-        elif name not in plots.NEEDS_PREDICTIONS or name in plots.TASK_FIGURES.get(task, ()):
-            drawn.skipped.append((name, why))  # worth saying; another task's figures go without saying
+        else:
+            _skip(drawn, name, why, run, what, task)
     target = figures_folder(run_dir, out_dir)
-    predictions = held_out(run_dir, on_event) if set(drawable) & set(plots.NEEDS_PREDICTIONS) else None
+    predictions = held_out(trained, on_event) if set(drawable) & set(plots.NEEDS_PREDICTIONS) else None
     for name in drawable:
         if name in plots.NEEDS_PREDICTIONS and predictions is None:
-            drawn.skipped.append((name, "the run has no test or validation rows to predict"))
+            _skip(drawn, name, plots.not_applicable(name, task, classes, False, has_diagnostics, len(rows)), run, what, task)
             continue
-        figure = _figure(name, run_dir, report, rows, predictions, log)
+        figure = _figure(name, run_dir, report, task, rows, predictions, log)
         drawn.written.append(plots.save(figure, target / f"{name}.png"))
     return drawn
+
+
+def _skip(drawn: Drawn, name: str, why: str, run: Path, what: list[str] | None, task: str) -> None:
+    """A figure that cannot be drawn: an error when --what names it, else noted with why."""
+    if what is not None:
+        raise ConfigError(f"--what {name}: cannot draw it for {run}: {why}")
+    if name not in plots.NEEDS_PREDICTIONS or name in plots.TASK_FIGURES.get(task, ()):
+        drawn.skipped.append((name, why))  # worth saying; another task's figures go without saying
 
 
 def figures_folder(run_dir: Path, out_dir: Path | None) -> Path:
@@ -99,10 +105,10 @@ def figures_folder(run_dir: Path, out_dir: Path | None) -> Path:
     return folder
 
 
-def _figure(name: str, run_dir: Path, report: dict, rows: list[dict], predictions: HeldOut | None, log: bool):
+def _figure(name: str, run_dir: Path, report: dict, task: str, rows: list[dict], predictions: HeldOut | None, log: bool):
     title = run_dir.name
     if name == "curves":
-        return plots.curves(rows, report.get("best_epoch"), report.get("stop_reason"), main_metric(report.get("task")), log=log, title=title)
+        return plots.curves(rows, report.get("best_epoch"), report.get("stop_reason"), main_metric(task), log=log, title=title)
     if name == "gradients":
         return plots.gradients(plots.diagnostics(run_dir), title=title)
     prep, split = predictions.trained.prep, predictions.split

@@ -206,3 +206,38 @@ def test_a_run_that_logged_no_epoch_gets_no_curves(trained, tmp_path):
     asked = call_cli("plot", run, "--what", "curves", "-o", tmp_path / "out")
     assert (asked.returncode, asked.stdout) == (2, "")
     assert asked.stderr == f"error: --what curves: cannot draw it for {run}: the run logged no epoch (metrics.jsonl is empty)\n"
+
+
+@pytest.fixture
+def unreported(trained):
+    """Copies of the runs without report.json (a fit killed before it wrote one), beside them:
+    config.yaml's data paths are relative to the run folder."""
+    copies = {}
+    for name in ("iris", "diabetes"):
+        run = copies[name] = trained[name].with_name(f"{name}-killed")
+        shutil.rmtree(run, ignore_errors=True)
+        shutil.copytree(trained[name], run)
+        (run / "report.json").unlink()
+    yield copies
+    for run in copies.values():
+        shutil.rmtree(run)
+
+
+def test_a_run_without_report_json_gets_its_figures_of_predictions(unreported, tmp_path):
+    result = call_cli("plot", unreported["iris"], "-o", tmp_path / "iris")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(tmp_path / "iris" / f"{n}.png") for n in ("curves", "gradients", "confusion")]
+    assert result.stderr == "".join(
+        f"skipped {n}: ROC and precision-recall curves are for binary classification; this run has 3 classes\n" for n in ("roc", "pr")
+    )
+    result = call_cli("plot", unreported["diabetes"], "-o", tmp_path / "diabetes")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(tmp_path / "diabetes" / f"{n}.png") for n in ("curves", "gradients", "predicted", "residuals")]
+    assert result.stderr == ""
+    asked = call_cli("plot", unreported["diabetes"], "--what", "residuals", "-o", tmp_path / "asked")
+    assert (asked.returncode, asked.stdout) == (0, f"{tmp_path / 'asked' / 'residuals.png'}\n")
+    confusion = call_cli("plot", unreported["diabetes"], "--what", "confusion", "-o", tmp_path / "asked")
+    assert confusion.returncode == 2
+    assert confusion.stderr == (
+        f"error: --what confusion: cannot draw it for {unreported['diabetes']}: a confusion matrix is for classification; this run's task is regression\n"
+    )
