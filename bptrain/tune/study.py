@@ -418,12 +418,21 @@ class _executor:
         return client.get_executor(pure=False), client
 
     def _probe(self) -> None:
-        """A TCP address that refuses or does not answer fails here at once, not after the client's retries."""
+        """An address Dask cannot use (an unknown scheme such as http://, no host) fails here before a
+        client exists (a client that failed to start waits 10 s to close, and then prints a traceback);
+        a TCP address that refuses or does not answer fails here at once, not after the client's retries."""
         import socket
         from urllib.parse import urlsplit
 
+        from distributed.comm import parse_address
+        from distributed.comm.registry import get_backend
+
+        scheme, _ = parse_address(self.scheduler)
+        get_backend(scheme)  # ValueError naming the schemes Dask knows
         parts = urlsplit(self.scheduler if "://" in self.scheduler else f"tcp://{self.scheduler}")
-        if parts.scheme in ("tcp", "tls") and parts.hostname:
+        if parts.scheme in ("tcp", "tls", "ws", "wss") and not parts.hostname:
+            raise ValueError("no host in the address; give one such as tcp://127.0.0.1:8786")
+        if parts.scheme in ("tcp", "tls"):
             socket.create_connection((parts.hostname, parts.port or 8786), timeout=self.CONNECT_SECONDS).close()
 
     def size(self) -> int:

@@ -173,6 +173,26 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_seconds(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    "address, why",
+    [
+        ("http://127.0.0.1:8786", "ValueError: unknown address scheme 'http' (known schemes: ['inproc', 'tcp', 'tls', 'ucx', 'ws', 'wss'])"),
+        ("", "ValueError: no host in the address; give one such as tcp://127.0.0.1:8786"),
+    ],
+    ids=["http", "empty"],
+)
+def test_an_address_dask_cannot_use_is_one_error_line_at_once(tmp_path, address, why):
+    start = time.monotonic()
+    result = run_cli("tune", write(tmp_path, SLOW), "--scheduler", address, "--runs-dir", tmp_path / "runs")
+    assert time.monotonic() - start < 30  # no client is started, so none waits 10 s to close
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: --scheduler {address}: cannot reach a Dask scheduler there ({why}); "
+        "start one with: dask scheduler, and workers with: dask worker ADDRESS\n"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
 def test_trials_run_on_a_dask_cluster_that_loses_a_worker(tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
