@@ -350,7 +350,13 @@ def check_against(raw: dict, path: Path, search: Search, prefix: str = "tune.") 
     for p in search.params:
         for label, value in p.ends():
             try:
-                validate_config(apply(raw, {p.key: value}), path)
+                candidate = apply(raw, {p.key: value})
+            except ConfigError as e:  # the key leads nowhere (a list item the config lacks): one line, as --set says it
+                found = str(e).removeprefix(f"--set {p.key}: ")
+                problems.append(f"{prefix}space.{p.key}: {label} makes the config invalid: {found}")
+                continue
+            try:
+                validate_config(candidate, path)
             except ConfigError as e:
                 found = "; ".join(line.strip() for line in str(e).splitlines()[1:])
                 problems.append(f"{prefix}space.{p.key}: {label} makes the config invalid: {found}")

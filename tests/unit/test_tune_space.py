@@ -103,6 +103,17 @@ def test_a_choice_that_makes_the_config_invalid_gets_the_configs_own_message(tmp
     )
 
 
+def test_a_key_into_a_list_item_the_config_lacks_says_so(tmp_path):
+    path = write(tmp_path, BASE + "tune:\n  space:\n    model.layers.2.units: [4, 8]\n")  # BASE has one layer
+    result = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {path}: 2 problems\n"
+        "  tune.space.model.layers.2.units: choice 4 makes the config invalid: model.layers.2: no list item 2 (the list has 1)\n"
+        "  tune.space.model.layers.2.units: choice 8 makes the config invalid: model.layers.2: no list item 2 (the list has 1)\n"
+    )
+
+
 def test_a_metric_the_config_does_not_log_is_named_with_those_it_does(tmp_path):
     path = write(tmp_path, BASE + "tune:\n  metric: val_r2\n  space: {optimizer.lr: [0.1]}\n")
     result = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
