@@ -77,7 +77,7 @@ class TrialDone:
 
     number: int
     finished: int  # trials finished so far, this one included
-    trials: int  # the number requested
+    trials: int  # the number to run: those requested (the grid sampler's at most its grid's size)
     state: str  # complete | pruned | failed
     params: dict[str, Any]
     metric: str

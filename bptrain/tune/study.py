@@ -185,7 +185,7 @@ def tune(
                        threads_one=workers > 1 or scheduler is not None, timeout=timeout, stop_request=stop_request, on_event=on_event)
         summary = report.write(tune_dir, study, the_plan)
         if stopped:
-            raise TuneInterrupted(stopped, tune_dir, _finished(study), the_plan.trials)
+            raise TuneInterrupted(stopped, tune_dir, _finished(study), _limit(the_plan))
         if summary["best"] is None:
             first = next((t for t in study.trials if t.state == optuna.trial.TrialState.FAIL), None)
             message = first.user_attrs.get("message", "") if first is not None else ""
@@ -254,12 +254,17 @@ def _finished(study) -> int:
                or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED)))
 
 
+def _limit(the_plan: Plan) -> int:
+    """The trials to end on their own: those requested, the grid sampler's at most its grid's size."""
+    if the_plan.search.sampler == "grid":
+        return min(the_plan.trials, math.prod(len(p.grid()) for p in the_plan.search.params))
+    return the_plan.trials
+
+
 def _run(study, the_plan: Plan, tune_dir: Path, submit, slots: int, *, threads_one: bool, timeout, stop_request, on_event) -> str | None:
     """Keep `slots` trials running until enough have ended; the stop reason when a signal came."""
     distributions = {p.key: p.distribution() for p in the_plan.search.params}
-    limit = the_plan.trials
-    if the_plan.search.sampler == "grid":
-        limit = min(limit, math.prod(len(p.grid()) for p in the_plan.search.params))
+    limit = _limit(the_plan)
     deadline = time.monotonic() + timeout if timeout else None
     running: dict[Future, Any] = {}
     stopping = None
@@ -342,7 +347,7 @@ def _record(study, trial, outcome: dict[str, Any], the_plan: Plan, on_event) -> 
         state = "failed"
     frozen = study._storage.get_trial(trial._trial_id)
     value = frozen.value if state == "complete" else report.last_reported(frozen) if state == "pruned" else None
-    on_event(events.TrialDone(trial.number, _finished(study), the_plan.trials, state, trial.params, the_plan.metric,
+    on_event(events.TrialDone(trial.number, _finished(study), _limit(the_plan), state, trial.params, the_plan.metric,
                               value, _best(study), outcome.get("seconds", 0.0), frozen.user_attrs.get("message", "")))
 
 

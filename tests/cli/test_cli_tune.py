@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -234,9 +235,11 @@ def test_with_folds_a_trial_is_the_mean_of_its_folds(tmp_path):
 def test_the_grid_sampler_runs_each_combination_once_and_stops_at_the_grids_size(tmp_path):
     text = QUICK.replace("max_epochs: 12", "max_epochs: 2").split("tune:")[0]
     space = write(tmp_path, "sampler: grid\npruner: none\nspace:\n  optimizer.lr: [0.01, 0.02]\n  training.batch_size: {low: 8, high: 16, step: 8}\n", "space.yaml")
-    result = run_cli("tune", write(tmp_path, text), "--space", space, "--trials", "10", "--runs-dir", tmp_path / "runs", "-q")
+    result = run_cli("tune", write(tmp_path, text), "--space", space, "--trials", "10", "--runs-dir", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
     (tune_dir,) = (tmp_path / "runs").iterdir()
     rows = trials_csv(tune_dir)
     assert sorted((r["optimizer.lr"], r["training.batch_size"]) for r in rows) == [("0.01", "16"), ("0.01", "8"), ("0.02", "16"), ("0.02", "8")]
+    progress = [re.match(r"trial +\d+ \((\d+)/(\d+)\)", line) for line in result.stderr.splitlines()]
+    assert [m.groups() for m in progress if m] == [("1", "4"), ("2", "4"), ("3", "4"), ("4", "4")]  # of the grid's 4, not of --trials 10
     assert {r["state"] for r in rows} == {"complete"}
