@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -117,6 +118,28 @@ def fit_shipped(runs: Path, config: str, epochs: int, *settings: str) -> Path:
 def fit_iris(runs: Path, epochs: int) -> Path:
     return fit_shipped(runs, "iris", epochs)
 
+
+
+def logged_epochs(run: Path) -> int:
+    """The epochs a run folder's metrics.csv holds so far (0 before it exists)."""
+    try:
+        return max(0, len((run / "metrics.csv").read_text(encoding="utf-8").splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def poll(predicate, proc: subprocess.Popen, timeout: float = 60.0):
+    """`predicate()` once it is truthy; None if `proc` ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.002)
+    proc.kill()
+    pytest.fail("timed out")
 
 def write(folder: Path, text: str, name: str = "config.yaml") -> Path:
     path = Path(folder) / name

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, model_digests, metrics_rows, run_cli
+from conftest import ROOT, logged_epochs, metrics_rows, model_digests, poll, run_cli
 
 IRIS = "configs/iris.yaml"
 FOLDS = 3
@@ -34,24 +34,6 @@ def start(runs: Path) -> subprocess.Popen:
         [sys.executable, "-m", "bptrain", "fit", IRIS, *SETTINGS, "--runs-dir", str(runs)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-
-
-def epochs_of(run: Path) -> int:
-    try:
-        return max(0, len((run / "metrics.csv").read_text(encoding="utf-8").splitlines()) - 1)
-    except FileNotFoundError:
-        return 0
-
-
-def wait_for(predicate, proc: subprocess.Popen, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value or proc.poll() is not None:
-            return value
-        time.sleep(0.002)
-    proc.kill()
-    pytest.fail("timed out")
 
 
 def summary_without_name(parent: Path) -> dict:
@@ -79,7 +61,7 @@ def uninterrupted(tmp_path_factory) -> Path:
 
 def test_sigint_in_a_fold_then_resume_of_the_folder_finishes_the_cross_validation(tmp_path, uninterrupted):
     proc = start(tmp_path)
-    fold = wait_for(lambda: next((p for p in tmp_path.glob("*/fold-2") if epochs_of(p) >= 3), None), proc)
+    fold = poll(lambda: next((p for p in tmp_path.glob("*/fold-2") if logged_epochs(p) >= 3), None), proc)
     assert fold is not None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -101,7 +83,7 @@ def test_sigint_in_a_fold_then_resume_of_the_folder_finishes_the_cross_validatio
 def test_sigkill_at_a_random_moment_then_resume_is_identical(tmp_path, uninterrupted):
     rng = random.Random()
     proc = start(tmp_path)
-    started = wait_for(lambda: next(iter(tmp_path.glob("*/fold-1/checkpoints/last.npz")), None), proc)
+    started = poll(lambda: next(iter(tmp_path.glob("*/fold-1/checkpoints/last.npz")), None), proc)
     assert started is not None, proc.communicate()
     time.sleep(rng.uniform(0.0, 1.0))
     proc.kill()
@@ -114,7 +96,7 @@ def test_sigkill_at_a_random_moment_then_resume_is_identical(tmp_path, uninterru
 
 def test_resuming_one_fold_says_how_to_finish_the_cross_validation(tmp_path, uninterrupted):
     proc = start(tmp_path)
-    fold = wait_for(lambda: next((p for p in tmp_path.glob("*/fold-1") if epochs_of(p) >= 3), None), proc)
+    fold = poll(lambda: next((p for p in tmp_path.glob("*/fold-1") if logged_epochs(p) >= 3), None), proc)
     assert fold is not None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import ROOT, metrics_rows, model_digests, run_cli
+from conftest import ROOT, logged_epochs, metrics_rows, model_digests, poll, run_cli
 
 IRIS = "configs/iris.yaml"  # 7 steps per epoch
 EPOCHS = 60
@@ -57,27 +57,6 @@ def start(runs: Path, slow_figure: bool = False) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def logged_epochs(run: Path) -> int:
-    try:
-        return max(0, len((run / "metrics.csv").read_text(encoding="utf-8").splitlines()) - 1)
-    except FileNotFoundError:
-        return 0
-
-
-def poll(predicate, proc: subprocess.Popen, timeout: float = 60.0):
-    """`predicate()` once it is truthy; None if `proc` ended first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.002)
-    proc.kill()
-    pytest.fail("timed out")
 
 
 def mid_training(runs: Path, proc: subprocess.Popen, epochs: int = 3) -> Path:
