@@ -357,7 +357,7 @@ class Preprocessor:
             "classes": self.classes,
             "columns": [asdict(c) for c in self.columns],
             "inputs": self.inputs,
-            "read": asdict(self.read),
+            "read": self.read.rules(),
         }
         arrays = {"prep.center": self.center, "prep.scale": self.scale}
         if self.task == "regression":
@@ -377,7 +377,7 @@ class Preprocessor:
             center=np.asarray(arrays["prep.center"], dtype=np.float64),
             scale=np.asarray(arrays["prep.scale"], dtype=np.float64),
             classes=list(meta["classes"]),
-            read=ReadOptions(**meta["read"]),
+            read=ReadOptions(**meta["read"], trained=True),
         )
         if prep.task == "regression":
             prep.target_center = np.asarray(arrays["prep.target_center"], dtype=np.float64)
@@ -397,6 +397,7 @@ class Preprocessor:
             classes=list(meta["classes"]),
             target_center=np.array([float(meta["target_mean"])]),
             target_scale=np.array([float(meta["target_scale"])]),
+            read=ReadOptions(trained=True),
         )
 
 

@@ -53,11 +53,23 @@ COMMAND_LINE_PATHS = "paths on the command line are relative to the current fold
 @dataclass(frozen=True)
 class ReadOptions:
     """How to read a CSV file: `delimiter` is `auto` or one character; `encoding` a Python codec
-    name; `decimal` the decimal mark of numbers."""
+    name; `decimal` the decimal mark of numbers. `trained`: these are a trained model's rules
+    (predict, evaluate), which no setting changes any more; not saved with the model."""
 
     delimiter: str = "auto"
     encoding: str = "utf-8"
     decimal: str = "."
+    trained: bool = False
+
+    def rules(self) -> dict[str, str]:
+        """The reading rules, as a model file saves them."""
+        return {"delimiter": self.delimiter, "encoding": self.encoding, "decimal": self.decimal}
+
+    def other_encoding(self) -> str:
+        """What to do about a file that is not `encoding` text."""
+        if self.trained:
+            return f"the model reads {self.encoding} text, as its training data was read: convert the file, e.g. iconv -f latin-1 -t {self.encoding}"
+        return "set data.read.encoding to the file's encoding, e.g. latin-1"
 
 
 DEFAULT = ReadOptions()
@@ -150,7 +162,7 @@ def too_long(name: str, line: int, quoted: bool = False) -> DataError:
 
 
 def _frame_of(name: str, data: bytes, options: ReadOptions) -> pd.DataFrame:
-    text = _decoded(name, data, options.encoding)
+    text = _decoded(name, data, options)
     delimiter = delimiter_of(name, data, options)
     header = _header(data, delimiter, options)
     check_header(name, header)
@@ -204,17 +216,17 @@ def _wrong_width(name: str, line: int, fields: int, width: int) -> None:
     )
 
 
-def _decoded(name: str, data: bytes, encoding: str) -> str:
-    """`data` as text; DataError with the line and byte of the first byte that is not valid in `encoding`."""
+def _decoded(name: str, data: bytes, options: ReadOptions) -> str:
+    """`data` as text; DataError with the line and byte of the first byte that is not valid in the options' encoding."""
+    encoding = options.encoding
     try:
-        return data.decode(codec_of(ReadOptions(encoding=encoding)))
+        return data.decode(codec_of(options))
     except LookupError:
         raise ConfigError(f"data.read.encoding: unknown encoding {encoding!r}; use a Python codec name such as utf-8 or latin-1") from None
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise DataError(
-            f"{name}: not {encoding} text: byte 0x{data[e.start]:02x} on line {line} ({e.reason}); "
-            "set data.read.encoding to the file's encoding, e.g. latin-1"
+            f"{name}: not {encoding} text: byte 0x{data[e.start]:02x} on line {line} ({e.reason}); {options.other_encoding()}"
         ) from None
 
 
@@ -542,7 +554,7 @@ def _read_error(name: str, exc: Exception, options: ReadOptions) -> DataError:
         return DataError(f"{name}: the file is empty; a CSV file needs a header line and rows")
     if isinstance(exc, UnicodeDecodeError):
         return DataError(
-            f"{name}: not {options.encoding} text ({exc.reason}); set data.read.encoding to the file's encoding, e.g. latin-1"
+            f"{name}: not {options.encoding} text ({exc.reason}); {options.other_encoding()}"
         )
     if isinstance(exc, pd.errors.ParserError):
         return DataError(f"{name}: cannot parse as CSV: {_first_line(exc).removeprefix('Error tokenizing data. C error: ')}")

@@ -165,3 +165,20 @@ def test_true_in_a_numeric_column_is_text_whatever_the_other_rows_hold(run, rows
     text = "sepal_length,sepal_width,petal_length,petal_width\n" + rows
     message = "<stdin>: column 'sepal_width' must be numeric, but row 1 holds text: 'True'. The model reads this column as numbers."
     assert_error(predict(run, "-", input=text, process=True), DATA, message)
+
+
+# --- a file in another encoding than the model reads ----------------------------------------------
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["file", "stdin"])
+def test_a_latin_1_file_is_told_to_be_converted_since_the_model_fixes_its_encoding(run, tmp_path, streamed):
+    data = "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,s\u00e9tosa\n".encode("latin-1")
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(data)
+    result = predict(run, "-", input=data) if streamed else predict(run, path, process=True)
+    name = "<stdin>" if streamed else str(path)
+    assert result.returncode == DATA, result.stderr
+    assert result.stderr.startswith(f"error: {name}: not utf-8 text")
+    assert result.stderr.endswith(
+        "; the model reads utf-8 text, as its training data was read: convert the file, e.g. iconv -f latin-1 -t utf-8\n"
+    )
