@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,3 +129,23 @@ def test_resume_of_a_cross_validation_refuses_a_changed_key(tmp_path, uninterrup
     result = run_cli("fit", "--resume", parent, "--set", "optimizer.lr=0.5", "-q")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith(f"error: --resume {parent}: these changes would alter the model, the data or the optimization:\n  optimizer.lr: ")
+
+
+def test_a_fold_started_by_a_resume_refuses_data_changed_since_the_first_fold(tmp_path):
+    data = tmp_path / "iris.csv"
+    data.write_bytes((ROOT / "datasets" / "iris.csv").read_bytes())
+    result = run_cli("fit", IRIS, *SETTINGS, "--set", f"data.train={data}", "--runs-dir", tmp_path / "runs")
+    assert result.returncode == 0, result.stderr
+    (parent,) = (tmp_path / "runs").iterdir()
+    # as if stopped before the last fold began: no trace of it, no cv.json
+    shutil.rmtree(parent / f"fold-{FOLDS}")
+    (parent / "cv.json").unlink()
+    data.write_text(data.read_text(encoding="utf-8").replace("5.1,3.5,1.4,0.2", "5.2,3.5,1.4,0.2", 1), encoding="utf-8")
+    result = run_cli("fit", "--resume", parent, "-q")
+    assert (result.returncode, result.stdout) == (3, "")
+    # the finished first fold, taken up again, checks the data against its checkpoint's record
+    assert result.stderr == (
+        f"error: {data}: the data changed since the run {parent / 'fold-1'} started (its sha256 differs); "
+        "resuming would not continue the same training. Start a new run instead\n"
+    )
+    assert not (parent / f"fold-{FOLDS}").exists() and not (parent / "cv.json").exists()
