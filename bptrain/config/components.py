@@ -31,7 +31,7 @@ from bptrain.nn.layers import LAYERS
 from bptrain.nn.names import Registry
 from bptrain.nn.options import REQUIRED, SAME, Declaration, Option, Rule, did_you_mean
 
-METRIC_PATTERN = r"^(train|val)_[a-z0-9_]+$"
+METRIC_PATTERN = r"^(penalty|(train|val)_[a-z0-9_]+)$"  # a logged metric: penalty, train_loss, val_<metric>
 
 
 def tagged(key: str, kind: str, default: str | None, *members: type[BaseModel], number: str | None = None):

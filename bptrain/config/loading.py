@@ -17,6 +17,7 @@ from typing import Annotated, Any, Iterator, Literal, Mapping
 import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
+from bptrain.config.components import METRIC_PATTERN
 from bptrain.config.schema import Config
 from bptrain.config.yamlfile import YAMLSyntaxError, parse_yaml, read_capped
 from bptrain.errors import ConfigError
@@ -257,6 +258,8 @@ def _message(error: dict, parent: type[BaseModel] | None, key: str) -> str:
     if kind == "literal_error":
         return f"must be one of {ctx['expected'].replace(' or ', ', ')}"
     if kind == "string_pattern_mismatch":
+        if ctx.get("pattern") == METRIC_PATTERN:
+            return "must be a logged metric such as val_loss, val_accuracy, train_loss or penalty"
         return "may hold only letters, digits, '.', '_' and '-'"
     text = error["msg"].replace("Input should be", "must be").replace("Input", "value")
     return text[0].lower() + text[1:]

@@ -104,6 +104,26 @@ def test_wrong_values_are_named_with_what_was_received(tmp_path, text, expected)
     assert expected in problems(tmp_path, MINIMAL + text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stopping: {early_stopping: {monitor: penalty}}\n",
+        "schedule: {name: reduce_on_plateau, monitor: penalty}\n",
+        "stopping: {target: {penalty: '< 0.01'}}\n",
+    ],
+)
+def test_the_logged_penalty_may_be_watched_as_any_metric(tmp_path, text):
+    load_config(write(tmp_path, MINIMAL + "regularization: {l2: 0.01}\n" + text))
+
+
+@pytest.mark.parametrize("key", ["stopping: {early_stopping: {monitor: %s}}", "schedule: {name: reduce_on_plateau, monitor: %s}"])
+def test_a_monitor_that_is_no_metric_name_says_what_a_metric_is(tmp_path, key):
+    where = "stopping.early_stopping.monitor" if key.startswith("stopping") else "schedule.monitor"
+    assert problems(tmp_path, MINIMAL + key % "accuracy" + "\n") == [
+        f"{where}: must be a logged metric such as val_loss, val_accuracy, train_loss or penalty (got 'accuracy')"
+    ]
+
+
 def test_split_fractions_must_leave_training_rows(tmp_path):
     assert problems(tmp_path, "data: {train: x.csv, target: y, split: {val: 0.6, test: 0.5}}\n") == [
         "data.split: val + test must be below 1 to leave rows for training (got 0.6 + 0.5)"
