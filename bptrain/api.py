@@ -177,6 +177,11 @@ class Model:
         if isinstance(data, pd.DataFrame):
             from bptrain.data import reading
 
+            if data.columns.nlevels > 1:
+                raise DataError(
+                    f"{DATAFRAME}: the columns have {data.columns.nlevels} levels (a MultiIndex); give one name per "
+                    "column, e.g. frame.columns = [...]"
+                )
             reading.check_header(DATAFRAME, [str(c) for c in data.columns])  # as a file's header is checked
             return data, DATAFRAME
         if isinstance(data, (str, os.PathLike)):

@@ -205,6 +205,15 @@ def test_duplicate_column_names_are_named(iris_run):
     assert str(e.value) == "DataFrame: duplicate column names: sepal_width. Rename them so each is unique"
 
 
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "evaluate"])
+def test_columns_of_several_levels_are_refused(iris_run, method):
+    frame = pd.read_csv(IRIS)
+    frame.columns = pd.MultiIndex.from_tuples([(c, "cm") for c in frame.columns])
+    with pytest.raises(bptrain.DataError) as e:
+        getattr(bptrain.load(iris_run), method)(frame)
+    assert str(e.value) == "DataFrame: the columns have 2 levels (a MultiIndex); give one name per column, e.g. frame.columns = [...]"
+
+
 def test_probabilities_of_a_regression_model_are_refused(diabetes_run):
     with pytest.raises(bptrain.ConfigError) as e:
         bptrain.load(diabetes_run).predict_proba(pd.read_csv(DIABETES))
