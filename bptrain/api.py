@@ -247,6 +247,13 @@ def fit(
     from bptrain import app
     from bptrain.config.loading import load_config, set_dotted, validate_config
 
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides: expected a mapping of dotted keys to values, not {type(overrides).__name__}")
+    for key in overrides or {}:
+        if not isinstance(key, str):
+            raise TypeError(f"overrides: expected dotted keys as text, such as 'optimizer.lr', not {type(key).__name__} {key!r}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name: expected text or None, not {type(name).__name__}")
     if isinstance(config, Mapping):
         raw = copy.deepcopy(dict(config))
         for key, value in (overrides or {}).items():

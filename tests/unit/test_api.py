@@ -264,6 +264,22 @@ def test_rows_of_another_type_are_a_type_error(iris_run):
 # --- fit ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"overrides": [("optimizer.lr", 0.1)]}, "overrides: expected a mapping of dotted keys to values, not list"),
+        ({"overrides": {3: 0.1}}, "overrides: expected dotted keys as text, such as 'optimizer.lr', not int 3"),
+        ({"name": 3}, "name: expected text or None, not int"),
+    ],
+    ids=["overrides-a-list", "overrides-key-a-number", "name-a-number"],
+)
+def test_fit_arguments_of_another_type_are_a_type_error(tmp_path, arguments, message):
+    with pytest.raises(TypeError) as e:
+        bptrain.fit(ROOT / "configs" / "iris.yaml", runs_dir=tmp_path, **arguments)
+    assert str(e.value) == message
+    assert not list(tmp_path.iterdir())
+
+
 def test_fit_with_overrides_returns_the_run_its_report_and_its_model(tmp_path, capsys):
     run = bptrain.fit(ROOT / "configs" / "iris.yaml", overrides={"stopping.max_epochs": 3, "optimizer.lr": 0.01}, runs_dir=tmp_path, name="api")
     assert run.path.parent == tmp_path and run.path.name.startswith("api-")
