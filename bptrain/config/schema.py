@@ -44,12 +44,27 @@ from bptrain.nn.schedules import SCHEDULES
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max: a larger bias becomes inf
+
+
 class ModelConfig(Strict):
     layers: list[LayerConfig] = [DenseLayer(type="dense", units=16), DenseLayer(type="dense", units=16)]
     output_init: str = "glorot_uniform"
     dtype: Literal["float32", "float64"] = "float32"
 
     _output_init = field_validator("output_init")(lambda value: _initializer(value, allow_auto=False))
+
+    @model_validator(mode="after")
+    def _biases_fit_the_dtype(self) -> "ModelConfig":
+        if self.dtype == "float32":
+            for i, layer in enumerate(self.layers):
+                bias = getattr(layer, "bias_init", 0.0)
+                if abs(bias) > FLOAT32_MAX:
+                    raise ValueError(
+                        f"layers[{i}].bias_init: {bias:g} is beyond the float32 range (±{FLOAT32_MAX:.4g}); "
+                        "use a smaller bias_init, or dtype: float64"
+                    )
+        return self
 
 
 def layer_specs(model: ModelConfig) -> list[dict[str, Any]]:

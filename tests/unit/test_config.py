@@ -124,6 +124,14 @@ def test_a_monitor_that_is_no_metric_name_says_what_a_metric_is(tmp_path, key):
     ]
 
 
+def test_a_bias_beyond_float32_is_refused_unless_the_model_is_float64(tmp_path):
+    text = MINIMAL + "model: {layers: [{units: 4, bias_init: 1.0e+39}]}\n"
+    assert problems(tmp_path, text) == [
+        "model: layers[0].bias_init: 1e+39 is beyond the float32 range (±3.403e+38); use a smaller bias_init, or dtype: float64"
+    ]
+    assert load_config(write(tmp_path, text.replace("}]}", "}], dtype: float64}"))).model.layers[0].bias_init == 1e39
+
+
 def test_split_fractions_must_leave_training_rows(tmp_path):
     assert problems(tmp_path, "data: {train: x.csv, target: y, split: {val: 0.6, test: 0.5}}\n") == [
         "data.split: val + test must be below 1 to leave rows for training (got 0.6 + 0.5)"
