@@ -98,6 +98,16 @@ def _checked_by(option: Option):
     return check
 
 
+def _two(value: Any) -> Any:
+    """A pair's value, refused when it is no list of two (pydantic would speak of tuples and missing keys)."""
+    if not isinstance(value, (list, tuple)):
+        got = "a mapping" if isinstance(value, dict) else str(value).lower() if isinstance(value, bool) else repr(value)
+        raise ValueError(f"must be a list of two numbers, e.g. [0.9, 0.999] (got {got})")
+    if len(value) != 2:
+        raise ValueError(f"must be a list of two numbers, e.g. [0.9, 0.999] (got {len(value)} item{'' if len(value) == 1 else 's'})")
+    return value
+
+
 def _annotation(option: Option) -> Any:
     """The pydantic type of an option: its `config` type expression, or one made from its kind and range."""
     if option.config is not None:
@@ -108,7 +118,7 @@ def _annotation(option: Option) -> Any:
         annotation = Literal[option.choices]  # type: ignore[valid-type]
     else:
         number = Annotated[Int if option.kind == "integer" else Float, Field(**option.range.constraints())]
-        annotation = tuple[number, number] if option.kind == "pair" else number
+        annotation = Annotated[tuple[number, number], BeforeValidator(_two)] if option.kind == "pair" else number
     return Annotated[annotation, AfterValidator(_checked_by(option))] if option.config_check else annotation
 
 

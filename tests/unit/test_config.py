@@ -132,6 +132,16 @@ def test_a_bias_beyond_float32_is_refused_unless_the_model_is_float64(tmp_path):
     assert load_config(write(tmp_path, text.replace("}]}", "}], dtype: float64}"))).model.layers[0].bias_init == 1e39
 
 
+@pytest.mark.parametrize(
+    "betas, got",
+    [("[0.9]", "1 item"), ("[0.9, 0.99, 0.9]", "3 items"), ("[]", "0 items"), ("0.9", "0.9"), ("true", "true"), ("{a: 1}", "a mapping")],
+)
+def test_betas_that_are_no_pair_are_named_as_such(tmp_path, betas, got):
+    assert problems(tmp_path, MINIMAL + f"optimizer: {{name: adam, betas: {betas}}}\n") == [
+        f"optimizer.betas: must be a list of two numbers, e.g. [0.9, 0.999] (got {got})"
+    ]
+
+
 def test_split_fractions_must_leave_training_rows(tmp_path):
     assert problems(tmp_path, "data: {train: x.csv, target: y, split: {val: 0.6, test: 0.5}}\n") == [
         "data.split: val + test must be below 1 to leave rows for training (got 0.6 + 0.5)"
