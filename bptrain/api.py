@@ -256,6 +256,7 @@ def fit(
         raise TypeError(f"name: expected text or None, not {type(name).__name__}")
     if isinstance(config, Mapping):
         raw = copy.deepcopy(dict(config))
+        raw.pop("tune", None)  # bptrain tune's search, left out as a config file's is
         for key, value in (overrides or {}).items():
             set_dotted(raw, key, value)
         cfg = validate_config(raw, Path("<config>"), list(overrides or {}))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import bptrain
 from bptrain import app, errors
@@ -262,6 +263,15 @@ def test_rows_of_another_type_are_a_type_error(iris_run):
 
 
 # --- fit ------------------------------------------------------------------------------------------
+
+
+def test_fit_of_a_mapping_leaves_out_its_tune_section_as_a_config_file_does(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = yaml.safe_load((ROOT / "configs" / "iris.yaml").read_text())
+    config["data"]["train"] = "datasets/iris.csv"
+    assert "tune" in config
+    run = bptrain.fit(config, overrides={"stopping.max_epochs": 1}, runs_dir=tmp_path)
+    assert run.report["stop_reason"] == "max_epochs"
 
 
 @pytest.mark.parametrize(
