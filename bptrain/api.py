@@ -206,6 +206,21 @@ def _strict_named(setting: str):
         raise DataError(f"{str(e).removesuffix(COMMAND_LINE)} ({setting})") from None
 
 
+@contextlib.contextmanager
+def _paths_named(mapping: bool):
+    """A data file not found of a config given as a mapping: its paths are relative to the current
+    folder, where the message of a config file's says the file's folder."""
+    from bptrain.data.reading import CONFIG_PATHS
+
+    try:
+        yield
+    except DataError as e:
+        if not (mapping and str(e).endswith(f"({CONFIG_PATHS})")):
+            raise
+        where = f"data paths of a config given as a mapping are relative to the current folder, {os.getcwd()}"
+        raise DataError(f"{str(e).removesuffix(f'({CONFIG_PATHS})')}({where})") from None
+
+
 # --- training ------------------------------------------------------------------------------------
 
 
@@ -269,5 +284,6 @@ def fit(
             f"data.split.folds: {cfg.data.split.folds}-fold cross-validation runs from the command line "
             "(bptrain fit CONFIG --folds K); here, fit one fold with data.split.fold"
         )
-    result = app.fit(cfg, runs_dir=Path(runs_dir), name=name, on_event=_warn)
+    with _paths_named(isinstance(config, Mapping)):
+        result = app.fit(cfg, runs_dir=Path(runs_dir), name=name, on_event=_warn)
     return Run(result.run_dir, result.report)

@@ -274,6 +274,16 @@ def test_fit_of_a_mapping_leaves_out_its_tune_section_as_a_config_file_does(tmp_
     assert run.report["stop_reason"] == "max_epochs"
 
 
+def test_a_missing_data_file_of_a_mapping_is_named_relative_to_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(bptrain.DataError) as e:
+        bptrain.fit({"data": {"train": "nope.csv", "target": "y"}}, runs_dir=tmp_path / "runs")
+    assert str(e.value) == (
+        "nope.csv: data file not found. Check the path "
+        f"(data paths of a config given as a mapping are relative to the current folder, {tmp_path})"
+    )
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
