@@ -314,7 +314,15 @@ class Preprocessor:
         if self.task == "multilabel":
             return self.label_matrix(frame, source).astype(dtype)
         y = self._target_numbers(frame, source)
-        return ((y - self.target_center) / self.target_scale).astype(dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = ((y - self.target_center) / self.target_scale).astype(dtype)
+        if not np.isfinite(scaled).all():
+            row, col = np.argwhere(~np.isfinite(scaled))[0]
+            raise DataError(
+                f"{source}: target column {self.targets[int(col)]!r}, {rows_text(np.array([row]), 0)}: the value is too large to use "
+                f"(it becomes infinite in {dtype} after scaling); rescale the column, e.g. divide it by a power of ten"
+            )
+        return scaled
 
     def label_matrix(self, frame: pd.DataFrame, source: str) -> np.ndarray:
         """Multilabel targets as an int64 (n, k) matrix of 0/1."""

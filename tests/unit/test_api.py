@@ -215,6 +215,19 @@ def test_columns_of_several_levels_are_refused(iris_run, method):
     assert str(e.value) == "DataFrame: the columns have 2 levels (a MultiIndex); give one name per column, e.g. frame.columns = [...]"
 
 
+def test_a_regression_target_too_large_for_float32_is_named(diabetes_run):
+    rows = pd.read_csv(DIABETES).head(3)
+    rows.loc[1, "progression"] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning on the way
+        with pytest.raises(bptrain.DataError) as e:
+            bptrain.load(diabetes_run).evaluate(rows)
+    assert str(e.value) == (
+        "DataFrame: target column 'progression', row 2: the value is too large to use "
+        "(it becomes infinite in float32 after scaling); rescale the column, e.g. divide it by a power of ten"
+    )
+
+
 def test_probabilities_of_a_regression_model_are_refused(diabetes_run):
     with pytest.raises(bptrain.ConfigError) as e:
         bptrain.load(diabetes_run).predict_proba(pd.read_csv(DIABETES))
