@@ -658,7 +658,15 @@ def gradcheck(config: Config, *, rows: int = 16, tolerance: float = GRADCHECK_TO
     split = splits.split_of("train", sample, raw.sources["train"], prep, loss_name, "float64")
     built = assembly.assemble(config, prep, split.x.shape[1], (loss_name, loss_options), len(split.x), raw.frames["val"] is not None, dtype="float64")
     model = built.setup.model
-    errors = check_gradients(model, built.setup.loss, split.x, split.y, regularizer=built.setup.regularizer)
+    with np.errstate(all="ignore"):
+        start_loss = float(built.setup.loss(model.forward(split.x, train=False), split.y)[0])
+    if not np.isfinite(start_loss):
+        raise DivergedError(
+            f"gradcheck: the loss on {len(split.x)} training rows is {start_loss} at the starting weights, so its gradients "
+            "cannot be checked; check model.layers' init and bias_init"
+        )
+    with np.errstate(all="ignore"):
+        errors = check_gradients(model, built.setup.loss, split.x, split.y, regularizer=built.setup.regularizer)
     shapes = {p.name: p.value.shape for p in model.params}
     params = [{"name": name, "shape": list(shapes[name]), "rel_error_norm": float(err), "ok": bool(err < tolerance)} for name, err in errors.items()]
     return {"rows": len(split.x), "loss": loss_name, "tolerance": tolerance, "params": params, "passed": all(p["ok"] for p in params)}

@@ -16,7 +16,10 @@ import numpy as np
 
 
 def rel_error_norm(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """‖a − n‖ / (‖a‖ + ‖n‖): 0 for identical arrays, 1 for opposite or unrelated ones."""
+    """‖a − n‖ / (‖a‖ + ‖n‖): 0 for identical arrays, 1 for opposite or unrelated ones; nan when
+    either holds a non-finite value (it never passes a tolerance)."""
+    if not (np.isfinite(analytic).all() and np.isfinite(numeric).all()):
+        return float("nan")
     scale = float(np.linalg.norm(analytic) + np.linalg.norm(numeric))
     return float(np.linalg.norm(analytic - numeric)) / scale if scale > 0.0 else 0.0
 

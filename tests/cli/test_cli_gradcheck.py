@@ -40,3 +40,13 @@ def test_a_bad_config_is_a_usage_error():
     assert result.returncode == 2
     assert "model.layers[0].activation: unknown activation 'rleu';" in result.stderr
     assert "(from --set)" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_loss_not_finite_at_the_start_is_an_error_not_a_pass():
+    result = run_cli("gradcheck", ROOT / "configs" / "iris.yaml", "--set", "model.layers=[{units: 4, bias_init: 1e308}, {units: 4, bias_init: 1e308}]")
+    assert result.returncode == 4, result.stdout
+    assert result.stderr.strip() == (
+        "error: gradcheck: the loss on 16 training rows is nan at the starting weights, so its gradients "
+        "cannot be checked; check model.layers' init and bias_init"
+    )
+    assert result.stdout == ""

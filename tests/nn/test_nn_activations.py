@@ -207,3 +207,9 @@ def test_numeric_options_become_python_floats_so_float32_stays_float32():
     z = np.array([[-1.0, 2.0]], np.float32)
     a = act.forward(z, np.empty_like(z))
     assert a.dtype == act.backward(np.ones_like(z), z, a).dtype == np.float32
+
+
+def test_a_non_finite_gradient_never_passes_a_tolerance():
+    assert np.isnan(rel_error_norm(np.array([np.nan, 1.0]), np.array([np.nan, 1.0])))
+    assert np.isnan(rel_error_norm(np.array([1.0]), np.array([np.inf])))
+    assert rel_error_norm(np.zeros(2), np.zeros(2)) == 0.0
