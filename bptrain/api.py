@@ -145,8 +145,8 @@ class Model:
                 f"{source}: target column {absent[0]!r} not found; evaluate needs labelled rows "
                 f"(use predict for unlabelled ones).{did_you_mean(absent[0], [str(c) for c in frame.columns])}"
             )
-        with blas.limited(self._threads), _strict_named(STRICT_SETTING):
-            split = app.labelled_frame(self._trained, frame, source, strict=strict, on_event=_warn, hint=STRICT_HINT)
+        with blas.limited(self._threads):
+            split = app.labelled_frame(self._trained, frame, source, strict=strict, on_event=_warn, hint=STRICT_HINT, setting=STRICT_SETTING)
             return score(self._trained.model, self._trained.loss, self._trained.prep, split)
 
     def _predict(self, data, *, proba: bool, strict: bool):
@@ -165,8 +165,8 @@ class Model:
         from bptrain import threads as blas
         from bptrain.data.columns import Unseen
 
-        unseen = Unseen()
-        with blas.limited(self._threads), _strict_named(setting):
+        unseen = Unseen(setting)
+        with blas.limited(self._threads):
             columns = app.prediction_columns(self._trained, frame, source, proba=proba, strict=strict, unseen=unseen)
         return columns, unseen.message(source, hint)
 
@@ -190,20 +190,6 @@ class Model:
             frame = reading.read_table(data, options=self._trained.prep.read, paths=reading.COMMAND_LINE_PATHS)
             return frame, reading.source_name(data)
         raise TypeError(f"expected a pandas DataFrame or the path of a CSV or Parquet file, not {type(data).__name__}")
-
-
-@contextlib.contextmanager
-def _strict_named(setting: str):
-    """The DataError of a category the model never saw names `setting` (how this caller asked for
-    strictness) where the command line's message names --strict."""
-    from bptrain.data.columns import STRICT_SETTING as COMMAND_LINE
-
-    try:
-        yield
-    except DataError as e:
-        if not str(e).endswith(COMMAND_LINE):
-            raise
-        raise DataError(f"{str(e).removesuffix(COMMAND_LINE)} ({setting})") from None
 
 
 @contextlib.contextmanager

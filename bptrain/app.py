@@ -18,7 +18,7 @@ import bptrain
 from bptrain import events, fileio, predictions
 from bptrain import threads as blas
 from bptrain.data import plaincsv, reading, splits
-from bptrain.data.columns import OTHER, STRICT_HINT, Unseen
+from bptrain.data.columns import OTHER, STRICT_HINT, STRICT_SETTING, Unseen
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.events import Events
@@ -483,14 +483,21 @@ def labelled(trained: Trained, data: str, *, strict: bool = False, stdin: IO[byt
 
 
 def labelled_frame(
-    trained: Trained, frame, source: str, *, strict: bool = False, on_event: Events = _quiet, hint: str = STRICT_HINT
+    trained: Trained,
+    frame,
+    source: str,
+    *,
+    strict: bool = False,
+    on_event: Events = _quiet,
+    hint: str = STRICT_HINT,
+    setting: str = STRICT_SETTING,
 ) -> splits.Split:
     """`labelled` for the rows of `frame`, its targets present (read from `source`); `hint` ends the
-    warning about unseen categories (how the front end makes them errors)."""
+    warning about unseen categories and `setting` their error (how the front end makes them errors)."""
     prep, dtype, loss_name = trained.prep, trained.meta["model"]["dtype"], trained.meta["loss"]["name"]
     if len(frame) == 0:  # a file has rows (reading.read_table); a DataFrame may not: no metric is defined on none
         raise DataError(f"{source}: has no rows to score; give labelled rows")
-    unseen = Unseen()
+    unseen = Unseen(setting)
     split = splits.split_of("data", frame, source, prep, loss_name, dtype, strict=strict, unseen=unseen)
     if len(split.frame) == 0:
         raise DataError(f"{source}: every row has a missing value where the model drops rows (missing: drop); no rows are left to score")

@@ -270,13 +270,15 @@ def check_values(frame: pd.DataFrame, columns: list[Column], source: str) -> Non
 
 
 STRICT_HINT = ". Use --strict to make this an error"  # how the command line makes unseen categories errors
-STRICT_SETTING = " (--strict)"  # ends the error of an unseen category: the setting that made it one (front ends rename it)
+STRICT_SETTING = "--strict"  # ends the error of an unseen category: the setting that made it one, as the command line spells it
 
 
 class Unseen:
-    """Categories the model never saw, counted over any number of chunks, for one warning at the end."""
+    """Categories the model never saw, counted over any number of chunks, for one warning at the end;
+    `setting` is what makes them an error where these rows come from (--strict, strict=true, ...)."""
 
-    def __init__(self) -> None:
+    def __init__(self, setting: str = STRICT_SETTING) -> None:
+        self.setting = setting
         self.counts: dict[str, Counter] = {}
         self.filled: dict[str, tuple[str, int]] = {}  # column: (its fill value, missing cells it filled)
 
@@ -455,7 +457,7 @@ def _unseen(column: Column, labels: pd.Series, new: np.ndarray, source: str, fir
         known = ", ".join(column.categories[:10]) + (", ..." if len(column.categories) > 10 else "")
         raise DataError(
             f"{source}: column {column.name!r} holds categories the model never saw in {rows_text(rows, first_row)}: {shown}; "
-            f"it knows {known}{STRICT_SETTING}"
+            f"it knows {known} ({unseen.setting if unseen is not None else STRICT_SETTING})"
         )
     if unseen is not None:
         unseen.add(column.name, values)

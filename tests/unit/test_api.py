@@ -149,6 +149,9 @@ def test_unseen_categories_are_one_warning_and_strict_makes_them_an_error(pengui
         "DataFrame: column 'island' holds categories the model never saw in rows 1, 2, 3, 4: 'Atlantis'; "
         "it knows Biscoe, Dream, Torgersen (strict=True)"
     )
+    with pytest.raises(bptrain.DataError) as e:
+        model.evaluate(frame, strict=True)
+    assert str(e.value).endswith("it knows Biscoe, Dream, Torgersen (strict=True)")
 
 
 def test_a_missing_column_is_named(iris_run):
