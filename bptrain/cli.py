@@ -209,12 +209,11 @@ def fit(
         if folds is not None and resume is not None:
             raise ConfigError("--folds cannot be combined with --resume: a cross-validation continues from its folder, e.g. --resume RUN (it records its folds)")
         overrides = parse_overrides(set_ or []) | ({"data.split.folds": folds} if folds is not None else {})
-        resumes_cv = resume is not None and crossval.is_cv_folder(resume)
-        recorded = None if resume is None else resume / (crossval.PLAN if resumes_cv else "config.yaml")
+        recorded = None if resume is None else resume / (crossval.PLAN if crossval.is_cv_folder(resume) else "config.yaml")
         cfg = load_config(config if config is not None else recorded, overrides)
         cfg = services.with_mlflow(cfg) if mlflow else cfg
         stop = StopRequest()
-        cross_validation = resumes_cv or (cfg.data.split.folds is not None and cfg.data.split.fold is None and resume is None)
+        cross_validation = (recorded is not None and recorded.name == crossval.PLAN) or (cfg.data.split.folds is not None and cfg.data.split.fold is None and resume is None)
         try:
             with Progress(enabled=not quiet) as progress, stop_on_signals(stop):
                 if cross_validation:
