@@ -160,15 +160,26 @@ class Model:
     def _columns(self, frame, source: str, *, proba: bool, strict: bool, hint: str, setting: str):
         """(predict's output columns for the rows of `frame`, in predictions.header's order; the warning
         about categories the model never saw, ending in `hint`, or None). For the front ends too:
-        `setting` names, in the error of an unseen category, what the caller set to make it one."""
+        `setting` names, in the error of an unseen category, what the caller set to make it one.
+        `frame` is a DataFrame, or rows that `_plain` read."""
         from bptrain import app
         from bptrain import threads as blas
         from bptrain.data.columns import Unseen
+        from bptrain.data.plaincsv import Plain
 
-        unseen = Unseen(setting)
         with blas.limited(self._threads):
+            if isinstance(frame, Plain):
+                return app.columns_of_inputs(self._trained, frame.x, proba), frame.unseen.message(source, hint)
+            unseen = Unseen(setting)
             columns = app.prediction_columns(self._trained, frame, source, proba=proba, strict=strict, unseen=unseen)
         return columns, unseen.message(source, hint)
+
+    def _plain(self, data: bytes, options, *, strict: bool):
+        """The rows of the CSV text `data` (read by `options`) when it is plain, read without pandas
+        (bptrain.data.plaincsv) to the inputs pandas would give; None for any other text."""
+        from bptrain.data import plaincsv
+
+        return plaincsv.parse(data, self._trained.prep, [], self._trained.meta["model"]["dtype"], strict=strict, options=options)
 
     def _frame(self, data):
         """(a DataFrame of the rows, its name in messages) for a DataFrame or the path of a file."""

@@ -590,7 +590,7 @@ def _predict(trained: Trained, source: str, out: IO[str], proba, keep, fmt, esca
     name = reading.source_name(source)
     plain, stdin = plaincsv.read(source, prep, keep, trained.meta["model"]["dtype"], strict=strict, stdin=stdin)
     if plain is not None:  # a small plain CSV input, read without pandas to the same inputs
-        writer.write([plain.kept[c] for c in keep] + _columns_of_inputs(trained, plain.x, proba))
+        writer.write([plain.kept[c] for c in keep] + columns_of_inputs(trained, plain.x, proba))
         _warn_unseen(plain.unseen, name, on_event)
         return len(plain.x)
     unseen = Unseen()
@@ -609,10 +609,10 @@ def prediction_columns(
     """predict's output columns (predictions.header's order) for the rows of `frame`, the rows of
     `source` from `first_row` on: the one path from raw rows to predictions, for every front end."""
     x = trained.prep.features_of(frame, source, trained.meta["model"]["dtype"], first_row=first_row, strict=strict, unseen=unseen)
-    return _columns_of_inputs(trained, x, proba, first_row)
+    return columns_of_inputs(trained, x, proba, first_row)
 
 
-def _columns_of_inputs(trained: Trained, x: np.ndarray, proba: bool, first_row: int = 0) -> list[np.ndarray]:
+def columns_of_inputs(trained: Trained, x: np.ndarray, proba: bool, first_row: int = 0) -> list[np.ndarray]:
     """prediction_columns for the network inputs `x` of the rows from `first_row` on."""
     with np.errstate(all="ignore"):
         y = outputs(trained.model, trained.loss, x, first_row=first_row)

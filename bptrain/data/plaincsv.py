@@ -1,4 +1,4 @@
-"""Small plain CSV input read without pandas, for predict: taken only where it gives exactly what pandas gives.
+"""Small plain CSV input read without pandas, for predict and small requests to serve: taken only where it gives exactly what pandas gives.
 
 `read` returns the model's inputs for the rows of a CSV file (or stdin) of at most SMALL_BYTES,
 with the text of the `--keep` columns, when the input is plain: ASCII without quotes, carriage
@@ -30,7 +30,7 @@ import numpy as np
 from bptrain.data.columns import Column, Unseen, category_index, count_filled, label, numeric_block, one_hot_block
 from bptrain.data.fastcsv import NA_VALUES
 from bptrain.data.preprocess import Preprocessor
-from bptrain.data.reading import DELIMITERS, GZIP_MAGIC, MAX_COLUMNS, PARQUET_MAGIC, STDIN, codec_of, delimiter_of, prefixed
+from bptrain.data.reading import DELIMITERS, GZIP_MAGIC, MAX_COLUMNS, PARQUET_MAGIC, STDIN, ReadOptions, codec_of, delimiter_of, prefixed
 
 SMALL_BYTES = 1 << 20  # larger inputs are streamed through pandas, block by block
 MISSING = frozenset(NA_VALUES)
@@ -52,6 +52,9 @@ class Plain:
     kept: dict[str, np.ndarray]  # object arrays of str, as written in the input
     unseen: Unseen  # categories the model never saw
 
+    def __len__(self) -> int:
+        return len(self.x)
+
 
 def read(
     source: Path | str, prep: Preprocessor, keep: list[str], dtype: str, *, strict: bool = False, stdin: IO[bytes] | None = None
@@ -64,7 +67,7 @@ def read(
             data = stream.read(SMALL_BYTES + 1)
         except OSError:  # the ordinary reader reports it
             return None, stream
-        rows = _rows(data, prep, keep, dtype, strict) if len(data) <= SMALL_BYTES else None
+        rows = parse(data, prep, keep, dtype, strict=strict) if len(data) <= SMALL_BYTES else None
         return rows, (None if rows is not None else prefixed(data, stream))
     if not os.path.isfile(source):  # not found, a folder: the ordinary reader says which; a pipe is read once, by it
         return None, stdin
@@ -73,11 +76,15 @@ def read(
             data = f.read(SMALL_BYTES + 1)
     except OSError:  # unreadable: the ordinary reader says why
         return None, stdin
-    return (_rows(data, prep, keep, dtype, strict) if len(data) <= SMALL_BYTES else None), stdin
+    return (parse(data, prep, keep, dtype, strict=strict) if len(data) <= SMALL_BYTES else None), stdin
 
 
-def _rows(data: bytes, prep: Preprocessor, keep: list[str], dtype: str, strict: bool) -> Plain | None:
-    options = prep.read
+def parse(
+    data: bytes, prep: Preprocessor, keep: list[str], dtype: str, *, strict: bool = False, options: ReadOptions | None = None
+) -> Plain | None:
+    """The rows of the CSV text `data` when it is plain, read by `options` (default: the model's
+    reading rules, prep.read); None for any other text, which the ordinary reader then reads."""
+    options = options or prep.read
     if options.decimal != "." or codec_of(options) != "utf-8-sig" or not data.isascii() or data[:2] == GZIP_MAGIC or data[:4] == PARQUET_MAGIC:
         return None
     if b'"' in data or b"\r" in data or CONTROL.search(data):

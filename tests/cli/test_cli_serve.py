@@ -85,9 +85,13 @@ def iris(iris_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def penguins(tmp_path_factory):
-    run = fit_shipped(tmp_path_factory.mktemp("runs"), "penguins", 3)
-    with Server(run, tmp_path_factory.mktemp("log") / "stderr.txt") as server:
+def penguins_run(tmp_path_factory) -> Path:
+    return fit_shipped(tmp_path_factory.mktemp("runs"), "penguins", 3)
+
+
+@pytest.fixture(scope="module")
+def penguins(penguins_run, tmp_path_factory):
+    with Server(penguins_run, tmp_path_factory.mktemp("log") / "stderr.txt") as server:
         yield server
 
 
@@ -227,6 +231,39 @@ def test_json_values_read_as_the_same_csv_cells_do(penguins, change, cells):
     assert (sent.status_code, as_csv.status_code) == (200, 200)
     assert sent.json() == as_csv.json()
     assert sent.json()["warnings"] == []
+
+
+def test_a_small_body_read_without_pandas_gets_the_answer_pandas_gives(penguins_run, monkeypatch):
+    """Up to serve.PLAIN_ROWS lines, a plain body is read by bptrain.data.plaincsv, as predict reads a
+    small file: the same answers, bit for bit, as pandas' reading (serve.PLAIN_ROWS = 0), for JSON
+    rows and CSV bodies, with missing values, an unseen category and the warning it gets."""
+    import asyncio
+
+    from bptrain.data import plaincsv
+    from bptrain import serve
+
+    frame = pd.read_csv(PENGUINS).drop(columns="species").replace("Dream", "Atlantis")
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    model, taken = bptrain.load(penguins_run), []
+    parse = plaincsv.parse
+    monkeypatch.setattr(plaincsv, "parse", lambda *args, **kwargs: taken.append(parse(*args, **kwargs)) or taken[-1])
+
+    async def answers() -> list:
+        transport = httpx.ASGITransport(app=serve.create_app(model, 1 << 20))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            got = []
+            for start in range(0, len(rows), 40):
+                part = rows[start : start + 40]
+                got.append((await client.post("/predict?proba=true", json={"rows": part})).json())
+                text = frame.iloc[start : start + 40].to_csv(index=False)
+                got.append((await client.post("/predict?proba=true", content=text, headers={"Content-Type": "text/csv"})).json())
+            return got
+
+    plain = asyncio.run(answers())
+    assert len(taken) == len(plain) and None not in taken  # every body was plain
+    monkeypatch.setattr(serve, "PLAIN_ROWS", 0)
+    assert asyncio.run(answers()) == plain
+    assert any(answer["warnings"] for answer in plain) and all(len(a["predictions"]) > 0 for a in plain)
 
 
 def test_unseen_categories_are_a_warning_and_with_strict_a_422(penguins):
