@@ -674,6 +674,16 @@ def gradcheck(config: Config, *, rows: int = 16, tolerance: float = GRADCHECK_TO
         )
     with np.errstate(all="ignore"):
         errors = check_gradients(model, built.setup.loss, split.x, split.y, regularizer=built.setup.regularizer)
+    # each param's grad holds its backprop gradient: one that is exactly 0, as the differences are, checks nothing
+    zero = {p.name for p in model.params if errors[p.name] == 0.0 and not np.any(p.grad)}
+    if len(zero) == len(errors):
+        raise DivergedError(
+            f"gradcheck: every gradient on {len(split.x)} training rows is exactly 0 at the starting weights, so nothing "
+            "can be checked; check model.layers' init and bias_init"
+        )
     shapes = {p.name: p.value.shape for p in model.params}
-    params = [{"name": name, "shape": list(shapes[name]), "rel_error_norm": float(err), "ok": bool(err < tolerance)} for name, err in errors.items()]
+    params = [
+        {"name": name, "shape": list(shapes[name]), "rel_error_norm": float(err), "ok": bool(err < tolerance), "zero": name in zero}
+        for name, err in errors.items()
+    ]
     return {"rows": len(split.x), "loss": loss_name, "tolerance": tolerance, "params": params, "passed": all(p["ok"] for p in params)}

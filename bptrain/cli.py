@@ -452,11 +452,14 @@ def gradcheck(
         lines = [f"{'parameter':<{width}}  {'shape':<12}  relative error"]
         for p in result["params"]:
             shape = "x".join(map(str, p["shape"]))
-            lines.append(f"{p['name']:<{width}}  {shape:<12}  {p['rel_error_norm']:.2e}  {'ok' if p['ok'] else 'FAIL'}")
+            mark = "zero gradient, not checked" if p["zero"] else "ok" if p["ok"] else "FAIL"
+            lines.append(f"{p['name']:<{width}}  {shape:<12}  {p['rel_error_norm']:.2e}  {mark}")
         worst = max(p["rel_error_norm"] for p in result["params"])
         verdict = "passed" if result["passed"] else "FAILED"
+        zero = sum(p["zero"] for p in result["params"])
+        unchecked = f" ({zero} with a zero gradient, not checked)" if zero else ""
         lines.append(
-            f"{verdict}: {len(result['params'])} parameters, {result['rows']} rows, loss {result['loss']}, "
+            f"{verdict}: {len(result['params'])} parameters{unchecked}, {result['rows']} rows, loss {result['loss']}, "
             f"largest relative error {worst:.2e} (tolerance {result['tolerance']:.0e})"
         )
         print("\n".join(lines), flush=True)

@@ -52,3 +52,23 @@ def test_a_loss_not_finite_at_the_start_is_an_error_not_a_pass():
         "cannot be checked; check model.layers' init and bias_init"
     )
     assert result.stdout == ""
+
+
+def test_every_gradient_exactly_zero_is_an_error_not_a_pass():
+    # a bias this large saturates the softmax exactly: no gradient reaches any weight
+    layers = "model.layers=[{units: 4, bias_init: 1e308}]"
+    result = call_cli("gradcheck", ROOT / "configs" / "iris.yaml", "--set", "model.dtype=float64", "--set", layers)
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr == (
+        "error: gradcheck: every gradient on 16 training rows is exactly 0 at the starting weights, so nothing "
+        "can be checked; check model.layers' init and bias_init\n"
+    )
+
+
+def test_a_parameter_with_a_zero_gradient_is_marked_not_checked():
+    # every unit of the hidden layer dead (relu of a sum near -100): only the output bias gets a gradient
+    result = call_cli("gradcheck", ROOT / "configs" / "iris.yaml", "--set", "model.layers=[{units: 4, bias_init: -100}]")
+    assert result.returncode == 0, result.stderr
+    *table, verdict = result.stdout.strip().splitlines()
+    assert [line.split("  ")[-1] for line in table[1:]] == ["zero gradient, not checked"] * 3 + ["ok"]
+    assert verdict.startswith("passed: 4 parameters (3 with a zero gradient, not checked), 16 rows, loss cross_entropy, ")
