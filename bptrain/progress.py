@@ -9,6 +9,7 @@ metrics are on the row below it.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -24,7 +25,9 @@ def number(value: float) -> str:
 
 
 def metric_fields(row: dict[str, Any]) -> list[str]:
-    return [f"{k} {number(row[k])}" for k in SHOWN if row.get(k) is not None]
+    """A loss that is not finite shows as it is (inf, nan: training diverges); another metric that is
+    not finite is undefined (r2 of a constant target) and shows as `-`, as in the summaries."""
+    return [f"{k} {number(row[k]) if k.endswith('loss') or math.isfinite(row[k]) else '-'}" for k in SHOWN if row.get(k) is not None]
 
 
 def fitted(fields: list[str], width: int) -> str:

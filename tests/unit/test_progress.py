@@ -54,6 +54,11 @@ def test_plain_epoch_lines_fit_80_columns_and_keep_the_epoch_and_losses(line, ep
     assert len(expected) <= 80
 
 
+def test_an_undefined_r2_shows_as_a_dash_as_in_the_summaries():
+    line = {"epoch": 3, "step": 21, "lr": 0.01, "train_loss": 0.5, "val_loss": 0.25, "val_r2": float("-inf"), "seconds": 0.01}
+    assert epoch_line(line, 10) == "epoch  3/10  train_loss 0.5000  val_loss 0.2500  val_r2 -  (0.01 s)"
+
+
 def test_plain_progress_writes_the_fitted_lines():
     stream = io.StringIO()
     with Progress(stream=stream) as progress:
