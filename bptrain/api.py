@@ -49,6 +49,8 @@ def load(path: str | os.PathLike, *, threads: int | str = "auto") -> "Model":
 
     if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
         raise ConfigError(f"threads={threads!r}: give 'auto' or a whole number of threads from 1")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"expected the path of a run folder or of its model.npz, not {type(path).__name__}")
     trained = app.load_trained(Path(path))
     return Model(trained, app.inference_threads(trained, threads).count)
 

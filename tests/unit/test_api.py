@@ -273,6 +273,12 @@ def test_load_refuses_a_bad_thread_count(iris_run):
     assert str(e.value) == "threads=0: give 'auto' or a whole number of threads from 1"
 
 
+
+@pytest.mark.parametrize("path, kind", [(None, "NoneType"), (3, "int"), (b"runs/x", "bytes")])
+def test_load_of_something_not_a_path_is_a_type_error_saying_what_it_takes(path, kind):
+    with pytest.raises(TypeError, match=f"^expected the path of a run folder or of its model.npz, not {kind}$"):
+        bptrain.load(path)
+
 def test_rows_of_another_type_are_a_type_error(iris_run):
     with pytest.raises(TypeError, match="^expected a pandas DataFrame or the path of a CSV or Parquet file, not list$"):
         bptrain.load(iris_run).predict([{"sepal_length": 1.0}])
