@@ -8,6 +8,7 @@ checked like everything else.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 import typing
@@ -257,12 +258,24 @@ def _message(error: dict, parent: type[BaseModel] | None, key: str) -> str:
         return f"must be a mapping with keys among {', '.join(parent.model_fields)}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected'].replace(' or ', ', ')}"
+    if kind == "int_parsing" and (whole := _whole_number_text(error.get("input"))) is not None:
+        return f"must be a whole number; YAML reads {error['input']} as text, so write it out: {whole}"
     if kind == "string_pattern_mismatch":
         if ctx.get("pattern") == METRIC_PATTERN:
             return "must be a logged metric such as val_loss, val_accuracy, train_loss or penalty"
         return "may hold only letters, digits, '.', '_' and '-'"
     text = error["msg"].replace("Input should be", "must be").replace("Input", "value")
     return text[0].lower() + text[1:]
+
+
+def _whole_number_text(value: Any) -> int | None:
+    """The whole number a text such as '1e3' means (YAML 1.1 reads a number with an exponent but no
+    decimal point as text), or None."""
+    try:
+        number = float(value) if isinstance(value, str) else math.nan
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number.is_integer() else None
 
 
 def _not_a_name(value: Any, ctx: dict) -> str:

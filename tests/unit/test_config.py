@@ -91,6 +91,9 @@ def test_options_of_another_optimizer_are_refused_naming_the_allowed_ones(tmp_pa
     "text, expected",
     [
         ("optimizer: {lr: -1}\n", "optimizer.lr: must be greater than 0 (got -1)"),
+        # YAML 1.1 reads a number with an exponent but no decimal point as text
+        ("training: {batch_size: 1e3}\n", "training.batch_size: must be a whole number; YAML reads 1e3 as text, so write it out: 1000 (got '1e3')"),
+        ("training: {batch_size: 1.5e0}\n", "training.batch_size: must be a valid integer, unable to parse string as an integer (got '1.5e0')"),
         ("optimizer: {name: sgd, momentum: 1.0}\n", "optimizer.momentum: must be less than 1 (got 1.0)"),
         ("optimizer: {name: sgd, nesterov: true}\n", "optimizer: nesterov needs momentum > 0 and dampening 0"),
         ("model: {dtype: float16}\n", "model.dtype: must be one of 'float32', 'float64' (got 'float16')"),
