@@ -44,6 +44,8 @@ class Condition:
             value = math.nan
         if not match or math.isnan(value):
             raise ValueError(f"must be a comparison such as '>= 0.99' or '< 0.01' (got {text!r})")
+        if math.isinf(value):  # `> inf` never holds, and a non-finite loss is divergence already
+            raise ValueError(f"must compare with a finite number such as '> 100' (got {text!r})")
         return cls(metric, match.group(1), value)
 
     def holds(self, row: dict) -> bool:

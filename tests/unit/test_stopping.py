@@ -111,6 +111,13 @@ def test_condition_parse_rejects(text):
     assert str(info.value) == f"{COMPARISON_HELP} (got {text!r})"
 
 
+@pytest.mark.parametrize("text", ["> 1e400", ">= inf", "< -inf", "<= -1E999"])
+def test_condition_parse_rejects_a_level_beyond_the_finite_numbers(text):
+    with pytest.raises(ValueError) as info:
+        Condition.parse("train_loss", text)
+    assert str(info.value) == f"must compare with a finite number such as '> 100' (got {text!r})"
+
+
 def test_condition_parse_rejects_a_bare_number_with_its_repr():
     with pytest.raises(ValueError) as info:
         Condition.parse("val_accuracy", 0.99)
