@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, logged_epochs, metrics_rows, model_digests, poll, run_cli
+from conftest import ROOT, call_cli, logged_epochs, metrics_rows, model_digests, poll
 
 IRIS = "configs/iris.yaml"
 FOLDS = 3
@@ -54,7 +54,7 @@ def assert_same_cross_validation(parent: Path, reference: Path) -> None:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("uninterrupted")
-    result = run_cli("fit", IRIS, *SETTINGS, "--runs-dir", runs)
+    result = call_cli("fit", IRIS, *SETTINGS, "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
     (parent,) = runs.iterdir()
     return parent
@@ -71,10 +71,10 @@ def test_sigint_in_a_fold_then_resume_of_the_folder_finishes_the_cross_validatio
     assert err.splitlines()[-1] == f"error: interrupted by SIGINT: the training state is saved; continue with: bptrain fit --resume {parent}"
     assert not (parent / "cv.json").exists() and not (parent / "fold-3").exists()
 
-    listed = json.loads(run_cli("runs", tmp_path, "--json").stdout)
+    listed = json.loads(call_cli("runs", tmp_path, "--json").stdout)
     assert [(r["name"], r["kind"], r["stop_reason"]) for r in listed] == [(parent.name, "cv", "unfinished")]
 
-    result = run_cli("fit", "--resume", parent, "-q")
+    result = call_cli("fit", "--resume", parent, "-q")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.splitlines()[0] == f"run        {parent} ({FOLDS} folds)"
@@ -90,7 +90,7 @@ def test_sigkill_at_a_random_moment_then_resume_is_identical(tmp_path, uninterru
     proc.kill()
     proc.communicate()
     (parent,) = tmp_path.iterdir()
-    result = run_cli("fit", "--resume", parent, "-q")
+    result = call_cli("fit", "--resume", parent, "-q")
     assert result.returncode == 0, result.stderr
     assert_same_cross_validation(parent, uninterrupted)
 
@@ -102,31 +102,31 @@ def test_resuming_one_fold_says_how_to_finish_the_cross_validation(tmp_path, uni
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
-    result = run_cli("fit", "--resume", fold, "-q")
+    result = call_cli("fit", "--resume", fold, "-q")
     assert result.returncode == 0, result.stderr
     assert result.stderr == (
         f"notice: {fold} is one fold of the cross-validation {fold.parent}; "
         f"to train the folds left and write its cv.json: bptrain fit --resume {fold.parent}\n"
     )
-    result = run_cli("fit", "--resume", fold.parent, "-q")
+    result = call_cli("fit", "--resume", fold.parent, "-q")
     assert result.returncode == 0, result.stderr
     assert_same_cross_validation(fold.parent, uninterrupted)
 
 
 def test_a_finished_cross_validation_resumes_to_the_same_summary(tmp_path, uninterrupted):
-    result = run_cli("fit", IRIS, *SETTINGS, "--runs-dir", tmp_path)
+    result = call_cli("fit", IRIS, *SETTINGS, "--runs-dir", tmp_path)
     assert result.returncode == 0, result.stderr
     (parent,) = tmp_path.iterdir()
     before = (parent / "cv.json").read_bytes()
-    result = run_cli("fit", "--resume", parent, "-q")
+    result = call_cli("fit", "--resume", parent, "-q")
     assert (result.returncode, result.stderr) == (0, "")
     assert (parent / "cv.json").read_bytes() == before
 
 
 def test_resume_of_a_cross_validation_refuses_a_changed_key(tmp_path, uninterrupted):
-    result = run_cli("fit", IRIS, *SETTINGS, "--runs-dir", tmp_path)
+    result = call_cli("fit", IRIS, *SETTINGS, "--runs-dir", tmp_path)
     (parent,) = tmp_path.iterdir()
-    result = run_cli("fit", "--resume", parent, "--set", "optimizer.lr=0.5", "-q")
+    result = call_cli("fit", "--resume", parent, "--set", "optimizer.lr=0.5", "-q")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith(f"error: --resume {parent}: these changes would alter the model, the data or the optimization:\n  optimizer.lr: ")
 
@@ -134,14 +134,14 @@ def test_resume_of_a_cross_validation_refuses_a_changed_key(tmp_path, uninterrup
 def test_a_fold_started_by_a_resume_refuses_data_changed_since_the_first_fold(tmp_path):
     data = tmp_path / "iris.csv"
     data.write_bytes((ROOT / "datasets" / "iris.csv").read_bytes())
-    result = run_cli("fit", IRIS, *SETTINGS, "--set", f"data.train={data}", "--runs-dir", tmp_path / "runs")
+    result = call_cli("fit", IRIS, *SETTINGS, "--set", f"data.train={data}", "--runs-dir", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
     (parent,) = (tmp_path / "runs").iterdir()
     # as if stopped before the last fold began: no trace of it, no cv.json
     shutil.rmtree(parent / f"fold-{FOLDS}")
     (parent / "cv.json").unlink()
     data.write_text(data.read_text(encoding="utf-8").replace("5.1,3.5,1.4,0.2", "5.2,3.5,1.4,0.2", 1), encoding="utf-8")
-    result = run_cli("fit", "--resume", parent, "-q")
+    result = call_cli("fit", "--resume", parent, "-q")
     assert (result.returncode, result.stdout) == (3, "")
     # the finished first fold, taken up again, checks the data against its checkpoint's record
     assert result.stderr == (

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import metrics_rows, model_digests, run_cli, write
+from conftest import call_cli, metrics_rows, model_digests, write
 from bptrain.data import fast_parquet, fastcsv
 from bptrain.data.reading import MAX_LINE_BYTES
 
@@ -45,7 +45,7 @@ def _frame() -> pd.DataFrame:
 def _fit(tmp_path: Path, name: str) -> Path:
     runs = tmp_path / f"runs-{name}"
     config = write(tmp_path, CONFIG.format(file=name), f"{name}.yaml")
-    result = run_cli("fit", config, "--runs-dir", runs, "-q")
+    result = call_cli("fit", config, "--runs-dir", runs, "-q")
     assert result.returncode == 0, result.stderr
     (run,) = runs.iterdir()
     return run
