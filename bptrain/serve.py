@@ -227,16 +227,15 @@ def _as_csv(rows: list[dict[str, Value]], names: list[str]):
     """The JSON rows as a CSV body of the same rows, to be read as one: each value written as its
     cell (null or an absent key an empty cell, true/false as True/False), the text read by bptrain's
     CSV reader (`,`, `.` decimals). So a JSON string follows the CSV rules: "" and "NA" are missing
-    values, "2008.0" in a column of numbers is the number 2008, text in a numeric column is an error."""
-    import csv
-
+    values, "2008.0" in a column of numbers is the number 2008, text in a numeric column is an error.
+    A row with a carriage return in its text has its cells quoted (predictions.write_csv), as a CSV
+    body needs them: bare, it would end the row there."""
     from bptrain.data import reading
+    from bptrain.predictions import write_csv
 
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(names)
-    for row in rows:
-        writer.writerow(["" if (v := row.get(name)) is None else repr(v) if isinstance(v, float) else str(v) for name in names])
+    cells = [["" if (v := row.get(name)) is None else repr(v) if isinstance(v, float) else str(v) for name in names] for row in rows]
+    write_csv(text, [names, *cells])
     return text.getvalue().encode("utf-8"), reading.ReadOptions(delimiter=",")
 
 

@@ -266,6 +266,29 @@ def test_a_small_body_read_without_pandas_gets_the_answer_pandas_gives(penguins_
     assert any(answer["warnings"] for answer in plain) and all(len(a["predictions"]) > 0 for a in plain)
 
 
+def test_a_carriage_return_in_a_json_value_stays_in_its_row(penguins_run):
+    # a JSON row becomes a CSV record: a bare "\r" in it would end the record there, making two rows
+    import asyncio
+
+    from bptrain import serve
+
+    rows = pd.read_csv(PENGUINS).drop(columns="species").head(3).to_dict(orient="records")
+    sent = [rows[0], {**rows[1], "island": "Bis\rcoe"}, {**rows[2], "sex\r": 1}]
+
+    async def answers() -> list:
+        transport = httpx.ASGITransport(app=serve.create_app(bptrain.load(penguins_run), 1 << 20))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [(await client.post("/predict?proba=true", json={"rows": r})).json() for r in (sent, rows)]
+
+    answer, unchanged = asyncio.run(answers())
+    assert answer["warnings"] == [
+        "request: 1 value in categorical columns the model never saw, encoded as unknown (no category): island 'Bis\\rcoe' (1 row). "
+        "Send strict=true to make this an error"
+    ]
+    assert len(answer["predictions"]) == 3
+    assert [answer["predictions"][i] for i in (0, 2)] == [unchanged["predictions"][i] for i in (0, 2)]
+
+
 def test_unseen_categories_are_a_warning_and_with_strict_a_422(penguins):
     rows = pd.read_csv(PENGUINS).head(3).replace("Torgersen", "Atlantis").astype(object)
     rows = rows.where(rows.notna(), None).to_dict(orient="records")

@@ -1,5 +1,6 @@
 """Predict's output: CSV and JSON lines, numbers written exactly, formulas escaped on request."""
 
+import csv
 import io
 import json
 
@@ -52,10 +53,11 @@ def test_csv_is_what_pandas_to_csv_writes(escape):
     # the writer used pandas' DataFrame.to_csv; it writes the same bytes without pandas
     import pandas as pd
 
-    labels = np.array(TRICKY_TEXT, dtype=object)
-    p = np.linspace(0, 1, len(TRICKY_TEXT), dtype=np.float32)
+    tricky = [t for t in TRICKY_TEXT if "\r" not in t]  # pandas leaves a "\r" unquoted; the writer quotes it (below)
+    labels = np.array(tricky, dtype=object)
+    p = np.linspace(0, 1, len(tricky), dtype=np.float32)
     p[3] = np.nan
-    flags = (np.arange(len(TRICKY_TEXT)) % 2).astype(np.int64)
+    flags = (np.arange(len(tricky)) % 2).astype(np.int64)
     columns = [labels, p, flags]
     header = ["kept, with a comma", "proba_x", "prediction_y"]
     out = io.StringIO()
@@ -67,6 +69,20 @@ def test_csv_is_what_pandas_to_csv_writes(escape):
         text = [np.array([escape_formula(v) for v in chunk[0]], dtype=object) if escape else chunk[0], chunk[1].astype(str), chunk[2]]
         pd.DataFrame(dict(zip(header, text)), columns=header).to_csv(expected, index=False, header=i == 0, lineterminator="\n")
     assert out.getvalue() == expected.getvalue()
+
+
+def test_a_carriage_return_in_a_cell_quotes_its_row_so_it_reads_back_as_one():
+    # the csv module's minimal quoting (and pandas' to_csv) leaves a lone "\r" bare: a line end to readers
+    import pandas as pd
+
+    out = io.StringIO()
+    writer = Writer(out, ["note", "prediction", "proba_x"])
+    writer.write([np.array(["a\rb", "c", "\r"], dtype=object), np.array(["x", "y\r", "x"], dtype=object), np.array([0.5, 0.25, 1], np.float32)])
+    writer.write([np.array(["d"], dtype=object), np.array(["x"], dtype=object), np.array([0.75], np.float32)])
+    assert out.getvalue() == 'note,prediction,proba_x\n"a\rb","x","0.5"\n"c","y\r","0.25"\n"\r","x","1.0"\nd,x,0.75\n'
+    back = pd.read_csv(io.StringIO(out.getvalue()), dtype=str, keep_default_na=False)
+    assert back.values.tolist() == [["a\rb", "x", "0.5"], ["c", "y\r", "0.25"], ["\r", "x", "1.0"], ["d", "x", "0.75"]]
+    assert list(csv.reader(io.StringIO(out.getvalue(), newline="")))[1:] == back.values.tolist()
 
 
 def test_jsonl_is_what_pandas_records_give():
