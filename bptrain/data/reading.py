@@ -306,6 +306,11 @@ def frame_chunks(
         check_header(name, names)
         _check_keep(name, keep, names)
         wanted = columns if columns is not None and set(columns) <= set(names) else None
+        if not record_end(head):  # no "\n" outside quotes in the whole input (opened read it all): old Mac
+            # line ends ("\r"), which pandas reads as line ends, as read_table gives them; or a header alone
+            frame, kept = _parse(name, _read_lines(name, head, rest), delimiter, options, wanted, keep, 0)
+            yield 0, _checked(name, frame, names if wanted is None else None, rows=True), kept
+            return
         first, lines = 0, 0
         for header, body in record_chunks(prefixed(head, rest), block_bytes, name=name):
             if not body.strip():

@@ -132,6 +132,18 @@ def test_chunked_reading_fails_as_whole_reading_does(data, message, block_bytes)
         assert str(info.value) == message
 
 
+@pytest.mark.parametrize("block_bytes", [2, 1 << 20])
+def test_old_mac_line_ends_stream_as_the_whole_file_reads(block_bytes):
+    # "\r" alone ends each line: pandas reads the rows, and the blocks, cut at "\n", had found none
+    data = b'x,note\r1,"a\rb"\r2,c\r'
+    for source, stdin in (("-", io.BytesIO(data)), ("-", gzip.GzipFile(fileobj=io.BytesIO(gzip.compress(data))))):
+        ((first, frame, kept),) = frame_chunks(source, ["x"], ["note"], stdin=stdin, block_bytes=block_bytes)
+        assert (first, frame["x"].tolist(), kept["note"].tolist()) == (0, [1, 2], ["a\rb", "c"])
+    pd.testing.assert_frame_equal(read_csv_chunks("-", block_bytes, stdin=io.BytesIO(data))[0], read_table("-", stdin=io.BytesIO(data)))
+    with pytest.raises(DataError, match="^<stdin>: has a header but no rows$"):
+        read_csv_chunks("-", block_bytes, stdin=io.BytesIO(b"x,note\r"))
+
+
 def test_encoding_and_decimal_mark_options():
     data = "name;price\ncafé;2,5\nthé;1,25\n".encode("cp1252")
     frame = read_table("-", stdin=io.BytesIO(data), options=ReadOptions(encoding="cp1252", decimal=","))
