@@ -64,6 +64,18 @@ def _binary(column: pd.Series) -> bool:
     return is_number_dtype(values) and bool(values.isin([0, 1]).all())
 
 
+def _cell_numbers(column: pd.Series, *, booleans: bool) -> np.ndarray:
+    """A target column that does not hold numbers (a DataFrame's column of text or objects, given
+    to the Python API) as float64, its cells read as numbers as a numeric feature's are, NaN where
+    one is not a number (or missing). true/false are 1/0 with `booleans`, else not numbers."""
+    cells = column.astype(object)
+    truth = cells.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+    values = pd.to_numeric(cells.where(~truth, None), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    if booleans:
+        values[truth] = cells[truth].astype(float).to_numpy()
+    return values
+
+
 def infer_task(targets: pd.DataFrame | pd.Series) -> str:
     """One target: classification for text or true/false, or integers with at most 20 values; else
     regression. Several targets: multilabel when all hold 0/1, regression when all are numeric."""
@@ -329,10 +341,10 @@ class Preprocessor:
         columns = []
         for name in self.targets:
             column = frame[name]
-            values = column.to_numpy(dtype=np.float64) if _binary(column) else None
-            if values is None:
-                odd = [v for v in pd.unique(column.dropna()) if label(v) not in ("0", "1")][:5]
-                shown = ", ".join(repr(v) if isinstance(v, str) else label(v) for v in odd)
+            values = column.to_numpy(dtype=np.float64) if _binary(column) else _cell_numbers(column, booleans=True)
+            odd = ~np.isin(values, (0.0, 1.0))
+            if odd.any():
+                shown = ", ".join(repr(v) if isinstance(v, str) else label(v) for v in pd.unique(column[odd].dropna())[:5])
                 raise DataError(f"{source}: multilabel target column {name!r} must hold only 0 and 1 (or true/false); found {shown}")
             columns.append(values.astype(np.int64))
         return np.column_stack(columns)
@@ -341,9 +353,10 @@ class Preprocessor:
         out = []
         for name in self.targets:
             column = frame[name]
-            if not is_number_dtype(column):
-                raise DataError(f"{source}: regression target {name!r} is not numeric (e.g. {column.dropna().iloc[0]!r})")
-            values = column.to_numpy(dtype=np.float64)
+            values = column.to_numpy(dtype=np.float64) if is_number_dtype(column) else _cell_numbers(column, booleans=False)
+            text = np.flatnonzero(np.isnan(values))  # no value is missing (check_targets)
+            if len(text):
+                raise DataError(f"{source}: regression target {name!r} is not numeric (e.g. {column.iloc[text[0]]!r})")
             if not np.isfinite(values).all():
                 rows = np.flatnonzero(~np.isfinite(values))
                 raise DataError(f"{source}: target column {name!r} holds infinite values in {rows_text(rows, 0)}; remove those rows")
@@ -352,7 +365,8 @@ class Preprocessor:
 
     def target_values(self, frame: pd.DataFrame) -> np.ndarray:
         """Regression targets in their original units (float64, (n, k))."""
-        return np.column_stack([frame[name].to_numpy(dtype=np.float64) for name in self.targets])
+        columns = [frame[name] for name in self.targets]
+        return np.column_stack([c.to_numpy(dtype=np.float64) if is_number_dtype(c) else _cell_numbers(c, booleans=False) for c in columns])
 
     # --- the model file -------------------------------------------------------------------------
 

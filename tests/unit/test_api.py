@@ -99,6 +99,12 @@ def test_evaluate_equals_bptrain_evaluate_data(iris_run):
     assert bptrain.load(iris_run).evaluate(pd.read_csv(IRIS)) == json.loads(result.stdout)["data"]
 
 
+def test_evaluate_on_a_frame_of_text_equals_evaluate_on_its_file(diabetes_run):
+    # features held as text were read as numbers; a regression target as text was "not numeric (e.g. '151.0')"
+    model = bptrain.load(diabetes_run)
+    assert model.evaluate(pd.read_csv(DIABETES, dtype=str)) == model.evaluate(DIABETES)
+
+
 def test_a_frames_index_columns_order_and_extra_columns_carry_through(iris_run):
     model = bptrain.load(iris_run)
     frame = pd.read_csv(IRIS)

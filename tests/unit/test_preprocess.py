@@ -282,6 +282,23 @@ def test_multilabel_targets_must_be_zero_or_one():
     assert str(info.value) == "t.csv: multilabel target column 'l2' must hold only 0 and 1 (or true/false); found 2"
 
 
+def test_targets_given_as_text_or_objects_read_as_numbers_as_features_do():
+    # a DataFrame given to Model.evaluate may hold its numbers as text (read with dtype=str) or objects
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "l1": [0, 1, 1], "l2": [1, 0, 1], "u": [0.5, 2.0, -1.25]})
+    multilabel = Preprocessor(["l1", "l2"], "multilabel", [numeric_column("a")], np.zeros(1), np.ones(1), ["l1", "l2"])
+    regression = Preprocessor(["u"], "regression", [numeric_column("a")], np.zeros(1), np.ones(1), target_center=np.array([0.5]), target_scale=np.array([2.0]))
+    for given in (frame.astype(str), frame.astype(object), frame.assign(l1=[False, True, True]).astype(object)):
+        assert multilabel.target_of(given, "t").tolist() == [[0, 1], [1, 0], [1, 1]]
+        assert regression.target_of(given, "t", "float64").tolist() == [[0.0], [0.75], [-0.875]]
+        assert regression.target_values(given).tolist() == [[0.5], [2.0], [-1.25]]
+    with pytest.raises(DataError) as info:
+        multilabel.target_of(frame.astype(str).assign(l2=["1", "yes", "0"]), "t")
+    assert str(info.value) == "t: multilabel target column 'l2' must hold only 0 and 1 (or true/false); found 'yes'"
+    with pytest.raises(DataError) as info:
+        regression.target_of(frame.astype(object).assign(u=[0.5, True, "x"]), "t")
+    assert str(info.value) == "t: regression target 'u' is not numeric (e.g. True)"
+
+
 def test_robust_scaling_falls_back_when_most_values_are_equal():
     frame = pd.DataFrame({"n": [0.0] * 7 + [-3.0, 4.0], "y": ["p", "q", "p", "q", "p", "q", "p", "q", "p"]})
     prep = fit(frame, numeric={"scale": "robust"})
