@@ -286,6 +286,10 @@ class Trainer:
             stop = self._epoch_stop(pos.rows[-1])
             if stop:
                 return stop
+        elif pos.batch:  # resumed inside an epoch: a budget of steps or time used up there takes no further step
+            stop = self._step_stop()
+            if stop:
+                return stop
         x, y = self.train_split.x, self.train_split.y
         xb = np.empty((self.batch_size, *x.shape[1:]), dtype=x.dtype)
         yb = np.empty((self.batch_size, *y.shape[1:]), dtype=y.dtype)

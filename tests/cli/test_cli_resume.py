@@ -491,6 +491,23 @@ def test_a_stopped_run_with_early_stopping_resumes_bit_identical_under_the_defau
     assert_same_training(part, whole)
 
 
+@pytest.mark.parametrize("left", ["no report", "the report of an earlier stop"])
+def test_a_run_killed_after_its_final_checkpoint_inside_an_epoch_resumes_without_another_step(tmp_path, left):
+    """max_steps 30 ends inside epoch 5: a SIGKILL after the final checkpoint and before report.json is
+    written leaves no report, or the one of an earlier Ctrl-C; the resume takes no 31st step."""
+    budget = ("--set", "stopping.max_steps=30", *EARLY)
+    whole, part = made(tmp_path / "whole", *budget), made(tmp_path / "part", *budget)
+    if left == "no report":
+        (part / "report.json").unlink()
+    else:
+        (part / "report.json").write_text(json.dumps({**report(part), "stop_reason": "interrupted", "steps": 20}), encoding="utf-8")
+    result = call_cli("fit", "--resume", part, "-q")
+    assert result.stderr == ""
+    assert_summary(result, "max_steps", 4, 4)
+    assert report(part)["steps"] == 30
+    assert_same_training(part, whole)
+
+
 def test_a_run_resumed_on_the_other_engine_ends_bit_identical(tmp_path):
     """training.engine may change on resume: numba's loop writes the bits NumPy's passes write."""
     with ThreadPoolExecutor(2) as pool:
