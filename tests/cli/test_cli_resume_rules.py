@@ -5,6 +5,7 @@ recorded still resumes, and resuming a finished run says so and changes nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -114,6 +115,17 @@ def test_a_run_folder_copied_elsewhere_under_another_name_lists_the_changes(part
     run = copy_of(partial, tmp_path / "deeper" / "still", "copy")
     result = run_cli("fit", "--resume", run, "-q", "--set", "optimizer.lr=0.1")
     assert (result.returncode, result.stdout, result.stderr) == (2, "", changes_refused(run, run))
+
+
+def test_the_model_file_inside_a_run_folder_names_the_run_to_resume(partial, tmp_path):
+    """RUN may be the model.npz inside a run folder, for --resume as for the other commands."""
+    run = copy_of(partial, tmp_path)
+    result = call_cli("fit", "--resume", run / "model.npz", "-q", "--set", "stopping.max_steps=12")
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"run        {run}"
+    assert lines[1].startswith("stopped    max_steps after 1 epochs, ")  # step 12 is inside epoch 2
+    assert json.loads((run / "report.json").read_text(encoding="utf-8"))["steps"] == 12
 
 
 def test_resuming_the_current_folder_knows_its_name(partial, tmp_path):
