@@ -264,6 +264,13 @@ class RunFiles:
             log.rewrite(rows)
         return log
 
+    def drop_diagnostics_log(self) -> None:
+        """Remove diagnostics.csv and .jsonl: a run resumed with report.diagnostics false would leave
+        them covering fewer epochs than its report."""
+        for name in ("diagnostics.csv", "diagnostics.jsonl"):
+            with fileio.writing(self.run_dir / name, "remove"):
+                (self.run_dir / name).unlink(missing_ok=True)
+
 
 def _diagnostics(trainer: Trainer) -> Diagnostics | None:
     """The run's diagnostics callback (None when report.diagnostics is false)."""
@@ -278,6 +285,8 @@ def _train(trainer: Trainer, files: RunFiles, built: assembly.Assembly, raw, pre
     if diagnostics is not None:
         diagnostics_log = files.diagnostics_log(diagnostics.rows)
         diagnostics.write = diagnostics_log.write
+    elif resumed:
+        files.drop_diagnostics_log()
     epochs = built.rules.config.stopping.max_epochs
     trainer.callbacks[:0] = [log, ProgressEvents(on_event, epochs)]  # they join once the run is known to continue
     position = trainer.position

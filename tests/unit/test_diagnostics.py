@@ -116,6 +116,17 @@ def test_diagnostics_off_writes_no_files_and_no_report_key(tmp_path):
     assert "diagnostics" not in report and "## Diagnostics" not in (run / "report.md").read_text()
 
 
+def test_a_resume_with_diagnostics_off_drops_the_older_files(tmp_path):
+    result, run, _ = fit(tmp_path, IRIS, "stopping.max_epochs=2")
+    assert result.returncode == 0, result.stderr
+    assert {r["epoch"] for r in rows(run)} == {"1", "2"}
+    resumed = call_cli("fit", "--resume", run, "-q", "--set", "stopping.max_epochs=4", "--set", "report.diagnostics=false")
+    assert (resumed.returncode, resumed.stderr) == (0, "")
+    report = json.loads((run / "report.json").read_text())
+    assert report["epochs_run"] == 4 and "diagnostics" not in report
+    assert not (run / "diagnostics.csv").exists() and not (run / "diagnostics.jsonl").exists()  # they showed 2 of the 4 epochs
+
+
 # --- each warning, provoked ---------------------------------------------------------------------
 
 DEEP_SIGMOID = "model.layers=[" + ", ".join(["{units: 16, activation: sigmoid}"] * 6) + "]"
