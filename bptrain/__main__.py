@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from bptrain.interrupts import Signalled, install, raise_pending
+from bptrain.interrupts import SIGNALS, Signalled, install, raise_pending
 
 
 def main() -> None:
@@ -27,6 +27,12 @@ def main() -> None:
         stop = e if isinstance(e, Signalled) else Signalled(signal.SIGINT)
         sys.stderr.write(f"error: {stop} before the command started; nothing was done\n")
         sys.exit(stop.exit_code)
+    finally:
+        # The exit code is decided. Python's own shutdown puts the default handlers back before it
+        # tears the modules down, and a signal then would kill the process instead: held back from
+        # here on, it is dropped with the process.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
 
 
 if __name__ == "__main__":

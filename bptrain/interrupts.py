@@ -11,6 +11,7 @@ import signal
 import sys
 
 _REASONS = {signal.SIGINT: ("interrupted", "SIGINT", 130), signal.SIGTERM: ("terminated", "SIGTERM", 143)}
+SIGNALS = tuple(_REASONS)  # the signals bptrain turns into Signalled
 
 
 class Signalled(BaseException):
@@ -54,5 +55,5 @@ def handled() -> None:
 def install() -> None:
     """Make SIGINT and SIGTERM raise Signalled in the main thread."""
     sys.unraisablehook = _unraisable
-    for signum in _REASONS:
+    for signum in SIGNALS:
         signal.signal(signum, _raise)

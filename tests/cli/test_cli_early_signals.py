@@ -114,3 +114,26 @@ def test_sigint_during_predict_to_stdout_speaks_of_predict(trained):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err == "error: predict interrupted by SIGINT; the predictions on stdout stop early\n"
+
+
+LATE = """
+import os, sys
+from bptrain.__main__ import main
+
+class Late:  # module globals are torn down last, after Python has put the default signal handlers back
+    def __del__(self):
+        os.kill(os.getpid(), {signum})
+
+late = Late()
+sys.argv = ["bptrain", "--version"]
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_python_shuts_down_after_a_command_kills_nothing(signum):
+    """The command's exit code stands: a signal in the last moments of the process, while Python
+    tears its modules down, used to kill it by signal."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", LATE.format(signum=int(signum))], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.split()[0], done.stderr) == (0, "bptrain", "")
