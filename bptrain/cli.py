@@ -17,7 +17,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -67,11 +67,11 @@ def _quiet_stdout() -> None:
 
 
 @contextlib.contextmanager
-def errors_to_exit_codes(on_signal: str = "{stop}; nothing was written") -> Iterator[None]:
+def errors_to_exit_codes(on_signal: str | Callable[[], str] = "{stop}; nothing was written") -> Iterator[None]:
     """The one place where exceptions become messages and exit codes.
 
-    `on_signal` is what the command says when SIGINT or SIGTERM ends it, with `{stop}` standing
-    for "interrupted by SIGINT" or "terminated by SIGTERM".
+    `on_signal` is what the command says when SIGINT or SIGTERM ends it (or a function that says it
+    then), with `{stop}` standing for "interrupted by SIGINT" or "terminated by SIGTERM".
     """
     stdout = sys.stdout
     try:
@@ -88,7 +88,7 @@ def errors_to_exit_codes(on_signal: str = "{stop}; nothing was written") -> Iter
     except (KeyboardInterrupt, Signalled) as e:
         stop = e if isinstance(e, Signalled) else Signalled(signal.SIGINT)
         interrupts.handled()
-        _err("error: " + on_signal.format(stop=stop))
+        _err("error: " + (on_signal() if callable(on_signal) else on_signal).format(stop=stop))
         raise typer.Exit(stop.exit_code) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
@@ -194,7 +194,8 @@ def fit(
     ] = False,
 ) -> None:
     """Train the network that CONFIG describes; write a run folder and print a summary."""
-    with errors_to_exit_codes("{stop} before the state could be saved; a run continues from its last checkpoint with: bptrain fit --resume RUN"):
+    outcome = _SignalOutcome(resume)
+    with errors_to_exit_codes(outcome):
         from bptrain import app as services
         from bptrain import crossval
         from bptrain.config.loading import load_config, parse_overrides
@@ -223,15 +224,29 @@ def fit(
                     if resume is not None:
                         crossval.say_how_to_finish(result.run_dir, progress.handle)
         except KeyboardInterrupt:
-            if stop.run_dir is None:
+            if stop.run_dir is None:  # a second Ctrl-C before the run had a folder
                 raise
             from bptrain.errors import RunInterrupted
 
             raise RunInterrupted("interrupted", stop.run_dir, saved=False) from None
-        if cross_validation:
-            _print_cv_summary(cv.summary)
-        else:
-            _print_fit_summary(result.report)
+        summary = cv.summary if cross_validation else result.report
+        outcome.finished = summary["run_dir"]
+        (_print_cv_summary if cross_validation else _print_fit_summary)(summary)
+
+
+class _SignalOutcome:
+    """What fit says of a signal that training did not take: one before the run had a folder, or one
+    after it ended (a signal that training takes ends in RunInterrupted, which names the folder)."""
+
+    def __init__(self, resume: Path | None) -> None:
+        self.resume, self.finished = resume, None
+
+    def __call__(self) -> str:
+        if self.finished is not None:
+            return f"{{stop}} after the run ended; it is complete in {self.finished}"
+        if self.resume is not None:
+            return f"{{stop}} before training continued; continue with: bptrain fit --resume {self.resume}"
+        return "{stop} before training started; nothing was written"
 
 
 @contextlib.contextmanager

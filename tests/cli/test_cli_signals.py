@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import ROOT, logged_epochs, metrics_rows, model_digests, poll, run_cli
+from conftest import ROOT, call_cli, logged_epochs, metrics_rows, model_digests, poll, run_cli
 
 IRIS = "configs/iris.yaml"  # 7 steps per epoch
 EPOCHS = 60
@@ -167,3 +167,30 @@ def test_second_sigint_message_says_how_to_continue(double_sigint):
 
 def test_resume_after_a_second_sigint_is_bit_identical(double_sigint, uninterrupted):
     assert_resumes_to(double_sigint.run, uninterrupted)
+
+
+def test_a_signal_training_did_not_take_says_what_became_of_the_run(tmp_path, monkeypatch):
+    """A second Ctrl-C before the run had a folder, or a signal after it ended, reaches the command's
+    own handling: the message says whether anything was written and where the run is, not a literal RUN."""
+    from bptrain import app, cli
+    from bptrain.interrupts import Signalled
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(app, "fit", interrupted)
+        fresh = call_cli("fit", IRIS, "-q", "--runs-dir", tmp_path / "runs")
+    assert (fresh.returncode, fresh.stderr) == (130, "error: interrupted by SIGINT before training started; nothing was written\n")
+    assert not (tmp_path / "runs").exists()
+
+    def terminated(report):
+        raise Signalled(signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "_print_fit_summary", terminated)
+    done = call_cli("fit", IRIS, "-q", "--runs-dir", tmp_path / "runs", "--set", "stopping.max_epochs=1")
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (done.returncode, done.stderr) == (143, f"error: terminated by SIGTERM after the run ended; it is complete in {run}\n")
+    monkeypatch.setattr(app, "fit", interrupted)
+    again = call_cli("fit", "--resume", run, "-q")
+    assert (again.returncode, again.stderr) == (130, f"error: interrupted by SIGINT before training continued; continue with: bptrain fit --resume {run}\n")
