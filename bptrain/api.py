@@ -200,7 +200,8 @@ class Model:
         if isinstance(data, (str, os.PathLike)):
             from bptrain.data import reading
 
-            frame = reading.read_table(data, options=self._trained.prep.read, paths=reading.COMMAND_LINE_PATHS)
+            prep = self._trained.prep
+            frame = reading.read_table(data, options=prep.read, paths=reading.COMMAND_LINE_PATHS, text=prep.categorical)
             return frame, reading.source_name(data)
         raise TypeError(f"expected a pandas DataFrame or the path of a CSV or Parquet file, not {type(data).__name__}")
 

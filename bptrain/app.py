@@ -480,7 +480,7 @@ def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes]
 def labelled(trained: Trained, data: str, *, strict: bool = False, stdin: IO[bytes] | None = None, on_event: Events = _quiet, command: str = "evaluate") -> splits.Split:
     """The rows of the labelled file `data` ('-': stdin) as the model reads them, with their targets;
     warnings for rows left out and categories the model never saw."""
-    frame = reading.read_table(data, stdin=stdin, options=trained.prep.read, paths=reading.COMMAND_LINE_PATHS)
+    frame = reading.read_table(data, stdin=stdin, options=trained.prep.read, paths=reading.COMMAND_LINE_PATHS, text=trained.prep.categorical)
     source = reading.source_name(data)
     absent = [t for t in trained.prep.targets if t not in frame.columns]
     if absent:
@@ -604,7 +604,7 @@ def _predict(trained: Trained, source: str, out: IO[str], proba, keep, fmt, esca
         return len(plain.x)
     unseen = Unseen()
     rows = 0
-    for first, frame, kept in reading.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read):
+    for first, frame, kept in reading.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read, text=prep.categorical):
         columns = prediction_columns(trained, frame, name, proba=proba, strict=strict, first_row=first, unseen=unseen)
         writer.write([kept[c].to_numpy(dtype=object) for c in keep] + columns)
         rows += len(frame)

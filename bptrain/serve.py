@@ -157,7 +157,7 @@ async def _predict(model, request, max_body: int, proba: bool, strict: bool) -> 
         if rows is None:
             from bptrain.data import reading
 
-            rows = reading.read_table(reading.STDIN, stdin=io.BytesIO(data), options=options, name=SOURCE)
+            rows = reading.read_table(reading.STDIN, stdin=io.BytesIO(data), options=options, name=SOURCE, text=model._trained.prep.categorical)
     request.state.rows = len(rows)
     if len(rows) == 0:
         return _answer(model, proba, [], None)

@@ -9,6 +9,7 @@ the header (plus `first_row` for a chunk that starts further into a file).
 from __future__ import annotations
 
 import ctypes
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,6 +36,65 @@ def label(value: Any) -> str:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value)
+
+# The form of a categorical column's values in the training file, which decides how a cell read
+# later becomes a label (cell_label): `number` (pandas read the column as numbers), `bool` (as
+# true/false) or `text` (anything else).
+FORMS = ("number", "bool", "text")
+TRUE_SPELLINGS = frozenset({"True", "TRUE", "true"})  # pandas' spellings of true/false in a CSV file
+FALSE_SPELLINGS = frozenset({"False", "FALSE", "false"})
+INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:[iI][nN][fF]|[iI][nN][fF][iI][nN][iI][tT][yY])")
+
+
+def form_of(column: pd.Series) -> str:
+    """The form of a training column's values: `number`, `bool` or `text` (FORMS); a pandas
+    category column's is its categories'."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = pd.Series(column.cat.categories)
+    if pd.api.types.is_bool_dtype(column):
+        return "bool"
+    if is_number_dtype(column):
+        return "number"
+    kind = pd.api.types.infer_dtype(column, skipna=True)  # an object column: true/false with missing values, say
+    return {"boolean": "bool", "integer": "number", "floating": "number", "mixed-integer-float": "number"}.get(kind, "text")
+
+
+def form_of_labels(labels: list[str]) -> str:
+    """The form of a column from its category labels, for model files that do not record it: `number`
+    when each is a number's label, `bool` when they are True and False, else `text`."""
+    numbers = [_number_text(v) for v in labels]
+    if all(n is not None and label(n) == v for n, v in zip(numbers, labels)):
+        return "number"
+    return "bool" if set(labels) <= {"True", "False"} else "text"
+
+
+def cell_label(value: Any, form: str, decimal: str = ".") -> str:
+    """The label of one present value of a categorical column whose training values had `form`:
+    text is read in that form (`number`: `2007`, `2007.0`, `+2007` and `02007` are all `2007`;
+    `bool`: pandas' spellings of true and false are `True` and `False`), and kept as written when
+    it cannot be; any other value is label(value). `decimal` is the decimal mark of the text."""
+    if not isinstance(value, str):
+        return label(value)
+    if form == "number":
+        number = _number_text(value.strip(" \t"), decimal)
+        return value if number is None else label(number)
+    if form == "bool":
+        return "True" if value in TRUE_SPELLINGS else "False" if value in FALSE_SPELLINGS else value
+    return value
+
+
+def _number_text(text: str, decimal: str = ".") -> int | float | None:
+    """The number pandas reads from the cell `text` (surrounding spaces removed) in a column of
+    numbers, or None when it reads none: integers exactly, decimals with `decimal` as their mark."""
+    if INTEGER_TEXT.fullmatch(text) and len(text) < 4000:  # Python reads integers of up to 4300 digits
+        return int(text)
+    if decimal != ".":
+        if "." in text:
+            return None
+        text = text.replace(decimal, ".", 1)
+    return float(text) if DECIMAL_TEXT.fullmatch(text) else None
+
 
 def is_number_dtype(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
@@ -83,6 +143,7 @@ class Column:
     fill: float | str | None = None  # the value missing cells get (fitted)
     categories: list[str] = field(default_factory=list)  # one input each, in this order (fitted)
     other: list[str] = field(default_factory=list)  # rare categories sharing the `(other)` input (fitted)
+    form: str = "text"  # of the training values, for a categorical column (FORMS): how cells read later become labels
 
     def inputs(self) -> list[str]:
         """The names of the network inputs this column becomes."""
@@ -99,7 +160,7 @@ class Column:
 
 def numeric_column(name: str, **settings: Any) -> Column:
     """A numeric column with the default rules (missing: error, scale: standard), `settings` changed."""
-    defaults = {"kind": "numeric", "dtype": "float64", "missing": "error", "fill_value": 0.0, "scale": "standard", "indicator": False}
+    defaults = {"kind": "numeric", "dtype": "float64", "missing": "error", "fill_value": 0.0, "scale": "standard", "indicator": False, "form": "number"}
     return Column(name=name, **{**defaults, **settings})
 
 
@@ -119,7 +180,8 @@ def resolve_columns(frame: pd.DataFrame, features: list[str], data) -> list[Colu
             settings["fill_value"] = float(settings["fill_value"])
         else:
             settings["fill_value"] = label(settings["fill_value"])
-        columns.append(Column(name=name, kind=kind, dtype=str(frame[name].dtype), **settings))
+        form = "number" if kind == "numeric" else form_of(frame[name])
+        columns.append(Column(name=name, kind=kind, dtype=str(frame[name].dtype), form=form, **settings))
     return columns
 
 
@@ -242,6 +304,22 @@ def labels_of(column: pd.Series) -> pd.Series:
     return column.map(label, na_action="ignore")
 
 
+def labels_as(column: pd.Series, form: str, decimal: str = ".") -> pd.Series:
+    """The column's values as the labels of a categorical column whose training values had `form`
+    (cell_label), NaN where missing: the same labels whatever dtype pandas gave the column, once
+    per distinct value. Values of the training file's own dtype get labels_of's labels."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    text = isinstance(column.dtype, pd.StringDtype) or column.dtype == object
+    if form == "text" or not text:
+        return labels_of(column)
+    codes, distinct = pd.factorize(column)
+    if column.dtype == object and not all(isinstance(v, str) for v in distinct):  # Python values of any type: factorize takes True for 1
+        return column.map(lambda v: cell_label(v, form, decimal), na_action="ignore")
+    labels = np.array([cell_label(v, form, decimal) for v in distinct] + [np.nan], dtype=object)
+    return pd.Series(labels[codes], index=column.index, name=column.name)  # code -1 (missing) picks the NaN
+
+
 def check_values(frame: pd.DataFrame, columns: list[Column], source: str) -> None:
     """Before fitting, on a whole file: numeric columns hold numbers, and no value is missing where
     the rule is `error` (one message naming each such column and its count)."""
@@ -358,8 +436,10 @@ def _most_frequent(values: pd.Series) -> Any:
 
 
 def encode_column(
-    column: Column, values: pd.Series, source: str, first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool
+    column: Column, values: pd.Series, source: str, first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool,
+    decimal: str = ".",
 ) -> np.ndarray:
+    """The column's filled and encoded values (float64); `decimal` is the decimal mark of text cells."""
     missing = values.isna().to_numpy()
     fill = column.fill
     if fill is None and allow_dropped and column.missing == "drop":
@@ -375,7 +455,7 @@ def encode_column(
     if column.kind == "numeric":
         x = numbers_of(values, column.name, source, first_row, " The model reads this column as numbers.")
         return numeric_block(column, x, missing, fill)
-    labels = labels_of(values)
+    labels = labels_as(values, column.form, decimal)
     if missing.any():
         labels = labels.where(~missing, fill)
     positions = category_positions(column, labels)

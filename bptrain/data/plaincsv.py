@@ -6,9 +6,8 @@ returns, other control characters or blank lines; one of the delimiters `auto` d
 record as wide as the header; the header's names non-empty and distinct; a fill value for every
 missing cell (one of pandas' missing-value spellings). A numeric feature's cells are plain
 decimal numbers that both parsers read to the same float64 (see `number`). A categorical
-feature's cells are all such numbers (pandas reads a numeric column: the labels are the numbers'),
-or include a cell that pandas certainly reads as text (a text column: the labels are the cells as
-written), and no cell reads as true or false. Anything else returns None, and the caller reads
+feature's cells are text to both, labelled by the same function (bptrain.data.columns.cell_label,
+by the form of the column's training values). Anything else returns None, and the caller reads
 the input with pandas (bptrain.data.reading and bptrain.data.columns), whose values, checks and
 messages stay the only ones: nothing here raises for a bad input (with `strict`, a category the
 model never saw is left to pandas too), and pandas is never imported here. Skipping pandas
@@ -27,7 +26,7 @@ from typing import IO
 
 import numpy as np
 
-from bptrain.data.columns import Column, Unseen, category_index, count_filled, label, numeric_block, one_hot_block
+from bptrain.data.columns import Column, Unseen, category_index, cell_label, count_filled, numeric_block, one_hot_block
 from bptrain.data.fastcsv import NA_VALUES
 from bptrain.data.preprocess import Preprocessor
 from bptrain.data.reading import DELIMITERS, GZIP_MAGIC, MAX_COLUMNS, PARQUET_MAGIC, STDIN, ReadOptions, codec_of, delimiter_of, prefixed
@@ -40,8 +39,6 @@ NUMBER = re.compile(r"[+-]?(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))")
 MAX_DIGITS = 15
 MAX_DECIMALS = 22
 CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and line feed
-LETTER = re.compile(r"[A-DF-Za-df-z]")  # a letter, but not the e of an exponent
-NOT_TEXT = {"inf", "infinity", "nan", "true", "false"}  # letters pandas may read as a number or a truth value
 
 
 @dataclass
@@ -110,7 +107,7 @@ def parse(
     at = 0
     for column in prep.columns:
         cells = [r[where[column.name]] for r in records]
-        block = _numeric(column, cells) if column.kind == "numeric" else _categorical(column, cells, strict, unseen)
+        block = _numeric(column, cells) if column.kind == "numeric" else _categorical(column, cells, strict, unseen, prep.read.decimal)
         if block is None:
             return None
         prep.scale_into(out, at, block)
@@ -133,11 +130,9 @@ def _numeric(column: Column, cells: list[str]) -> np.ndarray | None:
     return numeric_block(column, values, missing, column.fill)
 
 
-def _categorical(column: Column, cells: list[str], strict: bool, unseen: Unseen) -> np.ndarray | None:
+def _categorical(column: Column, cells: list[str], strict: bool, unseen: Unseen, decimal: str) -> np.ndarray | None:
     """The column's block (encode_column's), the categories it never saw added to `unseen`; or None."""
-    labels = _labels(cells)
-    if labels is None:
-        return None
+    labels = labels_of_cells(cells, column.form, decimal)
     missing = np.array([v is None for v in labels], dtype=bool)
     if missing.any():
         if column.fill is None:  # an error
@@ -153,23 +148,15 @@ def _categorical(column: Column, cells: list[str], strict: bool, unseen: Unseen)
     return one_hot_block(column, positions, missing)
 
 
-def _labels(cells: list[str]) -> list[str | None] | None:
-    """The cells as category labels (None where missing), as pandas' column would give them, or None.
-
-    pandas reads a column whose every cell is a number as numbers, whose labels (label) are the
-    numbers' (`007` and `7.0` both `7`), and a column with a cell it cannot read as a number as
-    text, whose labels are the cells as written; here a column is taken when every cell is a
-    `number`, or when one of its cells has a letter that no number has (and is not a spelling of
-    infinity or of true or false, which pandas reads as a number or a truth value)."""
-    present = [c for c in cells if c not in MISSING]
-    if any(c.strip().lstrip("+-").lower() in NOT_TEXT for c in present):
-        return None
-    numbers = {c: number(c) for c in present}
-    if all(v is not None for v in numbers.values()):
-        return [label(numbers[c]) if c in numbers else None for c in cells]
-    if not any(LETTER.search(c) for c in present):
-        return None  # text pandas may read as numbers: " 5", "1e3", "1_000", ...
-    return [c if c in numbers else None for c in cells]
+def labels_of_cells(cells: list[str], form: str, decimal: str = ".") -> list[str | None]:
+    """The cells as the labels of a categorical column whose training values had `form` (None where
+    missing), as encode_column gives them for the same cells read as text: cell_label, once per
+    distinct cell."""
+    labels: dict[str, str | None] = dict.fromkeys(MISSING)
+    for cell in cells:
+        if cell not in labels:
+            labels[cell] = cell_label(cell, form, decimal)
+    return [labels[c] for c in cells]
 
 
 def _numbers(cells: list[str]) -> np.ndarray | None:

@@ -22,6 +22,7 @@ from bptrain.data.columns import (
     Unseen,
     encode_column,
     fit_column,
+    form_of_labels,
     is_number_dtype,
     label,
     labels_of,
@@ -116,6 +117,11 @@ class Preprocessor:
     @property
     def features(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def categorical(self) -> list[str]:
+        """The categorical feature columns: a trained model reads their cells as text (cell_label)."""
+        return [c.name for c in self.columns if c.kind == "categorical"]
 
     @property
     def inputs(self) -> list[str]:
@@ -257,7 +263,9 @@ class Preprocessor:
                 yield from self._group(frame, group, at, arrays, buffer, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
                 at, group, arrays = at + len(group), [], []
             if c is not None and not plain:
-                block = encode_column(c, values, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
+                block = encode_column(
+                    c, values, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, decimal=self.read.decimal
+                )
                 yield [c], at, block
                 at += block.shape[1]
 
@@ -279,7 +287,9 @@ class Preprocessor:
             yield group, at, block
             return
         for k, one in enumerate(group):  # a missing or infinite value: the column's own rules and messages
-            yield [one], at + k, encode_column(one, frame[one.name], source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
+            yield [one], at + k, encode_column(
+                one, frame[one.name], source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, decimal=self.read.decimal
+            )
 
     def _scaling(self, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:
         """Centre and scale of every input, from the training rows `frame`, a block of columns at a time."""
@@ -395,7 +405,7 @@ class Preprocessor:
         prep = cls(
             targets=list(meta["targets"]),
             task=meta["task"],
-            columns=[Column(**c) for c in meta["columns"]],
+            columns=[_column(c) for c in meta["columns"]],
             center=np.asarray(arrays["prep.center"], dtype=np.float64),
             scale=np.asarray(arrays["prep.scale"], dtype=np.float64),
             classes=list(meta["classes"]),
@@ -421,6 +431,17 @@ class Preprocessor:
             target_scale=np.array([float(meta["target_scale"])]),
             read=ReadOptions(trained=True),
         )
+
+
+def _column(meta: dict[str, Any]) -> Column:
+    """A column of a model file; one without a recorded form (written before it was) takes the form
+    its categories show (form_of_labels)."""
+    column = Column(**meta)
+    if "form" not in meta:
+        constant = column.fill if column.missing == "constant" else None  # a fill value, not a value the training rows held
+        labels = [c for c in column.categories + column.other if c != constant] or column.categories + column.other
+        column.form = form_of_labels(labels) if column.kind == "categorical" else "number"
+    return column
 
 
 def row_major(matrix: np.ndarray) -> tuple[np.ndarray, bool]:

@@ -7,7 +7,8 @@ the delimiter when asked (`auto`), hold every record to the header's number of f
 line to MAX_LINE_BYTES, and raise DataError with one clear line (file, line, what to do) for
 anything they cannot read. Columns keep pandas' types, each guessed from all the rows parsed at
 once (pandas' low_memory parsing guesses per piece of a file: one column could hold numbers from
-one piece and text from another, with a DtypeWarning); nothing is preprocessed. With pyarrow
+one piece and text from another, with a DtypeWarning), but for the columns the caller names as
+text (a trained model's categorical columns, whose cells it labels one by one); nothing is preprocessed. With pyarrow
 installed, `read_table` reads a plain numeric CSV or Parquet file on disk through
 bptrain.data.fastcsv or bptrain.data.fast_parquet, which give the same frame or decline.
 """
@@ -92,22 +93,24 @@ def sha256_file(path: Path) -> str:
 
 def read_table(
     source: Path | str, *, stdin: IO[bytes] | None = None, options: ReadOptions = DEFAULT, paths: str = CONFIG_PATHS,
-    name: str | None = None,
+    name: str | None = None, text: list[str] = [],  # noqa: B006 - never changed
 ) -> pd.DataFrame:
     """A whole CSV or Parquet file (or `-` for stdin) as a DataFrame; DataError on anything unusable.
 
     `paths` says, in the message for a missing file, what a relative path is relative to; `name`
-    names the input in messages (default: the path, or <stdin>).
+    names the input in messages (default: the path, or <stdin>). The CSV columns named in `text`
+    are read as text, the cells as written (missing-value spellings still missing), whatever
+    the other cells of the column hold: a trained model's categorical columns.
     """
     with opened(source, stdin=stdin, paths=paths, name=name) as (name, head, rest):
         if head[:4] == PARQUET_MAGIC:
             fast = fast_parquet.read_numeric(Path(source)) if str(source) != STDIN and os.path.isfile(source) else None
             return _checked(name, fast, header=None, rows=True) if fast is not None else _parquet(name, head, rest)
-        fast = _fast_frame(name, source, head, options)
+        fast = _fast_frame(name, source, head, options) if not text else None  # its numeric reading has no text columns
         if fast is not None:
             return fast
         data = _read_lines(name, head, rest)
-    return _frame_of(name, data, options)
+    return _frame_of(name, data, options, text)
 
 
 def _fast_frame(name: str, source: Path | str, head: bytes, options: ReadOptions) -> pd.DataFrame | None:
@@ -161,7 +164,7 @@ def too_long(name: str, line: int, quoted: bool = False) -> DataError:
     return DataError(f"{name}: line {line} is longer than {limit}, the longest line bptrain reads; is this a CSV file with line ends?")
 
 
-def _frame_of(name: str, data: bytes, options: ReadOptions) -> pd.DataFrame:
+def _frame_of(name: str, data: bytes, options: ReadOptions, text_columns: list[str] = []) -> pd.DataFrame:  # noqa: B006
     text = _decoded(name, data, options)
     delimiter = delimiter_of(name, data, options)
     header = _header(data, delimiter, options)
@@ -169,11 +172,18 @@ def _frame_of(name: str, data: bytes, options: ReadOptions) -> pd.DataFrame:
     check_widths(name, text, delimiter)
     try:
         frame = pd.read_csv(
-            io.BytesIO(data), sep=delimiter, encoding=codec_of(options), decimal=options.decimal, index_col=False, low_memory=False
+            io.BytesIO(data), sep=delimiter, encoding=codec_of(options), decimal=options.decimal, index_col=False, low_memory=False,
+            dtype=as_text(text_columns, header),
         )
     except Exception as e:  # pandas' parser errors are many types; each becomes one line
         raise _read_error(name, e, options) from None
     return _checked(name, frame, header, rows=True)
+
+
+def as_text(text: list[str], header: list[str] | None) -> dict[str, type] | None:
+    """pandas' `dtype` reading the columns named in `text` that the header has as text."""
+    present = set(header or [])
+    return {c: str for c in text if c in present} or None
 
 
 def check_widths(name: str, text: str, delimiter: str, line_offset: int = 0) -> None:
@@ -286,12 +296,13 @@ def frame_chunks(
     stdin: IO[bytes] | None = None,
     options: ReadOptions = DEFAULT,
     block_bytes: int = BLOCK_BYTES,
+    text: list[str] = [],  # noqa: B006 - never changed
 ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame | None]]:
     """(index of the chunk's first data row, the chunk as a frame, the `keep` columns' raw text).
 
     CSV (any delimiter and encoding read_table reads, gzip too) is read in blocks; only
     `columns` are converted when the file has them all (otherwise, or when None, every column is,
-    so the caller can name what is missing). Parquet, a binary format, is read whole. Paths are
+    so the caller can name what is missing); those in `text` are read as text, as read_table reads them. Parquet, a binary format, is read whole. Paths are
     taken as given on the command line.
     """
     with opened(source, stdin=stdin, paths=COMMAND_LINE_PATHS) as (name, head, rest):
@@ -306,9 +317,10 @@ def frame_chunks(
         check_header(name, names)
         _check_keep(name, keep, names)
         wanted = columns if columns is not None and set(columns) <= set(names) else None
+        dtype = as_text(text, names)
         if not record_end(head):  # no "\n" outside quotes in the whole input (opened read it all): old Mac
             # line ends ("\r"), which pandas reads as line ends, as read_table gives them; or a header alone
-            frame, kept = _parse(name, _read_lines(name, head, rest), delimiter, options, wanted, keep, 0)
+            frame, kept = _parse(name, _read_lines(name, head, rest), delimiter, options, wanted, keep, 0, dtype)
             yield 0, _checked(name, frame, names if wanted is None else None, rows=True), kept
             return
         first, lines = 0, 0
@@ -316,7 +328,7 @@ def frame_chunks(
             if not body.strip():
                 lines += body.count(b"\n")
                 continue
-            frame, kept = _parse(name, header + body, delimiter, options, wanted, keep, lines)
+            frame, kept = _parse(name, header + body, delimiter, options, wanted, keep, lines, dtype)
             frame.index = pd.RangeIndex(first, first + len(frame))
             yield first, _checked(name, frame, names if wanted is None else None, rows=False), kept
             first += len(frame)
@@ -325,14 +337,15 @@ def frame_chunks(
             raise DataError(f"{name}: has a header but no rows")
 
 
-def _parse(name, block: bytes, delimiter: str, options: ReadOptions, wanted, keep, lines: int):
+def _parse(name, block: bytes, delimiter: str, options: ReadOptions, wanted, keep, lines: int, dtype=None):
     """(the block's frame, its `keep` columns as text); the block holds the header, then records
-    that start `lines` lines after the header's end."""
+    that start `lines` lines after the header's end; `dtype` as pandas takes it."""
     codec = codec_of(options)
     try:
         check_widths(name, block.decode(codec), delimiter, line_offset=lines)
         frame = pd.read_csv(
-            io.BytesIO(block), sep=delimiter, encoding=codec, decimal=options.decimal, usecols=wanted, index_col=False, low_memory=False
+            io.BytesIO(block), sep=delimiter, encoding=codec, decimal=options.decimal, usecols=wanted, index_col=False, low_memory=False,
+            dtype=dtype,
         )
         kept = None
         if keep:

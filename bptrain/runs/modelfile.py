@@ -75,6 +75,7 @@ class ColumnSpec(Meta):
     fill: float | str | None = None
     categories: list[Label] = []
     other: list[Label] = []
+    form: Literal["number", "bool", "text"] = "text"  # absent from model files written before it was recorded
 
     @model_validator(mode="after")
     def _fits_the_kind(self) -> "ColumnSpec":

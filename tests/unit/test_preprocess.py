@@ -252,7 +252,7 @@ def test_the_model_file_form_is_plain_arrays_and_json_and_transforms_identically
     assert np.array_equal(again.features_of(FRAME, "t.csv"), prep.features_of(FRAME, "t.csv"))
     assert meta["columns"][1] == {
         "name": "c", "kind": "categorical", "dtype": str(FRAME["c"].dtype), "missing": "most_frequent", "fill_value": "missing",
-        "scale": "none", "indicator": False, "max_categories": 2, "fill": "b", "categories": ["b"], "other": ["a", "c"],
+        "scale": "none", "indicator": False, "max_categories": 2, "fill": "b", "categories": ["b"], "other": ["a", "c"], "form": "text",
     }
 
 
