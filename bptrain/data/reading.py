@@ -25,7 +25,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
 
 from bptrain import lazy
 from bptrain.data import fast_parquet, fastcsv
@@ -93,7 +93,7 @@ def sha256_file(path: Path) -> str:
 
 def read_table(
     source: Path | str, *, stdin: IO[bytes] | None = None, options: ReadOptions = DEFAULT, paths: str = CONFIG_PATHS,
-    name: str | None = None, text: list[str] = [],  # noqa: B006 - never changed
+    name: str | None = None, text: Sequence[str] = (),
 ) -> pd.DataFrame:
     """A whole CSV or Parquet file (or `-` for stdin) as a DataFrame; DataError on anything unusable.
 
@@ -164,7 +164,7 @@ def too_long(name: str, line: int, quoted: bool = False) -> DataError:
     return DataError(f"{name}: line {line} is longer than {limit}, the longest line bptrain reads; is this a CSV file with line ends?")
 
 
-def _frame_of(name: str, data: bytes, options: ReadOptions, text_columns: list[str] = []) -> pd.DataFrame:  # noqa: B006
+def _frame_of(name: str, data: bytes, options: ReadOptions, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     text = _decoded(name, data, options)
     delimiter = delimiter_of(name, data, options)
     header = _header(data, delimiter, options)
@@ -180,7 +180,7 @@ def _frame_of(name: str, data: bytes, options: ReadOptions, text_columns: list[s
     return _checked(name, frame, header, rows=True)
 
 
-def as_text(text: list[str], header: list[str] | None) -> dict[str, type] | None:
+def as_text(text: Sequence[str], header: list[str] | None) -> dict[str, type] | None:
     """pandas' `dtype` reading the columns named in `text` that the header has as text."""
     present = set(header or [])
     return {c: str for c in text if c in present} or None
@@ -296,7 +296,7 @@ def frame_chunks(
     stdin: IO[bytes] | None = None,
     options: ReadOptions = DEFAULT,
     block_bytes: int = BLOCK_BYTES,
-    text: list[str] = [],  # noqa: B006 - never changed
+    text: Sequence[str] = (),
 ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame | None]]:
     """(index of the chunk's first data row, the chunk as a frame, the `keep` columns' raw text).
 
