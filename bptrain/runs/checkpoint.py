@@ -26,7 +26,8 @@ from bptrain.errors import ModelFileError
 from bptrain.fileio import atomic_write, writing
 from bptrain.runs import npzfile
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: categorical columns record the form of their training values (1 is read too)
+READS = (1, 2)
 META_KEY = npzfile.META_KEY
 
 
@@ -162,10 +163,10 @@ def _parse_meta(path: Path, text: str) -> dict[str, Any]:
         raise ModelFileError(
             f"{path}: not a bptrain model file (format_version is {json.dumps(version)}, not a whole number); was it written by bptrain fit?"
         )
-    if version != FORMAT_VERSION:
+    if version not in READS:
         raise ModelFileError(
             f"{path}: model file format_version {version} is not supported by this bptrain "
-            f"(reads version {FORMAT_VERSION}); use the bptrain version that wrote it"
+            f"(reads versions {READS[0]} to {READS[-1]}); use the bptrain version that wrote it"
         )
     return meta
 

@@ -42,7 +42,7 @@ Label = Annotated[str, Field(max_length=10_000)]
 
 
 class Header(Meta):
-    format_version: Literal[1]
+    format_version: Literal[1, 2]  # checkpoint.READS
     kind: Literal["model", "checkpoint"]
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # absent from the first files of bptrain 0.1
 

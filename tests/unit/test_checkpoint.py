@@ -19,7 +19,7 @@ def test_round_trip_with_allow_pickle_false(tmp_path):
     with np.load(path, allow_pickle=False) as archive:
         assert set(archive.files) == {"__meta__", "layers.0.W", "prep.mean"}
     loaded, meta = checkpoint.read_arrays(path)
-    assert meta == {"format_version": 1, "kind": "model", "task": "regression", "classes": [], "sha256": meta["sha256"]}
+    assert meta == {"format_version": 2, "kind": "model", "task": "regression", "classes": [], "sha256": meta["sha256"]}
     assert len(meta["sha256"]) == 64
     assert all(np.array_equal(loaded[k], v) and loaded[k].dtype == v.dtype for k, v in arrays.items())
 

@@ -149,9 +149,9 @@ MODEL_VARIANTS = {
     "deep-json": (raw_meta(DEEP), NOT_OURS + "(its metadata is nested more than 32 levels deep)" + ASK),
     "format-version-text": (setting("format_version", "1"), 'not a bptrain model file (format_version is "1", not a whole number)' + ASK),
     "format-version-float": (setting("format_version", 1.0), "not a bptrain model file (format_version is 1.0, not a whole number)" + ASK),
-    "format-version-2": (
-        setting("format_version", 2),
-        "model file format_version 2 is not supported by this bptrain (reads version 1); use the bptrain version that wrote it",
+    "format-version-3": (
+        setting("format_version", 3),
+        "model file format_version 3 is not supported by this bptrain (reads versions 1 to 2); use the bptrain version that wrote it",
     ),
     "unknown-key": (setting("extra", 1), BAD_MODEL + "extra: unknown key" + ASK),
     "missing-loss": (change(lambda a, m: m.pop("loss")), BAD_MODEL + "loss: missing" + ASK),
