@@ -242,7 +242,7 @@ def test_model_npz_loads_without_pickle(fitted):
     for a in arrays.values():
         if a.dtype.kind == "U" and a.ndim == 0:
             metas.append(json.loads(str(a)))
-    assert [m.get("format_version") for m in metas] == [1], metas
+    assert [m.get("format_version") for m in metas] == [2], metas
     weights = [a for a in arrays.values() if a.dtype.kind == "f" and a.ndim == 2]
     assert {a.dtype for a in weights} == {np.dtype("float32")}
     shapes = sorted(a.shape for a in weights)
