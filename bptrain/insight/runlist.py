@@ -74,12 +74,15 @@ def require_run(run: Path, label: str | None = None) -> Path:
 
 
 def date_of(folder: Path) -> str:
-    """When the run started, from the stamp in its name (else the folder's modification time)."""
+    """When the run started, from the stamp in its name; else (a fold's or a trial's run) from its
+    lock file, which fit creates first and never rewrites; else the folder's modification time,
+    which plot and explain move by adding figures/."""
     match = runs._STAMP.search(folder.name)
     if match:
         stamp = time.strptime(match.group(1), "%Y%m%d-%H%M%S")
     else:
-        stamp = time.localtime(folder.stat().st_mtime)
+        lock = folder / runs.LOCK_FILE
+        stamp = time.localtime((lock if lock.is_file() else folder).stat().st_mtime)
     return time.strftime("%Y-%m-%d %H:%M:%S", stamp)
 
 
@@ -102,7 +105,7 @@ def summary(folder: Path, kind: str) -> dict[str, Any]:
     elif kind == TUNE:  # its best trial's metrics: validation from the trial's report, test scored after the search
         report = read_json(folder / "report.json") or {}
         best = report.get("best") if isinstance(report.get("best"), dict) else {}
-        trial = (read_json(folder / best["run"] / "report.json") if isinstance(best.get("run"), str) else None) or {}
+        trial = _best_trial(folder, best, report.get("folds"))
         counts = report.get("trials")
         row.update(task=trial.get("task", report.get("task")), stop_reason=f"{sum(counts.values())} trials" if isinstance(counts, dict) else None)
         row["metrics"] = _metrics({"val": (trial.get("metrics") or {}).get("val"), "test": best.get("test")})
@@ -110,6 +113,23 @@ def summary(folder: Path, kind: str) -> dict[str, Any]:
         metric = row["metric"] = main_metric(row["task"])
         row.update({split: row["metrics"].get(f"{split}_{metric}") for split in ("val", "test")})
     return row
+
+
+def _best_trial(folder: Path, best: dict[str, Any], folds: Any) -> dict[str, Any]:
+    """The best trial's task and validation metrics: its run's report.json or, for a tune with
+    --folds, the mean over its folds' runs (the mean the trial was scored by)."""
+    if not isinstance(best.get("run"), str):
+        return {}
+    run = folder / best["run"]
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 1:
+        return read_json(run / "report.json") or {}
+    reports = [read_json(run / f"fold-{i}" / "report.json") or {} for i in range(1, folds + 1)]
+    per_fold = [(r.get("metrics") or {}).get("val") for r in reports]
+    trial: dict[str, Any] = {"task": reports[0].get("task")} if "task" in reports[0] else {}
+    if all(isinstance(values, dict) for values in per_fold):
+        keys = [k for k in per_fold[0] if all(_number(values.get(k)) is not None for values in per_fold)]
+        trial["metrics"] = {"val": {k: sum(values[k] for values in per_fold) / len(per_fold) for k in keys}}
+    return trial
 
 
 def _metrics(by_split: dict[str, Any]) -> dict[str, float | None]:
@@ -133,6 +153,8 @@ def list_runs(runs_dir: Path, sort: str | None = None) -> list[dict[str, Any]]:
         raise ConfigError(f"{runs_dir}: {what}; give the folder that holds the run folders (default: runs)")
     if kind_of(runs_dir) == RUN:
         raise ConfigError(f"{runs_dir}: a run folder itself, not a folder of runs; list the runs beside it with: bptrain runs {runs_dir.parent}")
+    if kind_of(runs_dir) == TUNE:
+        raise ConfigError(f"{runs_dir}: a tune folder; list its trials' runs with: bptrain runs {runs_dir / 'trials'}")
     if sort is not None and sort not in SORTABLE + METRICS:
         raise ConfigError(
             f"--sort {sort}: unknown column or metric; choose a column ({', '.join(SORTABLE)}) or a split's metric "

@@ -12,6 +12,7 @@ import pty
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -300,3 +301,43 @@ def test_compare_json_is_pinned(top, tmp_path):
 def test_compare_bad_runs(top, tmp_path, args, code, message):
     result = call_cli("compare", *args, "-o", tmp_path, cwd=top)
     assert (result.returncode, result.stdout, result.stderr) == (code, "", message)
+
+
+def test_runs_of_a_tune_folder_names_its_trials_folder(top):
+    result = call_cli("runs", "runs/iris-tune-20260104-090000", cwd=top)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: runs/iris-tune-20260104-090000: a tune folder; "
+        "list its trials' runs with: bptrain runs runs/iris-tune-20260104-090000/trials\n"
+    )
+
+
+def test_runs_of_a_tune_with_folds_shows_its_best_trials_mean_over_the_folds(tmp_path):
+    tune = tmp_path / "runs" / "iris-tune-20260104-090000"
+    best = {"trial": 0, "value": 0.5, "run": "trials/0000", "test": {"loss": 0.3, "accuracy": 0.9}}
+    (tune / "trials" / "0000").mkdir(parents=True)
+    (tune / "tune.json").write_text("{}")
+    (tune / "report.json").write_text(json.dumps({"tune": tune.name, "folds": 2, "trials": {"complete": 1}, "best": best}))
+    for fold, (loss, accuracy) in enumerate([(0.25, 0.75), (0.75, 0.25)], start=1):
+        (tune / "trials" / "0000" / f"fold-{fold}").mkdir()
+        report = {"task": "classification", "metrics": {"val": {"loss": loss, "accuracy": accuracy}}}
+        (tune / "trials" / "0000" / f"fold-{fold}" / "report.json").write_text(json.dumps(report))
+    result = call_cli("runs", "--json", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    [row] = json.loads(result.stdout)
+    assert {k: row[k] for k in ("task", "stop_reason", "metric", "val", "test")} == {
+        "task": "classification", "stop_reason": "1 trials", "metric": "accuracy", "val": 0.5, "test": 0.9}
+    assert row["metrics"] == {"val_loss": 0.5, "val_accuracy": 0.5, "test_loss": 0.3, "test_accuracy": 0.9}
+
+
+def test_runs_dates_a_fold_by_when_its_fit_began_not_by_a_later_plot(tmp_path):
+    run = fit_iris(tmp_path / "runs" / "iris-20260103-090000", epochs=1)
+    run = run.rename(run.parent / "fold-1")
+    began, plotted = 1_700_000_000, 1_800_000_000
+    os.utime(run / ".lock", (began, began))
+    (run / "figures").mkdir()
+    os.utime(run, (plotted, plotted))
+    result = call_cli("runs", "--json", run.parent)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout)[0]["date"] == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(began))
+
