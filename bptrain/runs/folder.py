@@ -102,6 +102,8 @@ def find_model(run: Path) -> tuple[Path, Path]:
         if not model.is_file():
             if (run / "cv.json").is_file() or (run / "cv.yaml").is_file():
                 raise ConfigError(f"{run}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
+            if (run / "tune.json").is_file():
+                raise ConfigError(f"{run}: a tune folder, with one run per trial; give one of the trials' run folders")
             raise ModelFileError(f"{run}: no {MODEL_FILE} in this folder; is it a run folder written by bptrain fit?")
         return run, model
     if run.is_file():

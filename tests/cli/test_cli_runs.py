@@ -341,3 +341,10 @@ def test_runs_dates_a_fold_by_when_its_fit_began_not_by_a_later_plot(tmp_path):
     assert (result.returncode, result.stderr) == (0, "")
     assert json.loads(result.stdout)[0]["date"] == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(began))
 
+
+@pytest.mark.parametrize("args", [["predict", "-"], ["evaluate"], ["export", "-o", "model.onnx"]], ids=["predict", "evaluate", "export"])
+def test_a_tune_folder_given_for_a_model_says_to_give_a_trials_run(top, args):
+    result = call_cli(args[0], "runs/iris-tune-20260104-090000", *args[1:], cwd=top)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: runs/iris-tune-20260104-090000: a tune folder, with one run per trial; give one of the trials' run folders\n"
+    assert not (top / "model.onnx").exists()
