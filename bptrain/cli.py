@@ -589,8 +589,10 @@ def explain(
     with errors_to_exit_codes():
         from bptrain.insight import importance, tables
         from bptrain.insight.figures import figures_folder
+        from bptrain.insight.plots import not_stdout
         from bptrain.runs.report import to_json
 
+        not_stdout(out_dir)  # before the shuffles, which take a while
         result = importance.explain(run, data, repeats=repeats, seed=seed, strict=strict, on_event=_log_event)
         explained = Path(result["run"])  # the run folder, or a model file alone (its figures go beside it)
         folder = figures_folder(explained.parent if explained.is_file() else explained, out_dir)

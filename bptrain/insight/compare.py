@@ -66,6 +66,7 @@ def compare(given: list[Path], out_dir: Path | None = None) -> dict[str, Any]:
     written to `out_dir`/compare.png (default: the current folder)."""
     if len(given) < 2:
         raise ConfigError(f"compare needs two runs or more; got {len(given)}: e.g. bptrain compare latest runs/iris-20261130-101500")
+    plots.not_stdout(out_dir)
     run_dirs = [require_run(run) for run in given]
     reports = [read_json(r / "report.json") or {} for r in run_dirs]
     config, absent = _json_form(differing([read_config(r) for r in run_dirs]))

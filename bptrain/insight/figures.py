@@ -95,6 +95,7 @@ def _skip(drawn: Drawn, name: str, why: str, run: Path, what: list[str] | None, 
 
 def figures_folder(run_dir: Path, out_dir: Path | None) -> Path:
     """`out_dir`, or RUN/figures, created when missing."""
+    plots.not_stdout(out_dir)
     folder = Path(out_dir) if out_dir is not None else run_dir / FIGURES_DIR
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"-o {folder}: is a file, not a folder; give a folder for the PNG files")

@@ -128,6 +128,12 @@ def new_figure(panels: int, height: float = 4.2):
     return figure, list(axes)
 
 
+def not_stdout(out_dir: Path | None) -> None:
+    """`-o -` means stdout to predict and export; PNG files need a folder, not one named `-`."""
+    if out_dir is not None and str(out_dir) == "-":
+        raise ConfigError("-o -: the PNG files are written into a folder, not to stdout; give a folder")
+
+
 def save(figure, path: Path) -> Path:
     """Write `figure` as a PNG, atomically."""
     fileio.atomic_write(Path(path), lambda f: figure.savefig(f, format="png", dpi=DPI))

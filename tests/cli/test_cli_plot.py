@@ -241,3 +241,12 @@ def test_a_run_without_report_json_gets_its_figures_of_predictions(unreported, t
     assert confusion.stderr == (
         f"error: --what confusion: cannot draw it for {unreported['diabetes']}: a confusion matrix is for classification; this run's task is regression\n"
     )
+
+
+@pytest.mark.parametrize("command", ["plot", "explain", "compare"])
+def test_o_dash_is_no_folder_for_the_png_files(trained, tmp_path, command):
+    runs = [trained["diabetes"]] * (2 if command == "compare" else 1)
+    result = call_cli(command, *runs, "-o", "-", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: -o -: the PNG files are written into a folder, not to stdout; give a folder\n"
+    assert list(tmp_path.iterdir()) == []
