@@ -131,10 +131,17 @@ def _best_yaml(tune_dir: Path, plan, best) -> None:
 
 
 def _importances(study) -> dict[str, float] | None:
+    """Optuna's PED-ANOVA importances, named rather than left to Optuna's default (fANOVA before
+    Optuna 5, and fANOVA needs scikit-learn); its warnings (e.g. equal importances from trials that
+    differ little) are not the user's to read on stderr."""
+    import warnings
+
     import optuna
 
     try:
-        found = optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
     except (RuntimeError, ValueError, ZeroDivisionError):  # e.g. every trial with the same parameters
         return None
     return {k: float(v) for k, v in found.items()}
@@ -164,7 +171,7 @@ def markdown(summary: dict[str, Any], keys: list[str]) -> str:
         lines += ["", f"Test metrics ({best['test_note']}):", "", "| metric | test |", "|---|---:|"]
         lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | – |" for k, v in best["test"].items()]
     if summary["importances"]:
-        lines += ["", "## Parameter importances (fANOVA, Optuna)", "", "| parameter | importance |", "|---|---:|"]
+        lines += ["", "## Parameter importances (PED-ANOVA, Optuna)", "", "| parameter | importance |", "|---|---:|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in summary["importances"].items()]
     lines.append("")
     return "\n".join(lines)

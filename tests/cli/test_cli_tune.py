@@ -243,3 +243,15 @@ def test_the_grid_sampler_runs_each_combination_once_and_stops_at_the_grids_size
     progress = [re.match(r"trial +\d+ \((\d+)/(\d+)\)", line) for line in result.stderr.splitlines()]
     assert [m.groups() for m in progress if m] == [("1", "4"), ("2", "4"), ("3", "4"), ("4", "4")]  # of the grid's 4, not of --trials 10
     assert {r["state"] for r in rows} == {"complete"}
+
+
+def test_parameter_importances_are_ped_anova_and_optunas_warnings_stay_off_stderr(tmp_path):
+    # seed 1 samples lr=0.1 for both trials, for which Optuna warns that the importances are equal
+    text = QUICK.replace("seed: 7", "seed: 1").replace("max_epochs: 12", "max_epochs: 1").split("tune:")[0]
+    space = write(tmp_path, "pruner: none\nspace:\n  optimizer.lr: [0.01, 0.1]\n", "space.yaml")
+    result = run_cli("tune", write(tmp_path, text), "--space", space, "--trials", "2", "--runs-dir", tmp_path / "runs", "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    (tune_dir,) = (tmp_path / "runs").iterdir()
+    assert [r["optimizer.lr"] for r in trials_csv(tune_dir)] == ["0.1", "0.1"]
+    assert "## Parameter importances (PED-ANOVA, Optuna)\n" in (tune_dir / "report.md").read_text()
