@@ -154,7 +154,7 @@ def list_runs(runs_dir: Path, sort: str | None = None) -> list[dict[str, Any]]:
     if kind_of(runs_dir) == RUN:
         raise ConfigError(f"{runs_dir}: a run folder itself, not a folder of runs; list the runs beside it with: bptrain runs {runs_dir.parent}")
     if kind_of(runs_dir) == TUNE:
-        raise ConfigError(f"{runs_dir}: a tune folder; list its trials' runs with: bptrain runs {runs_dir / 'trials'}")
+        raise ConfigError(f"{runs_dir}: a tune folder; {_trials_hint(runs_dir)}")
     if sort is not None and sort not in SORTABLE + METRICS:
         raise ConfigError(
             f"--sort {sort}: unknown column or metric; choose a column ({', '.join(SORTABLE)}) or a split's metric "
@@ -169,6 +169,16 @@ def list_runs(runs_dir: Path, sort: str | None = None) -> list[dict[str, Any]]:
     if sort is not None:
         rows = _sorted(rows, sort)
     return rows
+
+
+def _trials_hint(tune_dir: Path) -> str:
+    """Where a tune folder's runs are listed: trials/, or with --folds (each trial a folder of
+    fold runs) the best trial's folder."""
+    report = read_json(tune_dir / "report.json") or {}
+    best = report.get("best") if isinstance(report.get("best"), dict) else {}
+    if report.get("folds") and isinstance(best.get("run"), str):
+        return f"its trials ran {report['folds']} folds each; list the best trial's with: bptrain runs {tune_dir / best['run']}"
+    return f"list its trials' runs with: bptrain runs {tune_dir / 'trials'}"
 
 
 def _sorted(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:

@@ -328,6 +328,12 @@ def test_runs_of_a_tune_with_folds_shows_its_best_trials_mean_over_the_folds(tmp
     assert {k: row[k] for k in ("task", "stop_reason", "metric", "val", "test")} == {
         "task": "classification", "stop_reason": "1 trials", "metric": "accuracy", "val": 0.5, "test": 0.9}
     assert row["metrics"] == {"val_loss": 0.5, "val_accuracy": 0.5, "test_loss": 0.3, "test_accuracy": 0.9}
+    given = call_cli("runs", "runs/iris-tune-20260104-090000", cwd=tmp_path)  # trials/ holds no run folders, but folders of folds
+    assert (given.returncode, given.stdout) == (2, "")
+    assert given.stderr == (
+        "error: runs/iris-tune-20260104-090000: a tune folder; its trials ran 2 folds each; "
+        "list the best trial's with: bptrain runs runs/iris-tune-20260104-090000/trials/0000\n"
+    )
 
 
 def test_runs_dates_a_fold_by_when_its_fit_began_not_by_a_later_plot(tmp_path):
