@@ -66,7 +66,7 @@ def require_run(run: Path, label: str | None = None) -> Path:
     kind = kind_of(run) if run.is_dir() else None
     if kind == RUN:
         return run
-    if kind == CV:
+    if kind == CV or (kind is None and runs.holds_folds(run)):  # a tune --folds trial's folder has no cv files
         raise ConfigError(f"{label}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
     if kind == TUNE:
         raise ConfigError(f"{label}: a tune folder, with one run per trial; give one of the trials' run folders")

@@ -94,13 +94,19 @@ class RunLock:
         self.release()
 
 
+def holds_folds(folder: Path) -> bool:
+    """Whether `folder` holds fold runs: a cross-validation's folder, or a tune --folds trial's,
+    which has no cv.yaml or cv.json of its own."""
+    return (Path(folder) / "fold-1" / MODEL_FILE).is_file()
+
+
 def find_model(run: Path) -> tuple[Path, Path]:
     """(run folder, model file) for RUN given as a run folder, a model file inside one, or `latest`."""
     run = resolve_run(Path(run))
     if run.is_dir():
         model = run / MODEL_FILE
         if not model.is_file():
-            if (run / "cv.json").is_file() or (run / "cv.yaml").is_file():
+            if (run / "cv.json").is_file() or (run / "cv.yaml").is_file() or holds_folds(run):
                 raise ConfigError(f"{run}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
             if (run / "tune.json").is_file():
                 raise ConfigError(f"{run}: a tune folder, with one run per trial; give one of the trials' run folders")

@@ -354,3 +354,13 @@ def test_a_tune_folder_given_for_a_model_says_to_give_a_trials_run(top, args):
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "error: runs/iris-tune-20260104-090000: a tune folder, with one run per trial; give one of the trials' run folders\n"
     assert not (top / "model.onnx").exists()
+
+
+@pytest.mark.parametrize("args", [["plot"], ["explain"], ["compare", "runs/iris-20260101-090000"], ["predict", "-"], ["export", "-o", "model.onnx"]],
+                         ids=["plot", "explain", "compare", "predict", "export"])
+def test_a_tune_with_folds_trials_folder_given_as_a_run_says_to_give_one_of_its_folds(top, tmp_path, args):
+    trial = tmp_path / "trials" / "0000"  # tune --folds: the trial's fold runs, with no cv.yaml or cv.json beside them
+    shutil.copytree(top / "runs" / "iris-20260101-090000", trial / "fold-1")
+    result = call_cli(args[0], trial, *args[1:], cwd=top)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {trial}: a cross-validation folder, with one run per fold; give one of them, e.g. {trial / 'fold-1'}\n"
