@@ -137,12 +137,12 @@ class _GuardedStdout:
             raise translated from None
 
 
-def _stdout(command: str):
+def _stdout(command: str, fix: str = "give it a file (> FILE) or use -o FILE"):
     """sys.stdout, where `command` writes its data; StorageError when the process has no stdout (closed: `>&-`)."""
     if sys.stdout is None:
         from bptrain.errors import StorageError
 
-        raise StorageError(f"stdout is closed, so {command} cannot write to it; give it a file (> FILE) or use -o FILE")
+        raise StorageError(f"stdout is closed, so {command} cannot write to it; {fix}")
     return sys.stdout
 
 
@@ -335,6 +335,7 @@ def evaluate(
 ) -> None:
     """Metrics of a saved model, recomputed from the model file."""
     with errors_to_exit_codes():
+        _stdout("evaluate", "give it a file (> FILE)")
         from bptrain import app as services
         from bptrain.runs.report import to_json
 
@@ -545,6 +546,7 @@ def list_runs(
 ) -> None:
     """List the run folders: name, date, task, stop reason, epochs, validation and test metric."""
     with errors_to_exit_codes():
+        _stdout("runs", "give it a file (> FILE)")
         from bptrain.insight import tables
         from bptrain.insight.runlist import list_runs as rows_of
 
@@ -567,6 +569,7 @@ def compare(
 ) -> None:
     """Compare runs: the config keys that differ, their metrics side by side, their curves in one figure."""
     with errors_to_exit_codes():
+        _stdout("compare", "give it a file (> FILE)")
         from bptrain.insight import tables
         from bptrain.insight.compare import compare as compared
         from bptrain.runs.report import to_json
@@ -593,6 +596,7 @@ def explain(
         from bptrain.runs.report import to_json
 
         not_stdout(out_dir)  # before the shuffles, which take a while
+        _stdout("explain", "give it a file (> FILE)")
         result = importance.explain(run, data, repeats=repeats, seed=seed, strict=strict, on_event=_log_event)
         explained = Path(result["run"])  # the run folder, or a model file alone (its figures go beside it)
         folder = figures_folder(explained.parent if explained.is_file() else explained, out_dir)

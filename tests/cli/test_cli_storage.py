@@ -187,6 +187,16 @@ def test_a_closed_stdout_exits_6_in_one_line(reference, args):
     assert result.stderr == f"error: stdout is closed, so {command} cannot write to it; give it a file (> FILE) or use -o FILE\n"
 
 
+
+@pytest.mark.parametrize("args", [["runs", "{runs}"], ["evaluate", "{run}"], ["compare", "{run}", "{run}", "-o", "{tmp}"], ["explain", "{run}", "-o", "{tmp}"]],
+                         ids=["runs", "evaluate", "compare", "explain"])
+def test_a_closed_stdout_is_exit_6_for_the_commands_that_print_their_results(tmp_path, reference, args):
+    args = [a.format(run=reference, runs=reference.parent, tmp=tmp_path) for a in args]
+    result = run_into(None, *args, preexec_fn=lambda: os.close(1))
+    assert result.returncode == 6, result.stderr
+    assert result.stderr == f"error: stdout is closed, so {args[0]} cannot write to it; give it a file (> FILE)\n"
+    assert list(tmp_path.iterdir()) == []  # checked before anything is drawn
+
 # --- symlinks, FIFOs and devices as the target ----------------------------------------------------
 
 
