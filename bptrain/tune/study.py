@@ -186,6 +186,9 @@ def tune(
         summary = report.write(tune_dir, study, the_plan)
         if stopped:
             raise TuneInterrupted(stopped, tune_dir, _finished(study), _limit(the_plan))
+        if summary["best"] is None and not study.trials and timeout is not None:
+            raise ConfigError(f"--timeout {timeout:g}: it passed before a trial started, so none ran; "
+                              f"give more seconds, e.g. bptrain tune --resume {tune_dir} --timeout 60")
         if summary["best"] is None:
             first = next((t for t in study.trials if t.state == optuna.trial.TrialState.FAIL), None)
             message = first.user_attrs.get("message", "") if first is not None else ""
@@ -265,7 +268,7 @@ def _run(study, the_plan: Plan, tune_dir: Path, submit, slots: int, *, threads_o
     """Keep `slots` trials running until enough have ended; the stop reason when a signal came."""
     distributions = {p.key: p.distribution() for p in the_plan.search.params}
     limit = _limit(the_plan)
-    deadline = time.monotonic() + timeout if timeout else None
+    deadline = time.monotonic() + timeout if timeout is not None else None  # 0: no trial at all, not no limit
     running: dict[Future, Any] = {}
     stopping = None
     try:

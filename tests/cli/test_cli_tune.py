@@ -255,3 +255,14 @@ def test_parameter_importances_are_ped_anova_and_optunas_warnings_stay_off_stder
     (tune_dir,) = (tmp_path / "runs").iterdir()
     assert [r["optimizer.lr"] for r in trials_csv(tune_dir)] == ["0.1", "0.1"]
     assert "## Parameter importances (PED-ANOVA, Optuna)\n" in (tune_dir / "report.md").read_text()
+
+
+def test_a_timeout_of_0_starts_no_trial_and_says_so(tmp_path):
+    result = call_cli("tune", write(tmp_path, QUICK), "--trials", "2", "--timeout", "0", "--runs-dir", tmp_path / "runs", "-q")
+    (tune_dir,) = (tmp_path / "runs").iterdir()
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: --timeout 0: it passed before a trial started, so none ran; give more seconds, "
+        f"e.g. bptrain tune --resume {tune_dir} --timeout 60\n"
+    )
+    assert trials_csv(tune_dir) == [] and not (tune_dir / "trials").exists()
