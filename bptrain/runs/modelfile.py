@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from bptrain.config.data_schema import CategoricalMissing, NumericMissing, ReadConfig, Scale
 from bptrain.config.components import LayerConfig
-from bptrain.data.columns import Column
+from bptrain.data.columns import FORMS, Column
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, ModelFileError
 from bptrain.nn.initializers import INITIALIZERS
@@ -75,7 +75,7 @@ class ColumnSpec(Meta):
     fill: float | str | None = None
     categories: list[Label] = []
     other: list[Label] = []
-    form: Literal["number", "bool", "text"] = "text"  # absent from model files written before it was recorded
+    form: Literal[FORMS] = "text"  # type: ignore[valid-type]  # absent from model files written before it was recorded
 
     @model_validator(mode="after")
     def _fits_the_kind(self) -> "ColumnSpec":
