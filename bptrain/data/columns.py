@@ -255,17 +255,8 @@ def numbers_of(column: pd.Series, name: str, source: str, first_row: int, hint: 
     if is_number_dtype(column):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     else:
-        # true/false is text here, as the cell `True` among numbers is: pandas reads a column of
-        # nothing but true/false as truth values, which would otherwise become 1/0 or not
-        # depending on the other rows
         present = column.notna().to_numpy()
-        if pd.api.types.is_bool_dtype(column):
-            values = np.full(len(column), np.nan)
-        else:
-            parsed = pd.to_numeric(column.where(column.notna(), None).astype(object), errors="coerce")
-            values = parsed.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-            if column.dtype == object:
-                values[column.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)] = np.nan
+        values = cell_numbers(column)
         bad = np.flatnonzero(present & np.isnan(values))
         if len(bad):
             shown = ", ".join(repr(str(column.iloc[i])) for i in bad[:3])
@@ -276,6 +267,25 @@ def numbers_of(column: pd.Series, name: str, source: str, first_row: int, hint: 
             f"{source}: column {name!r} holds infinite values in {rows_text(infinite, first_row)}; "
             "replace them with numbers, or leave the cells empty to treat them as missing"
         )
+    return values
+
+
+def cell_numbers(column: pd.Series, *, booleans: bool = False) -> np.ndarray:
+    """A column that pandas did not read as numbers (text, true/false, Python objects) as float64:
+    each cell read as a number, NaN where missing or not a number. true/false are no numbers, as the
+    cell `True` among numbers is not (pandas reads a column of nothing but true/false as truth
+    values, which would otherwise become 1/0 or not depending on the other rows); with `booleans`
+    (multilabel targets) they are 1/0."""
+    cells = column.where(column.notna(), None).astype(object)
+    if pd.api.types.is_bool_dtype(column):
+        truth = np.ones(len(column), dtype=bool)
+    elif column.dtype == object:  # Python values of any type, true/false among them
+        truth = cells.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+    else:
+        truth = np.zeros(len(column), dtype=bool)
+    values = pd.to_numeric(cells.where(~truth, None), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    if booleans:
+        values[truth] = cells[truth].astype(float).to_numpy()
     return values
 
 

@@ -20,6 +20,7 @@ from bptrain.data.columns import (
     Column,
     Dropping,
     Unseen,
+    cell_numbers,
     encode_column,
     fit_column,
     form_of_labels,
@@ -63,18 +64,6 @@ def _binary(column: pd.Series) -> bool:
     if pd.api.types.is_bool_dtype(values):
         return True
     return is_number_dtype(values) and bool(values.isin([0, 1]).all())
-
-
-def _cell_numbers(column: pd.Series, *, booleans: bool) -> np.ndarray:
-    """A target column that does not hold numbers (a DataFrame's column of text or objects, given
-    to the Python API) as float64, its cells read as numbers as a numeric feature's are, NaN where
-    one is not a number (or missing). true/false are 1/0 with `booleans`, else not numbers."""
-    cells = column.astype(object)
-    truth = cells.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
-    values = pd.to_numeric(cells.where(~truth, None), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-    if booleans:
-        values[truth] = cells[truth].astype(float).to_numpy()
-    return values
 
 
 def infer_task(targets: pd.DataFrame | pd.Series) -> str:
@@ -351,7 +340,7 @@ class Preprocessor:
         columns = []
         for name in self.targets:
             column = frame[name]
-            values = column.to_numpy(dtype=np.float64) if _binary(column) else _cell_numbers(column, booleans=True)
+            values = column.to_numpy(dtype=np.float64) if _binary(column) else cell_numbers(column, booleans=True)
             odd = ~np.isin(values, (0.0, 1.0))
             if odd.any():
                 shown = ", ".join(repr(v) if isinstance(v, str) else label(v) for v in pd.unique(column[odd].dropna())[:5])
@@ -363,7 +352,7 @@ class Preprocessor:
         out = []
         for name in self.targets:
             column = frame[name]
-            values = column.to_numpy(dtype=np.float64) if is_number_dtype(column) else _cell_numbers(column, booleans=False)
+            values = column.to_numpy(dtype=np.float64) if is_number_dtype(column) else cell_numbers(column, booleans=False)
             text = np.flatnonzero(np.isnan(values))  # no value is missing (check_targets)
             if len(text):
                 raise DataError(f"{source}: regression target {name!r} is not numeric (e.g. {column.iloc[text[0]]!r})")
@@ -376,7 +365,7 @@ class Preprocessor:
     def target_values(self, frame: pd.DataFrame) -> np.ndarray:
         """Regression targets in their original units (float64, (n, k))."""
         columns = [frame[name] for name in self.targets]
-        return np.column_stack([c.to_numpy(dtype=np.float64) if is_number_dtype(c) else _cell_numbers(c, booleans=False) for c in columns])
+        return np.column_stack([c.to_numpy(dtype=np.float64) if is_number_dtype(c) else cell_numbers(c, booleans=False) for c in columns])
 
     # --- the model file -------------------------------------------------------------------------
 
