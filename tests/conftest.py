@@ -105,14 +105,20 @@ def call_cli(*args: str, cwd: Path | None = None, input: bytes | str | None = No
     return subprocess.CompletedProcess(argv, exited.value.code, stdout.buffer.getvalue().decode("utf-8"), stderr.getvalue())
 
 
+def fit_into(runs: Path, *args: str) -> Path:
+    """`bptrain fit ARGS` into the empty folder `runs`, in this process (call_cli); returns the
+    folder it made (a run, or a cross-validation's)."""
+    result = call_cli("fit", *args, "--runs-dir", runs)
+    assert result.returncode == 0, result.stderr
+    (folder,) = Path(runs).iterdir()
+    return folder
+
+
 def fit_shipped(runs: Path, config: str, epochs: int, *settings: str) -> Path:
     """A short run of configs/<config>.yaml (with `settings`, each K=V) in the empty folder `runs`,
     in this process: a fixture's run to test other commands on; returns the run folder."""
     options = [part for setting in (f"stopping.max_epochs={epochs}", *settings) for part in ("--set", setting)]
-    result = call_cli("fit", ROOT / "configs" / f"{config}.yaml", "--runs-dir", runs, "-q", *options)
-    assert result.returncode == 0, result.stderr
-    (folder,) = Path(runs).iterdir()
-    return folder
+    return fit_into(runs, ROOT / "configs" / f"{config}.yaml", "-q", *options)
 
 
 def fit_iris(runs: Path, epochs: int) -> Path:

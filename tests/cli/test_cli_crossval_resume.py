@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, call_cli, logged_epochs, metrics_rows, model_digests, poll
+from conftest import ROOT, call_cli, fit_into, logged_epochs, metrics_rows, model_digests, poll
 
 IRIS = "configs/iris.yaml"
 FOLDS = 3
@@ -53,11 +53,7 @@ def assert_same_cross_validation(parent: Path, reference: Path) -> None:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
-    runs = tmp_path_factory.mktemp("uninterrupted")
-    result = call_cli("fit", IRIS, *SETTINGS, "--runs-dir", runs)
-    assert result.returncode == 0, result.stderr
-    (parent,) = runs.iterdir()
-    return parent
+    return fit_into(tmp_path_factory.mktemp("uninterrupted"), IRIS, *SETTINGS)
 
 
 def test_sigint_in_a_fold_then_resume_of_the_folder_finishes_the_cross_validation(tmp_path, uninterrupted):
