@@ -137,12 +137,14 @@ class _GuardedStdout:
             raise translated from None
 
 
-def _stdout(command: str, fix: str = "give it a file (> FILE) or use -o FILE"):
-    """sys.stdout, where `command` writes its data; StorageError when the process has no stdout (closed: `>&-`)."""
+def _stdout(command: str, or_use: str | None = None):
+    """sys.stdout, where `command` writes its data; StorageError when the process has no stdout
+    (closed: `>&-`), naming the option `or_use` that writes to a file instead, if it has one."""
     if sys.stdout is None:
         from bptrain.errors import StorageError
 
-        raise StorageError(f"stdout is closed, so {command} cannot write to it; {fix}")
+        instead = f" or use {or_use}" if or_use else ""
+        raise StorageError(f"stdout is closed, so {command} cannot write to it; give it a file (> FILE){instead}")
     return sys.stdout
 
 
@@ -335,7 +337,7 @@ def evaluate(
 ) -> None:
     """Metrics of a saved model, recomputed from the model file."""
     with errors_to_exit_codes():
-        _stdout("evaluate", "give it a file (> FILE)")
+        _stdout("evaluate")
         from bptrain import app as services
         from bptrain.runs.report import to_json
 
@@ -395,7 +397,7 @@ def predict(
         kwargs = {"proba": proba, "keep": list(keep or []), "fmt": fmt, "escape": escape_formulas, "strict": strict}
         kwargs.update(threads=_threads(threads), on_event=_log_event)
         if output == "-":
-            services.predict(run, input, _stdout("predict"), **kwargs)
+            services.predict(run, input, _stdout("predict", "-o FILE"), **kwargs)
         else:
             def write(f) -> None:
                 text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=True)
@@ -499,7 +501,7 @@ def export(
     with errors_to_exit_codes(f"export {{stop}}; {unwritten}"):
         from bptrain.export import export as export_model
 
-        done = export_model(run, fmt, output, stdout=_stdout("export -o -").buffer if output == "-" else None)
+        done = export_model(run, fmt, output, stdout=_stdout("export -o -", "-o FILE").buffer if output == "-" else None)
         if output != "-":
             lines = [
                 f"exported   {done.model_path} to {output} ({done.format}, {done.size:,} bytes)",
@@ -546,7 +548,7 @@ def list_runs(
 ) -> None:
     """List the run folders: name, date, task, stop reason, epochs, validation and test metric."""
     with errors_to_exit_codes():
-        _stdout("runs", "give it a file (> FILE)")
+        _stdout("runs")
         from bptrain.insight import tables
         from bptrain.insight.runlist import list_runs as rows_of
 
@@ -569,7 +571,7 @@ def compare(
 ) -> None:
     """Compare runs: the config keys that differ, their metrics side by side, their curves in one figure."""
     with errors_to_exit_codes():
-        _stdout("compare", "give it a file (> FILE)")
+        _stdout("compare")
         from bptrain.insight import tables
         from bptrain.insight.compare import compare as compared
         from bptrain.runs.report import to_json
@@ -596,7 +598,7 @@ def explain(
         from bptrain.runs.report import to_json
 
         not_stdout(out_dir)  # before the shuffles, which take a while
-        _stdout("explain", "give it a file (> FILE)")
+        _stdout("explain")
         result = importance.explain(run, data, repeats=repeats, seed=seed, strict=strict, on_event=_log_event)
         explained = Path(result["run"])  # the run folder, or a model file alone (its figures go beside it)
         folder = figures_folder(explained.parent if explained.is_file() else explained, out_dir)
