@@ -311,7 +311,6 @@ def _metric_line(values: dict[str, Any]) -> str:
 def _run_to_resume(resume: Path, runs_dir: Path) -> Path:
     """The run folder `--resume` names (`latest` resolved, the model file inside one taken as its
     folder), checked to be one that fit wrote (or a cross-validation folder)."""
-    from bptrain import crossval
     from bptrain.errors import ConfigError
     from bptrain.runs import folder as runs
 
@@ -320,7 +319,7 @@ def _run_to_resume(resume: Path, runs_dir: Path) -> Path:
         raise runs.missing_run(resume, f"--resume {resume}")
     if resume.is_file() and resume.name == runs.MODEL_FILE:
         resume = resume.parent
-    if not (resume / "config.yaml").is_file() and not crossval.is_cv_folder(resume):
+    if not (resume / "config.yaml").is_file() and not runs.is_cv_folder(resume):
         raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
     return resume
 

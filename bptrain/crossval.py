@@ -29,13 +29,8 @@ from bptrain.runs import report, resuming
 from bptrain.runs.checkpoint import LAST, PREVIOUS
 from bptrain.training.loop import StopRequest
 
-PLAN = "cv.yaml"  # the cross-validation's config: what --resume reads
-SUMMARY = "cv.json"
-
-
-def is_cv_folder(folder: Path) -> bool:
-    """Whether `folder` holds a cross-validation (finished or not), rather than one run."""
-    return (Path(folder) / PLAN).is_file() or (Path(folder) / SUMMARY).is_file()
+PLAN, SUMMARY = runs.CV_PLAN, runs.CV_SUMMARY
+is_cv_folder = runs.is_cv_folder  # where fit asks it, with crossval imported
 
 
 def parent_of_fold(run_dir: Path) -> Path | None:

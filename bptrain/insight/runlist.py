@@ -42,7 +42,7 @@ def kind_of(folder: Path) -> str | None:
     """run, cv or tune; other for a folder bptrain wrote but this version does not know; None for
     a folder that bptrain did not write."""
     folder = Path(folder)
-    if (folder / "cv.json").is_file() or (folder / "cv.yaml").is_file():  # cv.yaml alone: not finished yet
+    if runs.is_cv_folder(folder):  # cv.yaml alone: not finished yet
         return CV
     report = read_json(folder / "report.json")
     if report is not None and "tune" in report:
@@ -95,7 +95,7 @@ def summary(folder: Path, kind: str) -> dict[str, Any]:
         row.update(task=report.get("task"), stop_reason=report.get("stop_reason"), epochs=report.get("epochs_run"))
         row["metrics"] = _metrics({s: (report.get("metrics") or {}).get(s) for s in SPLITS})
     elif kind == CV:  # the mean over the folds
-        cv = read_json(folder / "cv.json")
+        cv = read_json(folder / runs.CV_SUMMARY)
         if cv is None:  # stopped before every fold had finished: bptrain fit --resume FOLDER finishes it
             cv = {}
             row.update(stop_reason="unfinished")

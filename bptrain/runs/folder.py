@@ -94,6 +94,15 @@ class RunLock:
         self.release()
 
 
+CV_PLAN = "cv.yaml"  # a cross-validation's config, written at its start: what --resume reads
+CV_SUMMARY = "cv.json"  # its folds' metrics, written when every fold has finished
+
+
+def is_cv_folder(folder: Path) -> bool:
+    """Whether `folder` holds a cross-validation (finished or not), rather than one run."""
+    return (Path(folder) / CV_PLAN).is_file() or (Path(folder) / CV_SUMMARY).is_file()
+
+
 def holds_folds(folder: Path) -> bool:
     """Whether `folder` holds fold runs: a cross-validation's folder, or a tune --folds trial's,
     which has no cv.yaml or cv.json of its own."""
@@ -106,7 +115,7 @@ def find_model(run: Path) -> tuple[Path, Path]:
     if run.is_dir():
         model = run / MODEL_FILE
         if not model.is_file():
-            if (run / "cv.json").is_file() or (run / "cv.yaml").is_file() or holds_folds(run):
+            if is_cv_folder(run) or holds_folds(run):
                 raise ConfigError(f"{run}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
             if (run / "tune.json").is_file():
                 raise ConfigError(f"{run}: a tune folder, with one run per trial; give one of the trials' run folders")
@@ -131,7 +140,7 @@ def resolve_run(run: Path, runs_dir: Path = Path("runs")) -> Path:
     return newest[0]
 
 
-GROUP_FILES = ("cv.json", "cv.yaml", "tune.json")  # a cross-validation's or a tune's folder holds runs; it is not one
+GROUP_FILES = (CV_SUMMARY, CV_PLAN, "tune.json")  # a cross-validation's or a tune's folder holds runs; it is not one
 
 
 def newest_runs(runs_dir: Path, count: int) -> list[Path]:
