@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _REASONS = {signal.SIGINT: ("interrupted", "SIGINT", 130), signal.SIGTERM: ("terminated", "SIGTERM", 143)}
 SIGNALS = tuple(_REASONS)  # the signals bptrain turns into Signalled
@@ -25,11 +27,35 @@ class Signalled(BaseException):
 
 
 _raised: list[int] = []  # every signal whose Signalled the handler raised
+_waiting: list[int] = []  # signals that arrived inside held(), raised when it ends
+_holding = False
 
 
 def _raise(signum, frame) -> None:
+    if _holding:
+        _waiting.append(signum)
+        return
     _raised.append(signum)
     raise Signalled(signum)
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """A block that a signal must not stop half way: Signalled waits until the block ends.
+
+    For a few lines whose half-done state would be printed later; zipfile.ZipFile stopped between
+    opening its file and setting its attributes, say, prints an AttributeError when collected."""
+    global _holding
+    outer, _holding = _holding, True
+    try:
+        yield
+    finally:
+        _holding = outer
+        if not outer and _waiting:
+            signum = _waiting[-1]
+            _waiting.clear()
+            _raised.append(signum)
+            raise Signalled(signum)
 
 
 def _unraisable(hook_args) -> None:

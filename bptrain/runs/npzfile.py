@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bptrain.errors import ModelFileError
+from bptrain.interrupts import held
 
 META_KEY = "__meta__"  # the one member that is text: the metadata JSON
 MAX_MEMBERS = 10_000
@@ -65,7 +66,8 @@ class NpzReader:
         with open(self.path, "rb") as f:
             if f.read(len(NPY_MAGIC)) == NPY_MAGIC:
                 raise ModelFileError(f"{self.path}: not a bptrain model file (a bare .npy array, not an .npz archive)")
-        self._zip = zipfile.ZipFile(self.path)
+        with held():  # a ZipFile stopped inside its __init__ prints an AttributeError when collected
+            self._zip = zipfile.ZipFile(self.path)
         try:
             self.headers = self._headers(max_bytes)
         except BaseException:
