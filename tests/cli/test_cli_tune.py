@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, call_cli, run_cli, write
+from conftest import ROOT, call_cli, poll, run_cli, write
 
 IRIS = ROOT / "datasets" / "iris.csv"
 QUICK = f"""name: quick
@@ -92,8 +92,9 @@ def test_a_study_writes_the_tune_folder_and_best_yaml_fits_the_best_trial_again(
 
 def _start(tmp_path: Path, trials: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    config = write(tmp_path, SLOW.replace("max_epochs: 400", "max_epochs: 100"))  # a trial takes about a second
     return subprocess.Popen(
-        [sys.executable, "-m", "bptrain", "tune", str(write(tmp_path, SLOW)), "--trials", str(trials), "--runs-dir", str(tmp_path / "runs")],
+        [sys.executable, "-m", "bptrain", "tune", str(config), "--trials", str(trials), "--runs-dir", str(tmp_path / "runs")],
         cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
 
@@ -117,7 +118,7 @@ def _complete(tune_dir: Path) -> dict[str, tuple[str, str]]:
 def test_a_stopped_study_resumes_to_exactly_the_requested_trials(tmp_path, how):
     process = _start(tmp_path, trials=3)
     seen = _wait_for_trials(process, 1)
-    time.sleep(0.3)  # the next trial is running
+    assert poll(lambda: list((tmp_path / "runs").glob("*/trials/0001")), process), "the study ended early"  # the next trial runs
     process.send_signal(getattr(signal, how))
     _, err = process.communicate(timeout=60)
     (tune_dir,) = (tmp_path / "runs").iterdir()
