@@ -539,7 +539,7 @@ def plot(
 
 @app.command(name="runs")
 def list_runs(
-    folder: Annotated[Path, typer.Argument(help="Folder holding run folders.")] = Path("runs"),
+    folder: Annotated[Optional[Path], typer.Argument(help="Folder holding run folders [default: runs].", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON on stdout.")] = False,
     sort: Annotated[
         Optional[str], typer.Option("--sort", help="Sort by a column (date, name, epochs, val, test) or a metric (val_accuracy, test_loss, ...); metrics best first.", show_default=False)
@@ -551,7 +551,8 @@ def list_runs(
         from bptrain.insight import tables
         from bptrain.insight.runlist import list_runs as rows_of
 
-        rows = rows_of(folder, sort)
+        given, folder = folder is not None, folder or Path("runs")
+        rows = rows_of(folder, sort, missing_is_empty=not given)  # no ./runs yet: nothing was trained here
         if as_json:
             print(tables.runs_json(rows), flush=True)
         elif not rows:

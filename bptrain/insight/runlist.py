@@ -145,23 +145,20 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
-def list_runs(runs_dir: Path, sort: str | None = None) -> list[dict[str, Any]]:
-    """A summary row per folder under `runs_dir` that bptrain wrote, oldest first or by `sort`."""
+def list_runs(runs_dir: Path, sort: str | None = None, *, missing_is_empty: bool = False) -> list[dict[str, Any]]:
+    """A summary row per folder under `runs_dir` that bptrain wrote, oldest first or by `sort`;
+    `missing_is_empty`: no rows when `runs_dir` does not exist (the default folder, before any fit)."""
     runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        what = "is a file, not a folder" if runs_dir.exists() else "no such folder"
-        raise ConfigError(f"{runs_dir}: {what}; give the folder that holds the run folders (default: runs)")
-    if kind_of(runs_dir) == RUN:
-        raise ConfigError(f"{runs_dir}: a run folder itself, not a folder of runs; list the runs beside it with: bptrain runs {runs_dir.parent}")
-    if kind_of(runs_dir) == TUNE:
-        raise ConfigError(f"{runs_dir}: a tune folder; {_trials_hint(runs_dir)}")
+    missing = missing_is_empty and not runs_dir.exists()
+    if not missing:
+        _check_runs_dir(runs_dir)
     if sort is not None and sort not in SORTABLE + METRICS:
         raise ConfigError(
             f"--sort {sort}: unknown column or metric; choose a column ({', '.join(SORTABLE)}) or a split's metric "
             f"(val_accuracy, test_loss, val_r2, ...).{did_you_mean(sort, SORTABLE + METRICS)}"
         )
     rows = []
-    for folder in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+    for folder in [] if missing else sorted(p for p in runs_dir.iterdir() if p.is_dir()):
         kind = kind_of(folder)
         if kind is not None:
             rows.append(summary(folder, kind))
@@ -169,6 +166,17 @@ def list_runs(runs_dir: Path, sort: str | None = None) -> list[dict[str, Any]]:
     if sort is not None:
         rows = _sorted(rows, sort)
     return rows
+
+
+def _check_runs_dir(runs_dir: Path) -> None:
+    """ConfigError unless `runs_dir` is a folder that holds run folders."""
+    if not runs_dir.is_dir():
+        what = "is a file, not a folder" if runs_dir.exists() else "no such folder"
+        raise ConfigError(f"{runs_dir}: {what}; give the folder that holds the run folders (default: runs)")
+    if kind_of(runs_dir) == RUN:
+        raise ConfigError(f"{runs_dir}: a run folder itself, not a folder of runs; list the runs beside it with: bptrain runs {runs_dir.parent}")
+    if kind_of(runs_dir) == TUNE:
+        raise ConfigError(f"{runs_dir}: a tune folder; {_trials_hint(runs_dir)}")
 
 
 def _trials_hint(tune_dir: Path) -> str:

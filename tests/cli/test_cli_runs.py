@@ -182,6 +182,16 @@ def test_runs_of_a_missing_folder_exits_2(tmp_path):
     assert result.stderr == f"error: {tmp_path / 'nowhere'}: no such folder; give the folder that holds the run folders (default: runs)\n"
 
 
+def test_runs_where_nothing_was_trained_yet_says_so_like_an_empty_folder(tmp_path):
+    """No ./runs folder and no folder given: the same as an empty one, not an error."""
+    result = call_cli("runs", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == "no run folders under runs; train one with: bptrain fit CONFIG\n"
+    assert json.loads(call_cli("runs", "--json", cwd=tmp_path).stdout) == []
+    assert call_cli("runs", "--sort", "val_acc", cwd=tmp_path).returncode == 2
+    assert call_cli("runs", "runs", cwd=tmp_path).returncode == 2  # given by name, it must exist
+
+
 def test_runs_of_an_empty_folder_says_so_on_stderr(tmp_path):
     result = call_cli("runs", tmp_path)
     assert (result.returncode, result.stdout) == (0, "")
