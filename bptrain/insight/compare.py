@@ -77,9 +77,7 @@ def compare(given: list[Path], out_dir: Path | None = None) -> dict[str, Any]:
         "outcome": {key: [report.get(key) for report in reports] for key in OUTCOME},
         "metrics": _metrics(reports),
     }
-    target = Path(out_dir) if out_dir is not None else Path(".")
-    if not target.is_dir():
-        raise ConfigError(f"-o {target}: no such folder; create it or give another one for {FIGURE_FILE}")
+    target = plots.output_folder(Path(out_dir) if out_dir is not None else Path("."))
     rows = [plots.epoch_rows(r) for r in run_dirs]
     metric = main_metric(reports[0].get("task")) if len({r.get("task") for r in reports}) == 1 else None
     names = [f"{letter}  {r.name}" for letter, r in zip(letters(len(run_dirs)), run_dirs)]

@@ -14,9 +14,8 @@ import numpy as np
 
 from bptrain import app
 from bptrain import threads as blas
-from bptrain.errors import ConfigError, StorageError
+from bptrain.errors import ConfigError
 from bptrain.events import Events, quiet
-from bptrain.fileio import storage_error
 from bptrain.inference import outputs, probabilities, unscale
 from bptrain.insight import plots
 from bptrain.insight.runlist import main_metric, read_json, require_run
@@ -96,14 +95,7 @@ def _skip(drawn: Drawn, name: str, why: str, run: Path, what: list[str] | None, 
 def figures_folder(run_dir: Path, out_dir: Path | None) -> Path:
     """`out_dir`, or RUN/figures, created when missing."""
     plots.not_stdout(out_dir)
-    folder = Path(out_dir) if out_dir is not None else run_dir / FIGURES_DIR
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"-o {folder}: is a file, not a folder; give a folder for the PNG files")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise storage_error(folder, e, "create the folder") or StorageError(f"{folder}: cannot create the folder ({e.strerror})") from None
-    return folder
+    return plots.output_folder(Path(out_dir) if out_dir is not None else run_dir / FIGURES_DIR)
 
 
 def _figure(name: str, run_dir: Path, report: dict, task: str, rows: list[dict], predictions: HeldOut | None, log: bool):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bptrain import fileio, metrics
-from bptrain.errors import ConfigError, DataError
+from bptrain.errors import ConfigError, DataError, StorageError
 from bptrain.nn.options import did_you_mean
 
 DIAGNOSTICS_FILE = "diagnostics.csv"
@@ -132,6 +132,17 @@ def not_stdout(out_dir: Path | None) -> None:
     """`-o -` means stdout to predict and export; PNG files need a folder, not one named `-`."""
     if out_dir is not None and str(out_dir) == "-":
         raise ConfigError("-o -: the PNG files are written into a folder, not to stdout; give a folder")
+
+
+def output_folder(folder: Path) -> Path:
+    """`folder` for PNG files, created when missing; ConfigError when it is a file."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"-o {folder}: is a file, not a folder; give a folder for the PNG files")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise fileio.storage_error(folder, e, "create the folder") or StorageError(f"{folder}: cannot create the folder ({e.strerror})") from None
+    return folder
 
 
 def save(figure, path: Path) -> Path:

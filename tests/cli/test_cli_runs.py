@@ -271,6 +271,17 @@ def test_compare_shows_the_keys_that_differ_and_the_metrics_side_by_side(top, tm
     assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_compare_creates_its_output_folder_as_plot_does_and_refuses_a_file(top, tmp_path):
+    runs = ["runs/iris-20260101-090000", "runs/iris-20260102-090000"]
+    result = call_cli("compare", *runs, "--json", "-o", tmp_path / "new" / "figures", cwd=top)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "new" / "figures" / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "a-file").write_text("")
+    result = call_cli("compare", *runs, "-o", tmp_path / "a-file", cwd=top)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: -o {tmp_path / 'a-file'}: is a file, not a folder; give a folder for the PNG files\n"
+
+
 def test_compare_latest_is_the_newest_run(top, tmp_path):
     for name in ("iris-20260101-090000", "iris-20260102-090000"):
         shutil.copytree(top / "runs" / name, tmp_path / "runs" / name)
