@@ -102,6 +102,11 @@ def parse(section: Any, source: str, prefix: str = "tune.") -> Search:
     problems: list[str] = []
     if not isinstance(section, dict):
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the space file'} must be a mapping with keys among {', '.join(SETTINGS)}")
+    if not prefix and list(section) == ["tune"]:  # a config's tune: section copied whole into a --space file
+        raise ConfigError(
+            f"{source}: a --space file holds the keys of a tune: section ({', '.join(SETTINGS)}) without the tune: "
+            "key itself; remove that line and unindent what it holds"
+        )
     for key in section:
         if key not in SETTINGS:
             problems.append(f"{prefix}{key}: unknown key.{did_you_mean(str(key), SETTINGS) or ' Allowed: ' + ', '.join(SETTINGS)}")

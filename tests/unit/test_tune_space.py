@@ -127,6 +127,17 @@ def test_no_tune_section_and_no_space_file(tmp_path):
     assert (result.returncode, result.stderr) == (2, f"error: {path}: no tune: section to search; add one (see the README's tune section) or give --space FILE\n")
 
 
+def test_a_space_file_holding_a_whole_tune_section_says_to_drop_the_tune_key(tmp_path):
+    path = write(tmp_path, BASE)
+    space = write(tmp_path, "tune:\n  space:\n    optimizer.lr: {low: 0.001, high: 0.1, log: true}\n", "space.yaml")
+    result = call_cli("tune", path, "--space", space, "--runs-dir", tmp_path / "runs")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {space}: a --space file holds the keys of a tune: section (space, metric, direction, sampler, pruner, seed) "
+        "without the tune: key itself; remove that line and unindent what it holds\n"
+    )
+
+
 def test_resume_of_a_folder_that_is_not_a_tune_folder(tmp_path):
     result = call_cli("tune", "--resume", tmp_path)
     assert (result.returncode, result.stderr) == (2, f"error: --resume {tmp_path}: not a tune folder written by bptrain tune (no tune.json)\n")
