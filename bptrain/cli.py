@@ -320,6 +320,8 @@ def _run_to_resume(resume: Path, runs_dir: Path) -> Path:
     if resume.is_file() and resume.name == runs.MODEL_FILE:
         resume = resume.parent
     if not (resume / "config.yaml").is_file() and not runs.is_cv_folder(resume):
+        if runs.is_tune_folder(resume):
+            raise ConfigError(f"--resume {resume}: a tune folder; continue its study with: bptrain tune --resume {resume}")
         raise ConfigError(f"--resume {resume}: not a run folder written by bptrain fit (no config.yaml)")
     return resume
 

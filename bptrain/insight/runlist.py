@@ -69,7 +69,7 @@ def require_run(run: Path, label: str | None = None) -> Path:
     if kind == CV or (kind is None and runs.holds_folds(run)):  # a tune --folds trial's folder has no cv files
         raise ConfigError(f"{label}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
     if kind == TUNE:
-        raise ConfigError(f"{label}: a tune folder, with one run per trial; give one of the trials' run folders")
+        raise runs.tune_folder_given(label)
     raise ModelFileError(f"{label}: not a run folder written by bptrain fit (it needs {runs.MODEL_FILE} and config.yaml)")
 
 

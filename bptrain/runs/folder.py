@@ -98,6 +98,19 @@ CV_PLAN = "cv.yaml"  # a cross-validation's config, written at its start: what -
 CV_SUMMARY = "cv.json"  # its folds' metrics, written when every fold has finished
 
 
+TUNE_PLAN = "tune.json"  # a tune folder's study, written at its start: what tune --resume reads
+
+
+def is_tune_folder(folder: Path) -> bool:
+    """Whether `folder` holds a study of bptrain tune, whose trials are the runs."""
+    return (Path(folder) / TUNE_PLAN).is_file()
+
+
+def tune_folder_given(label: str) -> ConfigError:
+    """The error for a tune folder given where a run folder belongs."""
+    return ConfigError(f"{label}: a tune folder, with one run per trial; give one of the trials' run folders")
+
+
 def is_cv_folder(folder: Path) -> bool:
     """Whether `folder` holds a cross-validation (finished or not), rather than one run."""
     return (Path(folder) / CV_PLAN).is_file() or (Path(folder) / CV_SUMMARY).is_file()
@@ -117,8 +130,8 @@ def find_model(run: Path) -> tuple[Path, Path]:
         if not model.is_file():
             if is_cv_folder(run) or holds_folds(run):
                 raise ConfigError(f"{run}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
-            if (run / "tune.json").is_file():
-                raise ConfigError(f"{run}: a tune folder, with one run per trial; give one of the trials' run folders")
+            if is_tune_folder(run):
+                raise tune_folder_given(str(run))
             raise ModelFileError(f"{run}: no {MODEL_FILE} in this folder; is it a run folder written by bptrain fit?")
         return run, model
     if run.is_file():
@@ -140,7 +153,7 @@ def resolve_run(run: Path, runs_dir: Path = Path("runs")) -> Path:
     return newest[0]
 
 
-GROUP_FILES = (CV_SUMMARY, CV_PLAN, "tune.json")  # a cross-validation's or a tune's folder holds runs; it is not one
+GROUP_FILES = (CV_SUMMARY, CV_PLAN, TUNE_PLAN)  # a cross-validation's or a tune's folder holds runs; it is not one
 
 
 def newest_runs(runs_dir: Path, count: int) -> list[Path]:

@@ -29,7 +29,7 @@ from bptrain.training.loop import StopRequest
 from bptrain.tune import report, space
 from bptrain.tune.trial import STOP_FILE, STUDY, absolute_paths, pruner, run_trial, storage
 
-TUNE_FILE = "tune.json"
+TUNE_FILE = runs.TUNE_PLAN
 INTERRUPTED = "interrupted"
 
 

@@ -427,6 +427,13 @@ def test_resume_of_a_folder_that_is_no_run_exits_2(tmp_path):
     assert result.stderr == f"error: --resume {tmp_path}: not a run folder written by bptrain fit (no config.yaml)\n"
 
 
+def test_resume_of_a_tune_folder_names_tune_resume(tmp_path):
+    (tmp_path / "tune.json").write_text("{}")  # what marks a tune folder
+    result = call_cli("fit", "--resume", tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: --resume {tmp_path}: a tune folder; continue its study with: bptrain tune --resume {tmp_path}\n"
+
+
 def test_resume_refuses_changed_data(tmp_path):
     data = tmp_path / "iris.csv"
     shutil.copy(ROOT / "datasets" / "iris.csv", data)
