@@ -282,6 +282,8 @@ def _print_fit_summary(report: dict[str, Any]) -> None:
 
 def _print_cv_summary(summary: dict[str, Any]) -> None:
     """The folds' metrics as a table per split, then their mean and sample standard deviation."""
+    from bptrain.runs.report import number
+
     out = [f"run        {summary['run_dir']} ({summary['folds']} folds)"]
     for split in ("val", "test"):
         table = summary.get(split)
@@ -292,15 +294,17 @@ def _print_cv_summary(summary: dict[str, Any]) -> None:
         out.append(f"{split:<10} " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths)))
         rows = [(f"fold {i}", values) for i, values in enumerate(table["folds"], start=1)]
         for label, values in rows + [("mean", table["mean"]), ("std", table["std"])]:
-            cells = ["-" if values[n] is None else f"{values[n]:.4f}" for n in names]
+            cells = ["-" if values[n] is None else number(values[n]) for n in names]
             out.append(f"  {label:<8} " + "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
     print("\n".join(out), flush=True)
 
 
 def _metric_line(values: dict[str, Any]) -> str:
     """`name value` pairs; a non-finite number (null in report.json, e.g. r2 of a constant target) shows as -."""
+    from bptrain.runs.report import number
+
     return "  ".join(
-        (f"{k} {v:.4f}" if math.isfinite(v) else f"{k} -") if isinstance(v, float) else f"{k} {'-' if v is None else v}"
+        (f"{k} {number(v)}" if math.isfinite(v) else f"{k} -") if isinstance(v, float) else f"{k} {'-' if v is None else v}"
         for k, v in values.items()
     )
 
@@ -659,6 +663,7 @@ def tune(
 
 
 def _print_tune_summary(summary: dict[str, Any]) -> None:
+    from bptrain.runs.report import number
     from bptrain.tune.space import describe
 
     best = summary["best"]
@@ -666,7 +671,7 @@ def _print_tune_summary(summary: dict[str, Any]) -> None:
     out = [
         f"tune       {summary['tune_dir']}",
         f"trials     {counts}",
-        f"best       trial {best['trial']}: {summary['metric']} {best['value']:.4f}  ({best['run']})",
+        f"best       trial {best['trial']}: {summary['metric']} {number(best['value'])}  ({best['run']})",
         f"params     {describe(best['params'])}",
     ]
     if best["test"]:

@@ -14,14 +14,10 @@ import sys
 from typing import Any
 
 from bptrain import events
+from bptrain.runs.report import number
 
 SHOWN = ("train_loss", "val_loss", "val_accuracy", "val_r2")
 WIDTH = 80  # plain lines go to logs, read later in terminals of any size
-
-
-def number(value: float) -> str:
-    """Four decimals, or four significant digits from 10000 on: at most 11 characters."""
-    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
 
 
 def metric_fields(row: dict[str, Any]) -> list[str]:

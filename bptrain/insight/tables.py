@@ -7,7 +7,7 @@ from typing import Any
 
 from bptrain.insight.compare import letters as run_letters
 from bptrain.runs import report
-from bptrain.runs.report import finite_or_none
+from bptrain.runs.report import finite_or_none, number
 
 RUNS_HEADER = ("name", "kind", "date", "task", "stopped", "epochs", "metric", "val", "test")
 
@@ -91,7 +91,7 @@ def importance_text(result: dict[str, Any]) -> str:
     metric = result["metric"]
     header = ["column", "loss increase", "± std", f"{metric} drop", "± std"]
     rows = [
-        [c["column"], f"{c['loss_increase']:.4f}", f"{c['loss_increase_std']:.4f}", f"{c[metric + '_drop']:.4f}", f"{c[metric + '_drop_std']:.4f}"]
+        [c["column"], *(number(c[k]) for k in ("loss_increase", "loss_increase_std", metric + "_drop", metric + "_drop_std"))]
         for c in result["columns"]
     ]
     base = result["baseline"]

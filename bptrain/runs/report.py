@@ -110,13 +110,18 @@ def write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, to_json(value) + "\n")
 
 
+def number(value: float) -> str:
+    """A metric as shown: four decimals, or four significant digits from 10000 on (at most 11 characters)."""
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
 def cell(value: Any, missing: str = "–") -> str:
     """A table cell: a number to four decimals, `missing` for None or a non-finite number (null in
     report.json, e.g. r2 of a constant target), anything else as text."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return missing
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return number(value)
     return str(value)
 
 

@@ -163,13 +163,13 @@ def markdown(summary: dict[str, Any], keys: list[str]) -> str:
     if best is None:
         lines += ["No trial completed.", ""]
         return "\n".join(lines)
-    lines += ["## Best trial", "", f"Trial {best['trial']} ({best['run']}): {summary['metric']} {best['value']:.4f}; fit it with `bptrain fit best.yaml`.", ""]
+    lines += ["## Best trial", "", f"Trial {best['trial']} ({best['run']}): {summary['metric']} {run_report.number(best['value'])}; fit it with `bptrain fit best.yaml`.", ""]
     lines += ["| parameter | value |", "|---|---|"]
     for k, v in best["params"].items():
         lines.append(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |")
     if best["test"]:
         lines += ["", f"Test metrics ({best['test_note']}):", "", "| metric | test |", "|---|---:|"]
-        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | – |" for k, v in best["test"].items()]
+        lines += [f"| {k} | {run_report.number(v)} |" if isinstance(v, float) else f"| {k} | – |" for k, v in best["test"].items()]
     if summary["importances"]:
         lines += ["", "## Parameter importances (PED-ANOVA, Optuna)", "", "| parameter | importance |", "|---|---:|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in summary["importances"].items()]

@@ -89,6 +89,17 @@ def test_runs_lists_every_kind_of_folder_oldest_first_and_skips_what_bptrain_did
     assert result.stdout == TABLE
 
 
+def test_runs_shows_a_huge_metric_with_four_significant_digits(top, tmp_path):
+    """A regression run that went badly: its R² fits in the column, as the epoch lines show it."""
+    run = tmp_path / "runs" / "iris-20260101-090000"
+    shutil.copytree(top / "runs" / "iris-20260101-090000", run)
+    _rewrite_report(run, task="regression", stop_reason="max_epochs", epochs_run=3, best_epoch=3, seconds=0.5,
+                    metrics={"val": {"loss": 1.23456789e20, "r2": -98765.4321}, "test": {"loss": 12345.678, "r2": 0.5}})
+    result = call_cli("runs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].split()[-3:] == ["r2", "-9.877e+04", "0.5000"]
+
+
 def test_runs_json_holds_each_rows_fields(top):
     result = call_cli("runs", "--json", cwd=top)
     assert (result.returncode, result.stderr) == (0, "")
