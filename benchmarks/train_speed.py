@@ -189,6 +189,7 @@ def bptrain_epoch(
             outcome = trainer.run()
         assert outcome.stop_reason == "max_epochs", f"bptrain stopped: {outcome.stop_reason} {outcome.message}"
 
+    epoch.trainer = trainer  # epoch_phases.py times its phases
     return epoch
 
 
