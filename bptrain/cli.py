@@ -803,4 +803,11 @@ def _usage_error(e) -> str:
     message = message[:1].lower() + message[1:]
     if message == "no such option: --traceback" and command != "bptrain":  # an option of bptrain itself
         return f"error: {command}: no such option: --traceback; it goes before the command: bptrain --traceback {command.split()[-1]} ..."
+    extra = re.fullmatch(r"got unexpected extra argument\(s\) \(([^ ]+)\)", message)
+    if extra and command.split()[-1] in DATA_BY_OPTION:  # `bptrain evaluate RUN data.csv`, as predict takes it
+        run = (getattr(ctx, "params", None) or {}).get("run") or "RUN"
+        return f"error: {command}: {message}; the data goes after --data: {command} {run} --data {extra[1]}"
     return f"error: {command}: {message}; see '{command} --help'"
+
+
+DATA_BY_OPTION = ("evaluate", "explain")  # commands that take a data file with --data, where predict takes it as an argument

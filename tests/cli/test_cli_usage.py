@@ -32,8 +32,14 @@ def expect(result, code: int, *lines: str) -> None:
         (["predict", "runs/x", "in.csv", "extra"], "error: bptrain predict: got unexpected extra argument(s) (extra); see 'bptrain predict --help'"),
         (["frobnicate"], "error: bptrain: no such command 'frobnicate'; see 'bptrain --help'"),
         (["check", "x.yaml", "--traceback"], "error: bptrain check: no such option: --traceback; it goes before the command: bptrain --traceback check ..."),
+        (["evaluate", "runs/x", "new.csv"],
+         "error: bptrain evaluate: got unexpected extra argument(s) (new.csv); the data goes after --data: bptrain evaluate runs/x --data new.csv"),
+        (["explain", "latest", "new.csv", "--json"],
+         "error: bptrain explain: got unexpected extra argument(s) (new.csv); the data goes after --data: bptrain explain latest --data new.csv"),
+        (["evaluate", "runs/x", "a.csv", "b.csv"], "error: bptrain evaluate: got unexpected extra argument(s) (a.csv b.csv); see 'bptrain evaluate --help'"),
     ],
-    ids=["unknown-option", "missing-argument", "not-an-integer", "below-minimum", "extra-argument", "unknown-command", "traceback-after-the-command"],
+    ids=["unknown-option", "missing-argument", "not-an-integer", "below-minimum", "extra-argument", "unknown-command", "traceback-after-the-command",
+         "evaluate-data-as-argument", "explain-data-as-argument", "two-extra-arguments"],
 )
 def test_usage_mistakes_are_one_error_line_and_exit_2(args, line):
     expect(call_cli(*args), USAGE, line)
