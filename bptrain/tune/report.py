@@ -136,15 +136,32 @@ def _importances(study) -> dict[str, float] | None:
     differ little) are not the user's to read on stderr."""
     import warnings
 
-    import optuna
-
+    importance = _importance_module()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            found = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+            found = importance.get_param_importances(study, evaluator=importance.PedAnovaImportanceEvaluator())
     except (RuntimeError, ValueError, ZeroDivisionError):  # e.g. every trial with the same parameters
         return None
     return {k: float(v) for k, v in found.items()}
+
+
+def _importance_module():
+    """optuna.importance, imported without scikit-learn: its fANOVA and mean-decrease-impurity
+    evaluators import scikit-learn as the package loads, where it is installed (2.4-2.8 s on the
+    2-core machine of benchmarks/README.md), and PED-ANOVA needs none of it. The command's process
+    ends with the study, so those evaluators staying unavailable in it costs nothing."""
+    import sys
+
+    if "optuna.importance" not in sys.modules and "sklearn" not in sys.modules:
+        sys.modules["sklearn"] = None  # importing it raises ImportError, which optuna's guards take as "not installed"
+        try:
+            import optuna.importance
+        finally:
+            del sys.modules["sklearn"]
+    import optuna.importance
+
+    return optuna.importance
 
 
 def markdown(summary: dict[str, Any], keys: list[str]) -> str:

@@ -6,6 +6,8 @@ the lines are told apart from the command's own output by their prefix.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -239,6 +241,23 @@ def test_tune_without_a_scheduler_imports_no_dask_and_no_figures_library(tmp_pat
     assert result.returncode == 0, stderr
     assert "optuna" in packages(modules)
     assert packages(modules) & {"dask", "distributed", "matplotlib"} == set()
+
+
+def test_tune_leaves_scikit_learn_unimported_where_it_is_installed(tmp_path):
+    """optuna.importance's fANOVA evaluator imports scikit-learn as the package loads (2.4-2.8 s);
+    the PED-ANOVA importances bptrain computes need none of it. A stand-in sklearn on the path
+    leaves a mark when it is imported."""
+    site, mark = tmp_path / "site", tmp_path / "sklearn-was-imported"
+    (site / "sklearn").mkdir(parents=True)
+    (site / "sklearn" / "__init__.py").write_text(f"open({str(mark)!r}, 'w').close()\n")
+    env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{site}"}
+    args = ("tune", ROOT / "configs" / "iris.yaml", "--trials", "3", "-q", "--runs-dir", tmp_path / "runs", "--set", "stopping.max_epochs=2")
+    result = run_cli(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert not mark.exists()
+    (tune_dir,) = (tmp_path / "runs").iterdir()
+    importances = json.loads((tune_dir / "report.json").read_text())["importances"]
+    assert set(importances) == {"optimizer.lr", "training.batch_size", "model.layers.count", "model.layers.units", "model.layers.dropout", "regularization.l2"}
 
 
 # --- the Python API -----------------------------------------------------------------------------
