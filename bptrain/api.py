@@ -159,11 +159,12 @@ class Model:
             warnings.warn(message, BptrainWarning, stacklevel=3)
         return frame, columns
 
-    def _columns(self, frame, source: str, *, proba: bool, strict: bool, hint: str, setting: str):
+    def _columns(self, frame, source: str, *, proba: bool, strict: bool, hint: str, setting: str, decimal: str | None = None):
         """(predict's output columns for the rows of `frame`, in predictions.header's order; the warning
         about categories the model never saw, ending in `hint`, or None). For the front ends too:
         `setting` names, in the error of an unseen category, what the caller set to make it one.
-        `frame` is a DataFrame, or rows that `_plain` read."""
+        `frame` is a DataFrame, or rows that `_plain` read; `decimal` the decimal mark of the text
+        a DataFrame was read from (default: the training files')."""
         from bptrain import app
         from bptrain import threads as blas
         from bptrain.data.columns import Unseen
@@ -173,7 +174,7 @@ class Model:
             if isinstance(frame, Plain):
                 return app.columns_of_inputs(self._trained, frame.x, proba), frame.unseen.message(source, hint)
             unseen = Unseen(setting)
-            columns = app.prediction_columns(self._trained, frame, source, proba=proba, strict=strict, unseen=unseen)
+            columns = app.prediction_columns(self._trained, frame, source, proba=proba, strict=strict, unseen=unseen, decimal=decimal)
         return columns, unseen.message(source, hint)
 
     def _plain(self, data: bytes, options, *, strict: bool):

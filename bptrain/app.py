@@ -613,11 +613,13 @@ def _predict(trained: Trained, source: str, out: IO[str], proba, keep, fmt, esca
 
 
 def prediction_columns(
-    trained: Trained, frame, source: str, *, proba: bool = False, strict: bool = False, first_row: int = 0, unseen: Unseen | None = None
+    trained: Trained, frame, source: str, *, proba: bool = False, strict: bool = False, first_row: int = 0, unseen: Unseen | None = None,
+    decimal: str | None = None,
 ) -> list[np.ndarray]:
     """predict's output columns (predictions.header's order) for the rows of `frame`, the rows of
-    `source` from `first_row` on: the one path from raw rows to predictions, for every front end."""
-    x = trained.prep.features_of(frame, source, trained.meta["model"]["dtype"], first_row=first_row, strict=strict, unseen=unseen)
+    `source` from `first_row` on: the one path from raw rows to predictions, for every front end.
+    `decimal`: the decimal mark of the text `frame` was read from (Preprocessor.features_of)."""
+    x = trained.prep.features_of(frame, source, trained.meta["model"]["dtype"], first_row=first_row, strict=strict, unseen=unseen, decimal=decimal)
     return columns_of_inputs(trained, x, proba, first_row)
 
 

@@ -150,9 +150,10 @@ async def _predict(model, request, max_body: int, proba: bool, strict: bool) -> 
     """The answer's JSON for the rows of the request; _Refused or BptrainError when there is none."""
     if proba and model.task == "regression":
         raise _Refused(422, "proba=true: this model does regression; there are no class probabilities to add")
-    rows = _rows(await _body(request, max_body), request.headers.get("content-type", JSON), model)
+    rows, decimal = _rows(await _body(request, max_body), request.headers.get("content-type", JSON), model), None
     if isinstance(rows, tuple):  # CSV text, and how to read it
         data, options = rows
+        decimal = options.decimal
         rows = model._plain(data, options, strict=strict) if data.count(b"\n") <= PLAIN_ROWS else None
         if rows is None:
             from bptrain.data import reading
@@ -161,7 +162,7 @@ async def _predict(model, request, max_body: int, proba: bool, strict: bool) -> 
     request.state.rows = len(rows)
     if len(rows) == 0:
         return _answer(model, proba, [], None)
-    columns, warning = model._columns(rows, SOURCE, proba=proba, strict=strict, hint=STRICT_HINT, setting=STRICT_SETTING)
+    columns, warning = model._columns(rows, SOURCE, proba=proba, strict=strict, hint=STRICT_HINT, setting=STRICT_SETTING, decimal=decimal)
     return _answer(model, proba, columns, warning)
 
 

@@ -107,7 +107,7 @@ def parse(
     at = 0
     for column in prep.columns:
         cells = [r[where[column.name]] for r in records]
-        block = _numeric(column, cells) if column.kind == "numeric" else _categorical(column, cells, strict, unseen, prep.read.decimal)
+        block = _numeric(column, cells) if column.kind == "numeric" else _categorical(column, cells, strict, unseen, options.decimal)
         if block is None:
             return None
         prep.scale_into(out, at, block)

@@ -155,7 +155,7 @@ class Preprocessor:
 
     def features_of(
         self, frame: pd.DataFrame, source: str, dtype: str = "float32", *, first_row: int = 0, strict: bool = False,
-        unseen: Unseen | None = None, allow_dropped: bool = False, release: bool = False,
+        unseen: Unseen | None = None, allow_dropped: bool = False, release: bool = False, decimal: str | None = None,
     ) -> np.ndarray:
         """The network inputs of `frame`'s rows, in `dtype`. Columns may come in any order; others are
         ignored. DataError naming the column (and rows, counted from `first_row` + 1) when a column is
@@ -163,11 +163,14 @@ class Preprocessor:
         categories are otherwise counted in `unseen`. With `allow_dropped`, rows that `dropped_rows`
         marks are encoded anyway (the caller removes them) instead of being an error. With
         `release`, each feature column is removed from `frame` once encoded, so that the raw values
-        and the inputs are not held in full together."""
+        and the inputs are not held in full together. `decimal`: the decimal mark of the text the
+        frame was read from, by which a categorical column's cells are labelled (default: the
+        training files', data.read.decimal)."""
         self.check_columns(frame, source)
         out = self.empty_inputs(len(frame), dtype)
         dropping = Dropping(frame)
-        for columns, at, block in self._blocks(frame, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped):
+        blocks = self._blocks(frame, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, decimal=decimal)
+        for columns, at, block in blocks:
             self.scale_into(out, at, block)
             if release:
                 for column in columns:
@@ -232,7 +235,8 @@ class Preprocessor:
         return mask
 
     def _blocks(
-        self, frame: pd.DataFrame, source: str, first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool = False
+        self, frame: pd.DataFrame, source: str, first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool = False,
+        decimal: str | None = None,
     ) -> Iterator[tuple[list[Column], int, np.ndarray | list[np.ndarray]]]:
         """(columns, index of their first input, their filled and one-hot encoded values (float64,
         column-major), before centring and scaling): the whole matrix in float64 is never needed.
@@ -240,7 +244,8 @@ class Preprocessor:
         block overwrites; any other column, or a group holding a missing or infinite value, comes a
         column at a time from encode_column, which fills, encodes and names the errors. A group of
         float64 columns without missing or infinite values comes as the list of the frame's own
-        columns, not copied (its readers change nothing)."""
+        columns, not copied (its readers change nothing). `decimal` as features_of takes it."""
+        decimal = decimal or self.read.decimal
         at, group, arrays, buffer = 0, [], [], []  # the buffer, once made
         for c in self.columns + [None]:
             values = None if c is None else frame[c.name]  # once: each look-up of a column costs pandas tens of microseconds
@@ -249,18 +254,20 @@ class Preprocessor:
                 group.append(c)
                 arrays.append(values.to_numpy())
             if group and (not plain or len(group) == GROUP_COLUMNS):
-                yield from self._group(frame, group, at, arrays, buffer, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped)
+                yield from self._group(
+                    frame, group, at, arrays, buffer, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, decimal=decimal
+                )
                 at, group, arrays = at + len(group), [], []
             if c is not None and not plain:
                 block = encode_column(
-                    c, values, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, decimal=self.read.decimal
+                    c, values, source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, decimal=decimal
                 )
                 yield [c], at, block
                 at += block.shape[1]
 
     def _group(
         self, frame: pd.DataFrame, group: list[Column], at: int, arrays: list[np.ndarray], buffer: list[np.ndarray], source: str,
-        first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool,
+        first_row: int, *, strict: bool, unseen: Unseen | None, allow_dropped: bool, decimal: str,
     ) -> Iterator[tuple[list[Column], int, np.ndarray | list[np.ndarray]]]:
         """_blocks' items for a group of numeric columns of numbers, their values `arrays`; `buffer`
         holds the array the groups are copied into, made by the first."""
@@ -277,7 +284,7 @@ class Preprocessor:
             return
         for k, one in enumerate(group):  # a missing or infinite value: the column's own rules and messages
             yield [one], at + k, encode_column(
-                one, frame[one.name], source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, decimal=self.read.decimal
+                one, frame[one.name], source, first_row, strict=strict, unseen=unseen, allow_dropped=allow_dropped, decimal=decimal
             )
 
     def _scaling(self, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:

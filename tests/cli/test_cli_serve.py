@@ -289,6 +289,44 @@ def test_a_carriage_return_in_a_json_value_stays_in_its_row(penguins_run):
     assert [answer["predictions"][i] for i in (0, 2)] == [unchanged["predictions"][i] for i in (0, 2)]
 
 
+def test_json_numbers_in_a_categorical_column_of_a_decimal_comma_model_are_its_categories(tmp_path, monkeypatch):
+    """A model trained with data.read.decimal "," on a categorical column of years: the JSON number
+    2007.0 is the year 2007, as `2007,0` in its CSV files is, by both readers of a body (plain
+    and pandas), and predictions equal predict's on the same rows written as the model's CSV."""
+    import asyncio
+
+    from bptrain import serve
+
+    rng = np.random.default_rng(0)
+    years, x = rng.choice([2007, 2008, 2009], 120), rng.random(120).round(3)
+    label = np.where(x + (years == 2008) > 0.8, "a", "b")
+    lines = ["year;x;label", *(f"{y};{str(v).replace('.', ',')};{c}" for y, v, c in zip(years, x, label))]
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "name: comma\nseed: 1\ndata:\n  train: d.csv\n  target: label\n  read: {delimiter: ';', decimal: ','}\n"
+        "  columns: {year: {kind: categorical}}\nmodel: {layers: [8]}\nstopping: {max_epochs: 3}\n"
+    )
+    result = run_cli("fit", config, "-q", "--runs-dir", tmp_path / "runs")
+    assert result.returncode == 0, result.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    rows = [{"year": float(y), "x": float(v)} for y, v in zip(years, x)]
+    expected = cli_predictions(run, tmp_path / "d.csv", "--proba")
+
+    async def answer() -> dict:
+        transport = httpx.ASGITransport(app=serve.create_app(bptrain.load(run), 1 << 20))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return (await client.post("/predict?proba=true", json={"rows": rows[:50]})).json()
+
+    for plain_rows in (serve.PLAIN_ROWS, 0):  # read without pandas, then with it
+        monkeypatch.setattr(serve, "PLAIN_ROWS", plain_rows)
+        got = asyncio.run(answer())
+        assert got["warnings"] == []  # not "year '2007.0' ... never saw"
+        assert [r["prediction"] for r in got["predictions"]] == expected["prediction"].head(50).tolist()
+        proba = np.array([r["proba_a"] for r in got["predictions"]], np.float32)
+        np.testing.assert_array_equal(proba, expected["proba_a"].head(50).to_numpy().astype(np.float32))
+
+
 def test_unseen_categories_are_a_warning_and_with_strict_a_422(penguins):
     rows = pd.read_csv(PENGUINS).head(3).replace("Torgersen", "Atlantis").astype(object)
     rows = rows.where(rows.notna(), None).to_dict(orient="records")
