@@ -359,7 +359,7 @@ class Preprocessor:
         out = []
         for name in self.targets:
             column = frame[name]
-            values = column.to_numpy(dtype=np.float64) if is_number_dtype(column) else cell_numbers(column, booleans=False)
+            values = _target_numbers(column)
             text = np.flatnonzero(np.isnan(values))  # no value is missing (check_targets)
             if len(text):
                 raise DataError(f"{source}: regression target {name!r} is not numeric (e.g. {column.iloc[text[0]]!r})")
@@ -371,8 +371,7 @@ class Preprocessor:
 
     def target_values(self, frame: pd.DataFrame) -> np.ndarray:
         """Regression targets in their original units (float64, (n, k))."""
-        columns = [frame[name] for name in self.targets]
-        return np.column_stack([c.to_numpy(dtype=np.float64) if is_number_dtype(c) else cell_numbers(c, booleans=False) for c in columns])
+        return np.column_stack([_target_numbers(frame[name]) for name in self.targets])
 
     # --- the model file -------------------------------------------------------------------------
 
@@ -427,6 +426,12 @@ class Preprocessor:
             target_scale=np.array([float(meta["target_scale"])]),
             read=ReadOptions(trained=True),
         )
+
+
+def _target_numbers(column: pd.Series) -> np.ndarray:
+    """A regression target column as float64, however pandas read it (cell_numbers for text): NaN
+    where a cell is not a number, which training refuses."""
+    return column.to_numpy(dtype=np.float64) if is_number_dtype(column) else cell_numbers(column, booleans=False)
 
 
 def _column(meta: dict[str, Any]) -> Column:
