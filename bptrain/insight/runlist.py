@@ -67,7 +67,7 @@ def require_run(run: Path, label: str | None = None) -> Path:
     if kind == RUN:
         return run
     if kind == CV or (kind is None and runs.holds_folds(run)):  # a tune --folds trial's folder has no cv files
-        raise ConfigError(f"{label}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
+        raise runs.cv_folder_given(label, run)
     if kind == TUNE:
         raise runs.tune_folder_given(label)
     raise ModelFileError(f"{label}: not a run folder written by bptrain fit (it needs {runs.MODEL_FILE} and config.yaml)")

@@ -106,6 +106,11 @@ def is_tune_folder(folder: Path) -> bool:
     return (Path(folder) / TUNE_PLAN).is_file()
 
 
+def cv_folder_given(label: str, folder: Path) -> ConfigError:
+    """The error for a cross-validation's folder (or a tune --folds trial's) given where a run folder belongs."""
+    return ConfigError(f"{label}: a cross-validation folder, with one run per fold; give one of them, e.g. {Path(folder) / 'fold-1'}")
+
+
 def tune_folder_given(label: str) -> ConfigError:
     """The error for a tune folder given where a run folder belongs."""
     return ConfigError(f"{label}: a tune folder, with one run per trial; give one of the trials' run folders")
@@ -129,7 +134,7 @@ def find_model(run: Path) -> tuple[Path, Path]:
         model = run / MODEL_FILE
         if not model.is_file():
             if is_cv_folder(run) or holds_folds(run):
-                raise ConfigError(f"{run}: a cross-validation folder, with one run per fold; give one of them, e.g. {run / 'fold-1'}")
+                raise cv_folder_given(str(run), run)
             if is_tune_folder(run):
                 raise tune_folder_given(str(run))
             raise ModelFileError(f"{run}: no {MODEL_FILE} in this folder; is it a run folder written by bptrain fit?")
