@@ -150,7 +150,8 @@ async def _predict(model, request, max_body: int, proba: bool, strict: bool) -> 
     """The answer's JSON for the rows of the request; _Refused or BptrainError when there is none."""
     if proba and model.task == "regression":
         raise _Refused(422, "proba=true: this model does regression; there are no class probabilities to add")
-    rows, decimal = _rows(await _body(request, max_body), request.headers.get("content-type", JSON), model), None
+    rows = _rows(await _body(request, max_body), request.headers.get("content-type", JSON), model)
+    decimal = None  # of the text the rows were read from: the model's own, unless a body says otherwise
     if isinstance(rows, tuple):  # CSV text, and how to read it
         data, options = rows
         decimal = options.decimal

@@ -116,7 +116,7 @@ def number(value: float) -> str:
 
 
 def cell(value: Any, missing: str = "–") -> str:
-    """A table cell: a number to four decimals, `missing` for None or a non-finite number (null in
+    """A table cell: a number as `number` shows it, `missing` for None or a non-finite number (null in
     report.json, e.g. r2 of a constant target), anything else as text."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return missing
