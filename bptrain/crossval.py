@@ -7,7 +7,9 @@ metrics, their mean and their sample standard deviation. Nothing here prints.
 `cv.yaml`, written before the first fold starts, holds the cross-validation's resolved config (its
 seed and folds; data paths relative to the folder): `bptrain fit --resume FOLDER` reads it to
 continue the fold that was stopped from its checkpoint, train the folds not yet started and write
-cv.json, as an uninterrupted cross-validation would have.
+cv.json, as an uninterrupted cross-validation would have. A resume with a new stopping.max_epochs
+before every fold has started trains them all to the old budget first (the schedule a fold begins
+with is fixed by the budget it begins with).
 """
 
 from __future__ import annotations
@@ -79,17 +81,20 @@ def cross_validate(
             parent = Path(resume)
             lock.acquire(parent)
             config = resuming.merge(config, parent, recorded_file=PLAN)
+            first = _first_to_the_budget_begun(config, parent, on_event)
         else:
             seed = config.seed if config.seed is not None else app.draw_seed()
             config = config.model_copy(update={"seed": seed})
             app.check(_fold(config, 1))  # every problem of the config or data, before any folder exists
             parent = runs.new_run_dir(runs_dir, name or config.name)
             lock.acquire(parent)
-        _write_plan(config, parent)
+            first = None
         if stop_request is not None:
             stop_request.run_dir = parent
         try:
-            reports = [_run_fold(config, parent, fold, stop_request, on_event) for fold in range(1, config.data.split.folds + 1)]
+            if first is not None:
+                _run_folds(first, parent, stop_request, on_event)
+            reports = _run_folds(config, parent, stop_request, on_event)
         except RunInterrupted as e:  # continue the cross-validation, not only the fold it was in
             raise RunInterrupted("interrupted" if e.exit_code == ExitCode.SIGINT else "terminated", parent) from None
         except KeyboardInterrupt:  # a second Ctrl-C: the message names the folder to resume
@@ -101,17 +106,52 @@ def cross_validate(
     return CrossValidation(parent, summary)
 
 
+def _first_to_the_budget_begun(config: Config, parent: Path, on_event: events.Events) -> Config | None:
+    """The config that first trains every fold, when the resume changes stopping.max_epochs while
+    some folds have started and others have not; else None.
+
+    A fold that started keeps the schedule it began with (its total is fixed in its config.yaml)
+    and already holds that many epochs' worth of training; a fold starting now would take the new
+    budget as its schedule's length. So every fold is first trained to the budget in cv.yaml, then
+    all are resumed with the new one: the cross-validation ends as one that finished, then was
+    resumed, ends. cv.yaml keeps the old budget until every fold has started."""
+    from bptrain.config.loading import load_config  # where used: the YAML reader
+
+    begun = load_config(parent / PLAN).stopping.max_epochs
+    wanted = config.stopping.max_epochs
+    started = [_started(parent / f"fold-{fold}") for fold in range(1, config.data.split.folds + 1)]
+    if begun == wanted or all(started) or not any(started):
+        return None
+    waiting = started.index(False) + 1
+    on_event(events.Notice(
+        f"fold {waiting} of {parent} has not started: every fold is first trained to {begun} epochs, the budget the "
+        f"cross-validation began with, then resumed with stopping.max_epochs={wanted}, as a finished cross-validation would be"
+    ))
+    return config.model_copy(update={"stopping": config.stopping.model_copy(update={"max_epochs": begun})})
+
+
+def _run_folds(config: Config, parent: Path, stop_request: StopRequest | None, on_event: events.Events) -> list[dict[str, Any]]:
+    """Every fold's report, with cv.yaml holding `config` meanwhile."""
+    _write_plan(config, parent)
+    return [_run_fold(config, parent, fold, stop_request, on_event) for fold in range(1, config.data.split.folds + 1)]
+
+
 def _write_plan(config: Config, parent: Path) -> None:
     from bptrain.config.loading import dump_yaml, resolved_dict
 
     fileio.atomic_write_text(parent / PLAN, dump_yaml(resolved_dict(config, parent)))
 
 
+def _started(folder: Path) -> bool:
+    """Whether the fold in `folder` has a checkpoint to continue from (without one, it starts again)."""
+    return any((folder / "checkpoints" / name).is_file() for name in (LAST, PREVIOUS))
+
+
 def _run_fold(config: Config, parent: Path, fold: int, stop_request: StopRequest | None, on_event: events.Events) -> dict[str, Any]:
     """The report of fold `fold`: trained, continued from its checkpoint, or (already finished) as it is."""
     folder = parent / f"fold-{fold}"
     on_event(events.Fold(fold, config.data.split.folds))
-    if any((folder / "checkpoints" / name).is_file() for name in (LAST, PREVIOUS)):
+    if _started(folder):
         # a fold that already finished is taken as it is, without fit's notice about training it longer
         quiet_notices = lambda event: None if isinstance(event, events.Notice) else on_event(event)  # noqa: E731
         return app.fit(_fold(config, fold), resume=folder, stop_request=stop_request, on_event=quiet_notices).report

@@ -145,3 +145,31 @@ def test_a_fold_started_by_a_resume_refuses_data_changed_since_the_first_fold(tm
         "resuming would not continue the same training. Start a new run instead\n"
     )
     assert not (parent / f"fold-{FOLDS}").exists() and not (parent / "cv.json").exists()
+
+
+@pytest.mark.parametrize("schedule, budget", [
+    ("{name: cosine, min_lr: 0.001}", 9), ("{name: linear, interval: step, min_lr: 0.001}", 9), ("{name: cosine, min_lr: 0.001}", 4),
+], ids=["epochs", "steps", "lowered"])
+def test_a_new_budget_gives_the_folds_not_started_the_schedule_the_cross_validation_began_with(tmp_path, schedule, budget):
+    """A schedule's default length is the budget a run starts with (README: "Schedules"). Resumed
+    with another max_epochs before its last fold started, a cross-validation ends as it does when
+    it finished first and was then resumed: every fold with the same schedule and epochs."""
+    settings = ("--folds", str(FOLDS), "--set", f"schedule={schedule}", "--set", "stopping.early_stopping=null", "-q")
+    folders = {}
+    for case in ("finished", "stopped"):
+        result = call_cli("fit", IRIS, *settings, "--set", "stopping.max_epochs=6", "--runs-dir", tmp_path / case)
+        assert result.returncode == 0, result.stderr
+        (folders[case],) = (tmp_path / case).iterdir()
+    shutil.rmtree(folders["stopped"] / f"fold-{FOLDS}")  # as if stopped before the last fold began
+    (folders["stopped"] / "cv.json").unlink()
+    for case, parent in folders.items():
+        result = call_cli("fit", "--resume", parent, "--set", f"stopping.max_epochs={budget}", "-q")
+        assert result.returncode == 0, result.stderr
+    assert summary_without_name(folders["stopped"]) == summary_without_name(folders["finished"])
+    for i in range(1, FOLDS + 1):
+        assert metrics_rows(folders["stopped"] / f"fold-{i}") == metrics_rows(folders["finished"] / f"fold-{i}")
+        assert model_digests(folders["stopped"] / f"fold-{i}") == model_digests(folders["finished"] / f"fold-{i}")
+    assert result.stderr == (
+        f"notice: fold {FOLDS} of {parent} has not started: every fold is first trained to 6 epochs, the budget the "
+        f"cross-validation began with, then resumed with stopping.max_epochs={budget}, as a finished cross-validation would be\n"
+    )
