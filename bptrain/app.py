@@ -524,6 +524,14 @@ def held_out(trained: Trained, on_event: Events = _quiet) -> splits.Dataset:
     from bptrain.config.loading import load_config
 
     config = load_config(config_path)
+    changes = resuming.split_changes(trained.run_dir, config)
+    if changes:
+        lines = "\n".join(f"  {change}" for change in changes)
+        raise ConfigError(
+            f"{config_path}: these settings no longer split the data as the run did (its checkpoint records how it did):\n{lines}\n"
+            "The validation and test rows are found by splitting the data again as in training; "
+            "put these settings back, or give the rows to score with --data FILE"
+        )
     raw = splits.read_splits(config.data, config.seed)
     _warn_if_changed(trained.run_dir, raw.files, on_event)
     return splits.transform(raw, trained.prep, trained.meta["loss"]["name"], trained.meta["model"]["dtype"])

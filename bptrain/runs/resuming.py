@@ -3,6 +3,8 @@
 `merge()` compares the config asked for with the one the checkpoint was saved under and returns the
 config to continue with, or raises ConfigError listing each refused change as `key: old -> new`.
 A checkpoint another run wrote is named as such; a run that already finished is recognized.
+`split_changes()` lists the edits to a run's config.yaml that would split its data otherwise than
+the run did, for the commands that split it again (evaluate, plot, explain).
 """
 
 from __future__ import annotations
@@ -144,6 +146,33 @@ def _recorded_run(run_dir: Path) -> str | None:
     except (ModelFileError, OSError, ValueError):
         return None
     return name if isinstance(name, str) else None
+
+
+# What decides which rows a run's splits hold, and how its data files are read: the seed, the
+# target and task (the split is stratified by class), data.split and data.read. The data files'
+# paths may change (files moved); their contents are compared by SHA-256 elsewhere.
+SPLIT_KEYS = ("seed", "data.target", "data.task", "data.split", "data.read")
+
+
+def split_changes(run_dir: Path, config: Config) -> list[str]:
+    """The settings of `config`, the run's config.yaml, that split or read its data otherwise than the
+    run did, each as `key: recorded -> now`, from the config its checkpoint records; none when no
+    checkpoint is readable (then nothing records it)."""
+    for name in (LAST, PREVIOUS):
+        try:
+            with open_file(Path(run_dir) / "checkpoints" / name) as file:
+                recorded = file.meta.get("config")
+            saved = _recorded_config(recorded, run_dir) if isinstance(recorded, dict) else None
+        except (ModelFileError, OSError, ValueError):
+            continue
+        if saved is None:
+            return []
+        old, new = _comparable(saved), _comparable(config)
+        for split in ("val", "test"):  # a file in place of a fraction, or the other way round; a path may move
+            old[f"data.{split}"], new[f"data.{split}"] = ["(a file)" if getattr(c.data, split) else None for c in (saved, config)]
+        keys = [k for k in sorted(set(old) | set(new)) if k.startswith(SPLIT_KEYS + ("data.val", "data.test")) and old.get(k) != new.get(k)]
+        return [f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in keys]
+    return []
 
 
 def changed_files(files: list[dict], recorded: list[dict] | None) -> list[dict]:

@@ -374,6 +374,42 @@ def test_evaluate_of_a_model_file_alone_names_the_file(run, tmp_path):
     )
 
 
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_a_config_yaml_edited_to_split_the_data_otherwise_is_refused_where_the_rows_are_split_again(run, tmp_path, command):
+    """Without --data, the validation and test rows come from splitting the data again by the run's
+    config.yaml; edited, it would score other rows (some of them training rows) as if they were
+    held out. Its checkpoint records the config the run split the data with."""
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    text = (copy / "config.yaml").read_text(encoding="utf-8")
+    assert "seed: 42\n" in text and "    val: 0.15\n" in text and "    decimal: .\n" in text
+    edited = text.replace("seed: 42\n", "seed: 7\n").replace("    val: 0.15\n", "    val: 0.5\n").replace("    decimal: .\n", "    decimal: ','\n")
+    (copy / "config.yaml").write_text(edited, encoding="utf-8")
+    expect(
+        call_cli(command, copy),
+        USAGE,
+        f"error: {copy / 'config.yaml'}: these settings no longer split the data as the run did (its checkpoint records how it did):",
+        "  data.read.decimal: . -> ,",
+        "  data.split.val: 0.15 -> 0.5",
+        "  seed: 42 -> 7",
+        "The validation and test rows are found by splitting the data again as in training; put these settings back, "
+        "or give the rows to score with --data FILE",
+    )
+
+
+def test_a_run_whose_data_file_moved_still_evaluates_once_config_yaml_names_the_new_place(run, tmp_path):
+    copy, moved = tmp_path / run.name, tmp_path / "elsewhere" / "flowers.csv"
+    shutil.copytree(run, copy)
+    moved.parent.mkdir()
+    shutil.copy(IRIS, moved)
+    text = (copy / "config.yaml").read_text(encoding="utf-8")
+    (copy / "config.yaml").write_text(re.sub(r"(?m)^  train: .*$", f"  train: {moved}", text, count=1), encoding="utf-8")
+    assert f"\n  train: {moved}\n" in (copy / "config.yaml").read_text(encoding="utf-8")
+    moved_result, result = call_cli("evaluate", copy, "--json"), call_cli("evaluate", run, "--json")
+    assert (moved_result.returncode, moved_result.stderr) == (0, "")
+    assert moved_result.stdout == result.stdout
+
+
 @pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
 def test_evaluate_of_a_run_without_held_out_rows_asks_for_data(tmp_path, as_json):
     settings = ("data.split.val=0", "data.split.test=0", "stopping.early_stopping=null")

@@ -236,6 +236,8 @@ def test_plot_draws_on_matplotlibs_canvas_without_pyplot(iris_run, tmp_path):
     assert (result.returncode, stderr) == (0, "")
     assert "matplotlib.backends.backend_agg" in modules
     assert {"matplotlib.pyplot", "rich"} & modules == set()
+
+
 def test_tune_without_a_scheduler_imports_no_dask_and_no_figures_library(tmp_path):
     result, modules, stderr = run_logged("tune", ROOT / "configs" / "iris.yaml", "--trials", "1", "-q", "--runs-dir", tmp_path, "--set", "stopping.max_epochs=2")
     assert result.returncode == 0, stderr
