@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,7 +54,7 @@ def _replace(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path
     try:
         while tmp is None:
             # named before it is created, so a signal arriving during the creation still finds it
-            tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+            tmp = path.parent / f".{path.name}.{os.urandom(4).hex()}.tmp"  # os.urandom, as secrets.token_hex, without its imports
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0666 minus the umask, not mkstemp's 0600
             except FileExistsError:  # another writer's temp file: never ours to remove

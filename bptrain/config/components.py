@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from bptrain.config.data_schema import Strict
+from bptrain.config.read_schema import Strict
 from bptrain.config.numbers import Float, Int, Positive
 from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.initializers import INITIALIZERS

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from bptrain.config.data_schema import CategoricalMissing, NumericMissing, ReadConfig, Scale
+from bptrain.config.read_schema import CategoricalMissing, NumericMissing, ReadConfig, Scale
 from bptrain.config.components import LayerConfig
 from bptrain.data.columns import FORMS, Column
 from bptrain.data.preprocess import Preprocessor
