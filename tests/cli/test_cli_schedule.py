@@ -1,4 +1,5 @@
-"""A schedule's default `total` is the number of steps the loop really takes, through real `bptrain fit` runs.
+"""A schedule's default `total` is the number of steps the loop really takes, through `bptrain fit`
+runs (the console script's entry point, in this process: call_cli).
 
 The case: iris with a test split of 0.2 (120 training rows), one dense layer and batch_norm,
 batch_size 7. 120 = 17 * 7 + 1: the last batch of each epoch would hold one row, which batch norm
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import metrics_rows, model_digests, run_cli
+from conftest import call_cli, metrics_rows, model_digests
 from bptrain.nn.schedules import linear, one_cycle
 
 LR = 0.01
@@ -36,7 +37,7 @@ CASE = (
 
 
 def fit(runs: Path, schedule: str, *sets: str) -> SimpleNamespace:
-    result = run_cli("fit", *CASE, "--set", f"schedule={schedule}", *sets, "-q", "--runs-dir", runs)
+    result = call_cli("fit", *CASE, "--set", f"schedule={schedule}", *sets, "-q", "--runs-dir", runs)
     (run,) = runs.iterdir()
     return SimpleNamespace(result=result, run=run)
 
@@ -82,7 +83,7 @@ def test_the_skipped_lone_row_is_reported_once(one_cycle_run):
 
 
 def test_check_reports_the_skipped_lone_row():
-    result = run_cli("check", *CASE, "--set", "schedule={name: one_cycle}")
+    result = call_cli("check", *CASE, "--set", "schedule={name: one_cycle}")
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"warning: {LONE_ROW}\n"
 
@@ -99,7 +100,7 @@ def test_a_resumed_run_keeps_the_saved_total_and_ends_bit_identical(tmp_path, on
     whole = one_cycle_run
     part = fit(tmp_path, "{name: one_cycle}", "--set", "stopping.max_steps=40")  # inside epoch 3
     assert int(log(part.run)[-1]["step"]) == 2 * STEPS_PER_EPOCH
-    resumed = run_cli("fit", "--resume", part.run, "--set", "stopping.max_steps=null", "-q")
+    resumed = call_cli("fit", "--resume", part.run, "--set", "stopping.max_steps=null", "-q")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr == f"warning: {LONE_ROW}\n"
     assert saved_total(part.run) == saved_total(whole.run) == TOTAL
@@ -112,7 +113,7 @@ def test_batch_norm_with_batches_of_one_row_is_a_config_error(tmp_path, command)
     """Every batch of batch_size 1 holds one row, which batch norm cannot train on: refused before
     training, by check as by fit, and fit creates no run folder."""
     extra = ("-q", "--runs-dir", tmp_path / "runs") if command == "fit" else ()
-    result = run_cli(command, *CASE, "--set", "training.batch_size=1", *extra)
+    result = call_cli(command, *CASE, "--set", "training.batch_size=1", *extra)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
         "error: training.batch_size: batch_norm needs at least 2 rows in a training batch, but a batch_size of 1 "
