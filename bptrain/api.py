@@ -139,6 +139,8 @@ class Model:
         from bptrain.inference import score
 
         frame, source = self._frame(data)
+        if isinstance(data, (str, os.PathLike)):
+            app.warn_if_trained_on(self._trained, data, len(frame), "evaluate", _warn)
         absent = [t for t in self.targets if t not in frame.columns]
         if absent:
             from bptrain.nn.options import did_you_mean

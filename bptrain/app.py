@@ -482,6 +482,7 @@ def labelled(trained: Trained, data: str, *, strict: bool = False, stdin: IO[byt
     warnings for rows left out and categories the model never saw."""
     frame = reading.read_table(data, stdin=stdin, options=trained.prep.read, paths=reading.COMMAND_LINE_PATHS, text=trained.prep.categorical)
     source = reading.source_name(data)
+    warn_if_trained_on(trained, data, len(frame), command, on_event)
     absent = [t for t in trained.prep.targets if t not in frame.columns]
     if absent:
         raise DataError(
@@ -562,13 +563,36 @@ def _lone_row(config: Config, rows: int) -> list[str]:
     return [message] if message else []
 
 
+def warn_if_trained_on(trained: Trained, data: str | Path, rows: int, command: str, on_event: Events) -> None:
+    """A warning when the file `data` (of `rows` rows) is the one the run trained on: its data.train,
+    the same rows and SHA-256 as report.json records. Its training rows are then among the rows scored."""
+    if str(data) == reading.STDIN or not os.path.isfile(data):
+        return
+    train = next((f for f in _recorded_files(trained.run_dir) or [] if isinstance(f, dict) and f.get("split") == "train"), None)
+    if train is None or train.get("rows") != rows or reading.sha256_file(Path(data)) != train.get("sha256"):
+        return
+    on_event(events.Warning(
+        f"{reading.source_name(data)}: the file {trained.run_dir} trained on (its data.train, the same SHA-256), so its "
+        f"training rows are among these and the metrics lean optimistic; `bptrain {command} {trained.run_dir}` without "
+        "--data uses the rows the run held out"
+    ))
+
+
+def _recorded_files(run_dir: Path) -> list | None:
+    """report.json's record of the run's data files (split, path, rows, sha256 each); None when unreadable."""
+    import json
+
+    try:
+        recorded = json.loads((run_dir / "report.json").read_text())["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return recorded if isinstance(recorded, list) else None
+
+
 def _warn_if_changed(run_dir: Path, files: list[dict], on_event: Events) -> None:
     try:
-        import json
-
-        recorded = json.loads((run_dir / "report.json").read_text())["data"]
-        changed = resuming.changed_files(files, recorded)
-    except (OSError, ValueError, KeyError, TypeError):
+        changed = resuming.changed_files(files, _recorded_files(run_dir))
+    except (KeyError, TypeError):
         return
     for entry in changed:
         on_event(events.Warning(f"{entry['path']}: the file changed since training (sha256 differs); the metrics are for its current rows"))

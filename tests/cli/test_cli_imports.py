@@ -149,7 +149,7 @@ QUOTED_IRIS = "\n".join(",".join(f'"{cell}"' for cell in line.split(",")) for li
         (["predict", "{run}", str(IRIS), "--proba", "--format", "jsonl"], None, 150, False),
         (["predict", "{run}", "-", "--keep", "species"], IRIS.read_text(), 151, False),
         (["predict", "{run}", "-"], QUOTED_IRIS, 151, True),
-        (["evaluate", "{run}", "--data", str(IRIS)], None, 1, True),
+        (["evaluate", "{run}", "--data", "-"], IRIS.read_text(), 1, True),
     ],
     ids=["predict", "predict-proba-jsonl", "predict-stdin", "predict-quoted", "evaluate-data"],
 )

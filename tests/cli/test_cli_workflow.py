@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, call_cli, run_cli
 
 IRIS = ROOT / "datasets" / "iris.csv"
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -321,8 +321,9 @@ def test_evaluate_data_file_and_stdin_agree_and_match_predictions(fitted, iris_p
         ("evaluate", fitted.run, "--data", IRIS, "--json"),
         (("evaluate", fitted.run, "--data", "-", "--json"), {"input": IRIS.read_text(encoding="utf-8")}),
     )
-    for result in results:
-        assert (result.returncode, result.stderr) == (0, "")
+    assert [result.returncode for result in results] == [0, 0]
+    assert results[0].stderr == trained_on_warning(IRIS, fitted.run)  # the training file, known by its SHA-256
+    assert results[1].stderr == ""  # stdin: nothing to compare
     on_file, on_stdin = (json.loads(r.stdout) for r in results)
     assert list(on_file) == ["data"]
     assert on_stdin == on_file
@@ -335,6 +336,29 @@ def test_evaluate_data_file_and_stdin_agree_and_match_predictions(fitted, iris_p
     truth = np.array([CLASSES.index(row[0]) for row in body])
     log_loss = -np.mean(np.log(proba[np.arange(len(truth)), truth]))
     assert on_file["data"]["log_loss"] == pytest.approx(log_loss, abs=1e-4)
+
+
+def trained_on_warning(data: Path, run: Path, command: str = "evaluate") -> str:
+    return (
+        f"warning: {data}: the file {run} trained on (its data.train, the same SHA-256), so its training rows are among "
+        f"these and the metrics lean optimistic; `bptrain {command} {run}` without --data uses the rows the run held out\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_scoring_the_training_file_warns_and_another_file_does_not(fitted, tmp_path, command):
+    """A labelled file that is the run's data.train holds its training rows; a copy with one row
+    changed is another file."""
+    same, changed = tmp_path / "same.csv", tmp_path / "changed.csv"
+    text = IRIS.read_text(encoding="utf-8")
+    same.write_text(text, encoding="utf-8")
+    changed.write_text(text.replace("5.1,3.5,1.4,0.2", "5.2,3.5,1.4,0.2", 1), encoding="utf-8")
+    assert changed.read_text(encoding="utf-8") != text
+    extra = ("-o", tmp_path) if command == "explain" else ()
+    on_same, on_changed = (call_cli(command, fitted.run, "--data", data, "--json", *extra) for data in (same, changed))
+    assert (on_same.returncode, on_changed.returncode) == (0, 0)
+    assert on_same.stderr == trained_on_warning(same, fitted.run, command)
+    assert on_changed.stderr == ""
 
 
 # --- predict --------------------------------------------------------------------------------------

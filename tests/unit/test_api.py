@@ -99,10 +99,28 @@ def test_evaluate_equals_bptrain_evaluate_data(iris_run):
     assert bptrain.load(iris_run).evaluate(pd.read_csv(IRIS)) == json.loads(result.stdout)["data"]
 
 
+def test_evaluate_on_the_training_file_warns_as_the_command_does(iris_run):
+    model = bptrain.load(iris_run)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        on_file, on_frame = model.evaluate(IRIS), model.evaluate(pd.read_csv(IRIS))
+    assert on_file == on_frame
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (
+            bptrain.BptrainWarning,
+            f"{IRIS}: the file {iris_run} trained on (its data.train, the same SHA-256), so its training rows are among "
+            f"these and the metrics lean optimistic; `bptrain evaluate {iris_run}` without --data uses the rows the run held out",
+        )
+    ]
+    assert caught[0].filename == __file__
+
+
 def test_evaluate_on_a_frame_of_text_equals_evaluate_on_its_file(diabetes_run):
     # features held as text were read as numbers; a regression target as text was "not numeric (e.g. '151.0')"
     model = bptrain.load(diabetes_run)
-    assert model.evaluate(pd.read_csv(DIABETES, dtype=str)) == model.evaluate(DIABETES)
+    with pytest.warns(bptrain.BptrainWarning, match="the metrics lean optimistic"):  # the training file
+        on_file = model.evaluate(DIABETES)
+    assert model.evaluate(pd.read_csv(DIABETES, dtype=str)) == on_file
 
 
 def test_a_frames_index_columns_order_and_extra_columns_carry_through(iris_run):
@@ -336,7 +354,8 @@ def test_fit_with_overrides_returns_the_run_its_report_and_its_model(tmp_path, c
     assert set(run.report["metrics"]["test"]) >= {"loss", "accuracy"}
     assert "lr: 0.01" in (run.path / "config.yaml").read_text()
     assert run.model.path == run.path / "model.npz"
-    assert run.model.evaluate(IRIS)["accuracy"] > 0.5
+    with pytest.warns(bptrain.BptrainWarning, match="the metrics lean optimistic"):  # the training file
+        assert run.model.evaluate(IRIS)["accuracy"] > 0.5
     assert capsys.readouterr() == ("", "")  # nothing printed, no progress
 
 
