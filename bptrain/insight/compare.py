@@ -12,17 +12,34 @@ import numpy as np
 from bptrain.errors import ConfigError, DataError
 from bptrain.insight import plots
 from bptrain.insight.runlist import main_metric, read_json, require_run
-from bptrain.runs.resuming import flatten
+from bptrain.runs.resuming import flatten, recorded_config
 
 OUTCOME = ("stop_reason", "epochs_run", "best_epoch", "seconds")
 FIGURE_FILE = "compare.png"
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    """The run's config.yaml as written (nested mappings and lists)."""
+    """The config the run trained with (nested mappings and lists): the one its checkpoint records,
+    which an edit to config.yaml afterwards does not change, in config.yaml's order of keys; where
+    no checkpoint records one, config.yaml as written."""
     from bptrain.config.loading import read_yaml_mapping
 
-    return read_yaml_mapping(run_dir / "config.yaml")
+    written = read_yaml_mapping(run_dir / "config.yaml")
+    recorded = recorded_config(run_dir)
+    return written if recorded is None else ordered_like(recorded, written)
+
+
+def ordered_like(value: Any, template: Any) -> Any:
+    """`value` with the keys of each mapping in the order `template`'s same mapping has them (the
+    checkpoint records its config with sorted keys), keys the template lacks last."""
+    if isinstance(value, dict):
+        shape = template if isinstance(template, dict) else {}
+        keys = [k for k in shape if k in value] + [k for k in value if k not in shape]
+        return {k: ordered_like(value[k], shape.get(k)) for k in keys}
+    if isinstance(value, list):
+        shape = template if isinstance(template, list) else []
+        return [ordered_like(item, shape[i] if i < len(shape) else None) for i, item in enumerate(value)]
+    return value
 
 
 ABSENT = object()  # a key a run's config does not have (unlike null, a value it has)

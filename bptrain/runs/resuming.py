@@ -154,25 +154,35 @@ def _recorded_run(run_dir: Path) -> str | None:
 SPLIT_KEYS = ("seed", "data.target", "data.task", "data.split", "data.read")
 
 
-def split_changes(run_dir: Path, config: Config) -> list[str]:
-    """The settings of `config`, the run's config.yaml, that split or read its data otherwise than the
-    run did, each as `key: recorded -> now`, from the config its checkpoint records; none when no
-    checkpoint is readable (then nothing records it)."""
+def recorded_config(run_dir: Path) -> dict | None:
+    """The config the run trained with as its newest readable checkpoint records it (the mapping
+    config.yaml holds, keys sorted); None when no checkpoint is readable or it records none."""
     for name in (LAST, PREVIOUS):
         try:
             with open_file(Path(run_dir) / "checkpoints" / name) as file:
                 recorded = file.meta.get("config")
-            saved = _recorded_config(recorded, run_dir) if isinstance(recorded, dict) else None
         except (ModelFileError, OSError, ValueError):
             continue
-        if saved is None:
-            return []
-        old, new = _comparable(saved), _comparable(config)
-        for split in ("val", "test"):  # a file in place of a fraction, or the other way round; a path may move
-            old[f"data.{split}"], new[f"data.{split}"] = ["(a file)" if getattr(c.data, split) else None for c in (saved, config)]
-        keys = [k for k in sorted(set(old) | set(new)) if k.startswith(SPLIT_KEYS + ("data.val", "data.test")) and old.get(k) != new.get(k)]
-        return [f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in keys]
-    return []
+        return recorded if isinstance(recorded, dict) else None
+    return None
+
+
+def split_changes(run_dir: Path, config: Config) -> list[str]:
+    """The settings of `config`, the run's config.yaml, that split or read its data otherwise than the
+    run did, each as `key: recorded -> now`, from the config its checkpoint records; none when no
+    checkpoint records a valid one."""
+    recorded = recorded_config(run_dir)
+    try:
+        saved = _recorded_config(recorded, run_dir) if recorded is not None else None
+    except ModelFileError:
+        return []
+    if saved is None:
+        return []
+    old, new = _comparable(saved), _comparable(config)
+    for split in ("val", "test"):  # a file in place of a fraction, or the other way round; a path may move
+        old[f"data.{split}"], new[f"data.{split}"] = ["(a file)" if getattr(c.data, split) else None for c in (saved, config)]
+    keys = [k for k in sorted(set(old) | set(new)) if k.startswith(SPLIT_KEYS + ("data.val", "data.test")) and old.get(k) != new.get(k)]
+    return [f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in keys]
 
 
 def changed_files(files: list[dict], recorded: list[dict] | None) -> list[dict]:

@@ -33,6 +33,16 @@ def _metrics(task: str, val: float, test: float, val_loss: float) -> dict:
     return {"train": {"loss": 0.1, name: 0.99}, "val": {"loss": val_loss, name: val}, "test": {"loss": val_loss + 0.05, name: test}}
 
 
+def _reconfigure(run: Path, lr: float, units: int) -> None:
+    """The copy of a run as if trained with another learning rate and second layer: its config.yaml
+    says so, and no checkpoint records otherwise (compare shows a checkpoint's record first)."""
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["optimizer"]["lr"] = lr
+    config["model"]["layers"][1]["units"] = units
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.rmtree(run / "checkpoints")
+
+
 @pytest.fixture(scope="module")
 def top(tmp_path_factory) -> Path:
     """A folder whose runs/ holds two runs, a cross-validation, a tune folder, a folder of another
@@ -48,10 +58,7 @@ def top(tmp_path_factory) -> Path:
                     metrics=_metrics("classification", 0.9, 0.85, 0.3))
     _rewrite_report(second, task="classification", stop_reason="max_epochs", epochs_run=3, best_epoch=3, seconds=0.25,
                     metrics=_metrics("classification", 0.95, 0.8, 0.2))
-    config = yaml.safe_load((second / "config.yaml").read_text())
-    config["optimizer"]["lr"] = 0.05
-    config["model"]["layers"][1]["units"] = 8
-    (second / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    _reconfigure(second, lr=0.05, units=8)
     cv = runs / "iris-20260103-090000"
     (cv / "fold-1").mkdir(parents=True)
     cv_summary = {"run": cv.name, "folds": 3, "task": "classification", "runs": ["fold-1"],
@@ -133,6 +140,7 @@ def reshaped(top, tmp_path) -> Path:
     config["stopping"]["early_stopping"] = None
     del config["model"]["layers"][1]
     (other / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.rmtree(other / "checkpoints")  # nothing records another config: compare reads config.yaml
     return tmp_path
 
 
@@ -280,6 +288,21 @@ def test_compare_shows_the_keys_that_differ_and_the_metrics_side_by_side(top, tm
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == COMPARED.format(figure=tmp_path / "compare.png")
     assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_shows_the_config_a_run_trained_with_not_a_later_edit_of_its_config_yaml(top, tmp_path):
+    """The checkpoint records the config the run trained with; config.yaml edited afterwards changes
+    nothing that was trained. The keys keep config.yaml's order (the text output pinned above)."""
+    for name in ("iris-20260101-090000", "iris-20260102-090000"):
+        shutil.copytree(top / "runs" / name, tmp_path / "runs" / name)
+    edited = tmp_path / "runs" / "iris-20260101-090000" / "config.yaml"
+    assert (edited.parent / "checkpoints" / "last.npz").is_file()
+    edited.write_text(edited.read_text().replace("  lr: 0.01\n", "  lr: 0.9\n", 1))
+    assert "  lr: 0.9\n" in edited.read_text()
+    runs = ["runs/iris-20260101-090000", "runs/iris-20260102-090000"]
+    result = call_cli("compare", *runs, "-o", tmp_path, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == COMPARED.format(figure=tmp_path / "compare.png")
 
 
 def test_compare_creates_its_output_folder_as_plot_does_and_refuses_a_file(top, tmp_path):
