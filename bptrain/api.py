@@ -141,14 +141,7 @@ class Model:
         frame, source = self._frame(data)
         if isinstance(data, (str, os.PathLike)):
             app.warn_if_trained_on(self._trained, data, len(frame), "evaluate", _warn)
-        absent = [t for t in self.targets if t not in frame.columns]
-        if absent:
-            from bptrain.nn.options import did_you_mean
-
-            raise DataError(
-                f"{source}: target column {absent[0]!r} not found; evaluate needs labelled rows "
-                f"(use predict for unlabelled ones).{did_you_mean(absent[0], [str(c) for c in frame.columns])}"
-            )
+        app.check_targets(self._trained, frame, source, "evaluate", "predict")
         with blas.limited(self._threads):
             split = app.labelled_frame(self._trained, frame, source, strict=strict, on_event=_warn, hint=STRICT_HINT, setting=STRICT_SETTING)
             return score(self._trained.model, self._trained.loss, self._trained.prep, split)

@@ -483,13 +483,19 @@ def labelled(trained: Trained, data: str, *, strict: bool = False, stdin: IO[byt
     frame = reading.read_table(data, stdin=stdin, options=trained.prep.read, paths=reading.COMMAND_LINE_PATHS, text=trained.prep.categorical)
     source = reading.source_name(data)
     warn_if_trained_on(trained, data, len(frame), command, on_event)
+    check_targets(trained, frame, source, command, "bptrain predict")
+    return labelled_frame(trained, frame, source, strict=strict, on_event=on_event)
+
+
+def check_targets(trained: Trained, frame, source: str, command: str, predict: str) -> None:
+    """DataError naming the first target column `frame` lacks: `command` scores labelled rows, and
+    `predict` (the command or the method) is for unlabelled ones."""
     absent = [t for t in trained.prep.targets if t not in frame.columns]
     if absent:
         raise DataError(
             f"{source}: target column {absent[0]!r} not found; {command} needs labelled rows "
-            f"(use bptrain predict for unlabelled ones).{did_you_mean(absent[0], list(frame.columns))}"
+            f"(use {predict} for unlabelled ones).{did_you_mean(absent[0], [str(c) for c in frame.columns])}"
         )
-    return labelled_frame(trained, frame, source, strict=strict, on_event=on_event)
 
 
 def labelled_frame(
