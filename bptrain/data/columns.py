@@ -37,6 +37,7 @@ def label(value: Any) -> str:
         return str(int(value))
     return str(value)
 
+
 # The form of a categorical column's values in the training file, which decides how a cell read
 # later becomes a label (cell_label): `number` (pandas read the column as numbers), `bool` (as
 # true/false) or `text` (anything else).
