@@ -586,12 +586,7 @@ def warn_if_trained_on(trained: Trained, data: str | Path, rows: int, command: s
 
 def _recorded_files(run_dir: Path) -> list | None:
     """report.json's record of the run's data files (split, path, rows, sha256 each); None when unreadable."""
-    import json
-
-    try:
-        recorded = json.loads((run_dir / "report.json").read_text())["data"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    recorded = (report.read_json(run_dir / "report.json") or {}).get("data")
     return recorded if isinstance(recorded, list) else None
 
 

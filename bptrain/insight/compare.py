@@ -11,8 +11,9 @@ import numpy as np
 
 from bptrain.errors import ConfigError, DataError
 from bptrain.insight import plots
-from bptrain.insight.runlist import main_metric, read_json, require_run
-from bptrain.runs.resuming import flatten, recorded_config
+from bptrain.insight.runlist import main_metric, require_run
+from bptrain.runs.report import read_json
+from bptrain.runs.resuming import recorded_config
 
 OUTCOME = ("stop_reason", "epochs_run", "best_epoch", "seconds")
 FIGURE_FILE = "compare.png"

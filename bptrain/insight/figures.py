@@ -18,8 +18,9 @@ from bptrain.errors import ConfigError
 from bptrain.events import Events, quiet
 from bptrain.inference import outputs, probabilities, unscale
 from bptrain.insight import plots
-from bptrain.insight.runlist import main_metric, read_json, require_run
+from bptrain.insight.runlist import main_metric, require_run
 from bptrain.metrics import confusion_matrix
+from bptrain.runs.report import read_json
 
 FIGURES_DIR = "figures"
 

@@ -6,7 +6,6 @@ an error that says what the folder is and what to give instead.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from bptrain.errors import ConfigError, ModelFileError
 from bptrain.metrics import CLASSIFICATION, MULTILABEL, REGRESSION, higher_is_better
 from bptrain.nn.options import did_you_mean
 from bptrain.runs import folder as runs
+from bptrain.runs.report import read_json
 
 RUN, CV, TUNE, OTHER = "run", "cv", "tune", "other"
 COLUMNS = ("name", "kind", "date", "task", "stop_reason", "epochs", "metric", "val", "test")
@@ -27,15 +27,6 @@ METRICS = tuple(f"{split}_{name}" for split in SPLITS for name in dict.fromkeys(
 def main_metric(task: str | None) -> str:
     """The metric a run is summed up by: r2 for regression, accuracy otherwise (as in curves.svg)."""
     return "r2" if task == "regression" else "accuracy"
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in `path`, or None when it is absent, unreadable or not an object."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def kind_of(folder: Path) -> str | None:

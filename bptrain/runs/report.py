@@ -110,6 +110,15 @@ def write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, to_json(value) + "\n")
 
 
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path` (report.json, cv.json, ...), or None when it is absent, unreadable or not an object."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def number(value: float) -> str:
     """A metric as shown: four decimals, or four significant digits from 10000 on (at most 11 characters)."""
     return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"

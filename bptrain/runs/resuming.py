@@ -9,7 +9,6 @@ the run did, for the commands that split it again (evaluate, plot, explain).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bptrain.errors import ConfigError, DataError, ModelFileError
 from bptrain.runs.checkpoint import LAST, PREVIOUS, open_file
 from bptrain.runs.folder import MODEL_FILE
+from bptrain.runs.report import read_json
 
 if TYPE_CHECKING:
     from bptrain.config.schema import Config
@@ -220,11 +220,8 @@ def finished_report(run_dir: Path, reason: str | None, steps: int) -> dict | Non
     holds; None when there is training left, or when the report is missing or from an earlier stop."""
     if reason not in FINISHED:
         return None
-    try:
-        recorded = json.loads((Path(run_dir) / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(recorded, dict) or (recorded.get("stop_reason"), recorded.get("steps")) != (reason, steps):
+    recorded = read_json(Path(run_dir) / "report.json")
+    if recorded is None or (recorded.get("stop_reason"), recorded.get("steps")) != (reason, steps):
         return None
     return recorded
 
