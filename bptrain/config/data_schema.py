@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_serializer, model_validator
 
 from bptrain.config.numbers import Float, Fraction, Int
-from bptrain.config.read_schema import NUMERIC_ONLY_MISSING, CategoricalMissing, NumericMissing, ReadConfig, Scale, Strict
+from bptrain.config.choices import NUMERIC_ONLY_MISSING
+from bptrain.config.read_schema import CategoricalMissing, NumericMissing, ReadConfig, Scale, Strict
 
 
 class SplitConfig(Strict):

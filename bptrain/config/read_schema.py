@@ -1,19 +1,20 @@
 """The parts of the `data:` section a model file records (bptrain.runs.modelfile): how CSV files are
-read, and the names of the scalings and missing-value rules. predict validates a model file with
-them without building the rest of the data schema (config.data_schema, which takes them from here).
+read, and the scalings and missing-value rules (named in config.choices). A model file is validated
+with them (bptrain.runs.meta_schema) without the rest of the data schema (config.data_schema, which
+takes them from here).
 """
 
 from __future__ import annotations
 
-import codecs
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-Scale = Literal["standard", "minmax", "robust", "none"]
-NumericMissing = Literal["error", "drop", "mean", "median", "most_frequent", "constant"]
-CategoricalMissing = Literal["error", "drop", "most_frequent", "constant"]
-NUMERIC_ONLY_MISSING = ("mean", "median")
+from bptrain.config.choices import CATEGORICAL_MISSING, NUMERIC_MISSING, SCALES, is_codec, is_delimiter
+
+Scale = Literal[SCALES]  # type: ignore[valid-type]
+NumericMissing = Literal[NUMERIC_MISSING]  # type: ignore[valid-type]
+CategoricalMissing = Literal[CATEGORICAL_MISSING]  # type: ignore[valid-type]
 
 
 class Strict(BaseModel):
@@ -32,18 +33,15 @@ class ReadConfig(Strict):
     @field_validator("delimiter")
     @classmethod
     def _one_character(cls, value: str) -> str:
-        value = "\t" if value == "tab" else value
-        if value != "auto" and len(value) != 1:
+        if not is_delimiter(value):
             raise ValueError(f"must be auto, tab or one character such as ',' or ';' (got {value!r})")
-        return value
+        return "\t" if value == "tab" else value
 
     @field_validator("encoding")
     @classmethod
     def _known_codec(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown encoding {value!r}; use a Python codec name such as utf-8, latin-1 or cp1252") from None
+        if not is_codec(value):
+            raise ValueError(f"unknown encoding {value!r}; use a Python codec name such as utf-8, latin-1 or cp1252")
         return value
 
     @field_validator("decimal")

@@ -5,216 +5,29 @@ against the task, the output units against the classes, the inputs against the c
 arrays' headers against the shapes the metadata implies, all before any array is read. A problem
 is a ModelFileError naming the file and the field path; a file's sha256 is no help here, since
 whoever crafts a file can hash it.
+
+The fields are checked against bptrain.runs.meta_schema (pydantic), which words every problem; a
+model file that bptrain.runs.meta_fast finds plainly valid, as every file bptrain writes is, is used
+without importing it.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from bptrain.config.read_schema import CategoricalMissing, NumericMissing, ReadConfig, Scale
-from bptrain.config.components import LayerConfig
-from bptrain.data.columns import FORMS, Column
+from bptrain.data.columns import Column
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, ModelFileError
-from bptrain.nn.initializers import INITIALIZERS
 from bptrain.nn.losses import LOSSES
-from bptrain.runs import checkpoint
+from bptrain.runs import checkpoint, meta_fast
 from bptrain.runs.checkpoint import BptrainFile, Expected
 from bptrain.training import assembly
 
-MAX_LAYERS = 1_000
 MAX_PARAMETERS = 2**28  # weights and statistics of one network: 1 GiB in float32, 2 GiB in float64
-
-
-class Meta(BaseModel):
-    # defer_build: validators made on first use (predict never reads a checkpoint), as config.data_schema's
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True, defer_build=True)
-
-
-Count = Annotated[int, Field(ge=0)]
-Label = Annotated[str, Field(max_length=10_000)]
-
-
-class Header(Meta):
-    format_version: Literal[1, 2]  # checkpoint.READS
-    kind: Literal["model", "checkpoint"]
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # absent from the first files of bptrain 0.1
-
-
-# --- model files ----------------------------------------------------------------------------------
-
-
-class ModelSpec(Meta):
-    layers: list[dict[str, Any]] = Field(max_length=MAX_LAYERS)
-    output_init: Literal[tuple(sorted(INITIALIZERS))]  # type: ignore[valid-type]
-    n_in: Annotated[int, Field(ge=1)]
-    n_out: Annotated[int, Field(ge=1)]
-    dtype: Literal["float32", "float64"]
-
-
-class LossSpec(Meta):
-    name: Literal[tuple(sorted(LOSSES))]  # type: ignore[valid-type]
-    options: dict[str, Any]
-
-
-class ColumnSpec(Meta):
-    name: Label
-    kind: Literal["numeric", "categorical"]
-    dtype: Label
-    missing: NumericMissing | CategoricalMissing
-    fill_value: float | str
-    scale: Scale
-    indicator: bool
-    max_categories: Count = 0
-    fill: float | str | None = None
-    categories: list[Label] = []
-    other: list[Label] = []
-    form: Literal[FORMS] = "text"  # type: ignore[valid-type]  # absent from model files written before it was recorded
-
-    @model_validator(mode="after")
-    def _fits_the_kind(self) -> "ColumnSpec":
-        number = self.kind == "numeric"
-        if not number and self.missing in ("mean", "median"):
-            raise ValueError(f"missing: {self.missing} applies to numeric columns, and {self.name!r} is categorical")
-        for key in ("fill_value", "fill"):
-            value = getattr(self, key)
-            if value is not None and isinstance(value, str) == number:
-                raise ValueError(f"{key}: a {self.kind} column's {key} must be {'a number' if number else 'text'} (got {value!r})")
-        return self
-
-
-class Preprocessing(Meta):
-    version: Literal[2]
-    targets: list[Label] = Field(min_length=1)
-    task: Literal["classification", "multilabel", "regression"]
-    classes: list[Label]
-    columns: list[ColumnSpec]
-    inputs: list[str]
-    read: ReadConfig
-
-
-class PreprocessingV1(Meta):
-    """The preprocessing of bptrain 0.1: numeric, complete, standardized features."""
-
-    target: Label
-    task: Literal["classification", "regression"]
-    features: list[Label]
-    classes: list[Label]
-    target_mean: float
-    target_scale: float
-
-
-class ModelMeta(Header):
-    kind: Literal["model"] = "model"
-    bptrain_version: str
-    run: str
-    model: ModelSpec
-    loss: LossSpec
-    preprocessing: dict[str, Any]
-
-
-# --- checkpoints ------------------------------------------------------------------------------------
-
-Number = Annotated[float, Field(allow_inf_nan=True)]  # a logged metric may be NaN or infinite
-
-
-class Position(Meta):
-    epoch: Annotated[int, Field(ge=1)]
-    batch: Count
-    step: Count
-    total: float
-    lr: Annotated[float, Field(ge=0.0)]
-    seconds: Annotated[float, Field(ge=0.0)]
-    rows: list[dict[str, Number]]
-
-
-class EarlyStoppingState(Meta):
-    best: float | None
-    best_epoch: Count
-    wait: Count
-
-
-class PlateauState(Meta):
-    lr: Annotated[float, Field(ge=0.0)]
-    best: Annotated[float, Field(allow_inf_nan=True)]
-    num_bad_epochs: Count
-    cooldown_counter: Count
-    steps: Count
-
-
-class NoState(Meta):
-    pass
-
-
-class DiagnosticsEpoch(Meta):
-    """The sums of the sampled steps of the epoch in progress (bptrain.training.diagnostics.Epoch)."""
-
-    steps: Count
-    rows: Count
-    grad: list[Number]
-    ratio: list[Number]
-    alive: list[list[bool] | None]
-    saturated: list[Count | None]
-
-
-class DiagnosticsWarning(Meta):
-    epoch: Annotated[int, Field(ge=1)]
-    kind: Literal["vanishing", "exploding", "dead_units", "update_ratio_high", "update_ratio_low"]
-    message: str
-
-
-class DiagnosticsState(Meta):
-    rows: list[dict[str, Number | str | None]]
-    warnings: list[DiagnosticsWarning]
-    epoch: DiagnosticsEpoch
-
-
-class PCG64State(Meta):
-    state: Annotated[int, Field(ge=0, lt=2**128)]
-    inc: Annotated[int, Field(ge=0, lt=2**128)]
-
-
-class RandomState(Meta):
-    """numpy's PCG64 bit generator state, as `Generator.bit_generator.state` gives it."""
-
-    bit_generator: Literal["PCG64"]
-    state: PCG64State
-    has_uint32: Literal[0, 1]
-    uinteger: Annotated[int, Field(ge=0, lt=2**32)]
-
-
-class DataFile(Meta):
-    split: Literal["train", "val", "test"]
-    path: str
-    rows: Count
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-
-class ThreadsSpec(Meta):
-    """The BLAS threads the run started with, and how they were chosen (bptrain.threads)."""
-
-    count: Annotated[int, Field(ge=1)]
-    chosen: str
-
-
-class CheckpointMeta(Header):
-    kind: Literal["checkpoint"]
-    position: Position
-    early_stopping: EarlyStoppingState | None
-    rate: PlateauState | NoState
-    shuffle_rng: RandomState
-    noise_rng: RandomState | None
-    data: list[DataFile]
-    run: Label | None = None  # these two are absent from checkpoints of bptrain 0.1
-    config: dict[str, Any] | None = None  # the resolved config; resuming validates it as a config
-    threads: ThreadsSpec | None = None  # absent from older checkpoints
-    diagnostics: DiagnosticsState | None = None  # absent when report.diagnostics is false, and from older checkpoints
 
 
 CHECKPOINT_GROUPS = ("model/", "optim/", "best/")
@@ -223,7 +36,7 @@ CHECKPOINT_GROUPS = ("model/", "optim/", "best/")
 def check_checkpoint(file: BptrainFile) -> dict[str, Expected]:
     """Validate a checkpoint's metadata and array names; the shapes follow from the model the run's
     config builds, so Trainer.restore compares them. Returns what `file.read` checks before reading."""
-    _validate(file, CheckpointMeta, file.meta)
+    _validate(file, "CheckpointMeta", file.meta)
     names = list(file.headers)
     if "order" not in names:
         raise file.invalid("array 'order' is missing")
@@ -235,9 +48,6 @@ def check_checkpoint(file: BptrainFile) -> dict[str, Expected]:
     expected = {n: Expected(file.headers[n].shape) for n in names}
     expected["order"] = Expected(file.headers["order"].shape, "int64")
     return expected
-
-
-_LAYERS = TypeAdapter(list[LayerConfig])
 
 
 def load(path: Path):
@@ -263,7 +73,7 @@ def _check_model_meta(file: BptrainFile) -> dict[str, Any]:
     """Every field of a model file's metadata, and the network against the preprocessing; returns the preprocessing."""
     if file.meta.get("kind") == "checkpoint":
         raise ModelFileError(f"{file.path}: a checkpoint, not a model file; give the run folder or its model.npz")
-    _validate(file, ModelMeta, file.meta)
+    _validate(file, "ModelMeta", file.meta)
     prep = _preprocessing(file)
     spec = file.meta["model"]
     _check_layers(file, spec)
@@ -288,9 +98,9 @@ def _preprocessing(file: BptrainFile) -> dict[str, Any]:
     """The preprocessing metadata, validated, with its inputs checked against its columns."""
     prep = file.meta["preprocessing"]
     if "version" not in prep:
-        _validate(file, PreprocessingV1, prep, "preprocessing")
+        _validate(file, "PreprocessingV1", prep, "preprocessing")
         return prep
-    _validate(file, Preprocessing, prep, "preprocessing")
+    _validate(file, "Preprocessing", prep, "preprocessing")
     inputs = [name for c in prep["columns"] for name in Column(**c).inputs()]
     if prep["inputs"] != inputs:
         raise file.invalid(f"preprocessing.inputs: {len(prep['inputs'])} inputs, but the columns make {len(inputs)}: {', '.join(inputs[:10])}")
@@ -320,11 +130,11 @@ def _check_layers(file: BptrainFile, spec: dict[str, Any]) -> None:
         layer = dict(layer)
         options = layer.pop("activation_options", {})
         if not isinstance(options, dict):
-            raise file.invalid(f"model.layers[{i}].activation_options: must be an object (got {_shown(options)})")
+            raise file.invalid(f"model.layers[{i}].activation_options: must be an object (got {shown(options)})")
         if "activation" in layer:
             layer["activation"] = {"name": layer["activation"], **options}
         as_config.append(layer)
-    _validate(file, _LAYERS, as_config, "model.layers")
+    _validate(file, "LAYERS", as_config, "model.layers")
     _reject_non_finite(file, spec["layers"], "model.layers")
     count, width = 0, spec["n_in"]
     for layer in spec["layers"]:
@@ -363,12 +173,14 @@ def _loss(file: BptrainFile, loss: dict[str, Any], spec: dict[str, Any], prep: d
     return made
 
 
-def _validate(file: BptrainFile, schema: type[BaseModel] | TypeAdapter, value: Any, where: str = "") -> None:
-    validate = schema.validate_python if isinstance(schema, TypeAdapter) else schema.model_validate
-    try:
-        validate(value, strict=True)
-    except ValidationError as e:
-        raise file.invalid(_first_error(e, value, where)) from None
+def _validate(file: BptrainFile, schema: str, value: Any, where: str = "") -> None:
+    """`value` against bptrain.runs.meta_schema's `schema` (a name there): passed at once when
+    meta_fast finds it plainly valid, else validated by that schema, whose words name the problem."""
+    if meta_fast.passes(schema, value):
+        return
+    from bptrain.runs import meta_schema  # where needed: pydantic and the schema take a third of predict's start
+
+    meta_schema.validate(file, getattr(meta_schema, schema), value, where)
 
 
 def _reject_non_finite(file: BptrainFile, value: Any, where: str) -> None:
@@ -384,22 +196,6 @@ def _reject_non_finite(file: BptrainFile, value: Any, where: str) -> None:
             stack += [(f"{path}[{i}]", v) for i, v in enumerate(item)]
 
 
-def _first_error(exc: ValidationError, value: Any, where: str) -> str:
-    """`field.path: message (got value)` for the first problem."""
-    error = exc.errors(include_url=False)[0]
-    path, last = where, error["loc"][-1] if error["loc"] else None
-    for part in error["loc"]:  # follow the input: parts that are not keys or indices name union members
-        if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
-            path, value = f"{path}[{part}]", value[part]
-        elif isinstance(value, dict) and (part in value or part == last):
-            path, value = (f"{path}.{part}" if path else str(part)), value.get(part)
-    plain = {"extra_forbidden": "unknown key", "missing": "missing", "finite_number": "must be a finite number"}
-    message = plain.get(error["type"], error["msg"])
-    message = re.sub(r" or instance of \w+", "", message)  # the schema's class names mean nothing to a user
-    got = "" if error["type"] in ("missing", "extra_forbidden") else f" (got {_shown(error['input'])})"
-    return f"{path or 'metadata'}: {message[:1].lower()}{message[1:]}{got}"
-
-
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     text = repr(value) if not isinstance(value, (dict, list)) else f"a JSON {'object' if isinstance(value, dict) else 'list'}"
     return text if len(text) <= 60 else text[:57] + "..."

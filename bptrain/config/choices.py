@@ -1,0 +1,27 @@
+"""The names and rules of the data section that a model file records, without pydantic: the
+scalings, the missing-value rules and what a CSV reading option takes. config.read_schema makes
+its models of them; bptrain.runs.meta_fast checks a model file with them before any model is built.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+SCALES = ("standard", "minmax", "robust", "none")
+NUMERIC_MISSING = ("error", "drop", "mean", "median", "most_frequent", "constant")
+CATEGORICAL_MISSING = ("error", "drop", "most_frequent", "constant")
+NUMERIC_ONLY_MISSING = ("mean", "median")
+
+
+def is_delimiter(value: str) -> bool:
+    """auto, tab, or one character."""
+    return value in ("auto", "tab") or len(value) == 1
+
+
+def is_codec(name: str) -> bool:
+    """A name Python's codecs know."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
