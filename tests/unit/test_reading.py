@@ -13,10 +13,13 @@ import pytest
 from bptrain.data.reading import (
     MAX_LINE_BYTES,
     ReadOptions,
+    check_widths,
     detect_delimiter,
     frame_chunks,
+    line_ends,
     read_table,
     record_chunks,
+    widths_agree,
 )
 from bptrain.errors import ConfigError, DataError
 
@@ -130,6 +133,32 @@ def test_chunked_reading_fails_as_whole_reading_does(data, message, block_bytes)
         with pytest.raises(DataError) as info:
             read()
         assert str(info.value) == message
+
+
+def test_widths_agree_only_where_check_widths_finds_no_line_of_another_width():
+    """The byte count is a shortcut: where it says the widths agree, the text check must agree, and
+    on plain files it must say so (or the shortcut is never taken)."""
+    rng = np.random.default_rng(0)
+    # U+2C2C and U+0A2C: characters whose UTF-16 bytes hold a comma's and a line end's
+    pieces = ["1", "2.5", "", "ab", "é", " ", "\r", ",", ";", "\t", "\n", "\n\n", '"x,y"', "\u00ff", "\ufeff", "\u2c2c", "\u0a2c"]
+    agreed = 0
+    for _ in range(3000):
+        text = "a,b,c\n" + "".join(rng.choice(pieces, size=rng.integers(0, 30)))
+        for codec, delimiter in (("utf-8", ","), ("utf-8-sig", ","), ("latin-1", ","), ("cp1252", ";"), ("utf-16", ","), ("utf-16-le", ","), ("utf-8", "\t")):
+            try:
+                data = text.encode(codec)
+            except UnicodeEncodeError:
+                continue
+            if widths_agree(data, delimiter, codec):
+                agreed += 1
+                check_widths("x", data.decode(codec), delimiter)  # raises DataError if a line's width differs
+    plain = "".join(f"{i},{i / 3},{'ab'[i % 2]}\r\n" for i in range(1000))
+    for codec in ("utf-8", "utf-8-sig", "latin-1", "cp1252"):
+        assert widths_agree(("a,b,c\r\n" + plain).encode(codec), ",", codec)
+        assert widths_agree(("a,b,c\r\n" + plain).encode(codec)[:-2], ",", codec)  # the last line without its line end
+    assert not widths_agree(("a,b,c\n" + plain).encode("utf-16"), ",", "utf-16")  # its bytes are no plain count
+    assert agreed > 1000
+    assert line_ends(b"a\nb\r\n\n") == 3 and line_ends(b"") == 0
 
 
 @pytest.mark.parametrize("block_bytes", [2, 1 << 20])
