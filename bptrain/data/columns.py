@@ -9,6 +9,7 @@ the header (plus `first_row` for a chunk that starts further into a file).
 from __future__ import annotations
 
 import ctypes
+import math
 import re
 import warnings
 from collections import Counter
@@ -196,9 +197,11 @@ def _check_override(name: str, kind: str, own) -> None:
         raise ConfigError(f"{key}.max_categories: applies to categorical columns, and {why}")
     if kind == "numeric" and isinstance(own.fill_value, str):
         try:
-            float(own.fill_value)
+            number = float(own.fill_value)
         except ValueError:
             raise ConfigError(f"{key}.fill_value: must be a number for the numeric column {name!r} (got {own.fill_value!r})") from None
+        if not math.isfinite(number):  # "inf" and "nan" are numbers to float(), but no value to fill in
+            raise ConfigError(f"{key}.fill_value: must be a finite number for the numeric column {name!r} (got {own.fill_value!r})")
 
 
 class Dropping:
@@ -406,10 +409,19 @@ class Unseen:
 # --- fitting and encoding one column -----------------------------------------------------------
 
 
+def _check_fill(column: Column, source: str) -> None:
+    if column.fill is not None and not np.isfinite(column.fill):
+        raise DataError(f"{source}: column {column.name!r}: values too large to average; rescale the column")
+
+
 def fit_column(column: Column, values: pd.Series, source: str) -> None:
     """Fill value and categories of `column` from its training values."""
     if column.kind == "numeric" and column.missing not in ("mean", "median", "most_frequent") and numpy_floats_or_ints(values):
-        values = values.iloc[:0]  # numbers whose fill is no statistic of them (none, or the constant): no copy of them needed
+        # numbers whose fill is no statistic of them (none, or the constant): nothing to look at
+        # (pandas' least work on a column costs about 0.2 ms, which 784 columns of L.csv pay 784 times)
+        column.fill = float(column.fill_value) if column.missing == "constant" else None
+        _check_fill(column, source)
+        return
     present = values.dropna()
     needs_values = column.missing in ("mean", "median", "most_frequent") or column.kind == "categorical"
     if len(present) == 0 and needs_values:
@@ -424,8 +436,7 @@ def fit_column(column: Column, values: pd.Series, source: str) -> None:
             "most_frequent": lambda: float(_most_frequent(pd.Series(numbers))),
             "constant": lambda: float(column.fill_value),
         }.get(column.missing, lambda: None)()
-        if column.fill is not None and not np.isfinite(column.fill):
-            raise DataError(f"{source}: column {column.name!r}: values too large to average; rescale the column")
+        _check_fill(column, source)
         return
     labels = labels_of(present)
     column.fill = {"most_frequent": lambda: _most_frequent(labels), "constant": lambda: column.fill_value}.get(

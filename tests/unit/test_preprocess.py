@@ -185,6 +185,8 @@ def test_an_integer_column_declared_categorical_is_one_hot_encoded():
         ({"c": {"missing": "mean"}}, "data.columns.c.missing: mean applies to numeric columns, and 'c' is categorical (set kind: numeric to change that); use most_frequent, constant, drop or error"),
         ({"n": {"max_categories": 5}}, "data.columns.n.max_categories: applies to categorical columns, and 'n' is numeric (set kind: categorical to change that)"),
         ({"n": {"fill_value": "zero"}}, "data.columns.n.fill_value: must be a number for the numeric column 'n' (got 'zero')"),
+        ({"n": {"fill_value": "inf"}}, "data.columns.n.fill_value: must be a finite number for the numeric column 'n' (got 'inf')"),
+        ({"n": {"fill_value": "NaN"}}, "data.columns.n.fill_value: must be a finite number for the numeric column 'n' (got 'NaN')"),
     ],
 )
 def test_an_override_that_does_not_fit_the_inferred_kind(override, message):
