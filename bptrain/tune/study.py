@@ -454,4 +454,8 @@ class _executor:
             self.pool.shutdown(wait=exc[0] is None)
             self.client.close()
         elif self.pool is not None:
-            self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+            # Waited for, unless a second Ctrl-C asks to leave at once: the trials have ended, or were
+            # told to through the stop file. A pool left to end by itself races the interpreter's
+            # exit, which may write to a pipe the pool has just closed (CPython 3.11: a traceback of
+            # "OSError: [Errno 9] Bad file descriptor" after the stop message).
+            self.pool.shutdown(wait=exc[0] is None or issubclass(exc[0], Exception), cancel_futures=True)
