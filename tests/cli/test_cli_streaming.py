@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from bptrain.inference import INFERENCE_ROWS
-from conftest import ROOT, fit_iris, run_cli
+from conftest import ROOT, call_cli, fit_iris, run_cli
 
 GIB = 1 << 30
 PEAK_RSS_BOUND_MB = 400  # measured about 135 MB (README: "Streaming predict")
@@ -76,10 +76,10 @@ def test_streamed_output_equals_the_output_for_each_part(run, tmp_path):
     for start, stop in zip(cuts, cuts[1:]):
         part = tmp_path / f"part-{start}.csv"
         part.write_text(header + "\n" + "\n".join(body[start:stop]) + "\n")
-        result = run_cli("predict", run, part, "--proba", "--keep", "species")
+        result = call_cli("predict", run, part, "--proba", "--keep", "species")
         assert result.returncode == 0, result.stderr
         parts += result.stdout.splitlines()[1:]
-    whole = run_cli("predict", run, big, "--proba", "--keep", "species")
+    whole = call_cli("predict", run, big, "--proba", "--keep", "species")
     assert whole.returncode == 0, whole.stderr
     assert whole.stdout.splitlines()[0] == "species,prediction,proba_setosa,proba_versicolor,proba_virginica"
     assert whole.stdout.splitlines()[1:] == parts and len(parts) == len(body)
