@@ -9,7 +9,6 @@ warning is a `BptrainWarning` through Python's `warnings` module.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import warnings
@@ -202,21 +201,6 @@ class Model:
         raise TypeError(f"expected a pandas DataFrame or the path of a CSV or Parquet file, not {type(data).__name__}")
 
 
-@contextlib.contextmanager
-def _paths_named(mapping: bool):
-    """A data file not found of a config given as a mapping: its paths are relative to the current
-    folder, where the message of a config file's says the file's folder."""
-    from bptrain.data.reading import CONFIG_PATHS
-
-    try:
-        yield
-    except DataError as e:
-        if not (mapping and str(e).endswith(f"({CONFIG_PATHS})")):
-            raise
-        where = f"data paths of a config given as a mapping are relative to the current folder, {os.getcwd()}"
-        raise DataError(f"{str(e).removesuffix(f'({CONFIG_PATHS})')}({where})") from None
-
-
 # --- training ------------------------------------------------------------------------------------
 
 
@@ -257,6 +241,7 @@ def fit(
     """
     from bptrain import app
     from bptrain.config.loading import load_config, set_dotted, validate_config
+    from bptrain.data import reading
 
     if overrides is not None and not isinstance(overrides, Mapping):
         raise TypeError(f"overrides: expected a mapping of dotted keys to values, not {type(overrides).__name__}")
@@ -280,6 +265,6 @@ def fit(
             f"data.split.folds: {cfg.data.split.folds}-fold cross-validation runs from the command line "
             "(bptrain fit CONFIG --folds K); here, fit one fold with data.split.fold"
         )
-    with _paths_named(isinstance(config, Mapping)):
-        result = app.fit(cfg, runs_dir=Path(runs_dir), name=name, on_event=_warn)
+    paths = reading.MAPPING_PATHS if isinstance(config, Mapping) else reading.CONFIG_PATHS
+    result = app.fit(cfg, runs_dir=Path(runs_dir), name=name, on_event=_warn, data_paths=paths)
     return Run(result.run_dir, result.report)

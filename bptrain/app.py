@@ -97,11 +97,13 @@ def fit(
     callbacks: list[Callback] = (),  # type: ignore[assignment]
     score_test: bool = True,
     on_event: Events = _quiet,
+    data_paths: str = reading.CONFIG_PATHS,
 ) -> FitResult:
     """Train the network `config` describes into a new run folder (or the new, empty `folder`), or
     continue the run `resume`; the run folder stays locked against other processes meanwhile.
     `callbacks` join the run's own (stopping rules, checkpointing) after them. Without `score_test`,
     the report leaves the test rows unscored (a tuning trial is chosen on validation rows alone).
+    `data_paths` says what the data paths are relative to, when a file is not found.
 
     Returns the report of a run that ended normally; raises DivergedError or RunInterrupted after
     writing the model, the checkpoint and a partial report of one that did not. StorageError (a
@@ -110,7 +112,7 @@ def fit(
     # The watch: what other processes use of the cores while the data is read (training.threads auto)
     with runs.RunLock() as lock, blas.watching() as watch:
         try:
-            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, list(callbacks), score_test, on_event, watch)
+            return _fit(config, lock, runs_dir, name, resume, folder, stop_request, list(callbacks), score_test, on_event, watch, data_paths)
         except StorageError as e:
             if lock.folder is None:
                 raise
@@ -129,6 +131,7 @@ def _fit(
     score_test: bool,
     on_event: Events,
     watch: blas.Watch | None,
+    data_paths: str,
 ) -> FitResult:
     if name is not None:
         runs.check_name(name)
@@ -138,7 +141,7 @@ def _fit(
     if resume is not None:
         run_dir, config, state = _reopen(Path(resume), config, lock, on_event)
     config = config.model_copy(update={"seed": config.seed if config.seed is not None else draw_seed()})
-    raw, prep, loss_name, loss_options = _data_and_loss(config, config.seed)
+    raw, prep, loss_name, loss_options = _data_and_loss(config, config.seed, data_paths)
     if state is not None:
         resuming.check_data(raw.files, state[1], run_dir)
     dataset, warnings = _arrays(raw, prep, loss_name, config.model.dtype, release=True)
@@ -363,10 +366,10 @@ def _report(run_dir, config, raw, prep, dataset, trainer, loss_name, outcome, th
     return summary
 
 
-def _data_and_loss(config: Config, seed: int):
+def _data_and_loss(config: Config, seed: int, data_paths: str = reading.CONFIG_PATHS):
     """The config's data read and split, the preprocessor fitted on its training rows (once the
     network and its inputs are known to fit in memory), and the loss."""
-    raw = splits.read_splits(config.data, seed)
+    raw = splits.read_splits(config.data, seed, data_paths)
     prep = splits.fit_preprocessor(raw, before_encoding=lambda columns: memory.check_training(config, raw.frames, raw.task, columns))
     loss_name, loss_options = assembly.loss_spec(config, raw.task, prep.classes, _training_labels(raw, prep))
     return raw, prep, loss_name, loss_options

@@ -51,6 +51,7 @@ READ_BYTES = 1 << 20  # read at a time, so a line over the limit is caught withi
 csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))  # the csv module's own limit is 128 KiB
 
 CONFIG_PATHS = "data paths are relative to the config file"
+MAPPING_PATHS = "data paths of a config given as a mapping are relative to the current folder"  # bptrain.fit(dict)
 COMMAND_LINE_PATHS = "paths on the command line are relative to the current folder"
 
 
@@ -459,7 +460,7 @@ def _open(name: str, source: Path | str, stdin: IO[bytes] | None, paths: str) ->
     try:
         return open(source, "rb")
     except FileNotFoundError:
-        where = f"{paths}, {os.getcwd()}" if paths == COMMAND_LINE_PATHS else paths
+        where = f"{paths}, {os.getcwd()}" if paths in (COMMAND_LINE_PATHS, MAPPING_PATHS) else paths
         raise DataError(f"{name}: data file not found. Check the path ({where})") from None
     except IsADirectoryError:
         raise DataError(f"{name}: is a folder, not a data file") from None

@@ -29,7 +29,7 @@ from bptrain.data.columns import (
     rows_text,
 )
 from bptrain.data.preprocess import Preprocessor, column_list, infer_task
-from bptrain.data.reading import ReadOptions, delimiter_hint, read_table, sha256_file
+from bptrain.data.reading import CONFIG_PATHS, ReadOptions, delimiter_hint, read_table, sha256_file
 from bptrain.errors import ConfigError, DataError
 from bptrain.nn.options import did_you_mean
 
@@ -246,15 +246,16 @@ class Frames:
         return self._files
 
 
-def read_splits(data, seed: int) -> Frames:
-    """Read and check the files that `data` (a DataConfig) names, and split them, seeded."""
+def read_splits(data, seed: int, paths: str = CONFIG_PATHS) -> Frames:
+    """Read and check the files that `data` (a DataConfig) names, and split them, seeded; `paths`
+    says, when a file is not found, what its path is relative to (reading.CONFIG_PATHS, ...)."""
     if data.split.column is not None and (data.val is not None or data.test is not None):
         raise ConfigError("data.split.column: cannot be combined with separate data.val or data.test files")
     if data.split.folds is not None and data.val is not None:
         raise ConfigError("data.split.folds: cross-validation takes its validation rows from data.train; remove data.val")
     options = read_options(data)
     source = str(data.train)
-    frame = read_table(data.train, options=options)
+    frame = read_table(data.train, options=options, paths=paths)
     hashing = ThreadPoolExecutor(1)  # the file's SHA-256 on the other core while its rows are checked, split and encoded
     digest = hashing.submit(sha256_file, data.train)
     hashing.shutdown(wait=False)  # its thread ends with the hash, which Frames.files waits for
@@ -270,7 +271,7 @@ def read_splits(data, seed: int) -> Frames:
     for name in ("val", "test"):
         path = getattr(data, name)
         if path is not None:
-            other = read_table(path, options=options)
+            other = read_table(path, options=options, paths=paths)
             choose_features(other, data, str(path))
             _check_features(other, features, str(path), source)
             _check_targets(other, data, str(path))
