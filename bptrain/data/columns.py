@@ -98,6 +98,18 @@ def _number_text(text: str, decimal: str = ".") -> int | float | None:
     return float(text) if DECIMAL_TEXT.fullmatch(text) else None
 
 
+def numbers_as_written(cells: pd.Series, decimal: str = ".") -> pd.Series | None:
+    """The text `cells` of a column of numbers (NaN where missing) as the numbers written, integers
+    exactly (Python ints, of any size), in an object column; None when a cell is no number's text."""
+    codes, distinct = pd.factorize(cells)  # once per distinct value; Series.map would make whole floats of the ints again
+    numbers = [_number_text(str(v).strip(" \t"), decimal) for v in distinct]
+    if None in numbers:
+        return None
+    values = np.empty(len(numbers) + 1, dtype=object)
+    values[:-1], values[-1] = numbers, np.nan
+    return pd.Series(values[codes], index=cells.index, name=cells.name, dtype=object)  # code -1 (missing) picks the NaN
+
+
 def is_number_dtype(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 

@@ -25,6 +25,7 @@ from bptrain.data.columns import (
     check_values,
     label,
     labels_of,
+    numbers_as_written,
     resolve_columns,
     rows_text,
 )
@@ -256,6 +257,7 @@ def read_splits(data, seed: int, paths: str = CONFIG_PATHS) -> Frames:
     options = read_options(data)
     source = str(data.train)
     frame = read_table(data.train, options=options, paths=paths)
+    _exact_categories(frame, data, options, paths)
     hashing = ThreadPoolExecutor(1)  # the file's SHA-256 on the other core while its rows are checked, split and encoded
     digest = hashing.submit(sha256_file, data.train)
     hashing.shutdown(wait=False)  # its thread ends with the hash, which Frames.files waits for
@@ -272,6 +274,7 @@ def read_splits(data, seed: int, paths: str = CONFIG_PATHS) -> Frames:
         path = getattr(data, name)
         if path is not None:
             other = read_table(path, options=options, paths=paths)
+            _exact_categories(other, data, options, paths, path)
             choose_features(other, data, str(path))
             _check_features(other, features, str(path), source)
             _check_targets(other, data, str(path))
@@ -289,6 +292,22 @@ def read_splits(data, seed: int, paths: str = CONFIG_PATHS) -> Frames:
         if part is not None and len(part) == 0:
             raw.frames[name] = None
     return raw
+
+
+def _exact_categories(frame: pd.DataFrame, data, options: ReadOptions, paths: str, path: Path | None = None) -> None:
+    """Columns declared categorical that pandas read as float64 (whole numbers with missing values)
+    and that hold numbers past 2**53, where float64 rounds distinct integers to one: read again as
+    text and kept as the numbers written. Two IDs stay two categories, as predict, which reads these
+    cells as text (cell_label), tells them apart."""
+    declared = [name for name, own in data.columns.items() if own.kind == "categorical" and name in frame.columns]
+    rounded = [name for name in declared if frame[name].dtype == np.float64 and (np.abs(frame[name].to_numpy()) >= 2.0**53).any()]
+    if not rounded:
+        return
+    text = read_table(path if path is not None else data.train, options=options, paths=paths, text=rounded)
+    for name in rounded:
+        numbers = numbers_as_written(text[name], options.decimal)
+        if numbers is not None:
+            frame[name] = numbers
 
 
 def _rows_of(frame: pd.DataFrame, parts: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
