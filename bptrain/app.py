@@ -18,7 +18,7 @@ import bptrain
 from bptrain import events, fileio, predictions
 from bptrain import threads as blas
 from bptrain.data import plaincsv, reading, splits
-from bptrain.data.columns import OTHER, STRICT_HINT, STRICT_SETTING, Unseen
+from bptrain.data.columns import OTHER, STRICT_HINT, STRICT_SETTING, Unseen, reuse_freed_memory
 from bptrain.data.preprocess import Preprocessor
 from bptrain.errors import ConfigError, DataError, DivergedError, ModelFileError, RunInterrupted, StorageError
 from bptrain.events import Events
@@ -640,6 +640,7 @@ def _predict(trained: Trained, source: str, out: IO[str], proba, keep, fmt, esca
         return len(plain.x)
     unseen = Unseen()
     rows = 0
+    reuse_freed_memory()  # each block's buffers reused, not first-touched again (bptrain.data.columns)
     for first, frame, kept in reading.frame_chunks(source, prep.features, keep, stdin=stdin, options=prep.read, text=prep.categorical):
         columns = prediction_columns(trained, frame, name, proba=proba, strict=strict, first_row=first, unseen=unseen)
         writer.write([kept[c].to_numpy(dtype=object) for c in keep] + columns)

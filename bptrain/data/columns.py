@@ -256,6 +256,25 @@ def give_back_memory() -> None:
         pass
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def reuse_freed_memory(keep_bytes: int = 64 << 20, heap_bytes: int = 16 << 20) -> None:
+    """Have the C library keep freed memory for the next allocations, in a process that allocates
+    and frees buffers of a few MB over and over (streaming predict, 4 MB a block). glibc hands the
+    top of its heap back once a few such buffers are free at once, and maps buffers past its
+    adaptive threshold anew, so every block's buffers were first touched again: 240,000-295,000
+    page faults on 278 MB of input, a third of the time. Now up to `keep_bytes` of freed heap is
+    kept, and buffers under `heap_bytes` come from the heap. Process-wide; nothing where the C
+    library is not glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, heap_bytes)
+        libc.mallopt(M_TRIM_THRESHOLD, keep_bytes)
+    except (OSError, AttributeError):  # not glibc: nothing to ask
+        pass
+
+
 # --- reading values -----------------------------------------------------------------------------
 
 
