@@ -104,12 +104,15 @@ def read_table(
     `paths` says, in the message for a missing file, what a relative path is relative to; `name`
     names the input in messages (default: the path, or <stdin>). The CSV columns named in `text`
     are read as text, the cells as written (missing-value spellings still missing), whatever
-    the other cells of the column hold: a trained model's categorical columns.
+    the other cells of the column hold: a trained model's categorical columns. Parquet columns
+    named there keep their integers exactly (_exact_integers).
     """
     with opened(source, stdin=stdin, paths=paths, name=name) as (name, head, rest):
         if head[:4] == PARQUET_MAGIC:
             fast = fast_parquet.read_numeric(Path(source)) if str(source) != STDIN and os.path.isfile(source) else None
-            return _checked(name, fast, header=None, rows=True) if fast is not None else _parquet(name, head, rest)
+            if fast is None:
+                return _parquet(name, head, rest, text)
+            return _exact_integers(_checked(name, fast, header=None, rows=True), Path(source), text)
         fast = _fast_frame(name, source, head, options) if not text else None  # its numeric reading has no text columns
         if fast is not None:
             return fast
@@ -333,7 +336,7 @@ def frame_chunks(
     """
     with opened(source, stdin=stdin, paths=COMMAND_LINE_PATHS) as (name, head, rest):
         if head[:4] == PARQUET_MAGIC:
-            frame = _parquet(name, head, rest)
+            frame = _parquet(name, head, rest, text)
             _check_keep(name, keep, list(frame.columns))
             text = frame[keep].astype(object).where(frame[keep].notna(), "").astype(str) if keep else None
             yield 0, frame, text
@@ -586,8 +589,9 @@ def _checked(name: str, frame: pd.DataFrame, header: list[str] | None, rows: boo
     return frame
 
 
-def _parquet(name: str, head: bytes, rest: IO[bytes]) -> pd.DataFrame:
-    """The whole Parquet file whose first bytes are `head`, checked as every table is."""
+def _parquet(name: str, head: bytes, rest: IO[bytes], text: Sequence[str] = ()) -> pd.DataFrame:
+    """The whole Parquet file whose first bytes are `head`, checked as every table is; the columns
+    named in `text` with their integers exact (_exact_integers)."""
     data = head + rest.read()  # first, and outside the try below: a damaged stream keeps its own error
     try:
         import pyarrow  # noqa: F401  (pandas needs it for Parquet)
@@ -597,7 +601,27 @@ def _parquet(name: str, head: bytes, rest: IO[bytes]) -> pd.DataFrame:
         frame = pd.read_parquet(io.BytesIO(data))
     except Exception as e:  # pyarrow raises its own error types
         raise DataError(f"{name}: cannot read as Parquet: {_first_line(e)}") from None
-    return _checked(name, frame, header=None, rows=True)
+    return _exact_integers(_checked(name, frame, header=None, rows=True), data, text)
+
+
+def _exact_integers(frame: pd.DataFrame, parquet: bytes | Path, text: Sequence[str]) -> pd.DataFrame:
+    """`frame` (read from the Parquet file `parquet`, its bytes or path) with the columns named in
+    `text` that the file holds as integers with missing values, which pandas makes float64 (rounding
+    past 2**53), as those integers exactly: Python ints, NaN where missing, as a CSV file's cells
+    read as text label them (columns.cell_label)."""
+    names = [n for n in text if n in frame.columns and frame[n].dtype == np.float64]
+    if not names:
+        return frame
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(parquet) if isinstance(parquet, bytes) else parquet, columns=names)
+    for name in names:
+        column = table.column(name)
+        if pa.types.is_integer(column.type):
+            values = np.array([np.nan if v is None else v for v in column.to_pylist()], dtype=object)
+            frame[name] = pd.Series(values, index=frame.index, name=name, dtype=object)
+    return frame
 
 
 def _read_error(name: str, exc: Exception, options: ReadOptions) -> DataError:

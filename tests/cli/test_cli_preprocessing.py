@@ -126,15 +126,25 @@ def test_the_model_file_holds_the_training_schema(penguins):
     assert meta["preprocessing"]["inputs"][:4] == ["island=Biscoe", "island=Dream", "island=Torgersen", "bill_length_mm"]
 
 
-def test_integer_ids_past_2_53_with_missing_values_stay_distinct_categories(tmp_path):
+@pytest.mark.parametrize("form", ["csv", "parquet"])
+def test_integer_ids_past_2_53_with_missing_values_stay_distinct_categories(tmp_path, form):
     """pandas reads whole numbers with a gap as float64, which rounds ...993 to ...992: a declared
-    categorical column of such IDs kept two of its four, and predict (which reads the cells as text)
-    called the other two unseen."""
+    categorical column of such IDs kept two of its four, and predict (which reads a CSV file's cells
+    as text) called the other two unseen."""
     ids = [9007199254740993, 9007199254740992, 9007199254740995, 9007199254740997]
     lines = ["x,code,y"] + [f"{i / 100},{'' if i in (7, 60) else ids[i % 4]},{'ab'[ids[i % 4] % 2]}" for i in range(120)]
     write(tmp_path, "\n".join(lines) + "\n", "train.csv")
     write(tmp_path, "\n".join(lines[:1] + lines[1:40]) + "\n", "val.csv")  # a separate file, with a gap too
-    config = write(tmp_path, "data: {train: train.csv, val: val.csv, target: y, split: {test: 0.0},"
+    if form == "parquet":  # as other tools write it: int64 with nulls, no pandas metadata (whose Int64 pandas would keep)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for name in ("train", "val"):
+            frame = pd.read_csv(tmp_path / f"{name}.csv", dtype={"code": "Int64"})
+            codes = [None if pd.isna(v) else int(v) for v in frame["code"]]
+            columns = {"x": frame["x"].to_list(), "code": pa.array(codes, pa.int64()), "y": frame["y"].to_list()}
+            pq.write_table(pa.table(columns), tmp_path / f"{name}.parquet")
+    config = write(tmp_path, f"data: {{train: train.{form}, val: val.{form}, target: y, split: {{test: 0.0}},"
                    " columns: {code: {kind: categorical, missing: most_frequent}}}\nstopping: {max_epochs: 2}\n")
     fitted = call_cli("fit", config, "-q", "--runs-dir", tmp_path / "runs")
     assert (fitted.returncode, fitted.stderr) == (OK, "")  # no category of the validation file unseen either
@@ -142,8 +152,9 @@ def test_integer_ids_past_2_53_with_missing_values_stay_distinct_categories(tmp_
     with np.load(run / "model.npz", allow_pickle=False) as archive:
         (code,) = [c for c in json.loads(str(archive["__meta__"]))["preprocessing"]["columns"] if c["name"] == "code"]
     assert code["categories"] == sorted(str(i) for i in ids) and code["form"] == "number"
-    predicted = call_cli("predict", run, tmp_path / "train.csv")
-    assert (predicted.returncode, predicted.stderr) == (OK, "")
+    for data in {tmp_path / "train.csv", tmp_path / f"train.{form}"}:
+        predicted = call_cli("predict", run, data)
+        assert (predicted.returncode, predicted.stderr) == (OK, ""), data
 
 
 # --- k-fold cross-validation ---------------------------------------------------------------------
