@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
+from html import escape  # quotes too: titles and labels also go into attribute values
 
 WIDTH, HEIGHT = 550, 400  # one panel, in pixels
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 36, 48  # the margins around a panel's plot area

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from bptrain.runs.figures import _label, _scale, curves_svg
+from bptrain.runs.figures import _label, _scale, curves_svg, history_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -112,3 +112,10 @@ def test_ticks_are_round_and_cover_the_values(lo, hi, integer, ticks):
 )
 def test_tick_labels_carry_the_decimals_of_the_step(value, step, text):
     assert _label(value, step) == text
+
+
+def test_text_with_quotes_and_markup_stays_text_in_elements_and_attributes():
+    metric = 'a "b" <c> & d'
+    root = parse(history_svg([0, 1], [1.0, 0.5], [1.0, 0.5], metric))
+    assert [g.get("data-label") for g in root.iter(f"{SVG}g") if g.get("class") == "series"] == [f"trial {metric}", "best so far"]
+    assert metric in [t.text for t in root.iter(f"{SVG}text")]
