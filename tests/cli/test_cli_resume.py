@@ -4,8 +4,7 @@ A run killed with SIGKILL at random moments (once while a checkpoint is being wr
 resumed from a damaged checkpoint, and a finished run continued with a larger budget all end with
 the same model (every array's SHA-256), the same metrics log (apart from `seconds`) and the same
 diagnostics as one uninterrupted run. Resuming refuses changes that would alter the training, and a changed data file.
-The runs that the killed and resumed processes start from or are compared with are made in this
-process (call_cli).
+Every run that is not itself killed, signalled or resumed is made in this process (call_cli).
 """
 
 from __future__ import annotations
@@ -89,20 +88,16 @@ def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 60.0
 
 
 def fit(runs: Path, *args: str) -> SimpleNamespace:
-    """`bptrain fit IRIS ARGS -q` into `runs`; the result and its run folder."""
-    result = run_cli("fit", IRIS, *args, "-q", "--runs-dir", runs)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
+    """`bptrain fit IRIS ARGS -q` into `runs`, in this process (call_cli): a run for the processes
+    under test to resume or to be compared with. The result and its run folder."""
+    result = call_cli("fit", IRIS, *args, "-q", "--runs-dir", runs)
+    assert (result.returncode, result.stderr) == (0, "")
     (run,) = runs.iterdir()
     return SimpleNamespace(result=result, run=run)
 
 
 def made(runs: Path, *args: str) -> Path:
-    """A run for the processes under test to resume or to be compared with, made in this process (call_cli)."""
-    result = call_cli("fit", IRIS, *args, "-q", "--runs-dir", runs)
-    assert (result.returncode, result.stderr) == (0, "")
-    (run,) = runs.iterdir()
-    return run
+    return fit(runs, *args).run
 
 
 def resume(run: Path, *args: str):
@@ -438,7 +433,7 @@ def test_resume_refuses_changed_data(tmp_path):
     data = tmp_path / "iris.csv"
     shutil.copy(ROOT / "datasets" / "iris.csv", data)
     config = write(tmp_path, "name: mine\nseed: 7\ndata: {train: iris.csv, target: species}\nstopping: {max_steps: 10}\n")
-    result = run_cli("fit", config, "-q", "--runs-dir", tmp_path / "runs")
+    result = call_cli("fit", config, "-q", "--runs-dir", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
     (run,) = (tmp_path / "runs").iterdir()
     text = data.read_text(encoding="utf-8")
@@ -456,8 +451,7 @@ def test_resume_refuses_changed_data(tmp_path):
 
 
 def test_finished_run_continues_with_a_larger_max_epochs(tmp_path):
-    with ThreadPoolExecutor(2) as pool:
-        short, whole = pool.map(lambda a: fit(tmp_path / a[0], *CORRUPT, "--set", f"stopping.max_epochs={a[1]}").run, [("short", 5), ("whole", 9)])
+    short, whole = (made(tmp_path / name, *CORRUPT, "--set", f"stopping.max_epochs={epochs}") for name, epochs in [("short", 5), ("whole", 9)])
     result = resume(short, "--set", "stopping.max_epochs=9")
     assert result.stderr == ""
     assert_summary(result, "max_epochs", 9, 9)
@@ -491,8 +485,7 @@ def test_default_cadence_saves_at_the_start_and_at_the_stop_with_the_best_weight
 
 
 def test_a_stopped_run_with_early_stopping_resumes_bit_identical_under_the_default_cadence(tmp_path):
-    with ThreadPoolExecutor(2) as pool:
-        whole, part = pool.map(lambda a: fit(tmp_path / a[0], *EARLY, *a[1]).run, [("whole", ()), ("part", ("--set", "stopping.max_steps=66"))])
+    whole, part = made(tmp_path / "whole", *EARLY), made(tmp_path / "part", *EARLY, "--set", "stopping.max_steps=66")
     assert checkpoint_position(part / "checkpoints" / "last.npz")["step"] == 66  # mid-epoch 10, saved at the stop
     assert_summary(resume(part, "--set", "stopping.max_steps=null"), "early_stopping", 21, 19)
     assert_same_training(part, whole)
@@ -517,11 +510,8 @@ def test_a_run_killed_after_its_final_checkpoint_inside_an_epoch_resumes_without
 
 def test_a_run_resumed_on_the_other_engine_ends_bit_identical(tmp_path):
     """training.engine may change on resume: numba's loop writes the bits NumPy's passes write."""
-    with ThreadPoolExecutor(2) as pool:
-        whole, part = pool.map(
-            lambda a: fit(tmp_path / a[0], *CORRUPT, "--set", "training.engine=numpy", *a[1]).run,
-            [("whole", ()), ("part", ("--set", "stopping.max_steps=40"))],
-        )
+    numpy = (*CORRUPT, "--set", "training.engine=numpy")
+    whole, part = made(tmp_path / "whole", *numpy), made(tmp_path / "part", *numpy, "--set", "stopping.max_steps=40")
     result = resume(part, "--set", "stopping.max_steps=null", "--set", "training.engine=numba")
     assert result.stderr == ""
     assert_summary(result, "max_epochs", CORRUPT_EPOCHS, CORRUPT_EPOCHS)
@@ -533,13 +523,13 @@ def test_a_run_resumed_on_the_other_engine_ends_bit_identical(tmp_path):
 
 
 def test_a_drawn_seed_is_recorded_and_reproduces_the_run(tmp_path):
-    drawn = fit(tmp_path / "drawn", "--set", "seed=null", "--set", "stopping.max_steps=10").run
+    drawn = made(tmp_path / "drawn", "--set", "seed=null", "--set", "stopping.max_steps=10")
     seed = yaml.safe_load((drawn / "config.yaml").read_text(encoding="utf-8"))["seed"]
     assert isinstance(seed, int) and 0 <= seed < 2**63
     assert seed != 42  # not the iris config's seed: the override took effect
     assert report(drawn)["seed"] == seed
     # the recorded seed is the one used: given explicitly, it trains the same model
-    again = fit(tmp_path / "again", "--set", f"seed={seed}", "--set", "stopping.max_steps=10").run
+    again = made(tmp_path / "again", "--set", f"seed={seed}", "--set", "stopping.max_steps=10")
     assert_same_training(drawn, again)
 
 
