@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli, write
+from conftest import ROOT, call_cli, run_cli, write
 
 IRIS = ROOT / "datasets" / "iris.csv"
 EPOCHS = 3
@@ -23,9 +23,10 @@ FIT = ("--set", f"stopping.max_epochs={EPOCHS}", "-q")
 META = "__meta__"
 
 
-def fit(config, runs: Path, *extra: str, cwd: Path | None = None) -> Path:
-    """Fit and return the run folder the summary names."""
-    result = run_cli("fit", config, *FIT, *extra, "--runs-dir", runs, cwd=cwd)
+def fit(config, runs: Path, *extra: str, cwd: Path | None = None, process: bool = False) -> Path:
+    """Fit and return the run folder the summary names: in this process (call_cli), or with
+    `process` in a process of its own (run_cli), for runs whose sameness across processes is tested."""
+    result = (run_cli if process else call_cli)("fit", config, *FIT, *extra, "--runs-dir", runs, cwd=cwd)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     match = re.match(r"run        (.+)\n", result.stdout)
@@ -71,7 +72,7 @@ def twins(tmp_path_factory):
     """The same config and seed fitted twice, at the same time (so often in the same second)."""
     runs = tmp_path_factory.mktemp("runs")
     with ThreadPoolExecutor(2) as pool:
-        a, b = pool.map(lambda _: fit("configs/iris.yaml", runs), range(2))
+        a, b = pool.map(lambda _: fit("configs/iris.yaml", runs, process=True), range(2))
     return SimpleNamespace(runs=runs, a=a, b=b)
 
 
@@ -120,7 +121,7 @@ def test_resolved_config_holds_the_seed_and_refits_identically(twins, tmp_path):
     train_path = (twins.a / resolved["data"]["train"]).resolve()
     assert train_path == IRIS.resolve()
     # fed back to fit from another folder (cwd), without the --set: the same run again
-    result = run_cli("fit", twins.a / "config.yaml", "-q", "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    result = call_cli("fit", twins.a / "config.yaml", "-q", "--runs-dir", tmp_path / "runs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (again,) = (tmp_path / "runs").iterdir()
     assert again.name.startswith("iris-")
@@ -142,8 +143,7 @@ def test_missing_seed_is_drawn_recorded_and_reusable(tmp_path):
     assert f"- seed: {seed}" in (first / "report.md").read_text()
     # the recorded seed is the one that was used: refitting the resolved config repeats the run;
     # and a second seedless fit draws another seed
-    with ThreadPoolExecutor(2) as pool:
-        again, second = pool.map(lambda job: fit(*job), [(first / "config.yaml", tmp_path / "again"), (config, tmp_path / "runs")])
+    again, second = fit(first / "config.yaml", tmp_path / "again"), fit(config, tmp_path / "runs")
     assert_same_model(first, again)
     assert metrics_without_seconds(first) == metrics_without_seconds(again)
     assert yaml.safe_load((second / "config.yaml").read_text())["seed"] != seed
@@ -155,7 +155,7 @@ def test_run_reached_through_a_symlink_still_evaluates(tmp_path):
     link = tmp_path / "a" / "b" / "link"
     link.symlink_to(tmp_path / "real", target_is_directory=True)
     run = fit("configs/iris.yaml", link, "--set", "stopping.max_epochs=1")
-    result = run_cli("evaluate", run)
+    result = call_cli("evaluate", run)
     assert result.returncode == 0, result.stderr
 
 
@@ -163,7 +163,7 @@ def test_the_same_thread_count_gives_identical_weights_on_threaded_products(tmp_
     """Two BLAS threads on products large enough for OpenBLAS to split (64 x 64 x 512): still the
     same bytes twice, and the count is what report.json records."""
     threaded = ("--set", "training.threads=2", "--set", "stopping.max_epochs=2", "--set", "model.layers=[512]")
-    a, b = (fit("configs/digits.yaml", tmp_path / name, *threaded) for name in ("a", "b"))
+    a, b = (fit("configs/digits.yaml", tmp_path / name, *threaded, process=True) for name in ("a", "b"))
     assert_same_model(a, b)
     assert metrics_without_seconds(a) == metrics_without_seconds(b)
     for run in (a, b):
