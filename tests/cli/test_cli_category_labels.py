@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np

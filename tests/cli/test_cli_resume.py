@@ -381,7 +381,7 @@ def test_resume_refuses_a_changed_learning_rate(partial):
 
 def test_resume_with_a_config_lists_every_refused_change(partial):
     before = folder_state(partial)
-    result = run_cli(
+    result = call_cli(
         "fit", IRIS, "--resume", partial, "--set", "training.batch_size=8", "--set", "optimizer.lr=0.02",
         "--set", "stopping.max_epochs=7", "-q",
     )
@@ -391,7 +391,7 @@ def test_resume_with_a_config_lists_every_refused_change(partial):
 
 def test_resume_refuses_a_changed_architecture(partial):
     before = folder_state(partial)
-    result = resume(partial, "--set", "model.layers.0.units=8")
+    result = call_cli("fit", "--resume", partial, "--set", "model.layers.0.units=8", "-q")
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0] == f"error: --resume {partial}: these changes would alter the model, the data or the optimization:"
@@ -401,7 +401,7 @@ def test_resume_refuses_a_changed_architecture(partial):
 
 
 def test_resume_names_the_changed_layer_key(partial):
-    result = resume(partial, "--set", "model.layers.0.units=8")
+    result = call_cli("fit", "--resume", partial, "--set", "model.layers.0.units=8", "-q")
     expect_refused(result, partial, "  model.layers[0].units: 16 -> 8")
 
 
@@ -416,7 +416,7 @@ def test_resume_without_a_checkpoint_exits_5(partial, tmp_path):
 
 
 def test_resume_of_a_folder_that_is_no_run_exits_2(tmp_path):
-    result = resume(tmp_path)
+    result = call_cli("fit", "--resume", tmp_path, "-q")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == f"error: --resume {tmp_path}: not a run folder written by bptrain fit (no config.yaml)\n"

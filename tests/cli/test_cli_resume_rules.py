@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, call_cli, run_cli
+from conftest import ROOT, call_cli
 
 IRIS = "configs/iris.yaml"  # 7 steps per epoch
 IRIS_PATH = ROOT / IRIS
@@ -113,7 +113,7 @@ def changes_refused(run: Path, shown: Path | str) -> str:
 def test_a_run_folder_copied_elsewhere_under_another_name_lists_the_changes(partial, tmp_path):
     """Its model.npz, saved with the checkpoint, records the same old name: the checkpoint is its own."""
     run = copy_of(partial, tmp_path / "deeper" / "still", "copy")
-    result = run_cli("fit", "--resume", run, "-q", "--set", "optimizer.lr=0.1")
+    result = call_cli("fit", "--resume", run, "-q", "--set", "optimizer.lr=0.1")
     assert (result.returncode, result.stdout, result.stderr) == (2, "", changes_refused(run, run))
 
 
@@ -130,14 +130,14 @@ def test_the_model_file_inside_a_run_folder_names_the_run_to_resume(partial, tmp
 
 def test_resuming_the_current_folder_knows_its_name(partial, tmp_path):
     run = copy_of(partial, tmp_path)
-    result = run_cli("fit", "--resume", ".", "-q", "--set", "optimizer.lr=0.1", cwd=run)
+    result = call_cli("fit", "--resume", ".", "-q", "--set", "optimizer.lr=0.1", cwd=run)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", changes_refused(run, run))
 
 
 def test_a_renamed_run_folder_without_its_model_file_cannot_be_recognized(partial, tmp_path):
     run = copy_of(partial, tmp_path, "renamed")
     (run / "model.npz").unlink()
-    result = run_cli("fit", "--resume", run, "-q", "--set", "optimizer.lr=0.1")
+    result = call_cli("fit", "--resume", run, "-q", "--set", "optimizer.lr=0.1")
     assert (result.returncode, result.stdout) == (5, "")
     assert result.stderr == (
         f"error: {run / 'checkpoints'}: the checkpoint is from a run named {partial.name}, with a different config, and "
@@ -222,7 +222,7 @@ def test_resuming_a_finished_run_names_the_folder_as_given(tmp_path):
 
 def test_the_thread_count_is_refused_as_a_change(partial, tmp_path):
     run = copy_of(partial, tmp_path)
-    result = run_cli("fit", "--resume", run, "-q", "--set", "training.threads=2")
+    result = call_cli("fit", "--resume", run, "-q", "--set", "training.threads=2")
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
         f"error: --resume {run}: these changes would alter the model, the data or the optimization:\n"

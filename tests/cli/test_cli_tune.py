@@ -165,7 +165,7 @@ def test_a_scheduler_without_the_dask_extra_says_how_to_install_it(tmp_path, mon
 
 def test_an_unreachable_scheduler_is_a_clear_error_within_seconds(tmp_path):
     start = time.monotonic()
-    result = run_cli("tune", write(tmp_path, SLOW), "--scheduler", "tcp://127.0.0.1:9", "--runs-dir", tmp_path / "runs")
+    result = call_cli("tune", write(tmp_path, SLOW), "--scheduler", "tcp://127.0.0.1:9", "--runs-dir", tmp_path / "runs")
     assert time.monotonic() - start < 30  # start-up and reading the data included; the connection itself fails at once
     assert result.returncode == 2
     assert result.stderr == (
@@ -185,7 +185,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_seconds(tmp_path):
 )
 def test_an_address_dask_cannot_use_is_one_error_line_at_once(tmp_path, address, why):
     start = time.monotonic()
-    result = run_cli("tune", write(tmp_path, SLOW), "--scheduler", address, "--runs-dir", tmp_path / "runs")
+    result = call_cli("tune", write(tmp_path, SLOW), "--scheduler", address, "--runs-dir", tmp_path / "runs")
     assert time.monotonic() - start < 30  # no client is started, so none waits 10 s to close
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
