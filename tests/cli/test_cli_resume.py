@@ -1,10 +1,11 @@
-"""Fault tolerance and bit-exact resume, through real `bptrain fit` processes.
+"""Fault tolerance and bit-exact resume of `bptrain fit`.
 
 A run killed with SIGKILL at random moments (once while a checkpoint is being written), a run
 resumed from a damaged checkpoint, and a finished run continued with a larger budget all end with
 the same model (every array's SHA-256), the same metrics log (apart from `seconds`) and the same
 diagnostics as one uninterrupted run. Resuming refuses changes that would alter the training, and a changed data file.
-Every run that is not itself killed, signalled or resumed is made in this process (call_cli).
+The killed runs and the resumes that continue a run are real processes; the runs they start from
+or are compared with, and most refused resumes, run in this process (call_cli).
 """
 
 from __future__ import annotations
@@ -88,8 +89,7 @@ def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 60.0
 
 
 def fit(runs: Path, *args: str) -> SimpleNamespace:
-    """`bptrain fit IRIS ARGS -q` into `runs`, in this process (call_cli): a run for the processes
-    under test to resume or to be compared with. The result and its run folder."""
+    """`bptrain fit IRIS ARGS -q` into `runs`, in this process (call_cli); the result and its run folder."""
     result = call_cli("fit", IRIS, *args, "-q", "--runs-dir", runs)
     assert (result.returncode, result.stderr) == (0, "")
     (run,) = runs.iterdir()
