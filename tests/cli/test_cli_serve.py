@@ -1,8 +1,10 @@
-"""bptrain serve: the real server in its own process, on a free localhost port, spoken to over HTTP (httpx)."""
+"""bptrain serve: the real server in its own process, on a free localhost port, spoken to over HTTP (httpx; the load test, whose client would otherwise cost more CPU than the server, http.client)."""
 
 from __future__ import annotations
 
+import http.client
 import io
+import json
 import os
 import re
 import signal
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -456,11 +459,16 @@ def test_a_stop_signal_lets_the_request_in_flight_finish_then_exits_0(iris_run, 
 def test_eight_clients_making_500_requests_each_get_no_error(iris):
     def client(k: int) -> list[int]:
         statuses = []
-        with httpx.Client(base_url=iris.url, timeout=30) as http:
+        connection = http.client.HTTPConnection(urllib.parse.urlsplit(iris.url).netloc, timeout=30)  # one kept-alive connection, as a client would hold
+        try:
             for i in range(500):
                 row = {**ROW, "petal_length": 1.0 + (k * 500 + i) % 60 / 10}
-                response = http.post("/predict", json={"rows": [row]})
-                statuses.append(response.status_code if len(response.json()["predictions"]) == 1 else -1)
+                connection.request("POST", "/predict", json.dumps({"rows": [row]}), {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                body = json.loads(response.read())
+                statuses.append(response.status if len(body["predictions"]) == 1 else -1)
+        finally:
+            connection.close()
         return statuses
 
     with ThreadPoolExecutor(8) as pool:
