@@ -223,26 +223,28 @@ class Dropping:
     would take time quadratic in them."""
 
     def __init__(self, frame: pd.DataFrame):
-        self.frame, self.pending = frame, []
+        self.frame, self.pending, self.held = frame, [], []
 
-    def add(self, name: str) -> None:
-        self.pending.append(name)
+    def add(self, name: str, frees: bool = True) -> None:
+        """Remove column `name` with the next RELEASE_BATCH columns; one whose values another array
+        still holds (`frees` false) waits for a removal that does free memory, or for `flush`."""
+        (self.pending if frees else self.held).append(name)
         if len(self.pending) >= RELEASE_BATCH:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending:  # nothing was released: dropping no columns still costs pandas a copy of the index
+        names, self.pending, self.held = self.pending + self.held, [], []
+        if not names:  # nothing was released: dropping no columns still costs pandas a copy of the index
             return
         try:
             with warnings.catch_warnings():
                 # pandas 3.1 deprecates `inplace`, yet it is the only way to remove many columns from
                 # a frame others hold at a cost per call, not per column; once it is gone, the loop
                 warnings.simplefilter("ignore", DeprecationWarning)
-                self.frame.drop(columns=self.pending, inplace=True)
+                self.frame.drop(columns=names, inplace=True)
         except TypeError:
-            for name in self.pending:
+            for name in names:
                 del self.frame[name]
-        self.pending = []
         give_back_memory()
 
 

@@ -335,7 +335,7 @@ def _rows_of(frame: pd.DataFrame, parts: dict[str, np.ndarray]) -> dict[str, pd.
             np.take(values, parts["train"], out=scratch, mode="clip")  # every position is in range: clip only spares a buffer
             kept[: len(scratch)] = scratch
             columns["train"][name] = kept[: len(scratch)]
-        dropping.add(name)
+        dropping.add(name, frees=kept is None)  # a kept column's array stays: removing it frees nothing before the end
     dropping.flush()
     return {part: pd.DataFrame(taken, index=pd.RangeIndex(len(parts[part])), copy=False) for part, taken in columns.items()}
 

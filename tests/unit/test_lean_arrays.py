@@ -156,6 +156,26 @@ def test_dropping_removes_columns_where_pandas_has_no_inplace_drop(monkeypatch):
     assert list(frame.columns) == ["b"]
 
 
+def test_columns_whose_removal_frees_nothing_wait_for_one_that_does(monkeypatch):
+    from bptrain.data import columns
+
+    monkeypatch.setattr(columns, "RELEASE_BATCH", 2)
+    frame = pd.DataFrame({name: [1.0] for name in "abcdef"})
+    calls = []
+    drop = frame.drop
+    monkeypatch.setattr(frame, "drop", lambda **kwargs: calls.append(list(kwargs["columns"])) or drop(**kwargs))
+    dropping = columns.Dropping(frame)
+    for name in "abc":
+        dropping.add(name, frees=False)
+    dropping.add("d")
+    assert (calls, list(frame.columns)) == ([], list("abcdef"))
+    dropping.add("e")  # the second that frees memory: one removal, the waiting ones with it
+    assert (calls, list(frame.columns)) == ([["d", "e", "a", "b", "c"]], ["f"])
+    dropping.add("f", frees=False)
+    dropping.flush()
+    assert (calls[1:], list(frame.columns)) == ([["f"]], [])
+
+
 @pytest.mark.parametrize(
     "values",
     [
