@@ -125,10 +125,16 @@ def test_chunks_from_stdin_with_a_sample_shorter_than_the_file(monkeypatch):
         (b"a,b,c\n1,2,3\n\n4,5\n", "<stdin>: line 4 has 2 fields, but the header has 3; check the delimiter and the quoting on that line"),
         (b'a,b,c\n1,"x\ny",3\n4,"z"\n', "<stdin>: line 4 has 2 fields, but the header has 3; check the delimiter and the quoting on that line"),
         (b"a,b\r\n1,2\r\n3\r\n", "<stdin>: line 3 has 1 field, but the header has 2; check the delimiter and the quoting on that line"),
+        (b"a,b\r1,2,3\r4,5\r", "<stdin>: line 2 has 3 fields, but the header has 2; check the delimiter and the quoting on that line"),
+        (b"a,b\r1,2\r\r3\r", "<stdin>: line 4 has 1 field, but the header has 2; check the delimiter and the quoting on that line"),
+        (b"a,b\n1,2\n3,4\r5,6,7\n", "<stdin>: line 4 has 3 fields, but the header has 2; check the delimiter and the quoting on that line"),
         (b"a,a\n1,2\n", "<stdin>: duplicate column names: a. Rename them so each is unique"),
         (gzip.compress(b"a,b\n1,2\n")[:-6], "<stdin>: a damaged gzip file (Compressed file ended before the end-of-stream marker was reached)"),
     ],
-    ids=["empty", "header-only", "ragged", "extra-first", "trailing-delimiter", "short", "short-after-quoted", "short-crlf", "duplicates", "damaged-gzip"],
+    ids=[
+        "empty", "header-only", "ragged", "extra-first", "trailing-delimiter", "short", "short-after-quoted", "short-crlf",
+        "extra-old-mac", "short-old-mac", "extra-after-a-lone-cr", "duplicates", "damaged-gzip",
+    ],
 )
 @pytest.mark.parametrize("block_bytes", [2, 1 << 20])
 def test_chunked_reading_fails_as_whole_reading_does(data, message, block_bytes):
@@ -161,7 +167,7 @@ def test_widths_agree_only_where_check_widths_finds_no_line_of_another_width():
         assert widths_agree(("a,b,c\r\n" + plain).encode(codec)[:-2], ",", codec)  # the last line without its line end
     assert not widths_agree(("a,b,c\n" + plain).encode("utf-16"), ",", "utf-16")  # its bytes are no plain count
     assert agreed > 1000
-    assert line_ends(b"a\nb\r\n\n") == 3 and line_ends(b"") == 0
+    assert line_ends(b"a\nb\r\n\n") == 3 and line_ends(b"") == 0 and line_ends(b"a\rb\r\nc\r") == 3
 
 
 @pytest.mark.parametrize("block_bytes", [2, 1 << 20])
