@@ -11,6 +11,7 @@ nothing is decompressed without bound.
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,7 @@ class NpzReader:
                 if read is None:
                     raise ValueError(f".npy format version {version}")
                 shape, fortran_order, dtype = read(f)
-            except ValueError as e:
+            except (ValueError, tokenize.TokenError) as e:  # numpy tokenizes a header it cannot evaluate, which may fail too
                 raise unusable(self.path, f"array {name!r} has no readable .npy header: {e}") from None
             offset = f.tell()
         if dtype.hasobject:

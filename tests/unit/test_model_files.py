@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import shutil
+import struct
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -77,6 +78,12 @@ def npy_claiming(shape: tuple[int, ...], data: bytes, descr: str = "<f8") -> byt
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
     return buffer.getvalue() + data
+
+
+def npy_header_text(text: str) -> bytes:
+    """A version 1.0 .npy header holding `text` as written, padded as numpy pads its own."""
+    text += " " * ((16 - (10 + len(text) + 1) % 16) % 16) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin-1")
 
 
 def with_member(name: str, content: bytes, compress=zipfile.ZIP_STORED):
@@ -217,6 +224,10 @@ MODEL_VARIANTS = {
         NOT_OURS + "(its metadata holds a number too long to read)" + ASK,
     ),
     "corrupted-deflate-stream": (corrupted_deflate, "the file is damaged (a compressed array inside the archive is corrupted)"),
+    "header-cut-short": (  # numpy then tokenizes the header, which fails in its own way
+        with_member("x.npy", npy_header_text("{'descr': '<f8', 'fortran_order': False, 'shape': (3,") + b"\0" * 24),
+        NOT_OURS + "(array 'x' has no readable .npy header: ('EOF in multi-line statement', (2, 0)))" + ASK,
+    ),
     "claims-10^13-values": (
         with_member("x.npy", npy_claiming((10**13,), b"\0" * 800)),
         NOT_OURS + "(array 'x': its header claims shape (10000000000000,) (80000000000000 bytes), but the archive holds 800 bytes)" + ASK,
