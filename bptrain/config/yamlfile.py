@@ -33,6 +33,8 @@ class StrictLoader(_Base):  # type: ignore[misc, valid-type]
     """The safe loader, refusing a key given twice in one mapping (YAML says keys are unique)."""
 
     def construct_mapping(self, node, deep=False):
+        if not isinstance(node, yaml.MappingNode):  # e.g. a scalar tagged !!set: the base loader's own error
+            return super().construct_mapping(node, deep=deep)
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":

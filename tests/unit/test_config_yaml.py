@@ -113,6 +113,14 @@ def test_an_undefined_alias_is_a_syntax_error_at_its_position():
     assert str(info.value) == "c.yaml: line 1, column 4: YAML syntax error: found undefined alias"
 
 
+@pytest.mark.parametrize("text", ["a: !!set abc\n", "!!set  train:!!set  }!!omapdata:!!set"], ids=["set-of-a-scalar", "fuzzed"])
+def test_a_set_tag_on_a_scalar_is_a_syntax_error_at_its_position(text):
+    # the duplicate-key check walked the node's value as key-value pairs before the loader checked its kind
+    with pytest.raises(ConfigError) as info:
+        parse_yaml(text, "c.yaml")
+    assert str(info.value) == f"c.yaml: line 1, column {text.index('!!set') + 1}: YAML syntax error: expected a mapping node, but found scalar"
+
+
 @pytest.mark.parametrize(
     "item, message",
     [
