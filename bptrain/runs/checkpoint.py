@@ -186,7 +186,7 @@ def _translated(path: Path) -> Iterator[None]:
         yield
     except FileNotFoundError:
         raise ModelFileError(f"{path}: model file not found") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error) as e:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error, NotImplementedError) as e:
         if _damaged(e):
             raise _damage(path, _why(e)) from None
         raise npzfile.unusable(path, _why(e)) from None
@@ -278,4 +278,6 @@ def _why(exc: Exception) -> str:
         return "the file ends early"
     if isinstance(exc, zlib.error):
         return "a compressed array inside the archive is corrupted"
+    if isinstance(exc, NotImplementedError):  # zipfile's word for a member it cannot read, e.g. "zip file version 15.5"
+        return f"a member needs a zip feature bptrain does not read: {exc}"
     return type(exc).__name__

@@ -134,6 +134,14 @@ def corrupted_deflate(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def needs_zip_version(path: Path) -> None:
+    """The archive's second member asks, in its central directory entry, for zip version 15.5 to extract it."""
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02", data.index(b"PK\x01\x02") + 4)
+    data[entry + 6 : entry + 8] = (155).to_bytes(2, "little")  # "version needed to extract", in tenths
+    path.write_bytes(bytes(data))
+
+
 DEEP = '{"format_version": 1, "kind": "model", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
 ASK = "; was it written by bptrain fit?"
 BAD_MODEL = "unusable bptrain model file: "
@@ -228,6 +236,7 @@ MODEL_VARIANTS = {
         with_member("x.npy", npy_header_text("{'descr': '<f8', 'fortran_order': False, 'shape': (3,") + b"\0" * 24),
         NOT_OURS + "(array 'x' has no readable .npy header: ('EOF in multi-line statement', (2, 0)))" + ASK,
     ),
+    "zip-version-15.5": (needs_zip_version, NOT_OURS + "(a member needs a zip feature bptrain does not read: zip file version 15.5)" + ASK),
     "claims-10^13-values": (
         with_member("x.npy", npy_claiming((10**13,), b"\0" * 800)),
         NOT_OURS + "(array 'x': its header claims shape (10000000000000,) (80000000000000 bytes), but the archive holds 800 bytes)" + ASK,
