@@ -40,6 +40,10 @@ class StrictLoader(_Base):  # type: ignore[misc, valid-type]
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 continue  # merged keys may be overridden, and complex keys are refused below anyway
             key = self.construct_object(key_node)
+            try:
+                hash(key)
+            except TypeError:  # a scalar tagged, e.g., !!omap makes a list: the base loader refuses it as an unhashable key
+                continue
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise _Duplicate(key, line, seen[key])

@@ -113,12 +113,21 @@ def test_an_undefined_alias_is_a_syntax_error_at_its_position():
     assert str(info.value) == "c.yaml: line 1, column 4: YAML syntax error: found undefined alias"
 
 
-@pytest.mark.parametrize("text", ["a: !!set abc\n", "!!set  train:!!set  }!!omapdata:!!set"], ids=["set-of-a-scalar", "fuzzed"])
-def test_a_set_tag_on_a_scalar_is_a_syntax_error_at_its_position(text):
-    # the duplicate-key check walked the node's value as key-value pairs before the loader checked its kind
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: !!set abc\n", "line 1, column 4: YAML syntax error: expected a mapping node, but found scalar"),
+        ("!!set  train:!!set  }!!omapdata:!!set", "line 1, column 1: YAML syntax error: expected a mapping node, but found scalar"),
+        ("a: {!!omap x: 1}\n", "line 1, column 5: YAML syntax error: found unhashable key"),
+        ("!!omap  train:]  train:", "line 1, column 1: YAML syntax error: found unhashable key"),
+    ],
+    ids=["set-of-a-scalar", "set-fuzzed", "omap-key", "omap-key-fuzzed"],
+)
+def test_a_collection_tag_on_a_scalar_is_a_syntax_error_at_its_position(text, message):
+    # the duplicate-key check took such a node for a mapping, or such a key for a hashable value
     with pytest.raises(ConfigError) as info:
         parse_yaml(text, "c.yaml")
-    assert str(info.value) == f"c.yaml: line 1, column {text.index('!!set') + 1}: YAML syntax error: expected a mapping node, but found scalar"
+    assert str(info.value) == f"c.yaml: {message}"
 
 
 @pytest.mark.parametrize(
