@@ -154,15 +154,21 @@ def _read_lines(name: str, head: bytes, rest: IO[bytes]) -> bytes:
     for block in iter(lambda: rest.read(READ_BYTES), b""):
         end = block.find(b"\n")
         if line + (end if end >= 0 else len(block)) > MAX_LINE_BYTES:
-            raise too_long(name, sum(p.count(b"\n") for p in parts) + 1)
+            raise too_long(name, sum(p.count(b"\n") for p in parts) + 1, old_mac=_old_mac_lines(head))
         line = len(block) - block.rfind(b"\n") - 1 if end >= 0 else line + len(block)
         parts.append(block)
     return b"".join(parts)
 
 
-def too_long(name: str, line: int, quoted: bool = False) -> DataError:
-    """The error for a line (or, `quoted`, a record spanning lines) longer than MAX_LINE_BYTES."""
+def too_long(name: str, line: int, quoted: bool = False, old_mac: bool = False) -> DataError:
+    """The error for a line (or, `quoted`, a record spanning lines) longer than MAX_LINE_BYTES;
+    `old_mac`: the input's lines end in a lone \\r, which the line limit counts as no line end."""
     limit = f"{MAX_LINE_BYTES >> 20} MiB"
+    if old_mac:
+        return DataError(
+            f"{name}: line {line} is longer than {limit}, the longest line bptrain reads: the lines end in \\r alone "
+            "(old Mac line ends), read only in files of up to that size; convert them, e.g. tr '\\r' '\\n' < in.csv > out.csv"
+        )
     if quoted:
         return DataError(
             f"{name}: the record starting on line {line} runs past {limit}, the longest bptrain reads; "
@@ -294,7 +300,7 @@ def record_chunks(handle: IO[bytes], block_bytes: int = BLOCK_BYTES, *, name: st
         end = record_end(rest)  # a record longer than a block starts in `rest`, if anywhere
         length = end - 1 if end else len(rest)
         if length > MAX_LINE_BYTES:
-            raise too_long(name, line, quoted=0 <= rest.find(b"\n") < length)
+            raise too_long(name, line, quoted=0 <= rest.find(b"\n") < length, old_mac=_old_mac_lines(rest))
         if not end:
             continue
         cut = _last_record_end(rest)
@@ -446,8 +452,13 @@ def _with_header(name: str, head: bytes, stream) -> bytes:
             break
         head += more
     if (record_end(head) or len(head)) > MAX_LINE_BYTES + 1:
-        raise too_long(name, 1, quoted=0 <= head.find(b"\n") < MAX_LINE_BYTES)
+        raise too_long(name, 1, quoted=0 <= head.find(b"\n") < MAX_LINE_BYTES, old_mac=_old_mac_lines(head))
     return head
+
+
+def _old_mac_lines(data: bytes) -> bool:
+    """Whether the lines of `data` end in \\r alone (old Mac line ends): it holds \\r and no \\n."""
+    return b"\r" in data and b"\n" not in data
 
 
 def line_ends(data: bytes) -> int:

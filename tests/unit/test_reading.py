@@ -182,6 +182,19 @@ def test_old_mac_line_ends_stream_as_the_whole_file_reads(block_bytes):
         read_csv_chunks("-", block_bytes, stdin=io.BytesIO(b"x,note\r"))
 
 
+def test_old_mac_line_ends_past_the_line_limit_say_so_and_how_to_convert():
+    # every line ends in "\r" alone: to the line limit, which counts "\n", the input is one line
+    data = b"a,b\r" + b"1,2\r" * (MAX_LINE_BYTES // 4 + 1)
+    expected = (
+        "<stdin>: line 1 is longer than 8 MiB, the longest line bptrain reads: the lines end in \\r alone (old Mac line ends), "
+        "read only in files of up to that size; convert them, e.g. tr '\\r' '\\n' < in.csv > out.csv"
+    )
+    for read in (lambda: read_table("-", stdin=io.BytesIO(data)), lambda: read_csv_chunks("-", 1 << 20, stdin=io.BytesIO(data))):
+        with pytest.raises(DataError) as info:
+            read()
+        assert str(info.value) == expected
+
+
 def test_encoding_and_decimal_mark_options():
     data = "name;price\ncafé;2,5\nthé;1,25\n".encode("cp1252")
     frame = read_table("-", stdin=io.BytesIO(data), options=ReadOptions(encoding="cp1252", decimal=","))
