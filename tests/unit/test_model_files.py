@@ -324,6 +324,10 @@ CHECKPOINT_VARIANTS = {
         array("optim/t", lambda t: np.zeros(2, np.int64)),
         CHANGED + "optimizer state: 't' has shape (2,), expected ()",
     ),
+    "optimizer-step-count-negative": (
+        array("optim/t", lambda t: np.array(np.iinfo(np.int64).min)),
+        CHANGED + "optimizer state: 't' is -9223372036854775808, not a count of steps (0 or more)",
+    ),
     "optimizer-missing": (array("optim/m.layers.0.W", None), CHANGED + "optimizer state: missing key 'm.layers.0.W'"),
     "weights-shape": (
         array("model/layers.0.W", lambda w: np.zeros((5, 8), np.float32)),
