@@ -158,13 +158,14 @@ class Optimizer:
         arrays = self._arrays()
         scalars = {name: np.array(0.0) for name in self._scalars}
         check_state({**arrays, **scalars, "t": np.array(self.t)}, state, "optimizer state")
-        if int(state["t"]) < 0:  # a bias correction 1 - beta ** t of a negative count overflows
-            raise ValueError(f"optimizer state: 't' is {int(state['t'])}, not a count of steps (0 or more)")
+        t = int(state["t"])
+        if t < 0:  # a bias correction 1 - beta ** t of a negative count overflows
+            raise ValueError(f"optimizer state: 't' is {t}, not a count of steps (0 or more)")
         for key, a in arrays.items():
             np.copyto(a, state[key])
         for name in self._scalars:
             setattr(self, name, float(state[name]))
-        self.t = int(state["t"])
+        self.t = t
 
 
 def _optimizer(name: str, *options: Option, rules: tuple[Rule, ...] = ()):
