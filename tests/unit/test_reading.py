@@ -272,11 +272,11 @@ def test_streamed_blocks_reuse_their_freed_buffers(tmp_path):
     fresh pages for a small part of the blocks, not for every block's buffers again (a 2 GiB pipe:
     1,410,000 page faults before, 28,600 after)."""
     big = tmp_path / "big.csv"
-    big.write_text("x,y,note\n" + f"1.5,2,{'n' * 200}\n" * 200_000)  # 41 MB: ten blocks
+    big.write_text("x,y,note\n" + f"1.5,2,{'n' * 200}\n" * 400_000)  # 82 MB: twenty blocks, so the blocks' faults outweigh the reading's own
     faults = {}
     for how in ("default", "reuse"):
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         done = subprocess.run([sys.executable, "-c", FAULTS, str(big), how], capture_output=True, text=True, check=True, env=env)
         rows, faults[how] = map(int, done.stdout.split())
-        assert rows == 200_000
+        assert rows == 400_000
     assert faults["reuse"] * 5 < faults["default"], faults
