@@ -481,6 +481,7 @@ def split_of(name: str, frame: pd.DataFrame, source: str, prep: Preprocessor, lo
     Rows that `prep` drops (a missing value where the rule is `drop`) are left out. With `release`,
     the feature columns are removed from `frame` as they are encoded (Preprocessor.features_of)."""
     prep.check_targets(frame, source)
+    prep.check_columns(frame, source)  # before dropped_rows, which reads the columns whose rule is drop
     dropped = prep.dropped_rows(frame)
     x = prep.features_of(frame, source, dtype, strict=strict, unseen=unseen, allow_dropped=True, release=release)
     if dropped.any():

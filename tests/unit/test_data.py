@@ -175,6 +175,13 @@ def test_predict_time_missing_columns_are_named():
     assert str(info.value) == "new.csv: missing 1 feature column the model was trained with: b. Did you mean 'bb'? Columns: a, bb"
 
 
+def test_labelled_rows_missing_a_column_whose_rule_is_drop_get_the_missing_column_message():
+    prep = Preprocessor(["y"], "classification", [numeric_column("a"), numeric_column("b", missing="drop")], np.zeros(2), np.ones(2), ["p", "q"])
+    with pytest.raises(DataError) as info:
+        splits.split_of("test", pd.DataFrame({"a": [1.0, None], "y": ["p", "q"]}), "new.csv", prep, "cross_entropy", "float32")
+    assert str(info.value) == "new.csv: missing 1 feature column the model was trained with: b. Columns: a, y"
+
+
 def test_unseen_target_class_at_evaluation():
     prep = Preprocessor(["y"], "classification", [numeric_column("a")], np.zeros(1), np.ones(1), ["p", "q"])
     with pytest.raises(DataError) as info:
