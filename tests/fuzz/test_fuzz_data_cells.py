@@ -1,0 +1,116 @@
+"""Fuzzing data cells: `fit`, then `predict` and `evaluate --data` on new rows, never end in an internal error.
+
+Each file has a few feature columns, each mostly of one sort (numbers, integers, text labels,
+true/false, decimal commas, dates, long IDs, empty) with the odd stray cell (missing-value
+spellings, `?`, infinities, huge numbers, whitespace, unicode, quotes), and a target column of
+labels, numbers or true/false, also with strays. The config draws the missing-value rules,
+scaling, indicators, category limits, a kind declared per column, the decimal mark and the split.
+The rows predicted and evaluated are drawn alike, so they may hold categories, values and
+columns the training rows did not. Every outcome must be a documented exit code other than 1
+(fuzzing.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings, strategies as st
+
+from fuzzing import run_cli
+
+SORTS = {
+    "float": st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: f"{x:.6g}"),
+    "int": st.integers(-5, 2**63).map(str),
+    "label": st.sampled_from(["a", "b", "c", "Adélie", "x y", "2007", "02134", "True"]),
+    "bool": st.sampled_from(["true", "false", "True", "FALSE"]),
+    "comma": st.floats(-1e4, 1e4, allow_nan=False).map(lambda x: f"{x:.3f}".replace(".", ",")),
+    "date": st.dates().map(str),
+    "id": st.integers(2**53, 2**53 + 3).map(str),
+    "empty": st.just(""),
+}
+STRAYS = st.sampled_from(
+    ["", "NA", "nan", "NaN", "null", "None", "n/a", "?", "inf", "-inf", "1e999", "-1e999", "1e-320", " 1", "1 ", "+7", "0x10",
+     "1_000", "١٢", "🙂", '"', "a,b", "\t", "-0", "9" * 30, "Infinity", "TRUE", "2007.0"]
+)
+MISSING = ["error", "drop", "mean", "median", "most_frequent", "constant"]
+
+
+def cells(sort: str, strays: int) -> st.SearchStrategy[str]:
+    """A cell of a column of `sort`: a stray about one time in `strays`, else of that sort (on a
+    middle value of the range: hypothesis favours its ends)."""
+    return st.integers(1, strays).flatmap(lambda k: STRAYS if k == strays // 2 else SORTS[sort])
+
+
+@st.composite
+def tables(draw, columns: dict[str, str], rows: int) -> bytes:
+    """CSV bytes with the columns `columns` (name: sort) and up to `rows` rows. Feature columns get
+    strays at a drawn rate; the target column y at most one, in one file of eight or so (hypothesis
+    favours the ends of a range, so the choice falls on a middle value)."""
+    kinds = [SORTS[sort] if name == "y" else cells(sort, draw(st.sampled_from([4, 30, 1000]))) for name, sort in columns.items()]
+    lines = [[draw(kind) for kind in kinds] for _ in range(draw(st.integers(rows // 4, rows)))]
+    if lines and "y" in columns and draw(st.integers(0, 7)) == 3:
+        lines[draw(st.integers(0, len(lines) - 1))][list(columns).index("y")] = draw(STRAYS)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))).writerows([list(columns)] + lines)
+    return buffer.getvalue().encode("utf-8")
+
+
+@st.composite
+def problems(draw) -> dict:
+    """The training file, the rows to predict, and the config's data section."""
+    sorts = draw(st.lists(st.sampled_from(sorted(SORTS)), min_size=1, max_size=4))
+    columns = {f"f{i}": sort for i, sort in enumerate(sorts)} | {"y": draw(st.sampled_from(["label", "int", "float", "bool"]))}
+    train = draw(tables(columns, 24))
+    order = draw(st.permutations(list(columns)))
+    kept = order[: len(order) - draw(st.sampled_from([0, 0, 0, 1]))]  # now and then a column fewer
+    new = draw(tables({name: columns[name] for name in kept}, 8))
+    data = {
+        "train": "train.csv",
+        "target": "y",
+        "split": {"val": draw(st.sampled_from([0.0, 0.25, 0.25])), "test": 0.0, "stratify": draw(st.booleans())},
+        "numeric": {"missing": draw(st.sampled_from(MISSING)), "scale": draw(st.sampled_from(["standard", "minmax", "robust", "none"])),
+                    "indicator": draw(st.booleans())},
+        "categorical": {"missing": draw(st.sampled_from(["error", "drop", "most_frequent", "constant"])), "max_categories": draw(st.integers(2, 20)),
+                        "indicator": draw(st.booleans())},
+    }
+    if draw(st.booleans()):
+        data["columns"] = {draw(st.sampled_from(sorted(columns.keys() - {"y"}))): {"kind": draw(st.sampled_from(["numeric", "categorical", "auto"]))}}
+    if draw(st.integers(0, 3)) == 0:
+        data["read"] = {"decimal": ","}
+    return {"train.csv": train, "new.csv": new, "data": data}
+
+
+def _config(folder: Path, data: dict) -> Path:
+    """A small, quick config (JSON, which YAML reads) around the drawn data section."""
+    config = {
+        "seed": 3,
+        "data": data,
+        "model": {"layers": [{"units": 4, "activation": "relu"}]},
+        "training": {"batch_size": 4},
+        "stopping": {"max_epochs": 2, "early_stopping": data["split"]["val"] > 0},
+        "report": {"figures": False},
+    }
+    path = folder / "config.yaml"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+@settings(max_examples=max(3, settings.default.max_examples // 3))
+@given(problems())
+def test_fit_predict_and_evaluate_on_odd_cells(problem):
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        for file in ("train.csv", "new.csv"):
+            (folder / file).write_bytes(problem[file])
+        config = _config(folder, problem["data"])
+        shown = "\n".join(f"{file}:\n{problem[file].decode()}" for file in ("train.csv", "new.csv")) + f"\ndata: {json.dumps(problem['data'])}"
+        files = {"train.csv": folder / "train.csv", "new.csv": folder / "new.csv", "config.yaml": config}
+        if run_cli(["fit", config, "-q", "--runs-dir", folder / "runs"], shown, files) != 0:
+            return
+        (run,) = (folder / "runs").iterdir()
+        run_cli(["predict", run, folder / "new.csv"], shown, files)
+        run_cli(["evaluate", run, "--data", folder / "new.csv"], shown, files)
