@@ -191,7 +191,20 @@ def _frame_of(name: str, data: bytes, options: ReadOptions, text_columns: Sequen
         )
     except Exception as e:  # pandas' parser errors are many types; each becomes one line
         raise _read_error(name, e, options) from None
-    return _checked(name, frame, header, rows=True)
+    return _checked(name, _spelled_missing(frame), header, rows=True)
+
+
+def _spelled_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame`, read by pandas from CSV, with every text cell that spells a missing value (fastcsv.NA_VALUES,
+    the empty one included) missing. pandas makes them missing itself, except in a column that also
+    holds a whole number past 64 bits: it then keeps every cell of the column as written."""
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            spelled = column.isin(fastcsv.NA_VALUES).to_numpy()
+            if spelled.any():
+                frame[name] = column.mask(spelled)
+    return frame
 
 
 def as_text(text: Sequence[str], header: list[str] | None) -> dict[str, type] | None:
@@ -395,6 +408,7 @@ def _parse(name, block: bytes, delimiter: str, options: ReadOptions, wanted, kee
             io.BytesIO(block), sep=delimiter, encoding=codec, decimal=options.decimal, usecols=wanted, index_col=False, low_memory=False,
             dtype=dtype,
         )
+        frame = _spelled_missing(frame)
         kept = None
         if keep:
             kept = pd.read_csv(io.BytesIO(block), sep=delimiter, encoding=codec, usecols=keep, dtype=str, keep_default_na=False, index_col=False)

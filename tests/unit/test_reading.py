@@ -206,6 +206,18 @@ def test_encoding_and_decimal_mark_options():
     )
 
 
+@pytest.mark.parametrize("big", ["999999999999999999999999999999", "18446744073709551615", "-99999999999999999999", "12"])
+@pytest.mark.parametrize("text", ["", "x"])
+@pytest.mark.parametrize("block_bytes", [None, 24])
+def test_missing_value_spellings_are_missing_beside_a_whole_number_past_64_bits(big, text, block_bytes, tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text(f"a,b,c\n1,{big},x\n2,,NA\n3,NA,\n4,nan,null\n5,None,7\n6,{text},8\n", encoding="utf-8")
+    frame = read_table(path) if block_bytes is None else pd.concat(read_csv_chunks(path, block_bytes))
+    assert frame["b"].isna().tolist() == [False, True, True, True, True, not text]  # as pandas reads them without the big number
+    assert frame["c"].isna().tolist() == [False, True, True, True, False, False]
+    assert str(frame["b"].iloc[0]).removesuffix(".0") == big
+
+
 def test_a_byte_order_mark_is_not_part_of_the_first_column_name():
     frame = read_table("-", stdin=io.BytesIO(b"\xef\xbb\xbf" + CSV))
     assert frame.columns.tolist() == ["x", "y", "label"]
