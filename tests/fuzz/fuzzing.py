@@ -75,11 +75,17 @@ def problem_with(exit_code: int | None, output: str) -> str | None:
 
 def run_cli(args: list, shown_input: str, files: dict[str, Path] | None = None) -> int:
     """Run `bptrain ARGS` in-process; fail (or record) unless the outcome is clean. Returns the exit code."""
+    return invoke(args, shown_input, files)[0]
+
+
+def invoke(args: list, shown_input: str, files: dict[str, Path] | None = None) -> tuple[int, str, str]:
+    """run_cli's exit code, what the command printed on stdout, and all it printed."""
     args = [str(a) for a in args]
+    stdout = ""
     try:
         with capped():
             result = CliRunner().invoke(app, args)
-        output = result.output
+        output, stdout = result.output, result.stdout
         exit_code = result.exit_code
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             output += f"\n(escaped the CLI: {type(result.exception).__name__}: {result.exception})"
@@ -88,11 +94,12 @@ def run_cli(args: list, shown_input: str, files: dict[str, Path] | None = None) 
         output, exit_code = str(e), None
     problem = problem_with(exit_code, output) if exit_code is not None else output
     if problem is not None:
-        _report(problem, args, shown_input, output, files or {})
-    return -1 if exit_code is None else exit_code
+        report(problem, args, shown_input, output, files or {})
+    return (-1 if exit_code is None else exit_code), stdout, output
 
 
-def _report(problem: str, args: list[str], shown_input: str, output: str, files: dict[str, Path]) -> None:
+def report(problem: str, args: list[str], shown_input: str, output: str, files: dict[str, Path]) -> None:
+    """Fail with the problem, or with FUZZ_FINDINGS save it and go on."""
     command = "bptrain " + " ".join(shlex.quote(a) for a in args)
     message = f"{problem}\ncommand: {command}\ninput:\n{shown_input}\noutput:\n{output}"
     survey = os.environ.get("FUZZ_FINDINGS")

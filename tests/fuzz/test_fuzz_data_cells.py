@@ -7,7 +7,9 @@ labels, numbers or true/false, also with strays. The config draws the missing-va
 scaling, indicators, category limits, a kind declared per column, the decimal mark and the split.
 The rows predicted and evaluated are drawn alike, so they may hold categories, values and
 columns the training rows did not. Every outcome must be a documented exit code other than 1
-(fuzzing.py).
+(fuzzing.py). When every row trains (no validation rows), `evaluate --data` on the training file
+must also succeed and give the training metrics of the run's report: the rows read, filled and
+encoded as in training.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import tempfile
 from pathlib import Path
 
 from hypothesis import given, settings, strategies as st
 
-from fuzzing import run_cli
+from fuzzing import invoke, report, run_cli
 
 SORTS = {
     "float": st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: f"{x:.6g}"),
@@ -114,3 +117,24 @@ def test_fit_predict_and_evaluate_on_odd_cells(problem):
         (run,) = (folder / "runs").iterdir()
         run_cli(["predict", run, folder / "new.csv"], shown, files)
         run_cli(["evaluate", run, "--data", folder / "new.csv"], shown, files)
+        if problem["data"]["split"]["val"] == 0:
+            _same_metrics_on_the_training_file(run, folder / "train.csv", shown, files)
+
+
+def _same_metrics_on_the_training_file(run: Path, train: Path, shown: str, files: dict[str, Path]) -> None:
+    args = ["evaluate", run, "--data", train, "--json"]
+    code, stdout, output = invoke(args, shown, files)
+    if code != 0:
+        report(f"evaluate on the training file of a finished fit exits {code}", [str(a) for a in args], shown, output, files)
+        return
+    again = json.loads(stdout)["data"]
+    trained = json.loads((run / "report.json").read_text(encoding="utf-8"))["metrics"]["train"]
+    if again.keys() != trained.keys() or not all(_agree(again[k], trained[k]) for k in again):
+        report("evaluate on the training file disagrees with the report", [str(a) for a in args], shown, f"evaluate: {again}\nreport: {trained}", files)
+
+
+def _agree(a, b) -> bool:
+    """Two metric values alike: equal up to the order of a float32 sum, or both missing (null or NaN)."""
+    if a is None or b is None or a != a or b != b:
+        return (a is None or a != a) and (b is None or b != b)
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
