@@ -78,13 +78,13 @@ def run_cli(args: list, shown_input: str, files: dict[str, Path] | None = None) 
     return invoke(args, shown_input, files)[0]
 
 
-def invoke(args: list, shown_input: str, files: dict[str, Path] | None = None) -> tuple[int, str, str]:
-    """run_cli's exit code, what the command printed on stdout, and all it printed."""
+def invoke(args: list, shown_input: str, files: dict[str, Path] | None = None, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """run_cli's exit code, what the command printed on stdout, and all it printed; `stdin` is its input."""
     args = [str(a) for a in args]
     stdout = ""
     try:
         with capped():
-            result = CliRunner().invoke(app, args)
+            result = CliRunner().invoke(app, args, input=stdin)
         output, stdout = result.output, result.stdout
         exit_code = result.exit_code
         if result.exception is not None and not isinstance(result.exception, SystemExit):

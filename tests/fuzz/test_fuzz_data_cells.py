@@ -20,14 +20,16 @@ import json
 import math
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 from hypothesis import given, settings, strategies as st
 
+from bptrain.data import plaincsv
 from fuzzing import invoke, report, run_cli
 
 SORTS = {
     "float": st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: f"{x:.6g}"),
-    "int": st.integers(-5, 2**63).map(str),
+    "int": st.one_of(st.integers(-1000, 1000), st.integers(-5, 2**63)).map(str),
     "label": st.sampled_from(["a", "b", "c", "Adélie", "x y", "2007", "02134", "True"]),
     "bool": st.sampled_from(["true", "false", "True", "FALSE"]),
     "comma": st.floats(-1e4, 1e4, allow_nan=False).map(lambda x: f"{x:.3f}".replace(".", ",")),
@@ -49,16 +51,16 @@ def cells(sort: str, strays: int) -> st.SearchStrategy[str]:
 
 
 @st.composite
-def tables(draw, columns: dict[str, str], rows: int) -> bytes:
+def tables(draw, columns: dict[str, str], rows: int, strays: list[int]) -> bytes:
     """CSV bytes with the columns `columns` (name: sort) and up to `rows` rows. Feature columns get
-    strays at a drawn rate; the target column y at most one, in one file of eight or so (hypothesis
-    favours the ends of a range, so the choice falls on a middle value)."""
-    kinds = [SORTS[sort] if name == "y" else cells(sort, draw(st.sampled_from([4, 30, 1000]))) for name, sort in columns.items()]
+    strays at a rate drawn from `strays`; the target column y at most one, in one file of eight or
+    so (hypothesis favours the ends of a range, so the choice falls on a middle value)."""
+    kinds = [SORTS[sort] if name == "y" else cells(sort, draw(st.sampled_from(strays))) for name, sort in columns.items()]
     lines = [[draw(kind) for kind in kinds] for _ in range(draw(st.integers(rows // 4, rows)))]
     if lines and "y" in columns and draw(st.integers(0, 7)) == 3:
         lines[draw(st.integers(0, len(lines) - 1))][list(columns).index("y")] = draw(STRAYS)
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))).writerows([list(columns)] + lines)
+    csv.writer(buffer, lineterminator=draw(st.sampled_from(["\n", "\n", "\r\n"]))).writerows([list(columns)] + lines)
     return buffer.getvalue().encode("utf-8")
 
 
@@ -67,10 +69,10 @@ def problems(draw) -> dict:
     """The training file, the rows to predict, and the config's data section."""
     sorts = draw(st.lists(st.sampled_from(sorted(SORTS)), min_size=1, max_size=4))
     columns = {f"f{i}": sort for i, sort in enumerate(sorts)} | {"y": draw(st.sampled_from(["label", "int", "float", "bool"]))}
-    train = draw(tables(columns, 24))
+    train = draw(tables(columns, 24, [4, 30, 1000]))
     order = draw(st.permutations(list(columns)))
     kept = order[: len(order) - draw(st.sampled_from([0, 0, 0, 1]))]  # now and then a column fewer
-    new = draw(tables({name: columns[name] for name in kept}, 8))
+    new = draw(tables({name: columns[name] for name in kept}, 8, [4, 30, 1000, 1000]))  # plain more often: plaincsv reads it
     data = {
         "train": "train.csv",
         "target": "y",
@@ -115,10 +117,26 @@ def test_fit_predict_and_evaluate_on_odd_cells(problem):
         if run_cli(["fit", config, "-q", "--runs-dir", folder / "runs"], shown, files) != 0:
             return
         (run,) = (folder / "runs").iterdir()
-        run_cli(["predict", run, folder / "new.csv"], shown, files)
+        _same_predictions_on_every_path(run, folder / "new.csv", shown, files)
         run_cli(["evaluate", run, "--data", folder / "new.csv"], shown, files)
         if problem["data"]["split"]["val"] == 0:
             _same_metrics_on_the_training_file(run, folder / "train.csv", shown, files)
+
+
+def _same_predictions_on_every_path(run: Path, new: Path, shown: str, files: dict[str, Path]) -> None:
+    """predict on the file, on the same bytes from stdin, and both without the pandas-free reader
+    of small plain files (plaincsv): the same exit code and the same output."""
+    outcomes = {}
+    proba = [] if json.loads((run / "report.json").read_text(encoding="utf-8"))["task"] == "regression" else ["--proba"]
+    for plain in (True, False):
+        with mock.patch.object(plaincsv, "SMALL_BYTES", plaincsv.SMALL_BYTES if plain else -1):
+            for source in (new, "-"):
+                args = ["predict", run, source, *proba]
+                code, _, output = invoke(args, shown, files, stdin=new.read_bytes() if source == "-" else None)
+                outcomes[(plain, str(source))] = (code, output.replace("<stdin>", str(new)))
+    if len(set(outcomes.values())) > 1:
+        shown_outcomes = "\n".join(f"{'plain' if plain else 'pandas'} {source}: exit {code}\n{output}" for (plain, source), (code, output) in outcomes.items())
+        report("predict differs between its readers", ["predict", str(run), str(new), *proba], shown, shown_outcomes, files)
 
 
 def _same_metrics_on_the_training_file(run: Path, train: Path, shown: str, files: dict[str, Path]) -> None:
