@@ -4,7 +4,8 @@ Each file has a few feature columns, each mostly of one sort (numbers, integers,
 true/false, decimal commas, dates, long IDs, empty) with the odd stray cell (missing-value
 spellings, `?`, infinities, huge numbers, whitespace, unicode, quotes), and a target column of
 labels, numbers or true/false, also with strays. The config draws the missing-value rules,
-scaling, indicators, category limits, a kind declared per column, the decimal mark and the split.
+scaling, indicators, category limits, a kind declared per column, the delimiter (or its
+detection), the decimal mark and the split.
 The rows predicted and evaluated are drawn alike, so they may hold categories, values and
 columns the training rows did not. Every outcome must be a documented exit code other than 1
 (fuzzing.py). When every row trains (no validation rows), `evaluate --data` on the training file
@@ -51,7 +52,7 @@ def cells(sort: str, strays: int) -> st.SearchStrategy[str]:
 
 
 @st.composite
-def tables(draw, columns: dict[str, str], rows: int, strays: list[int]) -> bytes:
+def tables(draw, columns: dict[str, str], rows: int, strays: list[int], delimiter: str) -> bytes:
     """CSV bytes with the columns `columns` (name: sort) and up to `rows` rows. Feature columns get
     strays at a rate drawn from `strays`; the target column y at most one, in one file of eight or
     so (hypothesis favours the ends of a range, so the choice falls on a middle value)."""
@@ -60,7 +61,7 @@ def tables(draw, columns: dict[str, str], rows: int, strays: list[int]) -> bytes
     if lines and "y" in columns and draw(st.integers(0, 7)) == 3:
         lines[draw(st.integers(0, len(lines) - 1))][list(columns).index("y")] = draw(STRAYS)
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator=draw(st.sampled_from(["\n", "\n", "\r\n"]))).writerows([list(columns)] + lines)
+    csv.writer(buffer, delimiter=delimiter, lineterminator=draw(st.sampled_from(["\n", "\n", "\r\n"]))).writerows([list(columns)] + lines)
     return buffer.getvalue().encode("utf-8")
 
 
@@ -69,10 +70,11 @@ def problems(draw) -> dict:
     """The training file, the rows to predict, and the config's data section."""
     sorts = draw(st.lists(st.sampled_from(sorted(SORTS)), min_size=1, max_size=4))
     columns = {f"f{i}": sort for i, sort in enumerate(sorts)} | {"y": draw(st.sampled_from(["label", "int", "float", "bool"]))}
-    train = draw(tables(columns, 24, [4, 30, 1000]))
+    delimiter = draw(st.sampled_from([",", ",", ";", "\t", "|"]))
+    train = draw(tables(columns, 24, [4, 30, 1000], delimiter))
     order = draw(st.permutations(list(columns)))
     kept = order[: len(order) - draw(st.sampled_from([0, 0, 0, 1]))]  # now and then a column fewer
-    new = draw(tables({name: columns[name] for name in kept}, 8, [4, 30, 1000, 1000]))  # plain more often: plaincsv reads it
+    new = draw(tables({name: columns[name] for name in kept}, 8, [4, 30, 1000, 1000], delimiter))  # plain more often: plaincsv reads it
     data = {
         "train": "train.csv",
         "target": "y",
@@ -84,8 +86,9 @@ def problems(draw) -> dict:
     }
     if draw(st.booleans()):
         data["columns"] = {draw(st.sampled_from(sorted(columns.keys() - {"y"}))): {"kind": draw(st.sampled_from(["numeric", "categorical", "auto"]))}}
+    data["read"] = {"delimiter": draw(st.sampled_from(["auto", {"\t": "tab"}.get(delimiter, delimiter)]))}
     if draw(st.integers(0, 3)) == 0:
-        data["read"] = {"decimal": ","}
+        data["read"]["decimal"] = ","
     return {"train.csv": train, "new.csv": new, "data": data}
 
 
