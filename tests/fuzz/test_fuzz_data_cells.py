@@ -1,20 +1,23 @@
-"""Fuzzing data cells: `fit`, then `predict` and `evaluate --data` on new rows, never end in an internal error.
+"""Fuzzing data cells: `fit`, then `predict`, `serve` and `evaluate --data` on new rows: no internal error, and every reader agrees.
 
 Each file has a few feature columns, each mostly of one sort (numbers, integers, text labels,
 true/false, decimal commas, dates, long IDs, empty) with the odd stray cell (missing-value
 spellings, `?`, infinities, huge numbers, whitespace, unicode, quotes), and a target column of
 labels, numbers or true/false, also with strays. The config draws the missing-value rules,
 scaling, indicators, category limits, a kind declared per column, the delimiter (or its
-detection), the decimal mark and the split.
-The rows predicted and evaluated are drawn alike, so they may hold categories, values and
-columns the training rows did not. Every outcome must be a documented exit code other than 1
-(fuzzing.py). When every row trains (no validation rows), `evaluate --data` on the training file
-must also succeed and give the training metrics of the run's report: the rows read, filled and
-encoded as in training.
+detection), the decimal mark and the split. The rows predicted and evaluated are drawn alike, so
+they may hold categories, values and columns the training rows did not.
+
+Every outcome must be a documented exit code other than 1 (fuzzing.py). predict on the file and
+on stdin, each with and without its pandas-free reader, and `serve` given the file as a CSV body
+must give the same predictions or the same error. When every row trains (no validation rows),
+`evaluate --data` on the training file must succeed and give the training metrics of the run's
+report: the rows read, filled and encoded as in training.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -23,6 +26,7 @@ import tempfile
 from pathlib import Path
 from unittest import mock
 
+import httpx
 from hypothesis import given, settings, strategies as st
 
 from bptrain.data import plaincsv
@@ -127,18 +131,20 @@ def test_fit_predict_and_evaluate_on_odd_cells(problem):
 
 
 def _same_predictions_on_every_path(run: Path, new: Path, shown: str, files: dict[str, Path]) -> None:
-    """predict on the file, on the same bytes from stdin, and both without the pandas-free reader
-    of small plain files (plaincsv): the same exit code and the same output."""
+    """predict on the file, on the same bytes from stdin, both without the pandas-free reader of
+    small plain files (plaincsv), and `serve` given the file as a CSV body: the same predictions,
+    or the same error (exit code 3, and status 422 for serve)."""
     outcomes = {}
     proba = [] if json.loads((run / "report.json").read_text(encoding="utf-8"))["task"] == "regression" else ["--proba"]
-    for plain in (True, False):
-        with mock.patch.object(plaincsv, "SMALL_BYTES", plaincsv.SMALL_BYTES if plain else -1):
+    for reader in ("plain", "pandas"):
+        with mock.patch.object(plaincsv, "SMALL_BYTES", plaincsv.SMALL_BYTES if reader == "plain" else -1):
             for source in (new, "-"):
                 args = ["predict", run, source, *proba]
-                code, _, output = invoke(args, shown, files, stdin=new.read_bytes() if source == "-" else None)
-                outcomes[(plain, str(source))] = (code, output.replace("<stdin>", str(new)))
+                code, stdout, output = invoke(args, shown, files, stdin=new.read_bytes() if source == "-" else None)
+                outcomes[(reader, str(source))] = _outcome(code, stdout, output, str(source), new)
+    outcomes[("serve", "request")] = _served(run, new, proba)
     if len(set(outcomes.values())) > 1:
-        shown_outcomes = "\n".join(f"{'plain' if plain else 'pandas'} {source}: exit {code}\n{output}" for (plain, source), (code, output) in outcomes.items())
+        shown_outcomes = "\n".join(f"{reader} {source}: exit {code}\n{output}" for (reader, source), (code, output) in outcomes.items())
         report("predict differs between its readers", ["predict", str(run), str(new), *proba], shown, shown_outcomes, files)
 
 
@@ -159,3 +165,44 @@ def _agree(a, b) -> bool:
     if a is None or b is None or a != a or b != b:
         return (a is None or a != a) and (b is None or b != b)
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def _outcome(code: int, stdout: str, output: str, source: str, new: Path) -> tuple[int, str]:
+    """predict's outcome as serve's is compared: its exit code, and its rows (each number written
+    as Python writes its value) or its error line (with the input called `request`, as serve calls it)."""
+    if code == 0:
+        return 0, _table(list(csv.reader(io.StringIO(stdout))))
+    errors = [line.removeprefix("error: ") for line in output.splitlines() if line.startswith("error: ")]
+    for name in (str(new), "<stdin>"):
+        errors = [e.replace(f"{name}:", "request:", 1) for e in errors]
+    return code, "\n".join(errors)
+
+
+def _served(run: Path, new: Path, proba: list[str]) -> tuple[int, str]:
+    """serve's answer to the file as a CSV body, in predict's terms: exit code 0 and the CSV rows
+    predict writes, or 3 (for status 422) and the detail."""
+    import bptrain
+    from bptrain import serve
+
+    async def answer():
+        transport = httpx.ASGITransport(app=serve.create_app(bptrain.load(run), 1 << 20))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            query = "?proba=true" if proba else ""
+            return await client.post(f"/predict{query}", content=new.read_bytes(), headers={"Content-Type": "text/csv"})
+
+    response = asyncio.run(answer())
+    if response.status_code != 200:
+        return {422: 3}.get(response.status_code, response.status_code), response.json()["detail"]
+    rows = response.json()["predictions"]
+    return 0, _table([list(rows[0])] + [list(row.values()) for row in rows] if rows else [])
+
+
+def _table(rows: list[list]) -> str:
+    """Rows of cells as text, a number (or text that reads as one) written as Python writes its value."""
+    def cell(value) -> str:
+        try:
+            return repr(float(value))
+        except (TypeError, ValueError):
+            return str(value)
+
+    return "\n".join(",".join(cell(v) for v in row) for row in rows)
