@@ -48,7 +48,9 @@ def tagged(key: str, kind: str, default: str | None, *members: type[BaseModel], 
         if isinstance(value, str):
             return value
         if isinstance(value, Mapping):
-            return str(value.get(key, default))
+            name = value.get(key, default)
+            # not str() of a list or mapping: an alias bomb of YAML anchors would be written out in full
+            return None if isinstance(name, (list, Mapping)) else str(name)
         return None
 
     def canonical(name: Any) -> Any:

@@ -113,6 +113,37 @@ def test_an_undefined_alias_is_a_syntax_error_at_its_position():
     assert str(info.value) == "c.yaml: line 1, column 4: YAML syntax error: found undefined alias"
 
 
+BOMB = "[" + ", ".join(["&a0 [x, x, x, x, x, x, x, x, x, x]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]) + "]"
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        (f"optimizer: {{name: {BOMB}}}", "optimizer: must be an optimizer name or a mapping with its name; choose from"),
+        (f"loss: {{name: {BOMB}}}", "loss: must be a loss name or a mapping with its name; choose from"),
+        (f"schedule: {{name: {BOMB}}}", "schedule: must be a schedule name or a mapping with its name; choose from"),
+        (f"model: {{layers: [{{type: {BOMB}}}]}}", "model.layers[0]: must be a number of units, a layer type name or a mapping with its type; choose from"),
+        (f"model: {{layers: [{{units: 4, activation: {{name: {BOMB}}}}}]}}", "model.layers[0].activation: must be an activation name or a mapping with its name; choose from"),
+    ],
+    ids=["optimizer", "loss", "schedule", "layer", "activation"],
+)
+def test_an_alias_bomb_as_a_component_name_is_refused_without_writing_it_out(tmp_path, section, message):
+    # nine anchors of ten aliases each stand for 10**9 values; str() of the name wrote them all out
+    import signal
+
+    def hung(signum, frame):
+        raise TimeoutError("still at work after 20 s of CPU time")
+
+    previous = signal.signal(signal.SIGPROF, hung)
+    signal.setitimer(signal.ITIMER_PROF, 20)
+    try:
+        error = error_of(write(tmp_path, MINIMAL + section + "\n"))
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+    assert message in error
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
