@@ -68,6 +68,27 @@ def pytest_collection_modifyitems(items) -> None:
     items.sort(key=rank)  # stable: the order within a file, and of the other files, stays
 
 
+@contextlib.contextmanager
+def cpu_capped(seconds: float = 20):
+    """TimeoutError once the block has used `seconds` of CPU time: a hang fails the test instead of the suite."""
+    import signal
+
+    def hung(signum, frame):
+        raise TimeoutError(f"still at work after {seconds} s of CPU time")
+
+    previous = signal.signal(signal.SIGPROF, hung)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
+# nine anchors of ten aliases each: a YAML list of 10**9 values in a few hundred bytes
+ALIAS_BOMB = "[" + ", ".join(["&a0 [x, x, x, x, x, x, x, x, x, x]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]) + "]"
+
+
 def run_cli(*args: str, input: bytes | str | None = None, cwd: Path | None = None, timeout: float = 120, env=None):
     """Run `python -m bptrain ARGS` and return the CompletedProcess (text mode)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **(env or {})}

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_serializer, model_validator
 from bptrain.config.numbers import Float, Fraction, Int
 from bptrain.config.choices import NUMERIC_ONLY_MISSING
 from bptrain.config.read_schema import CategoricalMissing, NumericMissing, ReadConfig, Scale, Strict
+from bptrain.nn.options import shown
 
 
 class SplitConfig(Strict):
@@ -86,7 +87,7 @@ class ColumnConfig(Strict):
     @classmethod
     def _scalar(cls, value: Any) -> Any:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
-            raise ValueError(f"must be a number or a text value (got {value!r})")
+            raise ValueError(f"must be a number or a text value (got {shown(value)})")
         return value
 
     @model_validator(mode="after")
@@ -111,7 +112,7 @@ def _target_names(value: Any) -> Any:
         if len(set(value)) != len(value):
             raise ValueError(f"lists a column twice (got {value})")
         return value[0] if len(value) == 1 else value
-    raise ValueError(f"must be a column name, or a list of column names for several targets (got {value!r})")
+    raise ValueError(f"must be a column name, or a list of column names for several targets (got {shown(value)})")
 
 
 class DataConfig(Strict):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Callable, Mapping
@@ -26,10 +27,41 @@ SAME: Any = type("Same", (), {"__repr__": lambda self: "SAME"})()
 
 
 def did_you_mean(name: str, choices) -> str:
-    """' Did you mean 'x'?' for the closest choice, or '' when none is close; letter case aside (`Relu` is relu, not elu)."""
+    """' Did you mean 'x'?' for the closest choice, or '' when none is close; letter case aside (`Relu` is relu, not elu).
+    A list or mapping is close to nothing (and is not written out: see `shown`)."""
+    if isinstance(name, (list, tuple, set, frozenset, Mapping)):
+        return ""
     folded = {str(c).lower(): str(c) for c in choices}
     close = difflib.get_close_matches(str(name).lower(), folded, n=1)
     return f" Did you mean {folded[close[0]]!r}?" if close else ""
+
+
+SHOWN_VALUES = 1000  # values a message writes out in full; past that, reprlib's short form
+
+
+def shown(value: Any) -> str:
+    """repr(value) for a message, short where it holds more than SHOWN_VALUES values in all: YAML
+    anchors and aliases make a list of 10**9 values from a few hundred bytes, which repr would write out."""
+    return repr(value) if _values_in(value, SHOWN_VALUES) <= SHOWN_VALUES else _SHORT.repr(value)
+
+
+def _values_in(value: Any, limit: int) -> int:
+    """The values in `value` and the lists, tuples, sets and mappings in it, counted up to limit + 1."""
+    count, left = 0, [value]
+    while left and count <= limit:
+        item = left.pop()
+        count += 1
+        if isinstance(item, Mapping):
+            left.extend(item.keys())
+            left.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            left.extend(item)
+    return count
+
+
+_SHORT = reprlib.Repr()  # Repr(maxlevel=...) needs Python 3.12
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict, _SHORT.maxset = 2, 4, 4, 4, 4
+_SHORT.maxstring, _SHORT.maxlong, _SHORT.maxother = 200, 200, 200
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bptrain.errors import ConfigError
-from bptrain.nn.options import did_you_mean
+from bptrain.nn.options import did_you_mean, shown
 
 SETTINGS = ("space", "metric", "direction", "sampler", "pruner", "seed")
 SAMPLERS = ("tpe", "random", "grid", "qmc")
@@ -126,20 +126,20 @@ def parse(section: Any, source: str, prefix: str = "tune.") -> Search:
                 params.append(param)
     metric = section.get("metric")
     if metric is not None and (not isinstance(metric, str) or not metric.startswith("val_")):
-        problems.append(f"{prefix}metric: must be a validation metric such as val_loss or val_accuracy (got {metric!r})")
+        problems.append(f"{prefix}metric: must be a validation metric such as val_loss or val_accuracy (got {shown(metric)})")
     direction = section.get("direction")
     if direction is not None and direction not in DIRECTIONS:
-        problems.append(f"{prefix}direction: must be one of {', '.join(DIRECTIONS)} (got {direction!r})")
+        problems.append(f"{prefix}direction: must be one of {', '.join(DIRECTIONS)} (got {shown(direction)})")
     sampler = section.get("sampler", "tpe")
     if sampler not in SAMPLERS:
-        problems.append(f"{prefix}sampler: unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}.{did_you_mean(str(sampler), SAMPLERS)}")
+        problems.append(f"{prefix}sampler: unknown sampler {shown(sampler)}; choose from {', '.join(SAMPLERS)}.{did_you_mean(sampler, SAMPLERS)}")
     pruner = section.get("pruner", "median")
     pruner = "none" if pruner is None or pruner is False else pruner
     if pruner not in PRUNERS:
-        problems.append(f"{prefix}pruner: unknown pruner {pruner!r}; choose from {', '.join(PRUNERS)}.{did_you_mean(str(pruner), PRUNERS)}")
+        problems.append(f"{prefix}pruner: unknown pruner {shown(pruner)}; choose from {', '.join(PRUNERS)}.{did_you_mean(pruner, PRUNERS)}")
     seed = section.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
-        problems.append(f"{prefix}seed: must be a whole number from 0 (got {seed!r})")
+        problems.append(f"{prefix}seed: must be a whole number from 0 (got {shown(seed)})")
     if sampler == "grid" and not problems:
         for p in params:
             if p.grid() is None:
@@ -172,7 +172,7 @@ def _param(key: str, spec: Any, where: str, problems: list[str]) -> Param | None
     if isinstance(spec, list):
         spec = {"choices": spec}
     if not isinstance(spec, dict):
-        problems.append(f"{where}: must be a list of choices or a mapping with low and high, or choices (got {spec!r})")
+        problems.append(f"{where}: must be a list of choices or a mapping with low and high, or choices (got {shown(spec)})")
         return None
     if "choices" in spec:
         extra = [k for k in spec if k != "choices"]
@@ -180,29 +180,29 @@ def _param(key: str, spec: Any, where: str, problems: list[str]) -> Param | None
         if extra:
             problems.append(f"{where}: choices take no {extra[0]}; give either choices or low and high")
         elif not isinstance(choices, list) or not choices:
-            problems.append(f"{where}: choices must be a list of at least one value (got {choices!r})")
+            problems.append(f"{where}: choices must be a list of at least one value (got {shown(choices)})")
         elif not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
-            problems.append(f"{where}: each choice must be a number, text, true/false or null (got {choices!r})")
+            problems.append(f"{where}: each choice must be a number, text, true/false or null (got {shown(choices)})")
         elif len(set(map(repr, choices))) < len(choices):
-            problems.append(f"{where}: choices repeat a value (got {choices!r})")
+            problems.append(f"{where}: choices repeat a value (got {shown(choices)})")
         else:
             return Param(key, "choice", choices=tuple(choices))
         return None
     extra = [k for k in spec if k not in RANGE_KEYS]
     if extra:
-        problems.append(f"{where}: unknown key {extra[0]!r}.{did_you_mean(str(extra[0]), RANGE_KEYS + ('choices',)) or ' Allowed: choices, or ' + ', '.join(RANGE_KEYS)}")
+        problems.append(f"{where}: unknown key {shown(extra[0])}.{did_you_mean(str(extra[0]), RANGE_KEYS + ('choices',)) or ' Allowed: choices, or ' + ', '.join(RANGE_KEYS)}")
         return None
     low, high, log, step, kind = (_read_number(spec.get(k)) for k in RANGE_KEYS)
     if not (_number(low) and _number(high)):
-        problems.append(f"{where}: needs low and high numbers, or choices (got low {low!r}, high {high!r})")
+        problems.append(f"{where}: needs low and high numbers, or choices (got low {shown(low)}, high {shown(high)})")
         return None
     if kind is None:
         kind = "int" if all(isinstance(v, int) for v in (low, high)) and (step is None or isinstance(step, int)) else "float"
     if kind not in ("int", "float"):
-        problems.append(f"{where}: type must be float or int (got {kind!r})")
+        problems.append(f"{where}: type must be float or int (got {shown(kind)})")
         return None
     if not isinstance(log if log is not None else False, bool):
-        problems.append(f"{where}: log must be true or false (got {log!r})")
+        problems.append(f"{where}: log must be true or false (got {shown(log)})")
         return None
     log = bool(log)
     if kind == "int" and not all(float(v).is_integer() for v in (low, high)):
@@ -220,7 +220,7 @@ def _param(key: str, spec: Any, where: str, problems: list[str]) -> Param | None
             problems.append(f"{where}: step and log cannot be combined; drop one")
             return None
         if not _number(step) or step <= 0 or (kind == "int" and not float(step).is_integer()):
-            problems.append(f"{where}: step must be a {'whole ' if kind == 'int' else ''}number above 0 (got {step!r})")
+            problems.append(f"{where}: step must be a {'whole ' if kind == 'int' else ''}number above 0 (got {shown(step)})")
             return None
     if kind == "int":
         low, high, step = int(low), int(high), None if step is None else int(step)

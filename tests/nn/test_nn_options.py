@@ -7,7 +7,7 @@ import pytest
 
 from bptrain.nn.errors import OptionError, UnknownName
 from bptrain.nn.names import Registry
-from bptrain.nn.options import ABOVE_0, AT_LEAST_0, FRACTION, OPEN_UNIT, UNIT, Option, Range, Rule
+from bptrain.nn.options import ABOVE_0, AT_LEAST_0, FRACTION, OPEN_UNIT, SHOWN_VALUES, UNIT, Option, Range, Rule, did_you_mean, shown
 
 
 @pytest.mark.parametrize("rng, text, inside, outside", [
@@ -77,3 +77,21 @@ def test_a_name_is_registered_once():
     toys = toy_registry()
     with pytest.raises(ValueError, match="toy 'box' registered twice"):
         toys.register("box")(type("Other", (), {}))
+
+
+def test_shown_is_repr_for_ordinary_values_and_short_for_huge_ones():
+    for value in ["tpee", 0.1, None, True, [1, "a"], {"b": 1, "a": [2, 3]}, list(range(SHOWN_VALUES - 1))]:
+        assert shown(value) == repr(value)
+    bomb: list = ["x"] * 10
+    for _ in range(8):
+        bomb = [bomb] * 10  # 10**9 values, each list shared as YAML aliases share them
+    assert shown(bomb) == "[[[...], [...], [...], [...], ...], [[...], [...], [...], [...], ...], [[...], [...], [...], [...], ...], [[...], [...], [...], [...], ...], ...]"
+    cycle: list = []
+    cycle.append(cycle)
+    assert shown(cycle) == "[[[...]]]"  # a list holding itself: counted without end, so shown short
+    assert shown(list(range(SHOWN_VALUES + 1))) == "[0, 1, 2, 3, ...]"
+
+
+def test_did_you_mean_finds_nothing_close_to_a_list_or_mapping():
+    assert did_you_mean("tpee", ["tpe", "grid"]) == " Did you mean 'tpe'?"
+    assert did_you_mean(["tpe"], ["tpe", "grid"]) == did_you_mean({"tpe": 1}, ["tpe"]) == ""

@@ -8,7 +8,8 @@ from bptrain.app import fit
 from bptrain.config.loading import validate_config
 from bptrain.training.callbacks import Callback, Stop
 from bptrain.tune import space
-from conftest import ROOT, call_cli, write
+from bptrain.errors import ConfigError
+from conftest import ALIAS_BOMB, ROOT, call_cli, cpu_capped, write
 
 IRIS = ROOT / "datasets" / "iris.csv"
 BASE = f"""name: t
@@ -89,6 +90,29 @@ def test_a_bad_search_is_one_exact_message_and_exit_2(tmp_path, section, problem
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"error: {path}: 1 problem\n  {problem}\n"
     assert not (tmp_path / "runs").exists()
+
+
+SHORT_BOMB = "[['x', 'x', 'x', 'x', ...], [[...], [...], [...], [...], ...], [[...], [...], [...], [...], ...], [[...], [...], [...], [...], ...], ...]"
+
+
+@pytest.mark.parametrize(
+    "section, problem",
+    [
+        ("space: {optimizer.lr: BOMB}", f"tune.space.optimizer.lr: each choice must be a number, text, true/false or null (got {SHORT_BOMB})"),
+        ("space: {optimizer.lr: {low: BOMB, high: 1}}", f"tune.space.optimizer.lr: needs low and high numbers, or choices (got low {SHORT_BOMB}, high 1)"),
+        ("space: {optimizer.lr: {low: 0.1, high: 1, step: BOMB}}", f"tune.space.optimizer.lr: step must be a number above 0 (got {SHORT_BOMB})"),
+        ("space: {optimizer.lr: [0.1]}\nsampler: BOMB", f"tune.sampler: unknown sampler {SHORT_BOMB}; choose from tpe, random, grid, qmc."),
+        ("space: {optimizer.lr: [0.1]}\nseed: BOMB", f"tune.seed: must be a whole number from 0 (got {SHORT_BOMB})"),
+    ],
+    ids=["choices", "low", "step", "sampler", "seed"],
+)
+def test_an_alias_bomb_in_the_search_is_shown_short(section, problem):
+    # the bomb stands for 10**9 values: repr() wrote them all out in the message, and hung
+    import yaml
+
+    with cpu_capped(), pytest.raises(ConfigError) as info:
+        space.parse(yaml.safe_load(section.replace("BOMB", ALIAS_BOMB)), "c.yaml")
+    assert str(info.value) == f"c.yaml: 1 problem\n  {problem}"
 
 
 def test_a_choice_that_makes_the_config_invalid_gets_the_configs_own_message(tmp_path):
