@@ -1,6 +1,6 @@
-"""Fuzzing configs: `check`, `fit` and `--set` on broken YAML never end in an internal error.
+"""Fuzzing configs: `check`, `fit`, `tune` and `--set` on broken YAML never end in an internal error.
 
-Configs are the shipped ones (and one that sets every section) with keys dropped, renamed or
+Configs are the shipped ones (and one that sets every section, and iris with a tune section) with keys dropped, renamed or
 retyped, values replaced by odd ones (strings, booleans, negative, huge, NaN, infinite numbers,
 lists where mappings are meant, deep nesting, alias bombs), duplicate keys and raw text edits,
 plus raw YAML-ish text. Every outcome must be a documented exit code other than 1 (fuzzing.py).
@@ -67,7 +67,23 @@ EVERY_SECTION: dict[str, Any] = {
         "early_stopping": {"monitor": "val_loss", "mode": "auto", "patience": 5, "min_delta": 0.0, "start_from_epoch": 0, "restore_best": True},
     },
 }
-SKELETONS = {**SHIPPED, "every_section": EVERY_SECTION}
+WITH_TUNE = {
+    **SHIPPED["iris"],
+    "tune": {
+        "space": {
+            "optimizer.lr": {"low": 0.001, "high": 0.1, "log": True},
+            "training.batch_size": [8, 16],
+            "model.layers.units": {"low": 4, "high": 16, "step": 4},
+            "model.layers.count": {"low": 1, "high": 2, "type": "int"},
+        },
+        "metric": "val_loss",
+        "direction": "minimize",
+        "sampler": "tpe",
+        "pruner": "median",
+        "seed": 1,
+    },
+}
+SKELETONS = {**SHIPPED, "every_section": EVERY_SECTION, "with_tune": WITH_TUNE}
 FIT_SKELETONS = ["iris", "every_section", "diabetes", "penguins"]  # small data: a one-epoch fit takes a second
 DEEP = "zzdeepzz"  # a plain scalar that stands for a deeply nested or aliased value, written into the YAML text as it is
 
@@ -184,9 +200,9 @@ def edited(draw, text: str) -> str:
 
 
 @st.composite
-def config_texts(draw, skeletons=tuple(SKELETONS), numbers=NUMBERS) -> str:
-    """The YAML text of a mutated config, sometimes edited as raw text or replaced by YAML-ish noise."""
-    how = draw(st.sampled_from(["mutated", "mutated", "mutated", "edited", "noise"]))
+def config_texts(draw, skeletons=tuple(SKELETONS), numbers=NUMBERS, noise: bool = True) -> str:
+    """The YAML text of a mutated config, sometimes edited as raw text or (with `noise`) replaced by YAML-ish noise."""
+    how = draw(st.sampled_from(["mutated", "mutated", "mutated", "edited", "noise"] if noise else ["mutated", "mutated", "edited"]))
     if how == "noise":
         return draw(st.one_of(st.text(max_size=200), st.lists(st.sampled_from(["data:", "  train:", " - ", "{", "}", "[", "]", ": ", "&a", "*a", "---", "...", "%YAML 1.1", "!!set", "!!omap", "? x", "\n", "  ", "<<: *a", "iris.csv", "1e999", "\t"]), max_size=30).map("".join)))
     skeleton = SKELETONS[draw(st.sampled_from(list(skeletons)))]
@@ -238,4 +254,13 @@ def test_fit_for_one_epoch_never_fails_with_an_internal_error(text):
     with tempfile.TemporaryDirectory() as name:
         path = _config_in(Path(name), text)
         args = ["fit", path, "-q", "--runs-dir", Path(name) / "runs", "--set", "stopping.max_epochs=1"]
+        run_cli(args, text, {"fuzzed.yaml": path})
+
+
+@settings(max_examples=max(3, settings.default.max_examples // 4))
+@given(config_texts(["with_tune"], MODEST, noise=False))
+def test_tune_for_one_trial_never_fails_with_an_internal_error(text):
+    with tempfile.TemporaryDirectory() as name:
+        path = _config_in(Path(name), text)
+        args = ["tune", path, "--trials", "1", "-q", "--runs-dir", Path(name) / "runs", "--set", "stopping.max_epochs=1"]
         run_cli(args, text, {"fuzzed.yaml": path})
