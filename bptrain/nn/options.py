@@ -26,7 +26,7 @@ REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 SAME: Any = type("Same", (), {"__repr__": lambda self: "SAME"})()
 
 
-def did_you_mean(name: str, choices) -> str:
+def did_you_mean(name: Any, choices) -> str:
     """' Did you mean 'x'?' for the closest choice, or '' when none is close; letter case aside (`Relu` is relu, not elu).
     A list or mapping is close to nothing (and is not written out: see `shown`)."""
     if isinstance(name, (list, tuple, set, frozenset, Mapping)):
