@@ -68,15 +68,19 @@ def pytest_collection_modifyitems(items) -> None:
     items.sort(key=rank)  # stable: the order within a file, and of the other files, stays
 
 
+class Hung(BaseException):
+    """Raised by cpu_capped; a BaseException so that no `except Exception` in bptrain swallows it."""
+
+
 @contextlib.contextmanager
 def cpu_capped(seconds: float = 20):
-    """TimeoutError once the block has used `seconds` of CPU time: a hang fails the test instead of the suite."""
+    """Hung once the block has used `seconds` of CPU time: a hang fails the test instead of stalling the suite."""
     import signal
 
-    def hung(signum, frame):
-        raise TimeoutError(f"still at work after {seconds} s of CPU time")
+    def alarm(signum, frame):
+        raise Hung(f"did not finish within {seconds} s of CPU time")
 
-    previous = signal.signal(signal.SIGPROF, hung)
+    previous = signal.signal(signal.SIGPROF, alarm)
     signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield

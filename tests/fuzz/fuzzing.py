@@ -14,21 +14,17 @@ import os
 import resource
 import shlex
 import shutil
-import signal
 from pathlib import Path
 from typing import Iterator
 
 from typer.testing import CliRunner
 
 from bptrain.cli import app
+from conftest import Hung, cpu_capped
 
 CLEAN_EXIT_CODES = {0, 2, 3, 4, 5, 6}  # success, config, data, diverged, model file, environment
 SECONDS = 30  # of CPU time, far beyond any example's work: more is a hang (CPU time, as the machine may be busy)
 MEMORY = 3 << 30  # bytes of address space an example may add: more is a runaway allocation
-
-
-class Hung(BaseException):
-    """Raised by the alarm; a BaseException so that no `except Exception` in bptrain swallows it."""
 
 
 def _address_space() -> int:
@@ -41,22 +37,15 @@ def _address_space() -> int:
 @contextlib.contextmanager
 def capped(seconds: float = SECONDS, memory: int = MEMORY) -> Iterator[None]:
     """Raise Hung after `seconds` of CPU time; make allocations beyond `memory` more bytes fail with MemoryError."""
-
-    def alarm(signum, frame) -> None:
-        raise Hung(f"did not finish within {seconds} s of CPU time")
-
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = _address_space() + memory
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
-    previous = signal.signal(signal.SIGPROF, alarm)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
-        yield
+        with cpu_capped(seconds):
+            yield
     finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
