@@ -24,12 +24,13 @@ from bptrain.nn.errors import OptionError
 
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 SAME: Any = type("Same", (), {"__repr__": lambda self: "SAME"})()
+_SEQUENCES = (list, tuple, set, frozenset)  # the collections besides mappings that a config's values may be
 
 
 def did_you_mean(name: Any, choices) -> str:
     """' Did you mean 'x'?' for the closest choice, or '' when none is close; letter case aside (`Relu` is relu, not elu).
     A list or mapping is close to nothing (and is not written out: see `shown`)."""
-    if isinstance(name, (list, tuple, set, frozenset, Mapping)):
+    if isinstance(name, (*_SEQUENCES, Mapping)):
         return ""
     folded = {str(c).lower(): str(c) for c in choices}
     close = difflib.get_close_matches(str(name).lower(), folded, n=1)
@@ -54,7 +55,7 @@ def _values_in(value: Any, limit: int) -> int:
         if isinstance(item, Mapping):
             left.extend(item.keys())
             left.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
+        elif isinstance(item, _SEQUENCES):
             left.extend(item)
     return count
 
