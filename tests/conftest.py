@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -75,7 +76,6 @@ class Hung(BaseException):
 @contextlib.contextmanager
 def cpu_capped(seconds: float = 20):
     """Hung once the block has used `seconds` of CPU time: a hang fails the test instead of stalling the suite."""
-    import signal
 
     def alarm(signum, frame):
         raise Hung(f"did not finish within {seconds} s of CPU time")
