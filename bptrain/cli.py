@@ -430,9 +430,15 @@ def check(
     """Validate CONFIG and read its data's header and target, without training."""
     with errors_to_exit_codes():
         from bptrain import app as services
-        from bptrain.config.loading import load_config, parse_overrides
+        from bptrain.config.loading import load_with_search, parse_overrides
 
-        summary = services.check(load_config(config, parse_overrides(set_ or [])))
+        loaded, raw, section = load_with_search(config, parse_overrides(set_ or []))
+        summary = services.check(loaded)
+        search = None
+        if section is not None:
+            from bptrain.tune import space
+
+            search = space.checked(section, raw, config, loaded, summary["metrics"])
         for warning in summary["warnings"]:
             _err(f"warning: {warning}")
         rows = ", ".join(f"{k} {v}" for k, v in summary["rows"].items())
@@ -453,7 +459,16 @@ def check(
             lines.append(f"{kind} {len(summary['classes'])}: {', '.join(summary['classes'][:10])}" + (", ..." if len(summary["classes"]) > 10 else ""))
         lines.append(f"logged     {', '.join(summary['metrics'])}")
         lines.append(f"engine     {summary['engine'].name} ({summary['engine'].why})")
+        if search is not None:
+            lines.append(_search_line(*search))
         print("\n".join(lines), flush=True)
+
+
+def _search_line(search, metric: str, direction: str) -> str:
+    keys = [p.key for p in search.params]
+    shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+    pruner = "no pruner" if search.pruner == "none" else f"{search.pruner} pruner"
+    return f"tune       {len(keys)} key{'s' * (len(keys) != 1)}: {shown}; {direction} {metric} ({search.sampler} sampler, {pruner})"
 
 
 def _targets(target: str | list[str]) -> str:

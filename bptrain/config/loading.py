@@ -150,12 +150,18 @@ def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Confi
 
     A `tune:` section (bptrain tune's search space) is left out: it describes a search, not a run.
     """
+    return load_with_search(path, overrides)[0]
+
+
+def load_with_search(path: Path, overrides: Mapping[str, Any] | None = None) -> tuple[Config, dict, Any]:
+    """(the validated config, its mapping with the overrides set, its `tune:` section or None), from one
+    read of `path`."""
     path = Path(path)
     raw = read_yaml_mapping(path)
-    raw.pop("tune", None)
+    section = raw.pop("tune", None)
     for key, value in (overrides or {}).items():
         set_dotted(raw, key, value)
-    return validate_config(raw, path, list(overrides or {}))
+    return validate_config(raw, path, list(overrides or {})), raw, section
 
 
 def validate_config(raw: dict, path: Path, overridden: list[str] = []) -> Config:  # noqa: B006 (read only)

@@ -368,6 +368,32 @@ def check_against(raw: dict, path: Path, search: Search, prefix: str = "tune.") 
     _raise(str(path), problems)
 
 
+def objective(search: Search, config, metrics: list[str], prefix: str = "tune.") -> tuple[str, str]:
+    """(the metric, the direction) a study of `config` optimizes; ConfigError when the config's run
+    does not log the metric (`metrics`: what it logs)."""
+    from bptrain.metrics import higher_is_better
+
+    stopping = config.stopping.early_stopping
+    metric = search.metric or (stopping.monitor if stopping else "val_loss")
+    if metric not in metrics:
+        logged = ", ".join(m for m in metrics if m.startswith("val_"))
+        raise ConfigError(f"{prefix}metric: {metric} is not logged for this config; choose from {logged}")
+    direction = search.direction
+    if direction is None:
+        mode = stopping.mode if stopping is not None and stopping.monitor == metric and stopping.mode != "auto" else None
+        direction = {"min": "minimize", "max": "maximize"}.get(mode) or ("maximize" if higher_is_better(metric) else "minimize")
+    return metric, direction
+
+
+def checked(section: Any, raw: dict, path: Path, config, metrics: list[str]) -> tuple[Search, str, str]:
+    """A config's `tune:` section checked as `bptrain tune` checks it before its first trial: (the search,
+    its metric, its direction). `raw` is the config's mapping with any overrides set, `config` its
+    validation, `metrics` what its run logs."""
+    search = parse(section, str(path))
+    check_against(raw, path, search)
+    return (search, *objective(search, config, metrics))
+
+
 def describe(params: dict[str, Any]) -> str:
     """`optimizer.lr=0.0031 training.batch_size=32`: a trial's parameters, numbers in four significant digits."""
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

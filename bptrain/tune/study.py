@@ -95,7 +95,6 @@ def plan(config_path: Path, *, space_path: Path | None = None, overrides: dict |
     any problem, before a folder exists."""
     from bptrain import app
     from bptrain.config.loading import read_yaml_mapping, set_dotted, validate_config
-    from bptrain.metrics import higher_is_better
 
     config_path = Path(config_path)
     raw, section = space.split(read_yaml_mapping(config_path))
@@ -112,16 +111,8 @@ def plan(config_path: Path, *, space_path: Path | None = None, overrides: dict |
     config = validate_config(raw, config_path, list(overrides or {}))
     space.check_against(raw, config_path, search, prefix="" if space_path is not None else "tune.")
     raw["seed"] = config.seed if config.seed is not None else app.draw_seed()
-    metric = search.metric or (config.stopping.early_stopping.monitor if config.stopping.early_stopping else "val_loss")
     checked = app.check(_first_fold(validate_config(raw, config_path)))  # the data read once, every problem before any folder
-    if metric not in checked["metrics"]:
-        logged = ", ".join(m for m in checked["metrics"] if m.startswith("val_"))
-        raise ConfigError(f"{'tune.' if space_path is None else ''}metric: {metric} is not logged for this config; choose from {logged}")
-    direction = search.direction
-    if direction is None:
-        stopping = config.stopping.early_stopping
-        mode = stopping.mode if stopping is not None and stopping.monitor == metric and stopping.mode != "auto" else None
-        direction = {"min": "minimize", "max": "maximize"}.get(mode) or ("maximize" if higher_is_better(metric) else "minimize")
+    metric, direction = space.objective(search, config, checked["metrics"], prefix="" if space_path is not None else "tune.")
     cv = config.data.split.folds if config.data.split.fold is None else None
     return Plan(config_path, raw, search, metric, direction, trials, cv, cv or config.stopping.max_epochs)
 

@@ -457,5 +457,7 @@ def test_check_prints_a_summary_and_trains_nothing(tmp_path):
         "logged     train_loss, val_loss, val_accuracy, val_balanced_accuracy, val_precision_macro, "
         "val_recall_macro, val_f1_macro, val_log_loss",
         "engine     numpy (auto: about 0.0011 s saved at most (403 parameters x 2,100 steps), under 2 s)",
+        "tune       6 keys: optimizer.lr, training.batch_size, model.layers.count, model.layers.units, model.layers.dropout, "
+        "regularization.l2; minimize val_loss (tpe sampler, median pruner)",
     ]
     assert list(tmp_path.iterdir()) == []

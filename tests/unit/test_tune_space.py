@@ -167,9 +167,42 @@ def test_resume_of_a_folder_that_is_not_a_tune_folder(tmp_path):
     assert (result.returncode, result.stderr) == (2, f"error: --resume {tmp_path}: not a tune folder written by bptrain tune (no tune.json)\n")
 
 
-def test_fit_and_check_leave_the_tune_section_out(tmp_path):
+@pytest.mark.parametrize(
+    "section",
+    [
+        "space: {optimizer.lr: {low: 0.1, high: 0.01}}\nsampler: tpee",
+        "space: {optimizer.lr: {low: -1.0, high: 0.1}, model.layers.2.units: [4]}",
+        "metric: val_r2\nspace: {optimizer.lr: [0.1]}",
+    ],
+    ids=["parse", "config", "metric"],
+)
+def test_check_finds_what_tune_finds_before_its_first_trial(tmp_path, section):
+    indented = "\n".join("  " + line for line in section.splitlines())
+    path = write(tmp_path, BASE + "tune:\n" + indented + "\n")
+    tuned = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
+    checked = call_cli("check", path)
+    assert (checked.returncode, checked.stdout, checked.stderr) == (2, "", tuned.stderr)
+    assert tuned.returncode == 2 and tuned.stderr.startswith("error: ") and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "section, line",
+    [
+        ("space: {optimizer.lr: [0.1]}", "1 key: optimizer.lr; minimize val_loss (tpe sampler, median pruner)"),
+        ("space: {optimizer.lr: [0.1], training.batch_size: [8]}\nmetric: val_accuracy\nsampler: grid\npruner: none",
+         "2 keys: optimizer.lr, training.batch_size; maximize val_accuracy (grid sampler, no pruner)"),
+        ("space: {optimizer.lr: [0.1]}\nmetric: val_accuracy\ndirection: minimize", "1 key: optimizer.lr; minimize val_accuracy (tpe sampler, median pruner)"),
+    ],
+)
+def test_check_ends_with_the_search_tune_would_run(tmp_path, section, line):
+    indented = "\n".join("  " + line for line in section.splitlines())
+    result = call_cli("check", write(tmp_path, BASE + "tune:\n" + indented + "\n"))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[-1] == f"tune       {line}"
+
+
+def test_fit_leaves_the_tune_section_out(tmp_path):
     path = write(tmp_path, BASE + "tune:\n  space: {optimizer.lr: {low: 0.001, high: 0.1, log: true}}\n")
-    assert call_cli("check", path).returncode == 0
     result = call_cli("fit", path, "-q", "--runs-dir", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
     (run,) = (tmp_path / "runs").iterdir()
