@@ -1,11 +1,14 @@
-"""Config YAML, read safely: at most MAX_BYTES read, nesting capped, duplicate keys refused, libyaml when present.
+"""Config YAML, read safely: at most MAX_BYTES read, nesting capped, duplicate keys refused, what
+aliases expand to capped, libyaml when present.
 
 parse_yaml() and read_capped() raise ConfigError naming the source (a file, or `--set KEY`) and,
-where it helps, the line; nothing here can hang on an endless stream or exhaust the stack.
+where it helps, the line; nothing here can hang on an endless stream or exhaust the stack, and no
+reader of the result meets more values than a document of MAX_BYTES could spell out.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,9 @@ from bptrain.errors import ConfigError
 
 MAX_BYTES = 1_000_000  # configs are a few KB; the cap keeps /dev/zero or a wrong file from hanging a command
 MAX_DEPTH = 50  # a config nests about 5 levels; the cap keeps deep nesting away from recursion limits
+# Anchors and aliases let a few hundred bytes stand for 10**9 values, which any code writing the value
+# out (a message, a lookup by name) would walk; a document without aliases holds fewer values than bytes.
+MAX_VALUES = MAX_BYTES
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml, when installed, parses many times faster
 
@@ -67,7 +73,7 @@ def parse_yaml(text: str, source: str) -> Any:
     """`text` as Python data; ConfigError `source: line L: ...` for syntax errors, duplicates and deep nesting."""
     try:
         _check_depth(text, source)
-        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a safe loader)
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a safe loader)
     except _Duplicate as e:
         raise ConfigError(
             f"{source}: {_line(e.line)}duplicate key {e.key!r} (first on line {e.first}); give each key once"
@@ -85,6 +91,31 @@ def parse_yaml(text: str, source: str) -> Any:
             raise ConfigError(_too_deep(source, mark.line + 1 if mark else None)) from None
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise YAMLSyntaxError(f"{source}: {where}YAML syntax error: {problem}") from None
+    values = _values(data, {})
+    if values == math.inf:
+        raise ConfigError(
+            f"{source}: an alias (*name) inside what its anchor (&name) holds makes a value that holds itself, "
+            "without end; move the alias out of it"
+        )
+    if values > MAX_VALUES:
+        raise ConfigError(
+            f"{source}: its aliases (*name) expand to more than {MAX_VALUES:,} values; a config holds a few hundred. "
+            "Repeat what an anchor (&name) holds fewer times"
+        )
+    return data
+
+
+def _values(data: Any, counted: dict[int, float]) -> float:
+    """How many values `data` holds with every alias written out: each list or mapping is counted once
+    however often aliases repeat it (`counted`), so a bomb of 10**9 costs a few dozen steps; inf for
+    one that holds itself."""
+    if not isinstance(data, (list, dict)):
+        return 1
+    if id(data) not in counted:
+        counted[id(data)] = math.inf  # met again before its count is known: it holds itself
+        items = data.items() if isinstance(data, dict) else ((item,) for item in data)
+        counted[id(data)] = 1 + sum(_values(part, counted) for item in items for part in item)
+    return counted[id(data)]
 
 
 def _check_depth(text: str, source: str) -> None:

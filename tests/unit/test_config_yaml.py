@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bptrain.config.loading import load_config, parse_overrides
+from bptrain.config.loading import load_config, parse_overrides, validate_config
 from bptrain.config.yamlfile import MAX_BYTES, MAX_DEPTH, StrictLoader, parse_yaml
 from bptrain.errors import ConfigError
 from conftest import ALIAS_BOMB, cpu_capped
@@ -127,12 +127,46 @@ def test_an_undefined_alias_is_a_syntax_error_at_its_position():
     ],
     ids=["target", "fill-value", "optimizer", "loss", "schedule", "layer", "activation"],
 )
-def test_an_alias_bomb_is_refused_without_being_written_out(tmp_path, section, message):
-    # the bomb stands for 10**9 values: repr() or str() of it, in a message or to look up a name, wrote them all out
+def test_an_alias_bomb_past_the_loader_is_refused_without_being_written_out(section, message):
+    # the bomb stands for 10**9 values: repr() or str() of it, in a message or to look up a name, wrote
+    # them all out; the loader refuses it first (below), and these guard whatever reaches validation
     text = section if section.startswith("data:") else MINIMAL + section
+    with cpu_capped(), pytest.raises(ConfigError) as info:
+        validate_config(yaml.load(text, Loader=StrictLoader), Path("c.yaml"))  # noqa: S506 (a safe loader)
+    assert message in str(info.value)
+
+
+BOMB_MESSAGE = "its aliases (*name) expand to more than 1,000,000 values; a config holds a few hundred. Repeat what an anchor (&name) holds fewer times"
+ENDLESS_MESSAGE = "an alias (*name) inside what its anchor (&name) holds makes a value that holds itself, without end; move the alias out of it"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (f"data: {{train: x.csv, target: {ALIAS_BOMB}}}", BOMB_MESSAGE),
+        (f"{MINIMAL}tune: {{space: {{optimizer.lr: {ALIAS_BOMB}}}}}", BOMB_MESSAGE),
+        ("data: {train: x.csv, target: &a [y, *a]}", ENDLESS_MESSAGE),
+        (f"{MINIMAL}optimizer: &o {{name: adam, lr: {{x: *o}}}}", ENDLESS_MESSAGE),
+    ],
+    ids=["bomb", "bomb-in-tune", "endless-list", "endless-mapping"],
+)
+def test_the_loader_refuses_aliases_that_expand_past_what_a_file_could_hold(tmp_path, text, message):
+    path = write(tmp_path, text + "\n")
     with cpu_capped():
-        error = error_of(write(tmp_path, text + "\n"))
-    assert message in error
+        assert error_of(path) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize("value, message", [(ALIAS_BOMB, BOMB_MESSAGE), ("&a [y, *a]", ENDLESS_MESSAGE)], ids=["bomb", "endless"])
+def test_set_values_get_the_same_cap_on_aliases(value, message):
+    with cpu_capped(), pytest.raises(ConfigError) as info:
+        parse_overrides([f"data.target={value}"])
+    assert str(info.value) == f"--set data.target: {message}"
+
+
+def test_aliases_within_the_cap_are_read_with_every_value():
+    five_levels = "[" + ", ".join(["&a0 [x, x, x, x, x, x, x, x, x, x]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 5)]) + "]"
+    data = parse_yaml(f"a: {five_levels}\nb: *a4\n", "c.yaml")  # 111,111 values in "a" and 111,110 in b: below 1,000,000
+    assert data["b"] is data["a"][4] and len(data["a"][4]) == 10 and data["a"][4][9][9][9][9] == ["x"] * 10
 
 
 @pytest.mark.parametrize(
