@@ -130,6 +130,23 @@ def call_cli(*args: str, cwd: Path | None = None, input: bytes | str | None = No
     return subprocess.CompletedProcess(argv, exited.value.code, stdout.buffer.getvalue().decode("utf-8"), stderr.getvalue())
 
 
+def served(model, *requests: tuple[str, dict], limit: int = 1 << 20) -> list:
+    """serve's application for `model` (bptrain.load) in this process, through httpx's ASGI transport:
+    the response to each request, a (path, keyword arguments of httpx's post) pair, sent in order."""
+    import asyncio
+
+    import httpx
+
+    from bptrain import serve
+
+    async def post_all() -> list:
+        transport = httpx.ASGITransport(app=serve.create_app(model, limit))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [await client.post(path, **kwargs) for path, kwargs in requests]
+
+    return asyncio.run(post_all())
+
+
 def fit_into(runs: Path, *args: str) -> Path:
     """`bptrain fit ARGS` into the empty folder `runs`, in this process (call_cli); returns the
     folder it made (a run, or a cross-validation's)."""

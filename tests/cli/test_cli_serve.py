@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 import bptrain
-from conftest import ROOT, fit_iris, fit_shipped, run_cli
+from conftest import ROOT, fit_iris, fit_shipped, run_cli, served
 
 IRIS = ROOT / "datasets" / "iris.csv"
 PENGUINS = ROOT / "datasets" / "penguins.csv"
@@ -240,8 +240,6 @@ def test_a_small_body_read_without_pandas_gets_the_answer_pandas_gives(penguins_
     """Up to serve.PLAIN_ROWS lines, a plain body is read by bptrain.data.plaincsv, as predict reads a
     small file: the same answers, bit for bit, as pandas' reading (serve.PLAIN_ROWS = 0), for JSON
     rows and CSV bodies, with missing values, an unseen category and the warning it gets."""
-    import asyncio
-
     from bptrain.data import plaincsv
     from bptrain import serve
 
@@ -251,39 +249,24 @@ def test_a_small_body_read_without_pandas_gets_the_answer_pandas_gives(penguins_
     parse = plaincsv.parse
     monkeypatch.setattr(plaincsv, "parse", lambda *args, **kwargs: taken.append(parse(*args, **kwargs)) or taken[-1])
 
-    async def answers() -> list:
-        transport = httpx.ASGITransport(app=serve.create_app(model, 1 << 20))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            got = []
-            for start in range(0, len(rows), 40):
-                part = rows[start : start + 40]
-                got.append((await client.post("/predict?proba=true", json={"rows": part})).json())
-                text = frame.iloc[start : start + 40].to_csv(index=False)
-                got.append((await client.post("/predict?proba=true", content=text, headers={"Content-Type": "text/csv"})).json())
-            return got
+    requests = []
+    for start in range(0, len(rows), 40):
+        requests.append(("/predict?proba=true", {"json": {"rows": rows[start : start + 40]}}))
+        text = frame.iloc[start : start + 40].to_csv(index=False)
+        requests.append(("/predict?proba=true", {"content": text, "headers": {"Content-Type": "text/csv"}}))
 
-    plain = asyncio.run(answers())
+    plain = [response.json() for response in served(model, *requests)]
     assert len(taken) == len(plain) and None not in taken  # every body was plain
     monkeypatch.setattr(serve, "PLAIN_ROWS", 0)
-    assert asyncio.run(answers()) == plain
+    assert [response.json() for response in served(model, *requests)] == plain
     assert any(answer["warnings"] for answer in plain) and all(len(a["predictions"]) > 0 for a in plain)
 
 
 def test_a_carriage_return_in_a_json_value_stays_in_its_row(penguins_run):
     # a JSON row becomes a CSV record: a bare "\r" in it would end the record there, making two rows
-    import asyncio
-
-    from bptrain import serve
-
     rows = pd.read_csv(PENGUINS).drop(columns="species").head(3).to_dict(orient="records")
     sent = [rows[0], {**rows[1], "island": "Bis\rcoe"}, {**rows[2], "sex\r": 1}]
-
-    async def answers() -> list:
-        transport = httpx.ASGITransport(app=serve.create_app(bptrain.load(penguins_run), 1 << 20))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return [(await client.post("/predict?proba=true", json={"rows": r})).json() for r in (sent, rows)]
-
-    answer, unchanged = asyncio.run(answers())
+    answer, unchanged = (r.json() for r in served(bptrain.load(penguins_run), *[("/predict?proba=true", {"json": {"rows": r}}) for r in (sent, rows)]))
     assert answer["warnings"] == [
         "request: 1 value in categorical columns the model never saw, encoded as unknown (no category): island 'Bis\\rcoe' (1 row). "
         "Send strict=true to make this an error"
@@ -296,8 +279,6 @@ def test_json_numbers_in_a_categorical_column_of_a_decimal_comma_model_are_its_c
     """A model trained with data.read.decimal "," on a categorical column of years: the JSON number
     2007.0 is the year 2007, as `2007,0` in its CSV files is, by both readers of a body (plain
     and pandas), and predictions equal predict's on the same rows written as the model's CSV."""
-    import asyncio
-
     from bptrain import serve
 
     rng = np.random.default_rng(0)
@@ -316,14 +297,10 @@ def test_json_numbers_in_a_categorical_column_of_a_decimal_comma_model_are_its_c
     rows = [{"year": float(y), "x": float(v)} for y, v in zip(years, x)]
     expected = cli_predictions(run, tmp_path / "d.csv", "--proba")
 
-    async def answer() -> dict:
-        transport = httpx.ASGITransport(app=serve.create_app(bptrain.load(run), 1 << 20))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return (await client.post("/predict?proba=true", json={"rows": rows[:50]})).json()
-
     for plain_rows in (serve.PLAIN_ROWS, 0):  # read without pandas, then with it
         monkeypatch.setattr(serve, "PLAIN_ROWS", plain_rows)
-        got = asyncio.run(answer())
+        (response,) = served(bptrain.load(run), ("/predict?proba=true", {"json": {"rows": rows[:50]}}))
+        got = response.json()
         assert got["warnings"] == []  # not "year '2007.0' ... never saw"
         assert [r["prediction"] for r in got["predictions"]] == expected["prediction"].head(50).tolist()
         proba = np.array([r["proba_a"] for r in got["predictions"]], np.float32)
@@ -526,23 +503,13 @@ def test_without_the_serve_extra_the_error_says_what_to_install(iris_run, tmp_pa
 
 
 def test_an_unforeseen_failure_is_a_clean_500_and_a_log_line(iris_run, capsys):
-    import asyncio
-
-    from bptrain import serve
-
     model = bptrain.load(iris_run)
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
     model._columns = broken
-
-    async def ask() -> httpx.Response:  # the application in this process, through httpx's ASGI transport
-        transport = httpx.ASGITransport(app=serve.create_app(model, 10_000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.post("/predict", json={"rows": [ROW]})
-
-    response = asyncio.run(ask())
+    (response,) = served(model, ("/predict", {"json": {"rows": [ROW]}}), limit=10_000)
     assert (response.status_code, response.json()) == (
         500,
         {"detail": "internal error (RuntimeError); this is a bug in bptrain, and the server's log has the details"},

@@ -17,7 +17,6 @@ report: the rows read, filled and encoded as in training.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -26,10 +25,10 @@ import tempfile
 from pathlib import Path
 from unittest import mock
 
-import httpx
 from hypothesis import given, settings, strategies as st
 
 from bptrain.data import plaincsv
+from conftest import served
 from fuzzing import invoke, report, run_cli
 
 SORTS = {
@@ -182,15 +181,9 @@ def _served(run: Path, new: Path, proba: list[str]) -> tuple[int, str]:
     """serve's answer to the file as a CSV body, in predict's terms: exit code 0 and the CSV rows
     predict writes, or 3 (for status 422) and the detail."""
     import bptrain
-    from bptrain import serve
 
-    async def answer():
-        transport = httpx.ASGITransport(app=serve.create_app(bptrain.load(run), 1 << 20))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            query = "?proba=true" if proba else ""
-            return await client.post(f"/predict{query}", content=new.read_bytes(), headers={"Content-Type": "text/csv"})
-
-    response = asyncio.run(answer())
+    query = "?proba=true" if proba else ""
+    (response,) = served(bptrain.load(run), (f"/predict{query}", {"content": new.read_bytes(), "headers": {"Content-Type": "text/csv"}}))
     if response.status_code != 200:
         return {422: 3}.get(response.status_code, response.status_code), response.json()["detail"]
     rows = response.json()["predictions"]
