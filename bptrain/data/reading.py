@@ -184,22 +184,26 @@ def _frame_of(name: str, data: bytes, options: ReadOptions, text_columns: Sequen
     check_header(name, header)
     if not widths_agree(data, delimiter, codec_of(options)):
         check_widths(name, text, delimiter)
+    dtype = as_text(text_columns, header)
     try:
         frame = pd.read_csv(
             io.BytesIO(data), sep=delimiter, encoding=codec_of(options), decimal=options.decimal, index_col=False, low_memory=False,
-            dtype=as_text(text_columns, header),
+            dtype=dtype,
         )
     except Exception as e:  # pandas' parser errors are many types; each becomes one line
         raise _read_error(name, e, options) from None
-    return _checked(name, _spelled_missing(frame), header, rows=True)
+    return _checked(name, _spelled_missing(frame, dtype), header, rows=True)
 
 
-def _spelled_missing(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame`, read by pandas from CSV, with every text cell that spells a missing value (fastcsv.NA_VALUES,
-    the empty one included) missing. pandas makes them missing itself, except in a column that also
-    holds a whole number past 64 bits: it then keeps every cell of the column as written."""
+def _spelled_missing(frame: pd.DataFrame, dtype: dict[str, type] | None) -> pd.DataFrame:
+    """`frame`, read by pandas from CSV with `dtype`, with every text cell that spells a missing value
+    (fastcsv.NA_VALUES, the empty one included) missing. pandas makes them missing itself, except in a
+    column whose type it infers that also holds a whole number past 64 bits: it then keeps every cell
+    of the column as written. The columns `dtype` reads as text are left as pandas read them."""
     for name in frame.columns:
         column = frame[name]
+        if name in (dtype or {}):
+            continue
         if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
             spelled = column.isin(fastcsv.NA_VALUES).to_numpy()
             if spelled.any():
@@ -408,7 +412,7 @@ def _parse(name, block: bytes, delimiter: str, options: ReadOptions, wanted, kee
             io.BytesIO(block), sep=delimiter, encoding=codec, decimal=options.decimal, usecols=wanted, index_col=False, low_memory=False,
             dtype=dtype,
         )
-        frame = _spelled_missing(frame)
+        frame = _spelled_missing(frame, dtype)
         kept = None
         if keep:
             kept = pd.read_csv(io.BytesIO(block), sep=delimiter, encoding=codec, usecols=keep, dtype=str, keep_default_na=False, index_col=False)

@@ -30,9 +30,9 @@ ROWS = "".join(f"{i},{i * 0.5},{'ab'[i % 2]}\n" for i in range(10))
 CSV = ("x,y,label\n" + ROWS).encode()
 
 
-def read_csv_chunks(source, block_bytes, *, stdin=None):
-    """The frames streaming predict reads, in blocks of about `block_bytes`."""
-    return [frame for _, frame, _ in frame_chunks(source, None, [], stdin=stdin, block_bytes=block_bytes)]
+def read_csv_chunks(source, block_bytes, *, stdin=None, text=()):
+    """The frames streaming predict reads, in blocks of about `block_bytes` (`text`: the columns read as text)."""
+    return [frame for _, frame, _ in frame_chunks(source, None, [], stdin=stdin, block_bytes=block_bytes, text=text)]
 
 
 @pytest.mark.parametrize(
@@ -209,10 +209,11 @@ def test_encoding_and_decimal_mark_options():
 @pytest.mark.parametrize("big", ["999999999999999999999999999999", "18446744073709551615", "-99999999999999999999", "12"])
 @pytest.mark.parametrize("text", ["", "x"])
 @pytest.mark.parametrize("block_bytes", [None, 24])
-def test_missing_value_spellings_are_missing_beside_a_whole_number_past_64_bits(big, text, block_bytes, tmp_path):
+@pytest.mark.parametrize("as_text", [(), ("b", "c")], ids=["inferred", "as-text"])
+def test_missing_value_spellings_are_missing_beside_a_whole_number_past_64_bits(big, text, block_bytes, as_text, tmp_path):
     path = tmp_path / "d.csv"
     path.write_text(f"a,b,c\n1,{big},x\n2,,NA\n3,NA,\n4,nan,null\n5,None,7\n6,{text},8\n", encoding="utf-8")
-    frame = read_table(path) if block_bytes is None else pd.concat(read_csv_chunks(path, block_bytes))
+    frame = read_table(path, text=as_text) if block_bytes is None else pd.concat(read_csv_chunks(path, block_bytes, text=as_text))
     assert frame["b"].isna().tolist() == [False, True, True, True, True, not text]  # as pandas reads them without the big number
     assert frame["c"].isna().tolist() == [False, True, True, True, False, False]
     assert str(frame["b"].iloc[0]).removesuffix(".0") == big
