@@ -58,6 +58,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set stopping.max_epochs=50")
+        if key.strip().split(".")[0] == "tune":  # left out of the run's config, it would be reported as an unknown key
+            raise ConfigError(f"--set {key.strip()}: the tune: section is not set with --set; edit it in the config file, or give bptrain tune --space FILE")
         try:
             value = parse_yaml(text, f"--set {key.strip()}") if text.strip() else None
         except YAMLSyntaxError:

@@ -180,6 +180,8 @@ def test_missing_config_file(tmp_path):
     [
         ("stopping.max_epochs", "--set 'stopping.max_epochs': expected KEY=VALUE, e.g. --set stopping.max_epochs=50"),
         ("=3", "--set '=3': expected KEY=VALUE, e.g. --set stopping.max_epochs=50"),
+        ("tune.space={optimizer.lr: [0.1]}", "--set tune.space: the tune: section is not set with --set; edit it in the config file, or give bptrain tune --space FILE"),
+        ("tune=", "--set tune: the tune: section is not set with --set; edit it in the config file, or give bptrain tune --space FILE"),
     ],
 )
 def test_malformed_overrides(item, message):
