@@ -435,10 +435,14 @@ def check(
         loaded, raw, section = load_with_search(config, parse_overrides(set_ or []))
         summary = services.check(loaded)
         search = None
-        if section is not None:
+        if section is not None:  # fit leaves it out: what would stop bptrain tune is a warning here
+            from bptrain.errors import ConfigError
             from bptrain.tune import space
 
-            search = space.checked(section, raw, config, loaded, summary["metrics"])
+            try:
+                search = space.checked(section, raw, config, loaded, summary["metrics"])
+            except ConfigError as e:
+                summary["warnings"].append(f"bptrain tune would refuse the tune: section: {e}")
         for warning in summary["warnings"]:
             _err(f"warning: {warning}")
         rows = ", ".join(f"{k} {v}" for k, v in summary["rows"].items())

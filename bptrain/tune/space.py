@@ -377,6 +377,9 @@ def objective(search: Search, config, metrics: list[str], prefix: str = "tune.")
     metric = search.metric or (stopping.monitor if stopping else "val_loss")
     if metric not in metrics:
         logged = ", ".join(m for m in metrics if m.startswith("val_"))
+        if not logged:
+            raise ConfigError(f"{prefix}metric: {metric} is not logged for this config: it holds out no validation rows "
+                              "(data.split.val), and a search scores each trial on them")
         raise ConfigError(f"{prefix}metric: {metric} is not logged for this config; choose from {logged}")
     direction = search.direction
     if direction is None:
@@ -387,8 +390,8 @@ def objective(search: Search, config, metrics: list[str], prefix: str = "tune.")
 
 def checked(section: Any, raw: dict, path: Path, config, metrics: list[str]) -> tuple[Search, str, str]:
     """A config's `tune:` section checked as `bptrain tune` checks it before its first trial: (the search,
-    its metric, its direction). `raw` is the config's mapping with any overrides set, `config` its
-    validation, `metrics` what its run logs."""
+    its metric, its direction), or ConfigError. `raw` is the config's mapping with any overrides set,
+    `config` its validation, `metrics` what its run logs."""
     search = parse(section, str(path))
     check_against(raw, path, search)
     return (search, *objective(search, config, metrics))

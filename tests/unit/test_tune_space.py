@@ -176,13 +176,25 @@ def test_resume_of_a_folder_that_is_not_a_tune_folder(tmp_path):
     ],
     ids=["parse", "config", "metric"],
 )
-def test_check_finds_what_tune_finds_before_its_first_trial(tmp_path, section):
+def test_check_warns_of_what_tune_refuses_before_its_first_trial(tmp_path, section):
+    """fit leaves the tune: section out, so check passes the config, warning of what tune would refuse."""
     indented = "\n".join("  " + line for line in section.splitlines())
     path = write(tmp_path, BASE + "tune:\n" + indented + "\n")
     tuned = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
     checked = call_cli("check", path)
-    assert (checked.returncode, checked.stdout, checked.stderr) == (2, "", tuned.stderr)
     assert tuned.returncode == 2 and tuned.stderr.startswith("error: ") and not (tmp_path / "runs").exists()
+    assert checked.returncode == 0 and "\ntune " not in checked.stdout
+    assert checked.stderr == "warning: bptrain tune would refuse the tune: section: " + tuned.stderr.removeprefix("error: ")
+
+
+def test_a_search_without_validation_rows_says_so(tmp_path):
+    path = write(tmp_path, BASE + "tune:\n  space: {optimizer.lr: [0.1]}\n")
+    result = call_cli("tune", path, "--set", "data.split.val=0", "--set", "stopping.early_stopping=false", "--runs-dir", tmp_path / "runs")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: tune.metric: val_loss is not logged for this config: it holds out no validation rows (data.split.val), "
+        "and a search scores each trial on them\n"
+    )
 
 
 @pytest.mark.parametrize(
