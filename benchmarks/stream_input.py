@@ -5,6 +5,7 @@
 The header and rows of the sample file are repeated until SIZE (e.g. 500M, 2G) is reached.
 """
 
+import os
 import sys
 
 
@@ -30,4 +31,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:  # the reader took what it needed (`| head -c N`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        sys.exit(0)

@@ -465,8 +465,8 @@ def evaluate(
 
 
 def inference_threads(trained: Trained, setting: int | str = "auto") -> blas.Threads:
-    """The BLAS threads for running `trained` on rows: `setting` as --threads gives it (bptrain.threads.choose)."""
-    return blas.choose(setting, blas.largest_product(trained.model, INFERENCE_ROWS))
+    """The BLAS threads for running `trained` on rows: `setting` as --threads gives it (bptrain.threads.choose_for_inference)."""
+    return blas.choose_for_inference(setting, trained.model, INFERENCE_ROWS, len(trained.prep.features))
 
 
 def _evaluate(trained: Trained, data: str | None, strict: bool, stdin: IO[bytes] | None, on_event: Events) -> dict[str, Any]:

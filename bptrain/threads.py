@@ -25,6 +25,12 @@ from typing import Iterator
 # 0.8-1.4x below it, where a busy neighbour makes it up to 5x slower).
 MIN_THREADED_PRODUCT = 4_000_000
 IDLE_WINDOW = 0.1  # seconds over which idle cores are counted
+# Running a trained network on rows it reads (predict, evaluate, the API, serve), the forward pass is
+# only part of the work: reading and preparing each row costs about as much as 2,500 multiply-adds
+# per input column. Below that a second thread spins beside the reading, for nothing (benchmarks/
+# README.md, "Threads for predict": no faster at 300 and 1,300 multiply-adds a row per column,
+# 1.3x faster at 4,700 and 17,500).
+MIN_INFERENCE_WORK = 2_500
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,18 @@ def choose(setting: int | str, largest_product: int, since: Watch | None = None)
     idle = idle_cores(cores, since)
     count = max(1, min(cores, math.floor(idle + 0.2)))
     return Threads(count, f"auto: {idle:.1f} of {cores} cores idle at the start")
+
+
+def choose_for_inference(setting: int | str, model, rows: int, columns: int) -> Threads:
+    """The thread count for running `model` on `rows` rows at a time of `columns` input columns: as
+    choose(), but `auto` gives one thread unless the forward pass outweighs reading the rows."""
+    if setting == "auto":
+        per_row = sum(p.value.size for p in model.params if p.value.ndim == 2)
+        if per_row < MIN_INFERENCE_WORK * columns:
+            return Threads(
+                1, f"auto: {per_row:,} multiply-adds a row for {columns} input columns: reading the rows outweighs them, one thread"
+            )
+    return choose(setting, largest_product(model, rows))
 
 
 def largest_product(model, rows: int) -> int:

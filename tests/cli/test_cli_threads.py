@@ -41,3 +41,13 @@ def test_evaluate_takes_a_thread_count(run):
     default, two = run_cli("evaluate", run, "--json"), run_cli("evaluate", run, "--json", "--threads", "2")
     assert default.returncode == two.returncode == 0, default.stderr + two.stderr
     assert default.stdout == two.stdout
+
+
+def test_auto_runs_iris_on_one_thread_since_reading_its_rows_outweighs_the_forward_pass(run):
+    from bptrain import app, threads
+
+    trained = app.load_trained(run)
+    assert app.inference_threads(trained) == threads.Threads(
+        1, "auto: 368 multiply-adds a row for 4 input columns: reading the rows outweighs them, one thread"
+    )
+    assert app.inference_threads(trained, 2) == threads.Threads(2, "set")

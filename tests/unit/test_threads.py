@@ -35,6 +35,32 @@ def test_auto_gives_large_products_the_idle_cores(monkeypatch, idle, count):
     assert chosen == threads.Threads(count, f"auto: {idle:.1f} of 4 cores idle at the start")
 
 
+def _network(inputs: int, units: int, outputs: int = 3):
+    return build_model([{"units": units}], inputs, outputs, rng=np.random.default_rng(0), batch_size=256)
+
+
+@pytest.mark.parametrize(
+    "units, why",
+    [
+        (1428, "auto: 9,996 multiply-adds a row for 4 input columns: reading the rows outweighs them, one thread"),
+        (1429, "auto: products up to 1,463,296 multiply-adds are too small for threads"),  # 10,003 a row: training's rule decides
+    ],
+)
+def test_auto_at_inference_gives_one_thread_where_reading_the_rows_outweighs_the_forward_pass(monkeypatch, units, why):
+    monkeypatch.setattr(threads, "idle_cores", lambda cores, since=None: pytest.fail("measured the machine for a small network"))
+    assert threads.MIN_INFERENCE_WORK * 4 == 10_000
+    assert threads.choose_for_inference("auto", _network(4, units), 256, columns=4) == threads.Threads(1, why)
+
+
+def test_auto_at_inference_gives_a_network_that_outweighs_reading_the_idle_cores(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "idle_cores", lambda cores, since=None: 2.0)
+    network = _network(4, 2048)  # 14,336 multiply-adds a row, 2,097,152 a batch of 256 on the largest product
+    assert threads.choose_for_inference("auto", network, 256, columns=4) == threads.Threads(1, "auto: products up to 2,097,152 multiply-adds are too small for threads")
+    assert threads.choose_for_inference("auto", network, 512, columns=4) == threads.Threads(2, "auto: 2.0 of 2 cores idle at the start")
+    assert threads.choose_for_inference(3, _network(4, 8), 256, columns=4) == threads.Threads(3, "set")
+
+
 def test_idle_cores_scale_the_idle_share_of_the_cpu_time(monkeypatch):
     snapshots = iter([{"cpu0": (100, 1000), "cpu1": (50, 900)}, {"cpu0": (110, 1010), "cpu1": (52, 910)}])
     monkeypatch.setattr(threads, "_cpu_times", lambda: next(snapshots))
