@@ -24,6 +24,7 @@ import io
 import os
 import sys
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator, Sequence
@@ -386,18 +387,49 @@ def frame_chunks(
             frame, kept = _parse(name, _read_lines(name, head, rest), delimiter, options, wanted, keep, 0, dtype)
             yield 0, _checked(name, frame, names if wanted is None else None, rows=True), kept
             return
-        first, lines = 0, 0
-        for header, body in record_chunks(prefixed(head, rest), block_bytes, name=name):
-            if not body.strip():
+
+        def blocks() -> Iterator[tuple[bytes, int]]:  # (the header and a block of records, the lines before the block)
+            lines = 0
+            for header, body in record_chunks(prefixed(head, rest), block_bytes, name=name):
+                if body.strip():
+                    yield header + body, lines
                 lines += line_ends(body)
-                continue
-            frame, kept = _parse(name, header + body, delimiter, options, wanted, keep, lines, dtype)
+
+        def parse(block: tuple[bytes, int]):
+            return _parse(name, block[0], delimiter, options, wanted, keep, block[1], dtype)
+
+        first = 0
+        for frame, kept in _ahead(blocks(), parse):
             frame.index = pd.RangeIndex(first, first + len(frame))
             yield first, _checked(name, frame, names if wanted is None else None, rows=False), kept
             first += len(frame)
-            lines += line_ends(body)
         if first == 0:
             raise DataError(f"{name}: has a header but no rows")
+
+
+def _ahead(items: Iterator, work) -> Iterator:
+    """work(item) for each of `items`, in order, each next item's work done on a second thread while
+    the caller handles the result before it: pandas parses a block of records with the GIL let go
+    for most of the time, so reading and predicting overlap (benchmarks/README.md, "Streaming
+    predict"). The items are read on the caller's thread, and the worker only ever parses bytes in
+    memory, so it never waits on a pipe. An error reading an item comes after the results before it."""
+    with ThreadPoolExecutor(1) as pool:  # its thread has ended when the with-block does, even if the caller stops early
+        pending = None
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except Exception:
+                if pending is not None:
+                    yield pending.result()
+                raise
+            submitted = pool.submit(work, item)
+            if pending is not None:
+                yield pending.result()
+            pending = submitted
+        if pending is not None:
+            yield pending.result()
 
 
 def _parse(name, block: bytes, delimiter: str, options: ReadOptions, wanted, keep, lines: int, dtype=None):

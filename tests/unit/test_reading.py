@@ -7,6 +7,8 @@ import io
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -23,6 +25,7 @@ from bptrain.data.reading import (
     record_chunks,
     widths_agree,
 )
+from bptrain.data import reading
 from bptrain.errors import ConfigError, DataError
 from conftest import ROOT
 
@@ -293,3 +296,46 @@ def test_streamed_blocks_reuse_their_freed_buffers(tmp_path):
         rows, faults[how] = map(int, done.stdout.split())
         assert rows == 400_000
     assert faults["reuse"] * 5 < faults["default"], faults
+
+
+def _items(count: int, fail_at: int | None = None):
+    for i in range(count):
+        if i == fail_at:
+            raise DataError(f"item {i} unreadable")
+        yield i
+
+
+def test_read_ahead_works_on_the_next_item_while_the_caller_holds_the_current():
+    main, started = threading.get_ident(), threading.Event()
+
+    def work(i):
+        assert threading.get_ident() != main
+        if i == 1:
+            started.set()
+        return i * 10
+
+    results = reading._ahead(_items(3), work)
+    assert next(results) == 0
+    assert started.wait(5)  # item 1's work ran while the caller held item 0's result
+    assert list(results) == [10, 20]
+
+
+@pytest.mark.parametrize("where", ["reading", "work"])
+def test_read_ahead_gives_an_error_after_the_results_before_it(where):
+    def work(i):
+        if where == "work" and i == 2:
+            raise DataError("item 2 unparsable")
+        return i
+
+    results = reading._ahead(_items(5, fail_at=2 if where == "reading" else None), work)
+    assert [next(results), next(results)] == [0, 1]
+    with pytest.raises(DataError, match="item 2 un"):
+        next(results)
+
+
+def test_read_ahead_stopped_early_leaves_no_thread_behind():
+    before = threading.active_count()
+    results = reading._ahead(_items(10), lambda i: time.sleep(0.05) or i)
+    assert next(results) == 0 and threading.active_count() == before + 1
+    results.close()  # the caller stops, as predict does when its reader closes the pipe
+    assert threading.active_count() == before
