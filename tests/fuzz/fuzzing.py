@@ -1,7 +1,8 @@
 """The fuzz tests' judge: run the CLI in-process under a time and memory cap; bad input must never look like a bug.
 
 An outcome is clean when the exit code is a documented one other than 1 (internal error), a
-failure prints an `error:` line, and nothing shows a traceback. A failing example is reported
+failure prints an `error:` line, nothing shows a traceback, and no Python warning is raised that a
+real process would print on stderr (the in-process run would hide it). A failing example is reported
 with its command, its input and the output. With FUZZ_FINDINGS=DIR every failing example is
 saved under DIR instead of stopping the test, so a long run surveys all the failures at once.
 """
@@ -14,6 +15,7 @@ import os
 import resource
 import shlex
 import shutil
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -49,6 +51,17 @@ def capped(seconds: float = SECONDS, memory: int = MEMORY) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+@contextlib.contextmanager
+def _as_a_process_warns() -> Iterator[list[warnings.WarningMessage]]:
+    """The warnings a real process would show (Python's default filters, not pytest's), recorded."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", hidden)
+        yield caught
+
+
 def problem_with(exit_code: int | None, output: str) -> str | None:
     """What is wrong with an outcome, or None when it is a clean one."""
     if exit_code == 1:
@@ -72,9 +85,11 @@ def invoke(args: list, shown_input: str, files: dict[str, Path] | None = None, s
     args = [str(a) for a in args]
     stdout = ""
     try:
-        with capped():
+        with capped(), _as_a_process_warns() as warned:
             result = CliRunner().invoke(app, args, input=stdin)
         output, stdout = result.output, result.stdout
+        if warned:
+            output += "".join(f"\n(a process would print on stderr: {w.filename}:{w.lineno}: {w.category.__name__}: {w.message})" for w in warned)
         exit_code = result.exit_code
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             output += f"\n(escaped the CLI: {type(result.exception).__name__}: {result.exception})"
@@ -82,6 +97,8 @@ def invoke(args: list, shown_input: str, files: dict[str, Path] | None = None, s
     except Hung as e:
         output, exit_code = str(e), None
     problem = problem_with(exit_code, output) if exit_code is not None else output
+    if problem is None and "(a process would print on stderr: " in output:
+        problem = "a Python warning, which a real process prints on stderr"
     if problem is not None:
         report(problem, args, shown_input, output, files or {})
     return (-1 if exit_code is None else exit_code), stdout, output
