@@ -21,6 +21,12 @@ stopping: {{max_epochs: 3}}
 """
 
 
+def with_search(tmp_path, section: str):
+    """BASE with `section` (the keys of a tune: section, one a line) as its tune: section."""
+    indented = "\n".join("  " + line for line in section.splitlines())
+    return write(tmp_path, BASE + "tune:\n" + indented + "\n")
+
+
 def test_every_distribution_is_read():
     search = space.parse(
         {
@@ -84,8 +90,7 @@ def test_layer_keys_set_the_count_and_every_layers_option():
     ],
 )
 def test_a_bad_search_is_one_exact_message_and_exit_2(tmp_path, section, problem):
-    indented = "\n".join("  " + line for line in section.splitlines())
-    path = write(tmp_path, BASE + "tune:\n" + indented + "\n")
+    path = with_search(tmp_path, section)
     result = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"error: {path}: 1 problem\n  {problem}\n"
@@ -178,8 +183,7 @@ def test_resume_of_a_folder_that_is_not_a_tune_folder(tmp_path):
 )
 def test_check_warns_of_what_tune_refuses_before_its_first_trial(tmp_path, section):
     """fit leaves the tune: section out, so check passes the config, warning of what tune would refuse."""
-    indented = "\n".join("  " + line for line in section.splitlines())
-    path = write(tmp_path, BASE + "tune:\n" + indented + "\n")
+    path = with_search(tmp_path, section)
     tuned = call_cli("tune", path, "--runs-dir", tmp_path / "runs")
     checked = call_cli("check", path)
     assert tuned.returncode == 2 and tuned.stderr.startswith("error: ") and not (tmp_path / "runs").exists()
@@ -207,8 +211,7 @@ def test_a_search_without_validation_rows_says_so(tmp_path):
     ],
 )
 def test_check_ends_with_the_search_tune_would_run(tmp_path, section, line):
-    indented = "\n".join("  " + line for line in section.splitlines())
-    result = call_cli("check", write(tmp_path, BASE + "tune:\n" + indented + "\n"))
+    result = call_cli("check", with_search(tmp_path, section))
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.splitlines()[-1] == f"tune       {line}"
 
