@@ -83,7 +83,7 @@ def run_cli(args: list, shown_input: str, files: dict[str, Path] | None = None) 
 def invoke(args: list, shown_input: str, files: dict[str, Path] | None = None, stdin: bytes | None = None) -> tuple[int, str, str]:
     """run_cli's exit code, what the command printed on stdout, and all it printed; `stdin` is its input."""
     args = [str(a) for a in args]
-    stdout = ""
+    stdout, warned = "", []
     try:
         with capped(), _as_a_process_warns() as warned:
             result = CliRunner().invoke(app, args, input=stdin)
@@ -97,7 +97,7 @@ def invoke(args: list, shown_input: str, files: dict[str, Path] | None = None, s
     except Hung as e:
         output, exit_code = str(e), None
     problem = problem_with(exit_code, output) if exit_code is not None else output
-    if problem is None and "(a process would print on stderr: " in output:
+    if problem is None and warned:
         problem = "a Python warning, which a real process prints on stderr"
     if problem is not None:
         report(problem, args, shown_input, output, files or {})
