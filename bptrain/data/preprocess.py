@@ -219,11 +219,16 @@ class Preprocessor:
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             unused = [str(c) for c in frame.columns if str(c) not in self.features]
-            hint = did_you_mean(missing[0], unused)
+            hints = [did_you_mean(name, unused) for name in missing[:10]]
             shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
+            if len(missing) == len(self.features) > 1 and not all(hints):  # not renamed columns: another file
+                raise DataError(
+                    f"{source}: has none of the {len(missing)} feature columns the model was trained with: {shown}. "
+                    f"Is it the data for this model? Columns: {column_list(frame)}"
+                )
             raise DataError(
                 f"{source}: missing {len(missing)} feature column{'s' if len(missing) > 1 else ''} "
-                f"the model was trained with: {shown}.{hint} Columns: {column_list(frame)}"
+                f"the model was trained with: {shown}.{hints[0]} Columns: {column_list(frame)}"
             )
 
     def dropped_rows(self, frame: pd.DataFrame) -> np.ndarray:

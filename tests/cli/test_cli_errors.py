@@ -226,6 +226,27 @@ def test_predict_with_a_misspelled_feature_column(run, tmp_path):
     )
 
 
+def test_a_file_without_any_of_the_features_is_asked_about_not_matched_to_a_similar_name(run, tmp_path):
+    # "bill_length_mm" is close enough to "sepal_length" for difflib, but no column of the file is a feature:
+    # it is another data set, not a misspelling
+    write(tmp_path, (IRIS.parent / "penguins.csv").read_text(), "penguins.csv")
+    expect(
+        call_cli("predict", run, "penguins.csv", cwd=tmp_path),
+        DATA,
+        "error: penguins.csv: has none of the 4 feature columns the model was trained with: sepal_length, sepal_width, "
+        "petal_length, petal_width. Is it the data for this model? "
+        "Columns: species, island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex, year",
+    )
+    header, rest = IRIS.read_text().split("\n", 1)
+    write(tmp_path, header.upper() + "\n" + rest, "upper.csv")  # every feature renamed: a hint for the first
+    expect(
+        call_cli("predict", run, "upper.csv", cwd=tmp_path),
+        DATA,
+        "error: upper.csv: missing 4 feature columns the model was trained with: sepal_length, sepal_width, "
+        "petal_length, petal_width. Did you mean 'SEPAL_LENGTH'? Columns: SEPAL_LENGTH, SEPAL_WIDTH, PETAL_LENGTH, PETAL_WIDTH, SPECIES",
+    )
+
+
 def drop_column(text: str, name: str) -> str:
     rows = [line.split(",") for line in text.splitlines()]
     i = rows[0].index(name)
