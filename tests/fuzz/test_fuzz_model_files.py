@@ -94,7 +94,8 @@ def _array(original: np.ndarray, recipe: tuple[str, Any]) -> np.ndarray:
         return reshaped[argument](original)
     if how == "fill":
         try:
-            return np.full(original.shape, argument, original.dtype)
+            with np.errstate(invalid="ignore", over="ignore"):  # nan or inf into an integer array: the mutation wanted
+                return np.full(original.shape, argument, original.dtype)
         except (OverflowError, ValueError):
             return np.full(original.shape, argument)
     if how == "zeros":
