@@ -182,8 +182,8 @@ def resolve_columns(frame: pd.DataFrame, features: list[str], data) -> list[Colu
     """Each feature's kind and rules, from `data` (a DataConfig): per-kind settings, then overrides."""
     columns = []
     for name in features:
-        own = data.columns.get(name)
-        kind = own.kind if own is not None and own.kind != "auto" else infer_kind(frame[name])
+        own, column = data.columns.get(name), frame[name]  # once: each look-up costs pandas tens of microseconds
+        kind = own.kind if own is not None and own.kind != "auto" else infer_kind(column)
         base = data.numeric if kind == "numeric" else data.categorical
         settings = {k: getattr(base, k) for k in ("missing", "fill_value", "scale", "indicator")}
         settings["max_categories"] = getattr(base, "max_categories", 0)
@@ -194,8 +194,8 @@ def resolve_columns(frame: pd.DataFrame, features: list[str], data) -> list[Colu
             settings["fill_value"] = float(settings["fill_value"])
         else:
             settings["fill_value"] = label(settings["fill_value"])
-        form = "number" if kind == "numeric" else form_of(frame[name])
-        columns.append(Column(name=name, kind=kind, dtype=str(frame[name].dtype), form=form, **settings))
+        form = "number" if kind == "numeric" else form_of(column)
+        columns.append(Column(name=name, kind=kind, dtype=str(column.dtype), form=form, **settings))
     return columns
 
 
