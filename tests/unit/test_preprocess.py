@@ -11,6 +11,7 @@ import pytest
 
 from bptrain.config.data_schema import DataConfig
 from bptrain.data.columns import Unseen, infer_kind, numeric_column, resolve_columns
+from bptrain.data import preprocess
 from bptrain.data.preprocess import Preprocessor, infer_task
 from bptrain.errors import ConfigError, DataError
 
@@ -204,6 +205,27 @@ def test_features_of_on_any_slice_equals_the_slice_of_the_whole():
     for start, stop in [(0, 7), (7, 8), (8, 33), (33, 50)]:
         part = frame.iloc[start:stop].reset_index(drop=True)
         assert np.array_equal(prep.features_of(part, "t.csv", first_row=start), whole[start:stop])
+
+
+def test_a_small_frame_of_numbers_taken_out_in_one_copy_encodes_as_column_by_column():
+    # 130 float64 and int64 columns (two groups of GROUP_COLUMNS and a part; one with an indicator,
+    # one with a missing value to fill): a text column beside them makes features_of take the
+    # columns out one by one, as it did before _numbers_at_once
+    rng = np.random.default_rng(1)
+    numbers = {f"f{i}": rng.integers(-(2**60), 2**60, 40) if i % 3 == 0 else rng.normal(size=40) * 10.0 ** (i % 7) for i in range(130)}
+    frame = pd.DataFrame({**numbers, "y": rng.choice(["p", "q"], 40)})
+    frame.loc[5, "f70"] = np.nan
+    prep = fit(frame, numeric={"missing": "median"}, columns={"f1": {"indicator": True}})
+    assert preprocess._numbers_at_once(frame.drop(columns="y")) is not None and preprocess._numbers_at_once(frame) is None
+    for dtype in ("float32", "float64"):
+        assert prep.features_of(frame.drop(columns="y"), "t.csv", dtype).tobytes() == prep.features_of(frame, "t.csv", dtype).tobytes()
+    frame.loc[9, "f71"] = np.inf
+    messages = []
+    for each in (frame.drop(columns="y"), frame):
+        with pytest.raises(DataError) as info:
+            prep.features_of(each, "t.csv")
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "'f71'" in messages[0]
 
 
 def test_columns_in_any_order_and_extra_columns_are_fine():
