@@ -328,7 +328,12 @@ def cell_numbers(column: pd.Series, *, booleans: bool = False) -> np.ndarray:
 
 def numpy_floats_or_ints(column: pd.Series) -> bool:
     """Whether the column holds float64 or int64 numbers in a numpy array (no missing-value mask)."""
-    return isinstance(column.dtype, np.dtype) and column.dtype in (np.float64, np.int64)
+    return numpy_float_or_int_dtype(column.dtype)
+
+
+def numpy_float_or_int_dtype(dtype) -> bool:
+    """Whether a column of `dtype` holds float64 or int64 numbers in a numpy array (numpy_floats_or_ints)."""
+    return isinstance(dtype, np.dtype) and dtype in (np.float64, np.int64)
 
 
 def _finite(values: np.ndarray) -> bool:

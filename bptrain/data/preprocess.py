@@ -28,6 +28,7 @@ from bptrain.data.columns import (
     label,
     labels_of,
     numeric_column,
+    numpy_float_or_int_dtype,
     numpy_floats_or_ints,
     positions_in,
     rows_text,
@@ -461,7 +462,7 @@ def _numbers_at_once(frame: pd.DataFrame) -> dict[str, np.ndarray] | None:
     column, 12-14 ms so). None for any other frame, whose columns are taken out one by one, uncopied."""
     if frame.shape[0] * frame.shape[1] > SMALL_COPY_VALUES or frame.shape[1] < GROUP_COLUMNS:
         return None
-    if not all(isinstance(kind, np.dtype) and kind in (np.float64, np.int64) for kind in frame.dtypes):
+    if not all(numpy_float_or_int_dtype(kind) for kind in frame.dtypes):
         return None
     matrix = frame.to_numpy(dtype=np.float64)
     return dict(zip(frame.columns, matrix.T))
