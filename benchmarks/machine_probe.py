@@ -8,13 +8,13 @@ Usage (from the repository root):
   times them), then the same GEMMs with a little NumPy work between them, as a training step has:
   a relu on each product (about 50,000 values a step), a gather of the batch's rows from the
   shuffled order, or an update pass over 235,146 parameters. Each way runs at one and at two BLAS
-  threads, in turn, three times; the figure is the median. On an idle machine the small work costs
-  about as much at two threads as at one; on a shared one, the second thread's hand-offs make every
-  step wait, and the two-thread epoch grows far past its GEMMs.
+  threads, in turn, three times; the figure is the median. Where the small work costs more over
+  the GEMMs at two threads than at one, the two-thread epoch grows past its GEMMs by more than
+  bptrain's own work between the products.
 - **Memory touched for the first time.** Seconds to write one value per 4 KiB page of a new 439 MB
-  array (L's raw float64 values), in a new process each time (memory a process gave back and takes
-  again is already mapped), with NumPy's huge pages on (its default on Linux) and off. A big file
-  read to its first step touches about a gigabyte for the first time.
+  array (about the size of L.csv), in a new process each time (memory a process gave back and takes
+  again is already mapped), with NumPy's huge pages on (NumPy's default on Linux; bptrain turns
+  them off) and off. A big file read to its first step touches about a gigabyte for the first time.
 """
 
 from __future__ import annotations
