@@ -160,8 +160,20 @@ class DiagnosticsWarning(Meta):
     message: str
 
 
+class DiagnosticsRow(Meta):
+    """One dense layer's figures for one epoch (bptrain.training.diagnostics.COLUMNS)."""
+
+    epoch: Annotated[int, Field(ge=1)]
+    layer: Label
+    grad_norm: Number | None
+    weight_norm: Number
+    update_ratio: Number | None
+    dead_fraction: Number | None
+    saturated_fraction: Number | None
+
+
 class DiagnosticsState(Meta):
-    rows: list[dict[str, Number | str | None]]
+    rows: list[DiagnosticsRow]
     warnings: list[DiagnosticsWarning]
     epoch: DiagnosticsEpoch
 

@@ -318,6 +318,14 @@ CHECKPOINT_VARIANTS = {
     ),
     "rate": (setting("rate", {"lr": 0.1}), BAD_CHECKPOINT + "rate.best: missing"),
     "data": (setting("data", {"train": "x"}), BAD_CHECKPOINT + "data: input should be a valid list (got a JSON object)"),
+    "diagnostics-row-epoch": (
+        change(lambda arrays, meta: meta["diagnostics"]["rows"][1].pop("epoch")),
+        BAD_CHECKPOINT + "diagnostics.rows[1].epoch: missing",
+    ),
+    "diagnostics-row-layer": (
+        change(lambda arrays, meta: meta["diagnostics"]["rows"][0].update(layer=3)),
+        BAD_CHECKPOINT + "diagnostics.rows[0].layer: input should be a valid string (got 3)",
+    ),
     "deep-json": (raw_meta(DEEP.replace('"model"', '"checkpoint"')), "the file is damaged (its metadata is nested more than 32 levels deep)"),
     "format-version-text": (setting("format_version", "1"), 'not a bptrain model file (format_version is "1", not a whole number)' + ASK),
     "optimizer-step-count": (
