@@ -122,7 +122,10 @@ def parse(section: Any, source: str, prefix: str = "tune.") -> Search:
                 problems.append(f"{where}: {unknown}")
                 continue
             param = _param(str(key), spec, where, problems)
-            if param is not None:
+            wrong = _count_problem(param) if param is not None and param.key == COUNT else None
+            if wrong:
+                problems.append(f"{where}: {wrong}")
+            elif param is not None:
                 params.append(param)
     metric = section.get("metric")
     if metric is not None and (not isinstance(metric, str) or not metric.startswith("val_")):
@@ -146,6 +149,20 @@ def parse(section: Any, source: str, prefix: str = "tune.") -> Search:
                 problems.append(f"{prefix}space.{p.key}: the grid sampler needs choices, an int range or a step (got a float range without a step)")
     _raise(source, problems)
     return Search(tuple(params), metric, direction, sampler, pruner, seed)
+
+
+def _count_problem(param: Param) -> str | None:
+    """Why `param` cannot be a number of hidden layers (model.layers.count), or None."""
+    if param.kind == "choice":
+        wrong = [c for c in param.choices if not isinstance(c, int) or isinstance(c, bool) or c < 0]
+        if not wrong:
+            return None
+        return f"each choice must be a whole number of hidden layers, 0 or more (got {shown(wrong[0])})"
+    if param.kind != "int":
+        return f"a number of hidden layers is a whole number: give an int range, e.g. {{low: 1, high: 3}} (got low {param.low!r}, high {param.high!r})"
+    if param.low < 0:
+        return f"a number of hidden layers is 0 or more (got low {param.low!r})"
+    return None
 
 
 def _raise(source: str, problems: list[str]) -> None:

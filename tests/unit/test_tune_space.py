@@ -87,6 +87,11 @@ def test_layer_keys_set_the_count_and_every_layers_option():
         ("space: {optimizer.lr: [0.1]}\npruner: medain", "tune.pruner: unknown pruner 'medain'; choose from median, hyperband, none. Did you mean 'median'?"),
         ("space: {optimizer.lr: [0.1]}\nmetrc: val_loss", "tune.metrc: unknown key. Did you mean 'metric'?"),
         ("space: {optimizer.lr: {low: 0.1, high: 1}}\nsampler: grid", "tune.space.optimizer.lr: the grid sampler needs choices, an int range or a step (got a float range without a step)"),
+        ("space: {model.layers.count: [1, two]}", "tune.space.model.layers.count: each choice must be a whole number of hidden layers, 0 or more (got 'two')"),
+        ("space: {model.layers.count: [2, null]}", "tune.space.model.layers.count: each choice must be a whole number of hidden layers, 0 or more (got None)"),
+        ("space: {model.layers.count: [1, 2.5]}", "tune.space.model.layers.count: each choice must be a whole number of hidden layers, 0 or more (got 2.5)"),
+        ("space: {model.layers.count: {low: 1.0, high: 3.5}}", "tune.space.model.layers.count: a number of hidden layers is a whole number: give an int range, e.g. {low: 1, high: 3} (got low 1.0, high 3.5)"),
+        ("space: {model.layers.count: {low: -1, high: 2}}", "tune.space.model.layers.count: a number of hidden layers is 0 or more (got low -1)"),
     ],
 )
 def test_a_bad_search_is_one_exact_message_and_exit_2(tmp_path, section, problem):
