@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(value: Any) -> bool:
+    """A number that is neither infinite nor NaN, and that a float can hold (YAML reads any whole number)."""
+    return _number(value) and abs(value) <= sys.float_info.max  # NaN fails the comparison
+
+
 def _read_number(value: Any) -> Any:
     """YAML 1.1 reads `1e-4` (no dot) as text: such text is the number it spells."""
     if isinstance(value, str):
@@ -213,6 +219,9 @@ def _param(key: str, spec: Any, where: str, problems: list[str]) -> Param | None
     if not (_number(low) and _number(high)):
         problems.append(f"{where}: needs low and high numbers, or choices (got low {shown(low)}, high {shown(high)})")
         return None
+    if not (_finite(low) and _finite(high)):
+        problems.append(f"{where}: low and high must be finite numbers (got low {shown(low)}, high {shown(high)})")
+        return None
     if kind is None:
         kind = "int" if all(isinstance(v, int) for v in (low, high)) and (step is None or isinstance(step, int)) else "float"
     if kind not in ("int", "float"):
@@ -235,6 +244,9 @@ def _param(key: str, spec: Any, where: str, problems: list[str]) -> Param | None
     if step is not None:
         if log:
             problems.append(f"{where}: step and log cannot be combined; drop one")
+            return None
+        if _number(step) and not _finite(step):
+            problems.append(f"{where}: step must be a finite number above 0 (got {shown(step)})")
             return None
         if not _number(step) or step <= 0 or (kind == "int" and not float(step).is_integer()):
             problems.append(f"{where}: step must be a {'whole ' if kind == 'int' else ''}number above 0 (got {shown(step)})")

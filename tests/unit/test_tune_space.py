@@ -92,6 +92,11 @@ def test_layer_keys_set_the_count_and_every_layers_option():
         ("space: {model.layers.count: [1, 2.5]}", "tune.space.model.layers.count: each choice must be a whole number of hidden layers, 0 or more (got 2.5)"),
         ("space: {model.layers.count: {low: 1.0, high: 3.5}}", "tune.space.model.layers.count: a number of hidden layers is a whole number: give an int range, e.g. {low: 1, high: 3} (got low 1.0, high 3.5)"),
         ("space: {model.layers.count: {low: -1, high: 2}}", "tune.space.model.layers.count: a number of hidden layers is 0 or more (got low -1)"),
+        ("space: {optimizer.lr: {low: 0.001, high: .inf}}", "tune.space.optimizer.lr: low and high must be finite numbers (got low 0.001, high inf)"),
+        ("space: {optimizer.lr: {low: .nan, high: 0.1}}", "tune.space.optimizer.lr: low and high must be finite numbers (got low nan, high 0.1)"),
+        ("space: {training.batch_size: {low: 1, high: 1" + "0" * 400 + "}}",
+         "tune.space.training.batch_size: low and high must be finite numbers (got low 1, high 1" + "0" * 400 + ")"),
+        ("space: {optimizer.lr: {low: 0.001, high: 0.01, step: .inf}}", "tune.space.optimizer.lr: step must be a finite number above 0 (got inf)"),
     ],
 )
 def test_a_bad_search_is_one_exact_message_and_exit_2(tmp_path, section, problem):
