@@ -197,20 +197,26 @@ def _param(key: str, spec: Any, where: str, problems: list[str]) -> Param | None
     if not isinstance(spec, dict):
         problems.append(f"{where}: must be a list of choices or a mapping with low and high, or choices (got {shown(spec)})")
         return None
-    if "choices" in spec:
-        extra = [k for k in spec if k != "choices"]
-        choices = spec["choices"]
-        if extra:
-            problems.append(f"{where}: choices take no {extra[0]}; give either choices or low and high")
-        elif not isinstance(choices, list) or not choices:
-            problems.append(f"{where}: choices must be a list of at least one value (got {shown(choices)})")
-        elif not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
-            problems.append(f"{where}: each choice must be a number, text, true/false or null (got {shown(choices)})")
-        elif len(set(map(repr, choices))) < len(choices):
-            problems.append(f"{where}: choices repeat a value (got {shown(choices)})")
-        else:
-            return Param(key, "choice", choices=tuple(choices))
-        return None
+    return _choices(key, spec, where, problems) if "choices" in spec else _range(key, spec, where, problems)
+
+
+def _choices(key: str, spec: dict, where: str, problems: list[str]) -> Param | None:
+    extra = [k for k in spec if k != "choices"]
+    choices = spec["choices"]
+    if extra:
+        problems.append(f"{where}: choices take no {extra[0]}; give either choices or low and high")
+    elif not isinstance(choices, list) or not choices:
+        problems.append(f"{where}: choices must be a list of at least one value (got {shown(choices)})")
+    elif not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+        problems.append(f"{where}: each choice must be a number, text, true/false or null (got {shown(choices)})")
+    elif len(set(map(repr, choices))) < len(choices):
+        problems.append(f"{where}: choices repeat a value (got {shown(choices)})")
+    else:
+        return Param(key, "choice", choices=tuple(choices))
+    return None
+
+
+def _range(key: str, spec: dict, where: str, problems: list[str]) -> Param | None:
     extra = [k for k in spec if k not in RANGE_KEYS]
     if extra:
         problems.append(f"{where}: unknown key {shown(extra[0])}.{did_you_mean(str(extra[0]), RANGE_KEYS + ('choices',)) or ' Allowed: choices, or ' + ', '.join(RANGE_KEYS)}")
