@@ -1,6 +1,7 @@
-"""The names and rules of the data section that a model file records, without pydantic: the
-scalings, the missing-value rules and what a CSV reading option takes. config.read_schema makes
-its models of them; bptrain.runs.meta_fast checks a model file with them before any model is built.
+"""The names and rules of the config that a model file records, without pydantic: the scalings,
+the missing-value rules, what a CSV reading option takes, and the largest whole number.
+config.read_schema and config.numbers make their models of them; bptrain.runs.meta_fast checks a
+model file with them before any model is built.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ SCALES = ("standard", "minmax", "robust", "none")
 NUMERIC_MISSING = ("error", "drop", "mean", "median", "most_frequent", "constant")
 CATEGORICAL_MISSING = ("error", "drop", "most_frequent", "constant")
 NUMERIC_ONLY_MISSING = ("mean", "median")
+INT_MAX = 2**63 - 1  # numpy's int64 holds no more: no count or size in a config goes past it
 
 
 def is_delimiter(value: str) -> bool:

@@ -1,6 +1,7 @@
 """Number types of the config schema: true/false is never a number (YAML reads `lr: true` as a bool).
 
-Non-finite numbers (`.inf`, `.nan`) are refused by the models' `allow_inf_nan=False` (data_schema.Strict).
+Non-finite numbers (`.inf`, `.nan`) are refused by the models' `allow_inf_nan=False` (data_schema.Strict),
+and whole numbers past INT_MAX by `Int` (YAML reads a whole number of any length, which no float holds).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
+
+from bptrain.config.choices import INT_MAX
 
 
 def _not_a_bool(value: Any) -> Any:
@@ -18,7 +21,7 @@ def _not_a_bool(value: Any) -> Any:
 
 
 Float = Annotated[float, BeforeValidator(_not_a_bool)]
-Int = Annotated[int, BeforeValidator(_not_a_bool)]
+Int = Annotated[int, BeforeValidator(_not_a_bool), Field(le=INT_MAX)]
 Fraction = Annotated[Float, Field(ge=0.0, lt=1.0)]
 Positive = Annotated[Float, Field(gt=0.0)]
 NonNegative = Annotated[Float, Field(ge=0.0)]

@@ -20,7 +20,7 @@ import math
 import re
 from typing import Any, Callable
 
-from bptrain.config.choices import CATEGORICAL_MISSING, NUMERIC_MISSING, NUMERIC_ONLY_MISSING, SCALES, is_codec, is_delimiter
+from bptrain.config.choices import CATEGORICAL_MISSING, INT_MAX, NUMERIC_MISSING, NUMERIC_ONLY_MISSING, SCALES, is_codec, is_delimiter
 from bptrain.data.columns import FORMS
 from bptrain.nn.activations import ACTIVATIONS
 from bptrain.nn.initializers import INITIALIZERS
@@ -211,7 +211,7 @@ def _option(option: Option, value: Any) -> bool:
     if option.kind == "choice":
         return _text(value) and value in option.choices
     if option.kind == "integer":
-        return type(value) is int and value in option.range
+        return type(value) is int and value in option.range and value <= INT_MAX
     return option.kind == "number" and _number(value) and value in option.range
 
 

@@ -418,3 +418,29 @@ def test_the_seed_limit_is_shown_exactly(tmp_path):
         "seed: must be less than or equal to 9223372036854775807 (got 123456789012345678901234567890)"
     ]
     assert load_config(write(tmp_path, MINIMAL + f"seed: {2**63 - 1}\n")).seed == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "text, path",
+    [
+        ("stopping: {max_epochs: BIG}\n", "stopping.max_epochs"),
+        ("training: {batch_size: BIG}\n", "training.batch_size"),
+        ("model: {layers: [{units: BIG}]}\n", "model.layers[0].units"),
+        ("data: {train: x.csv, target: y, split: {folds: BIG}}\n", "data.split.folds"),
+    ],
+)
+def test_whole_numbers_past_int64_are_refused_with_their_path(tmp_path, text, path):
+    # past numpy's int64: 10**400 of max_epochs or units made check crash when it turned them into floats
+    text = text.replace("BIG", str(2**63))
+    assert problems(tmp_path, (MINIMAL if not text.startswith("data") else "") + text) == [
+        f"{path}: must be less than or equal to 9223372036854775807 (got 9223372036854775808)"
+    ]
+
+
+def test_check_refuses_a_whole_number_of_any_length_without_a_traceback():
+    from conftest import ROOT, call_cli
+
+    result = call_cli("check", ROOT / "configs" / "iris.yaml", "--set", f"stopping.max_epochs={10**400}")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "  stopping.max_epochs: must be less than or equal to 9223372036854775807 (got 1000" in result.stderr
+    assert "internal error" not in result.stderr and result.stderr.count("\n") == 2
