@@ -235,7 +235,7 @@ def _not_only_dots(name: str) -> str:
 
 class Config(Strict):
     name: Annotated[str, AfterValidator(_not_only_dots)] = Field("run", pattern=NAME_PATTERN, max_length=100)
-    seed: Int | None = Field(None, ge=0, le=2**63 - 1)
+    seed: Int | None = Field(None, ge=0)  # Int stops at INT_MAX
     data: DataConfig
     model: ModelConfig = ModelConfig()
     loss: LossConfig = AutoLoss(name="auto")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bptrain.config.choices import INT_MAX
 from bptrain.errors import ConfigError
 from bptrain.nn.options import did_you_mean, shown
 
@@ -142,7 +143,7 @@ def parse(section: Any, source: str, prefix: str = "tune.") -> Search:
     if pruner not in PRUNERS:
         problems.append(f"{prefix}pruner: unknown pruner {shown(pruner)}; choose from {', '.join(PRUNERS)}.{did_you_mean(pruner, PRUNERS)}")
     seed = section.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= INT_MAX):
         problems.append(f"{prefix}seed: must be a whole number from 0 (got {shown(seed)})")
     if sampler == "grid" and not problems:
         for p in params:
